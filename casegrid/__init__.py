@@ -1,0 +1,3 @@
+"""casegrid: spatial case management for city management (城市管理进社区)."""
+
+__version__ = "0.1.0"

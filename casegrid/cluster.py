@@ -1,0 +1,234 @@
+"""The embedded, project-local PostgreSQL + PostGIS cluster.
+
+casegrid runs on a real PostGIS everywhere. When ``DATABASE_URL`` is not set it manages its
+own cluster under ``CASEGRID_DATA_DIR`` (``.casegrid/`` by default) using the system's
+PostgreSQL binaries. PostgreSQL refuses to run as root, so when we are root (CI, a fresh
+server) the cluster is owned by and run as the unprivileged ``postgres`` system user.
+
+The same class makes the throwaway clusters of the test suite and the benchmarks, so what
+is tested is what runs.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SUPERUSER = "casegrid"
+
+
+class ClusterError(RuntimeError):
+    """The embedded cluster cannot be set up or started; the message says what to do."""
+
+
+def find_pg_bindir() -> Path:
+    """Return the bin directory of the newest installed PostgreSQL that has PostGIS."""
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(Path(p).parent.parent.name),
+        reverse=True,
+    )
+    for initdb in candidates:
+        version = Path(initdb).parent.parent.name
+        if glob.glob(f"/usr/share/postgresql/{version}/extension/postgis.control"):
+            return Path(initdb).parent
+    if shutil.which("initdb") and shutil.which("pg_ctl"):
+        return Path(shutil.which("initdb")).parent  # type: ignore[arg-type]
+    raise ClusterError(
+        "No PostgreSQL server with PostGIS found. Install it with "
+        "`sudo apt-get install postgresql postgresql-15-postgis-3` (or run `make run`, "
+        "which does it), or point DATABASE_URL at an existing PostGIS database."
+    )
+
+
+def free_port() -> int:
+    """Ask the kernel for a free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Cluster:
+    """A PostgreSQL cluster in ``data_dir`` listening on 127.0.0.1:``port``."""
+
+    data_dir: Path
+    port: int
+    db_name: str = "casegrid"
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "pgdata"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "postgresql.log"
+
+    def url(self, db_name: str | None = None) -> str:
+        """SQLAlchemy URL of a database in this cluster (psycopg 3 driver)."""
+        return (
+            f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/{db_name or self.db_name}"
+        )
+
+    # -- process management -------------------------------------------------------------
+    def _run_as_owner(self, args: list[str], check: bool = True) -> subprocess.CompletedProcess:
+        bindir = find_pg_bindir()
+        cmd = [str(bindir / args[0]), *args[1:]]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if check and proc.returncode != 0:
+            raise ClusterError(
+                f"{args[0]} failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}"
+                f"\nSee {self.log_file} for the server log."
+            )
+        return proc
+
+    def _prepare_dirs(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            try:
+                pg = pwd.getpwnam("postgres")
+            except KeyError as exc:
+                raise ClusterError(
+                    "Running as root, but there is no `postgres` system user to own the "
+                    "cluster. Install the `postgresql` package, or run as a normal user."
+                ) from exc
+            for path in (self.data_dir, self.socket_dir):
+                os.chown(path, pg.pw_uid, pg.pw_gid)
+            # postgres must be able to reach data_dir through its parents.
+            for parent in self.data_dir.resolve().parents:
+                mode = parent.stat().st_mode
+                if not mode & 0o001:
+                    os.chmod(parent, mode | 0o001)
+
+    def initialised(self) -> bool:
+        return (self.pgdata / "PG_VERSION").exists()
+
+    def init(self) -> None:
+        """Create the cluster files (initdb) if they do not exist yet."""
+        if self.initialised():
+            return
+        self._prepare_dirs()
+        self._run_as_owner(
+            [
+                "initdb",
+                "-D",
+                str(self.pgdata),
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ]
+        )
+
+    def running(self) -> bool:
+        if not self.initialised():
+            return False
+        return self._run_as_owner(["pg_ctl", "status", "-D", str(self.pgdata)], check=False).returncode == 0
+
+    def start(self, fast: bool = False) -> None:
+        """Start the server (initialising it first) and wait until it accepts connections.
+
+        ``fast`` trades durability for speed (fsync off), for throwaway test clusters only.
+        """
+        self.init()
+        self._prepare_dirs()
+        if self.running():
+            return
+        opts = [
+            f"-p {self.port}",
+            "-c listen_addresses=127.0.0.1",
+            f"-c unix_socket_directories={self.socket_dir}",
+            "-c max_connections=200",
+            "-c shared_buffers=512MB",
+            "-c work_mem=64MB",
+            "-c maintenance_work_mem=256MB",
+            "-c max_wal_size=4GB",
+        ]
+        if fast:
+            opts += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        self._run_as_owner(
+            ["pg_ctl", "start", "-w", "-t", "60", "-D", str(self.pgdata),
+             "-l", str(self.log_file), "-o", " ".join(opts)]
+        )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise ClusterError(f"PostgreSQL did not start listening on port {self.port}; see {self.log_file}")
+
+    def stop(self) -> None:
+        """Stop the server if it runs (fast shutdown: rolls back open transactions)."""
+        if self.running():
+            self._run_as_owner(["pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.pgdata)])
+
+    def destroy(self) -> None:
+        """Stop the server and delete all of its files (throwaway clusters)."""
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    # -- databases ----------------------------------------------------------------------
+    def create_database(self, name: str, template: str | None = None) -> None:
+        """Create database ``name`` (if missing) with the PostGIS extension."""
+        import psycopg
+
+        with psycopg.connect(
+            host="127.0.0.1", port=self.port, user=SUPERUSER, dbname="postgres", autocommit=True
+        ) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            if not exists:
+                ident = psycopg.sql.Identifier(name)
+                if template:
+                    conn.execute(
+                        psycopg.sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                            ident, psycopg.sql.Identifier(template)
+                        )
+                    )
+                else:
+                    conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(ident))
+        if not template:
+            with psycopg.connect(
+                host="127.0.0.1", port=self.port, user=SUPERUSER, dbname=name, autocommit=True
+            ) as conn:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+
+    def drop_database(self, name: str) -> None:
+        """Drop database ``name``, disconnecting its sessions first."""
+        import psycopg
+
+        with psycopg.connect(
+            host="127.0.0.1", port=self.port, user=SUPERUSER, dbname="postgres", autocommit=True
+        ) as conn:
+            conn.execute(
+                psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    psycopg.sql.Identifier(name)
+                )
+            )
+
+
+def embedded_cluster() -> Cluster:
+    """The project's own cluster, as configured by the settings."""
+    from casegrid.settings import get_settings
+
+    s = get_settings()
+    return Cluster(data_dir=Path(s.data_dir), port=s.db_port, db_name=s.db_name)

@@ -1,0 +1,72 @@
+"""The database handle: one engine per process, made once, with a bounded pool.
+
+``resolve_database_url`` decides where the database is: ``DATABASE_URL`` when set,
+otherwise the embedded project-local cluster.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from sqlalchemy import Engine, create_engine, event
+
+from casegrid.settings import PROJECT_ROOT, Settings, get_settings
+
+
+def normalise_url(url: str) -> str:
+    """Make a libpq-style URL usable by SQLAlchemy with the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def resolve_database_url(settings: Settings | None = None) -> str:
+    """The SQLAlchemy URL of the database casegrid should use."""
+    s = settings or get_settings()
+    if s.database_url:
+        return normalise_url(s.database_url)
+    from casegrid.cluster import embedded_cluster
+
+    return embedded_cluster().url(s.db_name)
+
+
+def make_engine(url: str, settings: Settings | None = None) -> Engine:
+    """Create an engine with explicit pool limits, pre-ping and recycle."""
+    s = settings or get_settings()
+    engine = create_engine(
+        normalise_url(url),
+        pool_size=s.pool_size,
+        max_overflow=s.pool_max_overflow,
+        pool_pre_ping=True,
+        pool_recycle=s.pool_recycle_s,
+        pool_timeout=10,
+        connect_args={"connect_timeout": 5},
+    )
+    timeout = s.statement_timeout_ms
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # noqa: ANN001 - DBAPI hook signature
+        with dbapi_conn.cursor() as cur:
+            cur.execute(f"SET statement_timeout = {int(timeout)}")
+            cur.execute("SET TIME ZONE 'Asia/Shanghai'")
+        dbapi_conn.commit()
+
+    return engine
+
+
+@lru_cache(maxsize=1)
+def get_engine() -> Engine:
+    """The process-wide engine for the configured database."""
+    return make_engine(resolve_database_url())
+
+
+def migrate(url: str) -> None:
+    """Bring the database at ``url`` to the newest schema (alembic upgrade head)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    cfg.attributes["url"] = normalise_url(url)
+    command.upgrade(cfg, "head")

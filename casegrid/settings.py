@@ -1,0 +1,66 @@
+"""All configuration in one place, read once.
+
+Every setting has the ``CASEGRID_`` environment prefix, except ``DATABASE_URL``, which is
+honoured as-is because hosting platforms and operators set it by that name. No other module
+reads ``os.environ``; they call :func:`get_settings`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Runtime settings; see README "Configuration" for each one."""
+
+    model_config = SettingsConfigDict(env_prefix="CASEGRID_", extra="ignore")
+
+    # Where the database is. Empty means: the embedded project-local cluster.
+    database_url: str = Field(
+        default="",
+        validation_alias=AliasChoices("DATABASE_URL", "CASEGRID_DATABASE_URL"),
+    )
+    # The embedded cluster lives here (data, socket, log).
+    data_dir: Path = PROJECT_ROOT / ".casegrid"
+    db_name: str = "casegrid"
+    db_port: int = 55432
+
+    # Connection pool: bounded on purpose (2-core machines, many workers).
+    pool_size: int = 10
+    pool_max_overflow: int = 5
+    pool_recycle_s: int = 1800
+    statement_timeout_ms: int = 30000
+
+    # Routing defaults (metres).
+    gap_tolerance_m: float = 200.0
+    near_boundary_margin_m: float = 20.0
+    # Vertices per subdivided boundary piece, measured in bench/bench_subdivide.py.
+    subdivide_max_vertices: int = 64
+
+    # Duplicate detection defaults.
+    duplicate_radius_m: float = 50.0
+    duplicate_window_days: int = 7
+
+    # Upload / body limits.
+    max_upload_mb: int = 200
+    max_body_bytes: int = 1_000_000
+
+    # Maps: base tiles. "osm", "none", or a URL template such as an intranet tile server.
+    tiles: str = "osm"
+    tiles_crs: str = "wgs84"  # wgs84 | gcj02: the datum of the tile source
+    tiles_attribution: str = "© OpenStreetMap contributors"
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings, read from the environment once."""
+    return Settings()

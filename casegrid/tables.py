@@ -1,0 +1,201 @@
+"""SQLAlchemy Core descriptions of the schema (the migrations in ``migrations/`` are the
+source of truth; ``tests/test_schema.py`` checks that the two agree).
+
+Geometry columns use GeoAlchemy2 types with SRID 4326 and ``spatial_index=False``: spatial
+indexes are declared explicitly in the migrations.
+"""
+
+from __future__ import annotations
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+STORAGE_SRID = 4326
+
+metadata = MetaData()
+
+
+def _geom(kind: str) -> Geometry:
+    return Geometry(kind, srid=STORAGE_SRID, spatial_index=False)
+
+
+boundary_generation = Table(
+    "boundary_generation",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("level", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("source_crs", Text, nullable=False),
+    Column("note", Text),
+    Column("feature_count", Integer, nullable=False),
+    Column("report", JSONB, nullable=False),
+    Column("imported_at", DateTime(timezone=True), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("activated_at", DateTime(timezone=True)),
+)
+
+subdistrict = Table(
+    "subdistrict",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("generation_id", Integer, ForeignKey("boundary_generation.id"), nullable=False),
+    Column("code", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("properties", JSONB, nullable=False),
+    Column("geom", _geom("MULTIPOLYGON"), nullable=False),
+)
+
+community = Table(
+    "community",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("generation_id", Integer, ForeignKey("boundary_generation.id"), nullable=False),
+    Column("code", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("subdistrict_code", Text),
+    Column("area_m2", Float),
+    Column("properties", JSONB, nullable=False),
+    Column("geom", _geom("MULTIPOLYGON"), nullable=False),
+)
+
+community_piece = Table(
+    "community_piece",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("community_id", Integer, ForeignKey("community.id"), nullable=False),
+    Column("generation_id", Integer, ForeignKey("boundary_generation.id"), nullable=False),
+    Column("geom", _geom("POLYGON"), nullable=False),
+)
+
+community_post = Table(
+    "community_post",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("community_code", Text, nullable=False, unique=True),
+    Column("name", Text, nullable=False),
+    Column("contact_name", Text),
+    Column("phone", Text),
+    Column("address", Text),
+    Column("hours", Text),
+    Column("geom", _geom("POINT")),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+poi = Table(
+    "poi",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("source_id", Text),
+    Column("source", Text),
+    Column("properties", JSONB, nullable=False),
+    Column("geom", _geom("GEOMETRY"), nullable=False),
+    Column("imported_at", DateTime(timezone=True), nullable=False),
+)
+
+category = Table(
+    "category",
+    metadata,
+    Column("code", Text, primary_key=True),
+    Column("name_zh", Text, nullable=False),
+    Column("name_en", Text, nullable=False),
+    Column("major_zh", Text),
+    Column("major_en", Text),
+    Column("description", Text),
+    Column("active", Boolean, nullable=False),
+    Column("duplicate_radius_m", Float),
+    Column("duplicate_window_days", Integer),
+)
+
+case = Table(
+    "case",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("case_no", Text, nullable=False, unique=True),
+    Column("channel", Text, nullable=False),
+    Column("external_id", Text),
+    Column("category_code", Text, ForeignKey("category.code"), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("address", Text),
+    Column("reported_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("reporter_name", Text),
+    Column("reporter_phone", Text),
+    Column("photo_urls", ARRAY(Text), nullable=False),
+    Column("input_lon", Float),
+    Column("input_lat", Float),
+    Column("input_crs", Text),
+    Column("geom", _geom("POINT")),
+    Column("community_code", Text),
+    Column("subdistrict_code", Text),
+    Column("post_id", Integer, ForeignKey("community_post.id")),
+    Column("generation_id", Integer, ForeignKey("boundary_generation.id")),
+    Column("route_rule", Text),
+    Column("route_distance_m", Float),
+    Column("near_boundary", Boolean, nullable=False),
+    Column("route_alternates", JSONB, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("merged_into", BigInteger, ForeignKey("case.id")),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+case_event = Table(
+    "case_event",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("case_id", BigInteger, ForeignKey("case.id"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("from_state", Text),
+    Column("to_state", Text),
+    Column("note", Text),
+    Column("data", JSONB, nullable=False),
+)
+
+api_token = Table(
+    "api_token",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("communities", ARRAY(Text), nullable=False),
+    Column("token_hash", Text, nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("last_used_at", DateTime(timezone=True)),
+)
+
+calendar_year = Table(
+    "calendar_year",
+    metadata,
+    Column("year", Integer, primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("imported_at", DateTime(timezone=True), nullable=False),
+)
+
+calendar_day = Table(
+    "calendar_day",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("name", Text),
+)

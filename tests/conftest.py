@@ -1,0 +1,80 @@
+"""Shared fixtures: every test runs against a real, throwaway PostGIS.
+
+One cluster is started per test session in a temporary directory (fsync off: it is thrown
+away). The schema is migrated once into a template database; each test that needs the
+database gets its own fresh copy (``CREATE DATABASE ... TEMPLATE``), so tests are isolated
+and never touch the demo database.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from casegrid.cluster import Cluster, free_port
+from casegrid.db import make_engine, migrate
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHARED = PROJECT_ROOT.parent / "shared"
+REALDATA = SHARED / "realdata"
+
+
+def require_realdata(*parts: str) -> Path:
+    """Path to a file in ../shared/realdata; skip locally when absent, fail in CI."""
+    path = REALDATA.joinpath(*parts)
+    if not path.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{path} is missing in CI; the real-data tests must run there")
+        pytest.skip(f"{path} not present (../shared is absent on this checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """A throwaway PostgreSQL + PostGIS cluster for the whole test session."""
+    tmp = Path(tempfile.mkdtemp(prefix="casegrid-test-"))
+    cluster = Cluster(data_dir=tmp, port=free_port(), db_name="cg_template")
+    cluster.start(fast=True)
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_cluster: Cluster) -> str:
+    """Name of a migrated template database (schema and seed catalogue, no boundaries)."""
+    name = "cg_template"
+    pg_cluster.create_database(name)
+    migrate(pg_cluster.url(name))
+    return name
+
+
+def _fresh_database(cluster: Cluster, template: str) -> Iterator[str]:
+    name = f"cg_{uuid.uuid4().hex[:12]}"
+    cluster.create_database(name, template=template)
+    try:
+        yield cluster.url(name)
+    finally:
+        cluster.drop_database(name)
+
+
+@pytest.fixture
+def db_url(pg_cluster: Cluster, template_db: str) -> Iterator[str]:
+    """URL of a fresh, migrated, empty database for one test."""
+    yield from _fresh_database(pg_cluster, template_db)
+
+
+@pytest.fixture
+def engine(db_url: str):
+    """An engine on the test's fresh database."""
+    eng = make_engine(db_url)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
