@@ -1,0 +1,1 @@
+"""HTTP only: schemas, routes, auth, error mapping. Calls into geo/ and cases/."""

@@ -1,0 +1,1 @@
+"""The case ledger: intake, workflow states and transitions, deadlines, indicators."""

@@ -1,0 +1,1 @@
+"""Spatial truth: coordinate systems, boundaries, routing, hotspot maths, spatial SQL."""

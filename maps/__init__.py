@@ -1,0 +1,1 @@
+"""Rendering only: folium/branca pages built from data given to them."""
