@@ -1,0 +1,61 @@
+"""The FastAPI application: lifespan (engine made once), error mapping, routers.
+
+Routers live in ``api/routes/``; each module there that defines ``router`` is included, so
+adding an endpoint group never means editing this file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from api import routes as routes_pkg
+from api.errors import install_error_handlers
+from casegrid import __version__
+from casegrid.db import make_engine, resolve_database_url
+from casegrid.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None, database_url: str | None = None) -> FastAPI:
+    """Build the app. ``database_url`` overrides the settings (tests, benchmarks)."""
+    settings = settings or get_settings()
+    url = database_url or resolve_database_url(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.engine = make_engine(url, settings)
+        try:
+            yield
+        finally:
+            app.state.engine.dispose()
+
+    app = FastAPI(
+        title="casegrid",
+        version=__version__,
+        description=(
+            "Spatial case management for city management: complaints routed to community "
+            "posts by PostGIS boundaries, a case ledger with deadlines, maps for dispatchers "
+            "and planners, and an Open311 GeoReport v2 endpoint."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+
+    @app.get("/health", tags=["meta"])
+    def health() -> dict:
+        """Liveness and database reachability (no token needed)."""
+        with app.state.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return {"status": "ok", "version": __version__}
+
+    for info in sorted(pkgutil.iter_modules(routes_pkg.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{routes_pkg.__name__}.{info.name}")
+        router = getattr(module, "router", None)
+        if router is not None:
+            app.include_router(router)
+    return app

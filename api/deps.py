@@ -1,0 +1,25 @@
+"""FastAPI dependencies: the database connection (one per request, from the app's pool)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import Connection, Engine
+
+
+def get_engine(request: Request) -> Engine:
+    """The engine made once in the app's lifespan."""
+    return request.app.state.engine
+
+
+def get_conn(request: Request) -> Iterator[Connection]:
+    """A connection in a transaction: committed when the handler returns, rolled back if it
+    raises, so no request ever leaves the database half-written."""
+    with request.app.state.engine.begin() as conn:
+        yield conn
+
+
+ConnDep = Annotated[Connection, Depends(get_conn)]
+EngineDep = Annotated[Engine, Depends(get_engine)]

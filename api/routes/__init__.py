@@ -1,0 +1,1 @@
+"""Endpoint groups; every module here that defines ``router`` is mounted by api.app."""
