@@ -78,3 +78,35 @@ def engine(db_url: str):
         yield eng
     finally:
         eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def city_template(pg_cluster: Cluster, template_db: str) -> str:
+    """A template database with the sample city (boundaries, posts, POIs) loaded."""
+    from geo.sample import load_sample_city
+
+    name = "cg_city_template"
+    pg_cluster.create_database(name, template=template_db)
+    eng = make_engine(pg_cluster.url(name))
+    try:
+        with eng.begin() as conn:
+            load_sample_city(conn)
+    finally:
+        eng.dispose()
+    return name
+
+
+@pytest.fixture
+def city_db_url(pg_cluster: Cluster, city_template: str) -> Iterator[str]:
+    """URL of a fresh database holding the sample city, for one test."""
+    yield from _fresh_database(pg_cluster, city_template)
+
+
+@pytest.fixture
+def city_engine(city_db_url: str):
+    """An engine on a fresh database holding the sample city."""
+    eng = make_engine(city_db_url)
+    try:
+        yield eng
+    finally:
+        eng.dispose()

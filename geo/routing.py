@@ -1,0 +1,268 @@
+"""Routing: which community post answers for a point.
+
+The rules (documented for operators in docs/routing.md):
+
+* ``inside``      – exactly one community covers the point (``ST_Covers``, so a point on the
+                    outer edge of a community still counts as covered).
+* ``on_boundary`` – two or more communities cover it (it lies exactly on a shared edge or
+                    vertex). Tie-break, deterministic: the lowest community code wins; the
+                    others are listed in ``alternates``.
+* ``nearest``     – no community covers it (a gap between polygons) but one lies within the
+                    gap tolerance (default 200 m): the nearest one, with ``distance_m``.
+* ``outside``     – nothing within the tolerance: no community; the case waits in the
+                    unrouted queue for a dispatcher.
+
+Independently, ``near_boundary`` is true when another community lies within the margin
+(default 20 m, a phone's GPS error); those communities are listed as ``alternates`` with
+their distances, so a dispatcher can confirm.
+
+Lookups run against the GiST-indexed ``community_piece`` table (``ST_Subdivide``d copies),
+like MapIt. One SQL text serves a single point (intake, ``casegrid route``) and a whole table
+of points (``route-file``, bulk import): the points relation is substituted in.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from sqlalchemy import Connection, text
+
+from casegrid.errors import NotFound
+from casegrid.settings import get_settings
+from geo.boundaries import active_generation
+from geo.coords import check_point, normalise_crs, to_wgs84
+
+RULES = ("inside", "on_boundary", "nearest", "outside")
+# Metres per degree of latitude (mean); longitude degrees shrink by cos(latitude).
+_M_PER_DEG = 111_320.0
+# For gap points, this many nearest pieces (by planar distance) are measured exactly.
+_KNN_CANDIDATES = 8
+
+# {points} is replaced by a relation with columns (id bigint, geom geometry(Point, 4326)).
+# Parameters: :gen (community generation), :margin_m, :tol_m.
+ROUTE_SQL = """
+WITH pts AS MATERIALIZED ({points}),
+near AS (          -- every community with a piece within the margin of each point
+    SELECT p.id, cp.community_id AS cid,
+           bool_or(ST_Covers(cp.geom, p.geom)) AS covers
+    FROM pts p
+    JOIN community_piece cp
+      ON cp.generation_id = :gen
+     AND ST_DWithin(cp.geom, p.geom,
+                    :margin_m / (%(mpd)s * cos(radians(ST_Y(p.geom)))))
+    GROUP BY p.id, cp.community_id
+),
+near_exact AS (    -- exact geodesic distance, only where the community does not cover
+    SELECT n.id, n.cid, n.covers,
+           CASE WHEN n.covers THEN 0.0 ELSE (
+               SELECT min(ST_Distance(cp.geom::geography, p.geom::geography))
+               FROM community_piece cp
+               WHERE cp.community_id = n.cid
+                 AND ST_DWithin(cp.geom, p.geom,
+                                :margin_m / (%(mpd)s * cos(radians(ST_Y(p.geom)))))
+           ) END AS dist
+    FROM near n JOIN pts p ON p.id = n.id
+),
+covered AS (
+    SELECT e.id, array_agg(c.id ORDER BY c.code) AS cids
+    FROM near_exact e JOIN community c ON c.id = e.cid
+    WHERE e.covers
+    GROUP BY e.id
+),
+gap AS (           -- points nothing covers: nearest community within the tolerance
+    SELECT p.id, g.cid, g.dist
+    FROM pts p
+    CROSS JOIN LATERAL (
+        SELECT k.cid, min(k.d) AS dist FROM (
+            SELECT cp.community_id AS cid, ST_Distance(cp.geom::geography, p.geom::geography) AS d
+            FROM community_piece cp
+            WHERE cp.generation_id = :gen
+            ORDER BY cp.geom <-> p.geom
+            LIMIT %(knn)s
+        ) k GROUP BY k.cid ORDER BY min(k.d), k.cid LIMIT 1
+    ) g
+    WHERE NOT EXISTS (SELECT 1 FROM covered cv WHERE cv.id = p.id)
+),
+decided AS (
+    SELECT p.id,
+           CASE WHEN cv.cids IS NOT NULL THEN cv.cids[1]
+                WHEN g.dist <= :tol_m THEN g.cid END AS cid,
+           CASE WHEN cardinality(cv.cids) = 1 THEN 'inside'
+                WHEN cardinality(cv.cids) > 1 THEN 'on_boundary'
+                WHEN g.dist <= :tol_m THEN 'nearest'
+                ELSE 'outside' END AS rule,
+           CASE WHEN cv.cids IS NOT NULL THEN 0.0 ELSE g.dist END AS distance_m
+    FROM pts p
+    LEFT JOIN covered cv ON cv.id = p.id
+    LEFT JOIN gap g ON g.id = p.id
+)
+SELECT d.id, d.rule, d.distance_m, d.cid AS community_id,
+       COALESCE(a.alts, '[]'::jsonb) AS alternates,
+       a.alts IS NOT NULL AS near_boundary
+FROM decided d
+LEFT JOIN LATERAL (
+    SELECT jsonb_agg(jsonb_build_object('code', c.code, 'name', c.name,
+                                        'distance_m', round(e.dist::numeric, 2),
+                                        'covers', e.covers)
+                     ORDER BY e.dist, c.code) AS alts
+    FROM near_exact e JOIN community c ON c.id = e.cid
+    WHERE e.id = d.id AND e.cid IS DISTINCT FROM d.cid AND e.dist <= :margin_m
+) a ON true
+"""
+
+
+def route_sql(points_relation: str) -> str:
+    """The routing query for a points relation ``(id, geom)``."""
+    return ROUTE_SQL.replace("{points}", points_relation) % {
+        "mpd": _M_PER_DEG,
+        "knn": _KNN_CANDIDATES,
+    }
+
+
+@dataclass
+class RouteResult:
+    """How one point was routed; serialisable with :meth:`to_dict`."""
+
+    rule: str
+    lon: float
+    lat: float
+    input_lon: float
+    input_lat: float
+    input_crs: str
+    generation_id: int | None
+    community_code: str | None = None
+    community_name: str | None = None
+    subdistrict_code: str | None = None
+    subdistrict_name: str | None = None
+    post: dict | None = None
+    distance_m: float | None = None
+    near_boundary: bool = False
+    alternates: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=2)
+
+
+def _params(tolerance_m: float | None, margin_m: float | None) -> tuple[float, float]:
+    s = get_settings()
+    tol = s.gap_tolerance_m if tolerance_m is None else float(tolerance_m)
+    margin = s.near_boundary_margin_m if margin_m is None else float(margin_m)
+    if tol < 0 or margin < 0:
+        raise ValueError("tolerance and margin must be >= 0")
+    return tol, margin
+
+
+def require_generation(conn: Connection, generation_id: int | None = None) -> int:
+    """The generation to route against: the given one, or the active community generation."""
+    if generation_id is not None:
+        found = conn.execute(
+            text("SELECT id FROM boundary_generation WHERE id = :g AND level = 'community'"),
+            {"g": generation_id},
+        ).scalar_one_or_none()
+        if found is None:
+            raise NotFound(f"no community boundary generation {generation_id}", field="generation")
+        return found
+    gen = active_generation(conn, "community")
+    if gen is None:
+        raise NotFound(
+            "no community boundaries are loaded; run `casegrid sample load` or "
+            "`casegrid boundaries import ... --level community --commit`",
+            field="generation",
+        )
+    return gen
+
+
+COMMUNITY_DETAILS_SQL = """
+SELECT c.id, c.code, c.name, c.subdistrict_code,
+       (SELECT s.name FROM subdistrict s JOIN boundary_generation g ON g.id = s.generation_id
+         WHERE s.code = c.subdistrict_code ORDER BY g.active DESC, g.id DESC LIMIT 1) AS subdistrict_name,
+       p.id AS post_id, p.name AS post_name, p.contact_name, p.phone, p.address, p.hours,
+       ST_X(p.geom) AS post_lon, ST_Y(p.geom) AS post_lat
+FROM community c LEFT JOIN community_post p ON p.community_code = c.code
+WHERE c.id = :cid
+"""
+
+
+def community_details(conn: Connection, community_id: int) -> dict:
+    """Code, name, subdistrict and post of a stored community row."""
+    row = conn.execute(text(COMMUNITY_DETAILS_SQL), {"cid": community_id}).mappings().one()
+    post = None
+    if row["post_id"] is not None:
+        post = {
+            "id": row["post_id"],
+            "name": row["post_name"],
+            "contact_name": row["contact_name"],
+            "phone": row["phone"],
+            "address": row["address"],
+            "hours": row["hours"],
+            "lon": row["post_lon"],
+            "lat": row["post_lat"],
+        }
+    return {
+        "community_code": row["code"],
+        "community_name": row["name"],
+        "subdistrict_code": row["subdistrict_code"],
+        "subdistrict_name": row["subdistrict_name"],
+        "post": post,
+    }
+
+
+def route(
+    conn: Connection,
+    lon: object,
+    lat: object,
+    crs: str = "wgs84",
+    *,
+    generation_id: int | None = None,
+    tolerance_m: float | None = None,
+    margin_m: float | None = None,
+) -> RouteResult:
+    """Route one coordinate to a community post.
+
+    ``lon``/``lat`` are validated (NaN, infinities, ranges, swapped pairs raise
+    ``CoordinateError``), converted from ``crs`` (wgs84, gcj02, bd09 or EPSG:NNNN) to WGS-84,
+    and looked up in ``generation_id`` (default: the active community generation).
+    """
+    crs = normalise_crs(crs)
+    in_lon, in_lat = check_point(lon, lat) if crs in ("wgs84", "gcj02", "bd09") else (
+        _finite(lon, "lon"), _finite(lat, "lat"))
+    wlon, wlat = to_wgs84([in_lon], [in_lat], crs)
+    wlon, wlat = check_point(float(wlon[0]), float(wlat[0]))
+    gen = require_generation(conn, generation_id)
+    tol, margin = _params(tolerance_m, margin_m)
+    row = conn.execute(
+        text(route_sql("SELECT 1::bigint AS id, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS geom")),
+        {"lon": wlon, "lat": wlat, "gen": gen, "tol_m": tol, "margin_m": margin},
+    ).mappings().one()
+    result = RouteResult(
+        rule=row["rule"],
+        lon=wlon,
+        lat=wlat,
+        input_lon=in_lon,
+        input_lat=in_lat,
+        input_crs=crs,
+        generation_id=gen,
+        distance_m=None if row["distance_m"] is None else round(float(row["distance_m"]), 2),
+        near_boundary=bool(row["near_boundary"]),
+        alternates=list(row["alternates"]),
+    )
+    if row["community_id"] is not None:
+        for key, value in community_details(conn, row["community_id"]).items():
+            setattr(result, key, value)
+    return result
+
+
+def _finite(value: object, name: str) -> float:
+    from casegrid.errors import CoordinateError
+
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise CoordinateError(f"{name} must be a number, got {value!r}", field=name) from None
+    if v != v or v in (float("inf"), float("-inf")):
+        raise CoordinateError(f"{name} must be a finite number, got {value!r}", field=name)
+    return v
