@@ -1,0 +1,50 @@
+"""Authentication and role checks for the HTTP API.
+
+Usage in a route::
+
+    @router.get("/x")
+    def x(principal: Annotated[Principal, Depends(require_roles("dispatcher", "admin"))]): ...
+
+or ``CurrentPrincipal`` for any valid token. Tokens come as ``Authorization: Bearer <token>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from casegrid.errors import Forbidden
+from cases.tokens import Principal, authenticate
+
+_bearer = HTTPBearer(auto_error=False, description="A casegrid API token (`casegrid token create`).")
+
+
+def current_principal(
+    request: Request,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller, from its bearer token (401 when missing, unknown or revoked)."""
+    secret = creds.credentials if creds else None
+    with request.app.state.engine.connect() as conn:
+        return authenticate(conn, secret)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require_roles(*roles: str) -> Callable[..., Principal]:
+    """A dependency that admits only the given roles (admin always admitted); 403 otherwise."""
+    allowed = set(roles) | {"admin"}
+
+    def dependency(principal: CurrentPrincipal) -> Principal:
+        if principal.role not in allowed:
+            raise Forbidden(
+                f"role {principal.role!r} may not do this; allowed: {', '.join(sorted(allowed))}",
+                field="Authorization",
+            )
+        return principal
+
+    return dependency

@@ -1,0 +1,123 @@
+"""API tokens and roles.
+
+A token is shown once when created; only its SHA-256 hash is stored. Roles:
+
+* ``admin``             – everything.
+* ``dispatcher``        – sees all cases, routes, dispatches, re-routes.
+* ``supervisor``        – reviews, verifies and closes (never a case its own unit handled).
+* ``community_officer`` – sees and works only the cases of its own communities.
+* ``planner``           – reads cases and statistics, never the reporter's name or phone.
+* ``intake``            – submits cases (hotline and platform connectors).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, text
+
+from casegrid.errors import InvalidInput, NotFound, Unauthorized
+
+ROLES = ("admin", "dispatcher", "supervisor", "community_officer", "planner", "intake")
+TOKEN_PREFIX = "cg_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a stored token's identity and scope."""
+
+    token_id: int
+    name: str
+    role: str
+    communities: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def sees_all_communities(self) -> bool:
+        """Every role but a community officer sees the whole city."""
+        return self.role != "community_officer"
+
+    @property
+    def sees_reporter(self) -> bool:
+        """Planners never see the reporter's name or phone."""
+        return self.role != "planner"
+
+    def may_see_community(self, code: str | None) -> bool:
+        return self.sees_all_communities or (code is not None and code in self.communities)
+
+
+def hash_token(secret: str) -> str:
+    """The stored form of a token."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def create_token(
+    conn: Connection, role: str, name: str, communities: list[str] | None = None
+) -> tuple[int, str]:
+    """Store a new token and return ``(id, secret)``; the secret is not stored anywhere."""
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}, not {role!r}", field="role")
+    communities = sorted(set(communities or []))
+    if role == "community_officer" and not communities:
+        raise InvalidInput(
+            "a community_officer token needs at least one --community CODE", field="community"
+        )
+    if communities:
+        known = {
+            r[0]
+            for r in conn.execute(
+                text("SELECT DISTINCT code FROM community WHERE code = ANY(:codes)"),
+                {"codes": communities},
+            )
+        }
+        unknown = [c for c in communities if c not in known]
+        if unknown:
+            raise InvalidInput(f"unknown community codes: {', '.join(unknown)}", field="community")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token_id = conn.execute(
+        text(
+            "INSERT INTO api_token (name, role, communities, token_hash) "
+            "VALUES (:name, :role, :communities, :hash) RETURNING id"
+        ),
+        {"name": name, "role": role, "communities": communities, "hash": hash_token(secret)},
+    ).scalar_one()
+    return token_id, secret
+
+
+def authenticate(conn: Connection, secret: str | None) -> Principal:
+    """The principal of a presented token; ``Unauthorized`` when missing, unknown or revoked."""
+    if not secret:
+        raise Unauthorized("missing token: send `Authorization: Bearer <token>`", field="Authorization")
+    row = conn.execute(
+        text(
+            "SELECT id, name, role, communities, revoked_at FROM api_token WHERE token_hash = :h"
+        ),
+        {"h": hash_token(secret)},
+    ).first()
+    if row is None:
+        raise Unauthorized("unknown token", field="Authorization")
+    if row.revoked_at is not None:
+        raise Unauthorized("this token was revoked", field="Authorization")
+    return Principal(row.id, row.name, row.role, tuple(row.communities or ()))
+
+
+def list_tokens(conn: Connection) -> list[dict]:
+    """All tokens (never their secrets)."""
+    rows = conn.execute(
+        text(
+            "SELECT id, name, role, communities, created_at, revoked_at, last_used_at "
+            "FROM api_token ORDER BY id"
+        )
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def revoke_token(conn: Connection, token_id: int) -> None:
+    """Revoke a token; it stops working immediately."""
+    done = conn.execute(
+        text("UPDATE api_token SET revoked_at = now() WHERE id = :id AND revoked_at IS NULL"),
+        {"id": token_id},
+    ).rowcount
+    if not done:
+        raise NotFound(f"no active token {token_id}", field="id")
