@@ -117,10 +117,13 @@ CREATE TABLE category (
     duplicate_window_days  integer
 );
 
--- A case on the work ledger (工作台账).
+-- A case on the work ledger (工作台账). Case numbers: CG + year + 7-digit sequence.
+CREATE SEQUENCE case_no_seq;
 CREATE TABLE "case" (
     id                  bigserial PRIMARY KEY,
-    case_no             text NOT NULL UNIQUE,
+    case_no             text NOT NULL UNIQUE DEFAULT
+                            'CG' || to_char(now() AT TIME ZONE 'Asia/Shanghai', 'YYYY')
+                            || lpad(nextval('case_no_seq')::text, 7, '0'),
     channel             text NOT NULL CHECK (channel IN
                             ('hotline_12345', 'platform', 'patrol', 'app', 'open311', 'walk_in')),
     external_id         text,
@@ -151,6 +154,17 @@ CREATE TABLE "case" (
     status              text NOT NULL DEFAULT 'registered',
     version             integer NOT NULL DEFAULT 1,
     merged_into         bigint REFERENCES "case"(id),
+    -- deadlines (working calendar) and milestones, maintained by cases/workflow.py
+    current_due_at      timestamptz,
+    due_provisional     boolean NOT NULL DEFAULT false,
+    reviewed_at         timestamptz,
+    dispatched_at       timestamptz,
+    handled_at          timestamptz,
+    verified_at         timestamptz,
+    replied_at          timestamptz,
+    closed_at           timestamptz,
+    rework_count        integer NOT NULL DEFAULT 0,
+    extension_count     integer NOT NULL DEFAULT 0,
     created_at          timestamptz NOT NULL DEFAULT now(),
     updated_at          timestamptz NOT NULL DEFAULT now()
 );
@@ -162,6 +176,7 @@ CREATE INDEX case_status ON "case" (status);
 CREATE INDEX case_community ON "case" (community_code);
 CREATE INDEX case_category_reported ON "case" (category_code, reported_at);
 CREATE INDEX case_reported_at ON "case" (reported_at);
+CREATE INDEX case_open_due ON "case" (current_due_at) WHERE closed_at IS NULL;
 
 -- Append-only history: who did what to a case, when, from which state to which.
 CREATE TABLE case_event (
@@ -215,6 +230,7 @@ DOWNGRADE = r"""
 DROP TABLE IF EXISTS calendar_day, calendar_year, api_token, case_event, "case", category,
     poi, community_post, community_piece, community, subdistrict, boundary_generation CASCADE;
 DROP FUNCTION IF EXISTS case_event_append_only();
+DROP SEQUENCE IF EXISTS case_no_seq;
 """
 
 
