@@ -1,0 +1,22 @@
+# casegrid: two commands.
+#   make run   – set up, start the embedded PostGIS, load the sample city, serve on :8000
+#   make test  – set up, run the whole test suite against a throwaway PostGIS
+.PHONY: run test bench lint setup setup-test
+
+setup:
+	@scripts/setup.sh
+
+setup-test:
+	@scripts/setup.sh --test
+
+run: setup
+	@scripts/run.sh
+
+test: setup-test
+	.venv/bin/pytest -q
+
+lint: setup-test
+	.venv/bin/ruff check .
+
+bench: setup-test
+	.venv/bin/python -m bench

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Install everything casegrid needs on a Debian/Ubuntu machine, idempotently:
+#   system packages (PostgreSQL + PostGIS; for tests also Chromium), a virtualenv, the package.
+# Usage: scripts/setup.sh [--test]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WANT_TEST=0
+[[ "${1:-}" == "--test" ]] && WANT_TEST=1
+
+say() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
+die() { printf '\033[1;31m[setup] %s\033[0m\n' "$*" >&2; exit 1; }
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then
+  if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo"; else SUDO="need"; fi
+fi
+
+missing=()
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+# PostgreSQL server, then the PostGIS build for that server's major version.
+have_pkg postgresql || missing+=(postgresql)
+command -v python3 >/dev/null || missing+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+if [[ $WANT_TEST -eq 1 ]]; then
+  have_pkg chromium || missing+=(chromium)
+fi
+
+apt_install() {
+  if [[ "$SUDO" == "need" ]]; then
+    die "missing system packages: $*. Run as root or with sudo: sudo apt-get install -y $*"
+  fi
+  say "installing system packages: $*"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+[[ ${#missing[@]} -gt 0 ]] && apt_install "${missing[@]}"
+
+PGVER=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
+[[ -n "$PGVER" ]] || die "PostgreSQL server binaries not found under /usr/lib/postgresql"
+if [[ ! -f /usr/share/postgresql/$PGVER/extension/postgis.control ]]; then
+  apt_install "postgresql-$PGVER-postgis-3"
+fi
+
+python3 - <<'PY' || die "casegrid needs Python 3.11 or newer (found $(python3 --version))"
+import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)
+PY
+
+if [[ ! -x .venv/bin/python ]]; then
+  say "creating virtualenv .venv"
+  python3 -m venv .venv
+fi
+STAMP=.venv/.casegrid-installed
+EXTRA=""
+[[ $WANT_TEST -eq 1 ]] && EXTRA="[test]"
+if [[ ! -f $STAMP || pyproject.toml -nt $STAMP || "$(cat $STAMP)" != "$EXTRA" && "$EXTRA" == "[test]" ]]; then
+  say "installing casegrid$EXTRA into .venv"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e ".$EXTRA"
+  echo "$EXTRA" > $STAMP
+fi
+# Leaflet and plugin assets, served by casegrid itself (city intranets have no internet).
+if [[ -x scripts/fetch_assets.sh ]]; then scripts/fetch_assets.sh; fi
+say "ready"
