@@ -276,6 +276,7 @@ def normalise_crs(value: str) -> str:
 @lru_cache(maxsize=64)
 def _transformer(src: str, dst: str) -> pyproj.Transformer:
     # always_xy: x = longitude/easting first, whatever axis order the EPSG definition says.
+    # Sharing one cached Transformer across threads is safe since pyproj 3.1 (pyproj #782).
     return pyproj.Transformer.from_crs(src, dst, always_xy=True)
 
 
@@ -405,11 +406,12 @@ def _coerce(values: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """
     if isinstance(values, pd.Series | pd.Index):
         values = values.to_numpy()
-    arr = np.asarray(values) if np.ndim(values) else np.array([values], dtype=object)
-    if arr.dtype.kind in "fiu":
-        num = arr.astype(np.float64).ravel()
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
+        num = values.astype(np.float64).ravel()
         return num.astype(object), num, np.full(num.shape, _NUMBER, dtype=np.int8)
-    raw = np.asarray(values, dtype=object).ravel() if arr.dtype != object else arr.ravel()
+    # Lists go through an object array: np.asarray would silently turn [False, 0.5] into
+    # floats and [1.5, 'x'] into strings.
+    raw = np.asarray(values, dtype=object).ravel()
     kind = np.full(raw.shape, _NUMBER, dtype=np.int8)
     missing = np.fromiter(
         (v is None or v is pd.NA or v is pd.NaT or (isinstance(v, str) and not v.strip())
@@ -505,9 +507,11 @@ def check_point(lon: Any, lat: Any, field_prefix: str = "") -> tuple[float, floa
     range and the swapped pair would be valid, the code is 'swapped_coordinates' and the
     message gives the corrected order.
     """
-    ok, x, y, problems = _diagnose(lon, lat, field_prefix)
-    if x.size != 1:
+    if np.ndim(lon) or np.ndim(lat):
         raise ValueError("check_point takes one lon and one lat; use check_points for arrays")
+    pair = np.empty(2, dtype=object)  # filled by item so a list-like value stays one value
+    pair[0], pair[1] = lon, lat
+    ok, x, y, problems = _diagnose(pair[:1], pair[1:], field_prefix)
     if not ok[0]:
         field, code, message = problems[0]
         raise CoordinateError(message, field=field, code=code)
