@@ -43,6 +43,10 @@ DEFAULT_WORK_PERIODS: tuple[tuple[time, time], ...] = (
     (time(13, 30), time(17, 30)),
 )
 KINDS = ("holiday", "workday")
+# Upper bounds on an allowance: far beyond any handbook's limit, low enough that a typo
+# (or a hostile API caller) cannot make the day-by-day walk run for minutes.
+MAX_WORKING_DAYS = 2_500
+MAX_WORKING_HOURS = MAX_WORKING_DAYS * 8
 Unit = Literal["working_hours", "working_days", "calendar_hours", "calendar_days"]
 UNITS: tuple[str, ...] = ("working_hours", "working_days", "calendar_hours", "calendar_days")
 DueStatus = Literal["on_time", "due_soon", "overdue", "done_on_time", "done_late"]
@@ -120,8 +124,10 @@ class WorkCalendar:
 
     def add_working_days(self, start: datetime, n: int) -> Deadline:
         """Close of business of the ``n``-th working day after ``start``'s day (see module)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ValueError(f"working days must be a whole number >= 0, got {n!r}")
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_WORKING_DAYS:
+            raise ValueError(
+                f"working days must be a whole number from 0 to {MAX_WORKING_DAYS}, got {n!r}"
+            )
         local = self._local(start, "start")
         day = local.date()
         provisional = False
@@ -141,8 +147,10 @@ class WorkCalendar:
 
     def add_working_hours(self, start: datetime, hours: float) -> Deadline:
         """The moment ``hours`` of working time have elapsed after ``start`` (see module)."""
-        if isinstance(hours, bool) or not math.isfinite(hours) or hours < 0:
-            raise ValueError(f"working hours must be a finite number >= 0, got {hours!r}")
+        if isinstance(hours, bool) or not math.isfinite(hours) or not 0 <= hours <= MAX_WORKING_HOURS:
+            raise ValueError(
+                f"working hours must be a number from 0 to {MAX_WORKING_HOURS}, got {hours!r}"
+            )
         local = self._local(start, "start")
         if hours == 0:
             return Deadline(local, not self.is_covered(local.date()))
@@ -173,7 +181,10 @@ class WorkCalendar:
             if isinstance(amount, bool) or not math.isfinite(amount) or amount < 0:
                 raise ValueError(f"{unit} must be a finite number >= 0, got {amount!r}")
             step = timedelta(hours=1) if unit == "calendar_hours" else timedelta(days=1)
-            return Deadline(local + step * amount, False)
+            try:
+                return Deadline(local + step * amount, False)
+            except OverflowError as exc:
+                raise ValueError(f"{amount} {unit} is beyond the calendar's range") from exc
         raise ValueError(f"unit {unit!r} is not one of {UNITS}")
 
     def working_seconds_between(self, a: datetime, b: datetime) -> float:
