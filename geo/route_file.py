@@ -1,0 +1,202 @@
+"""Route every row of a CSV file set-based in PostGIS.
+
+Rows are validated and converted to WGS-84 with numpy, COPYed into a temporary staging
+table, and routed with the one routing query of ``geo/routing.py`` (no query per row). Every
+input column is kept; ``community_code``, ``community_name``, ``subdistrict_code``, ``rule``,
+``distance_m``, ``near_boundary``, ``alternates``, ``generation_id`` and ``reason`` are
+appended. Rows with unusable coordinates get ``rule=invalid`` and a reason; they never stop
+the run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, text
+
+from casegrid.errors import ImportFailed, InvalidInput
+from casegrid.settings import get_settings
+from geo.coords import check_points, normalise_crs, to_wgs84
+from geo.routing import require_generation, route_sql
+
+Progress = Callable[[str, int, int], None]
+COPY_CHUNK = 200_000
+
+
+@dataclass
+class RouteFileReport:
+    """What a ``route-file`` run did."""
+
+    rows: int = 0
+    invalid: int = 0
+    by_rule: dict[str, int] = field(default_factory=dict)
+    generation_id: int | None = None
+    out: str = ""
+
+    def to_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def read_points_csv(path: Path, lon_col: str, lat_col: str) -> pd.DataFrame:
+    """Read a CSV keeping every column as text (so nothing is reformatted on output)."""
+    if not path.exists():
+        raise ImportFailed(f"input file {path} does not exist", field="IN")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise ImportFailed(f"cannot read {path} as CSV: {exc}", field="IN") from exc
+    for col, opt in ((lon_col, "--lon-col"), (lat_col, "--lat-col")):
+        if col not in frame.columns:
+            raise InvalidInput(
+                f"column {col!r} not in {path.name}; columns are: {', '.join(frame.columns[:40])}",
+                field=opt,
+            )
+    return frame
+
+
+def route_points(
+    engine: Engine,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    crs: str = "wgs84",
+    *,
+    generation_id: int | None = None,
+    tolerance_m: float | None = None,
+    margin_m: float | None = None,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """Route arrays of coordinates; returns one row per input (same order) with the routing
+    columns and ``reason`` for invalid rows."""
+    crs = normalise_crs(crs)
+    n = len(lon)
+    s = get_settings()
+    tol = s.gap_tolerance_m if tolerance_m is None else tolerance_m
+    margin = s.near_boundary_margin_m if margin_m is None else margin_m
+    if crs in ("wgs84", "gcj02", "bd09"):
+        ok, reasons = check_points(lon, lat)
+        x = pd.to_numeric(pd.Series(lon), errors="coerce").to_numpy(float)
+        y = pd.to_numeric(pd.Series(lat), errors="coerce").to_numpy(float)
+    else:
+        x = pd.to_numeric(pd.Series(lon), errors="coerce").to_numpy(float)
+        y = pd.to_numeric(pd.Series(lat), errors="coerce").to_numpy(float)
+        ok = np.isfinite(x) & np.isfinite(y)
+        reasons = np.where(ok, None, f"coordinates are missing or not numbers ({crs})").astype(object)
+    wx = np.full(n, np.nan)
+    wy = np.full(n, np.nan)
+    if ok.any():
+        wx[ok], wy[ok] = to_wgs84(x[ok], y[ok], crs)
+        # after conversion (EPSG inputs) the point must still be a valid lon/lat
+        ok2, reasons2 = check_points(wx, wy)
+        newly_bad = ok & ~ok2
+        reasons[newly_bad] = [f"after conversion from {crs}: {r}" for r in reasons2[newly_bad]]
+        ok = ok & ok2
+
+    out = pd.DataFrame(
+        {
+            "community_code": pd.Series([None] * n, dtype=object),
+            "community_name": pd.Series([None] * n, dtype=object),
+            "subdistrict_code": pd.Series([None] * n, dtype=object),
+            "rule": np.where(ok, None, "invalid").astype(object),
+            "distance_m": np.full(n, np.nan),
+            "near_boundary": np.zeros(n, dtype=bool),
+            "alternates": pd.Series([""] * n, dtype=object),
+            "generation_id": pd.Series([None] * n, dtype=object),
+            "reason": pd.Series(reasons, dtype=object),
+        }
+    )
+    idx = np.flatnonzero(ok)
+    with engine.begin() as conn:
+        gen = require_generation(conn, generation_id)
+        out["generation_id"] = gen
+        conn.execute(
+            text(
+                "CREATE TEMP TABLE route_staging (id bigint PRIMARY KEY, lon float8, lat float8)"
+                " ON COMMIT DROP"
+            )
+        )
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur:
+            for start in range(0, len(idx), COPY_CHUNK):
+                part = idx[start : start + COPY_CHUNK]
+                with cur.copy("COPY route_staging (id, lon, lat) FROM STDIN") as copy:
+                    for i, a, b in zip(part.tolist(), wx[part].tolist(), wy[part].tolist(), strict=True):
+                        copy.write_row((i, a, b))
+                if progress:
+                    progress("copy", min(start + COPY_CHUNK, len(idx)), len(idx))
+        conn.execute(text("ANALYZE route_staging"))
+        if progress:
+            progress("route", 0, 1)
+        rows = conn.execute(
+            text(
+                "SELECT r.id, r.rule, r.distance_m, r.near_boundary, r.alternates::text AS alternates,"
+                " c.code, c.name, c.subdistrict_code FROM ("
+                + route_sql(
+                    "SELECT id, ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS geom FROM route_staging"
+                )
+                + ") r LEFT JOIN community c ON c.id = r.community_id"
+            ),
+            {"gen": gen, "tol_m": tol, "margin_m": margin},
+        ).all()
+        if progress:
+            progress("route", 1, 1)
+    if rows:
+        res = pd.DataFrame(
+            rows,
+            columns=["id", "rule", "distance_m", "near_boundary", "alternates", "code", "name", "sub"],
+        ).set_index("id")
+        ids = res.index.to_numpy()
+        out.loc[ids, "rule"] = res["rule"].to_numpy()
+        out.loc[ids, "distance_m"] = res["distance_m"].astype(float).round(2).to_numpy()
+        out.loc[ids, "near_boundary"] = res["near_boundary"].astype(bool).to_numpy()
+        alts = res["alternates"].to_numpy()
+        out.loc[ids, "alternates"] = [
+            "" if a == "[]" else ";".join(d["code"] for d in json.loads(a)) for a in alts
+        ]
+        out.loc[ids, "community_code"] = res["code"].to_numpy()
+        out.loc[ids, "community_name"] = res["name"].to_numpy()
+        out.loc[ids, "subdistrict_code"] = res["sub"].to_numpy()
+    return out
+
+
+def route_file(
+    engine: Engine,
+    in_path: Path,
+    out_path: Path,
+    *,
+    lon_col: str,
+    lat_col: str,
+    crs: str = "wgs84",
+    tolerance_m: float | None = None,
+    margin_m: float | None = None,
+    progress: Progress | None = None,
+) -> RouteFileReport:
+    """Route every row of ``in_path`` and write ``out_path`` with routing columns appended."""
+    frame = read_points_csv(in_path, lon_col, lat_col)
+    if progress:
+        progress("read", len(frame), len(frame))
+    routed = route_points(
+        engine,
+        frame[lon_col].to_numpy(),
+        frame[lat_col].to_numpy(),
+        crs,
+        tolerance_m=tolerance_m,
+        margin_m=margin_m,
+        progress=progress,
+    )
+    stats = RouteFileReport(
+        rows=len(frame),
+        invalid=int((routed["rule"] == "invalid").sum()),
+        by_rule={str(k): int(v) for k, v in routed["rule"].value_counts().items()},
+        generation_id=int(routed["generation_id"].iloc[0]) if len(routed) else None,
+        out=str(out_path),
+    )
+    # Never overwrite an input column: routing columns that clash get a "routed_" prefix.
+    clash = [c for c in routed.columns if c in frame.columns]
+    routed = routed.rename(columns={c: f"routed_{c}" for c in clash})
+    pd.concat([frame, routed], axis=1).to_csv(out_path, index=False)
+    return stats
