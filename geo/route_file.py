@@ -200,3 +200,34 @@ def route_file(
     routed = routed.rename(columns={c: f"routed_{c}" for c in clash})
     pd.concat([frame, routed], axis=1).to_csv(out_path, index=False)
     return stats
+
+
+def distances_to_communities(
+    engine: Engine, lon: np.ndarray, lat: np.ndarray, codes: list[str], generation_id: int | None = None
+) -> np.ndarray:
+    """Geodesic distance in metres from each point to the community with the given code (NaN
+    when the code is unknown). Used to explain disagreements with someone else's routing."""
+    with engine.begin() as conn:
+        gen = require_generation(conn, generation_id)
+        conn.execute(
+            text(
+                "CREATE TEMP TABLE explain_pts (id int, lon float8, lat float8, code text) ON COMMIT DROP"
+            )
+        )
+        conn.execute(
+            text("INSERT INTO explain_pts VALUES (:id, :lon, :lat, :code)"),
+            [
+                {"id": i, "lon": float(a), "lat": float(b), "code": c}
+                for i, (a, b, c) in enumerate(zip(lon, lat, codes, strict=True))
+            ],
+        )
+        rows = conn.execute(
+            text(
+                "SELECT p.id, ST_Distance(c.geom::geography,"
+                " ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326)::geography) AS d"
+                " FROM explain_pts p LEFT JOIN community c"
+                " ON c.code = p.code AND c.generation_id = :gen ORDER BY p.id"
+            ),
+            {"gen": gen},
+        ).all()
+    return np.array([np.nan if r.d is None else float(r.d) for r in rows])

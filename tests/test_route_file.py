@@ -1,0 +1,117 @@
+"""route-file on real data: NYC 311 requests against NYC's community districts, compared
+with the city's own assignment; and bad rows never stop a run."""
+
+from __future__ import annotations
+
+import re
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+
+from geo.boundaries import store_generation
+from geo.route_file import distances_to_communities, route_file
+from tests.conftest import require_realdata
+
+BOROUGH = {"MANHATTAN": 1, "BRONX": 2, "BROOKLYN": 3, "QUEENS": 4, "STATEN ISLAND": 5}
+
+
+def board_to_borocd(board: str) -> str | None:
+    """'05 BROOKLYN' -> '305' (realdata/README.md); 'Unspecified ...' -> None."""
+    m = re.fullmatch(r"(\d{2}) (MANHATTAN|BRONX|BROOKLYN|QUEENS|STATEN ISLAND)", board.strip())
+    if not m:
+        return None
+    return str(BOROUGH[m.group(2)] * 100 + int(m.group(1)))
+
+
+@pytest.fixture
+def nyc(engine):
+    path = require_realdata("nyc", "community_districts_2013_dcp.geojson")
+    gdf = gpd.read_file(path).to_crs(4326)
+    gdf["geometry"] = gdf.geometry.make_valid()
+    frame = gpd.GeoDataFrame(
+        {"code": gdf["BoroCD"].astype(int).astype(str), "name": gdf["BoroCD"].astype(str)},
+        geometry=gdf.geometry,
+        crs=4326,
+    )
+    with engine.begin() as conn:
+        store_generation(conn, "community", frame, source=str(path), source_crs="EPSG:4326")
+    return engine
+
+
+@pytest.mark.realdata
+def test_nyc_311_agrees_with_the_city_on_99_percent(nyc, tmp_path):
+    src = require_realdata("nyc", "311_service_requests_2022-05-01.csv")
+    out = tmp_path / "routed.csv"
+    report = route_file(nyc, src, out, lon_col="Longitude", lat_col="Latitude")
+    routed = pd.read_csv(out, dtype=str, keep_default_na=False)
+    raw = pd.read_csv(src, dtype=str, keep_default_na=False)
+    # every input row and column is kept, in order
+    assert len(routed) == len(raw) == report.rows
+    assert list(routed.columns[: len(raw.columns)]) == list(raw.columns)
+    assert (routed["Unique Key"] == raw["Unique Key"]).all()
+    # rows without coordinates are 'invalid' with a reason, not dropped
+    no_coords = raw["Latitude"] == ""
+    assert no_coords.sum() > 0
+    assert (routed.loc[no_coords, "rule"] == "invalid").all()
+    assert routed.loc[no_coords, "reason"].str.contains("missing").all()
+
+    truth = raw["Community Board"].map(board_to_borocd)
+    judged = truth.notna() & ~no_coords
+    agree = routed.loc[judged, "community_code"] == truth[judged]
+    rate = agree.mean()
+    assert rate >= 0.99, f"agreement {rate:.4f}"
+
+    # Each disagreement is explained: its distance to the district the city chose.
+    bad = routed.loc[judged & ~(routed["community_code"] == truth)]
+    dist = distances_to_communities(
+        nyc, bad["Longitude"].astype(float).to_numpy(), bad["Latitude"].astype(float).to_numpy(),
+        truth[bad.index].tolist(),
+    )
+    listing = "\n".join(
+        f"{k}: routed {c} ({r}, near_boundary={nb}, alternates={alt}), city says {t}, {d:.2f} m away"
+        for k, c, r, nb, alt, t, d in zip(
+            bad["Unique Key"], bad["community_code"], bad["rule"], bad["near_boundary"],
+            bad["alternates"], truth[bad.index], dist, strict=True)
+    )
+    print(f"agreement {rate:.2%} over {judged.sum()} rows; disagreements:\n{listing}")
+    assert np.isfinite(dist).all()
+    assert (dist > 0).all(), "a disagreeing point inside the city's district would be a routing bug"
+    # Where the city's choice is within the GPS margin, we flagged the point for a dispatcher
+    # and offered the city's district as an alternate: nothing is hidden.
+    close = dist <= 20
+    assert close.any()
+    assert (bad["near_boundary"][close] == "True").all()
+    assert all(t in alt.split(";") for t, alt in zip(truth[bad.index][close], bad["alternates"][close], strict=True))
+
+
+def test_bad_rows_get_rule_invalid_and_a_reason(engine, tmp_path):
+    from shapely.geometry import box
+
+    with engine.begin() as conn:
+        store_generation(
+            conn, "community",
+            gpd.GeoDataFrame({"code": ["1"], "name": ["A"]}, geometry=[box(117, 35, 117.1, 35.1)], crs=4326),
+            source="t", source_crs="EPSG:4326",
+        )
+    src = tmp_path / "in.csv"
+    src.write_text(
+        "id,x,y,rule\n"
+        "1,117.05,35.05,keep-me\n"
+        "2,,35.05,\n"
+        "3,abc,35.05,\n"
+        "4,NaN,35.05,\n"
+        "5,35.05,117.05,\n"
+        "6,200,35.05,\n"
+        "7,117.2,35.05,\n"
+    )
+    out = tmp_path / "out.csv"
+    report = route_file(engine, src, out, lon_col="x", lat_col="y")
+    got = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert got["rule"].tolist() == ["keep-me", "", "", "", "", "", ""]  # input column untouched
+    assert got["routed_rule"].tolist() == [
+        "inside", "invalid", "invalid", "invalid", "invalid", "invalid", "outside"
+    ]
+    assert "swapped" in got.loc[4, "reason"]
+    assert report.invalid == 5 and report.by_rule["inside"] == 1
