@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     MetaData,
+    Numeric,
     Table,
     Text,
 )
@@ -164,6 +165,14 @@ case = Table(
     Column("extension_count", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # ledger (migration 0003)
+    Column("review_due_at", DateTime(timezone=True)),
+    Column("dispatch_due_at", DateTime(timezone=True)),
+    Column("handle_due_at", DateTime(timezone=True)),
+    Column("reply_due_at", DateTime(timezone=True)),
+    Column("handle_hours", Float),
+    Column("reject_reason", Text),
+    Column("pending_extension", JSONB),
 )
 
 case_event = Table(
@@ -192,6 +201,19 @@ api_token = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
     Column("last_used_at", DateTime(timezone=True)),
+)
+
+time_limit = Table(
+    "time_limit",
+    metadata,
+    Column("category_code", Text, primary_key=True),
+    Column("channel", Text, primary_key=True),
+    Column("step", Text, primary_key=True),
+    Column("amount", Numeric, nullable=False),
+    Column("unit", Text, nullable=False),
+    Column("note", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", Text, nullable=False),
 )
 
 calendar_year = Table(
