@@ -1,0 +1,87 @@
+"""``casegrid serve``, ``casegrid sample load`` and ``casegrid demo-token``: running the demo."""
+
+from __future__ import annotations
+
+import typer
+
+from casegrid.cli._common import cli_errors, console, engine
+
+sample_app = typer.Typer(help="The sample city (Tengzhou, synthetic geometry).", no_args_is_help=True)
+
+
+@sample_app.command("load")
+@cli_errors
+def sample_load(
+    if_empty: bool = typer.Option(False, "--if-empty", help="do nothing when boundaries exist"),
+    complaints: bool = typer.Option(True, help="also load a synthetic year of complaints"),
+) -> None:
+    """Load the sample city: subdistricts, 55 communities, posts, points of interest."""
+    from geo.sample import load_sample_city, sample_city_loaded
+
+    with engine().begin() as conn:
+        if if_empty and sample_city_loaded(conn):
+            console.print("sample city already loaded")
+            return
+        with console.status("loading the sample city"):
+            counts = load_sample_city(conn)
+    console.print(f"[green]sample city loaded[/] {counts}")
+    if complaints:
+        _load_complaints()
+
+
+def _load_complaints() -> None:
+    try:
+        from geo.sample_complaints import load_sample_complaints
+    except ImportError:
+        return
+    load_sample_complaints(engine())
+
+
+@cli_errors
+def demo_token() -> None:
+    """Create a dispatcher token for the demo and print it with the URLs to open."""
+    from casegrid.settings import get_settings
+    from cases.tokens import create_token
+
+    with engine().begin() as conn:
+        _, secret = create_token(conn, "dispatcher", "demo dispatcher (make run)")
+    s = get_settings()
+    base = f"http://{s.host}:{s.port}"
+    console.print(
+        "\n[bold]casegrid demo[/]\n"
+        f"  dispatcher token: [bold yellow]{secret}[/]\n"
+        f"  API docs:         {base}/docs\n"
+        f"  dispatcher map:   {base}/maps/dispatch?token={secret}\n"
+        f"  hotspot map:      {base}/maps/hotspots?token={secret}\n"
+        f"  try:  curl -H 'Authorization: Bearer {secret}' '{base}/api/v1/route?lon=117.16&lat=35.09'\n",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@cli_errors
+def serve(
+    host: str = typer.Option(None, help="bind address (default from settings: 127.0.0.1)"),
+    port: int = typer.Option(None, help="port (default 8000)"),
+    workers: int = typer.Option(1, help="uvicorn worker processes"),
+) -> None:
+    """Serve the API and the maps."""
+    import uvicorn
+
+    from casegrid.settings import get_settings
+
+    s = get_settings()
+    uvicorn.run(
+        "api.main:app",
+        host=host or s.host,
+        port=port or s.port,
+        workers=workers,
+        log_level="info",
+        proxy_headers=False,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(sample_app, name="sample")
+    app.command("demo-token")(demo_token)
+    app.command("serve")(serve)
