@@ -386,9 +386,14 @@ def plan_import(
     subdistricts = load_active(conn, "subdistrict") if level == "community" else None
     report.topology = analyse(features, subdistricts)
     if subdistricts is not None:
-        assigned = features["code"].map(report.topology.parents)
-        filled = int(features["parent_code"].isna().sum() - assigned[features["parent_code"].isna()].isna().sum())
-        features["parent_code"] = features["parent_code"].where(features["parent_code"].notna(), assigned)
+        parents = report.topology.parents
+        declared = [as_code(v) for v in features["parent_code"]]
+        filled = sum(1 for c, d in zip(features["code"], declared, strict=True)
+                     if d is None and parents.get(c) is not None)
+        features["parent_code"] = pd.Series(
+            [d if d is not None else parents.get(c) for c, d in zip(features["code"], declared, strict=True)],
+            index=features.index, dtype=object,
+        )
         if filled:
             report.warnings.append(
                 f"{filled} communities had no parent code: assigned the subdistrict holding most of each"

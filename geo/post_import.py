@@ -53,8 +53,8 @@ def points_from_columns(
     blank = lon_raw.isna() & lat_raw.isna()
     ok, reasons = check_points(lon_raw.where(~blank, 0), lat_raw.where(~blank, 0))
     ok = np.asarray(ok, dtype=bool)
-    lon = pd.to_numeric(lon_raw, errors="coerce").to_numpy(np.float64)
-    lat = pd.to_numeric(lat_raw, errors="coerce").to_numpy(np.float64)
+    lon = pd.to_numeric(lon_raw, errors="coerce").to_numpy(np.float64, copy=True)
+    lat = pd.to_numeric(lat_raw, errors="coerce").to_numpy(np.float64, copy=True)
     for i in np.flatnonzero(~ok & ~blank.to_numpy()):
         report.reject(i + 1, None if codes is None else codes[i],
                       f"bad coordinates ({lon_field}/{lat_field}): {reasons[i]}")

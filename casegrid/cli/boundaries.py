@@ -104,7 +104,8 @@ def list_cmd() -> None:
 
     with engine().connect() as conn:
         gens = list_generations(conn)
-    table = Table("id", "level", "features", "active", "source")
+    table = Table("id", "level", "features", "active")
+    table.add_column("source", overflow="fold")
     for g in gens:
         table.add_row(str(g.id), g.level, str(g.feature_count), "yes" if g.active else "", g.source)
     console.print(table)
