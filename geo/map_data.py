@@ -1,0 +1,344 @@
+"""The SQL that feeds the maps: boundaries, posts, cases by filters and viewport.
+
+Nothing here renders: it returns plain dicts and lists (WGS-84 coordinates) for ``maps/``.
+Cases are never returned all at once for a large ledger: :func:`cases_in_bbox` returns the
+points of one viewport, or, when there are too many, counts on a grid over the viewport.
+Reporter names and phones are never selected by any query in this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import Connection, text
+
+from casegrid.errors import InvalidInput, NotFound
+from geo.boundaries import active_generation
+
+# Map state groups over the ledger's statuses; "overdue" is orthogonal (open and past due).
+STATE_GROUPS: dict[str, tuple[str, ...]] = {
+    "new": ("registered", "reviewed"),
+    "dispatched": ("dispatched", "returned"),
+    "handled": ("handled", "verified", "replied"),
+    "closed": ("closed", "rejected"),
+}
+STATES = (*STATE_GROUPS, "overdue")
+CHANNELS = ("hotline_12345", "platform", "patrol", "app", "open311", "walk_in")
+# SQL for a case's group; statuses a future ledger adds count as "new" until mapped.
+_GROUP_SQL = (
+    "CASE WHEN c.status IN ('closed','rejected') OR c.closed_at IS NOT NULL THEN 'closed' "
+    "WHEN c.status IN ('handled','verified','replied') THEN 'handled' "
+    "WHEN c.status IN ('dispatched','returned') THEN 'dispatched' ELSE 'new' END"
+)
+_OVERDUE_SQL = "(c.closed_at IS NULL AND c.current_due_at < now())"
+# Never more points than this in one viewport answer; above it the answer is a grid.
+MAX_POINTS = 2500
+GRID_COLUMNS = 24
+
+
+@dataclass(frozen=True)
+class CaseFilters:
+    """Which cases a map shows. Empty tuples mean "any"; ``states`` empty means open cases.
+
+    ``scope`` limits to a community officer's communities (``None``: the whole city).
+    ``hour_from``/``hour_to`` select local hours of the report, wrapping past midnight
+    (20 → 6 means 20:00-05:59).
+    """
+
+    communities: tuple[str, ...] = ()
+    subdistricts: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    states: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    date_from: date | None = None
+    date_to: date | None = None
+    hour_from: int | None = None
+    hour_to: int | None = None
+    scope: tuple[str, ...] | None = field(default=None)
+
+    def validate(self) -> CaseFilters:
+        """Raise ``InvalidInput`` naming the bad field; return self."""
+        bad = [s for s in self.states if s not in STATES]
+        if bad:
+            raise InvalidInput(f"state must be among {', '.join(STATES)}, not {bad[0]!r}", field="state")
+        bad = [c for c in self.channels if c not in CHANNELS]
+        if bad:
+            raise InvalidInput(f"channel must be among {', '.join(CHANNELS)}, not {bad[0]!r}", field="channel")
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise InvalidInput("date_from must not be after date_to", field="date_from")
+        for name in ("hour_from", "hour_to"):
+            v = getattr(self, name)
+            if v is not None and not 0 <= v <= 23:
+                raise InvalidInput(f"{name} must be an hour 0-23, not {v}", field=name)
+        if (self.hour_from is None) != (self.hour_to is None):
+            raise InvalidInput("give both hour_from and hour_to, or neither", field="hour_from")
+        return self
+
+
+def filter_sql(f: CaseFilters) -> tuple[str, dict]:
+    """A SQL condition on ``"case" c`` for the filters, with its bound parameters."""
+    conds = ["c.geom IS NOT NULL", "c.merged_into IS NULL"]
+    p: dict = {}
+    if f.scope is not None:
+        conds.append("c.community_code = ANY(:scope)")
+        p["scope"] = list(f.scope)
+    for col, key, values in (
+        ("c.community_code", "communities", f.communities),
+        ("c.subdistrict_code", "subdistricts", f.subdistricts),
+        ("c.category_code", "categories", f.categories),
+        ("c.channel", "channels", f.channels),
+    ):
+        if values:
+            conds.append(f"{col} = ANY(:{key})")
+            p[key] = list(values)
+    groups = [s for s in f.states if s in STATE_GROUPS]
+    if f.states:
+        alts = []
+        if groups:
+            alts.append(f"({_GROUP_SQL}) = ANY(:groups)")
+            p["groups"] = groups
+        if "overdue" in f.states:
+            alts.append(_OVERDUE_SQL)
+        conds.append("(" + " OR ".join(alts) + ")")
+    else:
+        conds.append(f"({_GROUP_SQL}) <> 'closed'")
+    if f.date_from:
+        conds.append("c.reported_at >= CAST(:date_from AS date)")
+        p["date_from"] = f.date_from
+    if f.date_to:
+        conds.append("c.reported_at < CAST(:date_to AS date) + 1")
+        p["date_to"] = f.date_to
+    if f.hour_from is not None and f.hour_to is not None:
+        hour = "extract(hour FROM c.reported_at AT TIME ZONE 'Asia/Shanghai')"
+        op = "AND" if f.hour_from <= f.hour_to else "OR"
+        conds.append(f"({hour} >= :hour_from {op} {hour} <= :hour_to)")
+        p["hour_from"], p["hour_to"] = f.hour_from, f.hour_to
+    return " AND ".join(conds), p
+
+
+def boundaries(conn: Connection, level: str, simplify_m: float = 2.0) -> list[dict]:
+    """Active boundaries of ``level`` as GeoJSON-like features (geometry as a GeoJSON dict),
+    simplified in the metric CRS by ``simplify_m`` metres, topology kept."""
+    gen = active_generation(conn, level)
+    if gen is None:
+        return []
+    table = "community" if level == "community" else "subdistrict"
+    extra = ", subdistrict_code, area_m2" if level == "community" else ", NULL AS subdistrict_code, NULL AS area_m2"
+    rows = conn.execute(
+        text(
+            f"SELECT code, name{extra}, ST_X(ST_PointOnSurface(geom)) AS lx, "
+            f"ST_Y(ST_PointOnSurface(geom)) AS ly, ST_AsGeoJSON(ST_Transform(ST_SimplifyPreserveTopology("
+            f"ST_Transform(geom, 4527), :tol), 4326), 6)::json AS g "
+            f"FROM {table} WHERE generation_id = :gen ORDER BY code"
+        ),
+        {"gen": gen, "tol": simplify_m},
+    ).mappings()
+    return [
+        {
+            "code": r["code"], "name": r["name"], "subdistrict_code": r["subdistrict_code"],
+            "area_m2": r["area_m2"], "label": (r["lx"], r["ly"]), "geometry": r["g"],
+        }
+        for r in rows
+    ]
+
+
+def posts(conn: Connection, scope: tuple[str, ...] | None = None) -> list[dict]:
+    """Community posts with contact and location (the post's public sign, not a reporter)."""
+    rows = conn.execute(
+        text(
+            "SELECT p.community_code, p.name, p.contact_name, p.phone, p.address, p.hours, "
+            "ST_X(p.geom) AS lon, ST_Y(p.geom) AS lat, c.name AS community_name "
+            "FROM community_post p LEFT JOIN community c ON c.code = p.community_code "
+            "AND c.generation_id = (SELECT id FROM boundary_generation WHERE level = 'community' AND active) "
+            "WHERE p.geom IS NOT NULL AND (CAST(:scope AS text[]) IS NULL OR p.community_code = ANY(:scope)) "
+            "ORDER BY p.community_code"
+        ),
+        {"scope": list(scope) if scope is not None else None},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def city_bounds(conn: Connection) -> tuple[float, float, float, float] | None:
+    """(west, south, east, north) of the active communities, or of the cases when none."""
+    row = conn.execute(
+        text(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT COALESCE("
+            " (SELECT ST_Extent(geom)::geometry FROM community WHERE generation_id = "
+            "  (SELECT id FROM boundary_generation WHERE level = 'community' AND active)),"
+            " (SELECT ST_Extent(geom)::geometry FROM \"case\")) AS e) x"
+        )
+    ).first()
+    return None if row is None or row[0] is None else (row[0], row[1], row[2], row[3])
+
+
+def check_bbox(bbox: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    """Validate a (west, south, east, north) WGS-84 box; ``InvalidInput`` names the problem."""
+    w, s, e, n = bbox
+    if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
+        raise InvalidInput("bbox must be west,south,east,north in degrees with west<east, south<north", field="bbox")
+    return bbox
+
+
+def cases_in_bbox(
+    conn: Connection,
+    filters: CaseFilters,
+    bbox: tuple[float, float, float, float],
+    max_points: int = MAX_POINTS,
+    grid_columns: int = GRID_COLUMNS,
+) -> dict:
+    """Cases of one viewport: ``{"mode": "points", "total", "points": [[id, lon, lat, group,
+    overdue, flagged], ...]}`` when at most ``max_points`` match, else ``{"mode": "cells",
+    "total", "cells": [[lon, lat, n, n_overdue, n_flagged], ...]}`` counted on a grid of
+    ``grid_columns`` columns over the box (each cell at the mean position of its cases).
+
+    ``flagged`` is 2 for a case routed by ``nearest``, 1 for ``near_boundary``, else 0.
+    """
+    w, s, e, n = check_bbox(bbox)
+    where, p = filter_sql(filters)
+    p.update({"w": w, "s": s, "e": e, "n": n})
+    where += " AND c.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326)"
+    total = conn.execute(
+        text(f'SELECT count(*) FROM (SELECT 1 FROM "case" c WHERE {where} LIMIT :cap) x'),
+        {**p, "cap": max_points + 1},
+    ).scalar_one()
+    flag = "CASE WHEN c.route_rule = 'nearest' THEN 2 WHEN c.near_boundary THEN 1 ELSE 0 END"
+    if total <= max_points:
+        rows = conn.execute(
+            text(
+                f"SELECT c.id, round(ST_X(c.geom)::numeric, 6)::float, round(ST_Y(c.geom)::numeric, 6)::float, "
+                f"{_GROUP_SQL}, {_OVERDUE_SQL}, {flag} FROM \"case\" c WHERE {where} ORDER BY c.id"
+            ),
+            p,
+        ).all()
+        return {
+            "mode": "points",
+            "total": len(rows),
+            "points": [[r[0], r[1], r[2], r[3], int(bool(r[4])), r[5]] for r in rows],
+        }
+    dx = (e - w) / grid_columns
+    rows_n = max(1, round((n - s) / dx))
+    dy = (n - s) / rows_n
+    rows = conn.execute(
+        text(
+            f"SELECT round(avg(ST_X(c.geom))::numeric, 6)::float, round(avg(ST_Y(c.geom))::numeric, 6)::float, "
+            f"count(*), count(*) FILTER (WHERE {_OVERDUE_SQL}), count(*) FILTER (WHERE {flag} > 0) "
+            f"FROM \"case\" c WHERE {where} "
+            f"GROUP BY floor((ST_X(c.geom) - :w) / :dx), floor((ST_Y(c.geom) - :s) / :dy)"
+        ),
+        {**p, "dx": dx, "dy": dy},
+    ).all()
+    cells = [[r[0], r[1], r[2], r[3], r[4]] for r in rows]
+    return {"mode": "cells", "total": sum(c[2] for c in cells), "cells": cells}
+
+
+def case_summary(conn: Connection, case_id: int, scope: tuple[str, ...] | None = None) -> dict:
+    """What a map popup shows for one case (never the reporter); ``NotFound`` when the case
+    does not exist or lies outside the caller's communities."""
+    row = conn.execute(
+        text(
+            f"SELECT c.id, c.case_no, c.category_code, cat.name_zh, cat.name_en, c.status, "
+            f"{_GROUP_SQL} AS state_group, {_OVERDUE_SQL} AS overdue, c.reported_at, "
+            f"c.current_due_at, c.route_rule, c.route_distance_m, c.near_boundary, "
+            f"c.route_alternates, c.community_code, com.name AS community_name, c.subdistrict_code, "
+            f"c.channel, c.address, c.description, c.closed_at, "
+            f"ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat "
+            f"FROM \"case\" c LEFT JOIN category cat ON cat.code = c.category_code "
+            f"LEFT JOIN community com ON com.code = c.community_code AND com.generation_id = "
+            f"(SELECT id FROM boundary_generation WHERE level = 'community' AND active) "
+            f"WHERE c.id = :id"
+        ),
+        {"id": case_id},
+    ).mappings().first()
+    if row is None or (scope is not None and row["community_code"] not in scope):
+        raise NotFound(f"no case {case_id}", field="id")
+    return dict(row)
+
+
+def community_geometries(conn: Connection, codes: list[str]) -> list[dict]:
+    """Active community polygons for ``codes`` (GeoJSON dicts), for a case's map."""
+    if not codes:
+        return []
+    rows = conn.execute(
+        text(
+            "SELECT code, name, ST_AsGeoJSON(geom, 6)::json AS g FROM community "
+            "WHERE code = ANY(:codes) AND generation_id = "
+            "(SELECT id FROM boundary_generation WHERE level = 'community' AND active)"
+        ),
+        {"codes": codes},
+    ).mappings()
+    return [{"code": r["code"], "name": r["name"], "geometry": r["g"]} for r in rows]
+
+
+def nearby_cases(
+    conn: Connection, case_id: int, radius_m: float, window_days: int,
+    scope: tuple[str, ...] | None = None, limit: int = 50,
+) -> list[dict]:
+    """Possible duplicates of a case: same category, within ``radius_m`` metres and
+    ``window_days`` days of its report, not merged away, nearest first."""
+    if radius_m <= 0 or window_days < 0:
+        raise InvalidInput("radius_m must be > 0 and window_days >= 0", field="radius_m")
+    rows = conn.execute(
+        text(
+            "SELECT o.id, o.case_no, o.status, o.reported_at, ST_X(o.geom) AS lon, ST_Y(o.geom) AS lat, "
+            "ST_Distance(o.geom_m, c0.geom_m) AS distance_m "
+            "FROM \"case\" c0 JOIN \"case\" o ON o.id <> c0.id AND o.category_code = c0.category_code "
+            "AND o.merged_into IS NULL AND ST_DWithin(o.geom_m, c0.geom_m, :r) "
+            "AND abs(extract(epoch FROM o.reported_at - c0.reported_at)) <= :days * 86400 "
+            "WHERE c0.id = :id AND (CAST(:scope AS text[]) IS NULL OR o.community_code = ANY(:scope)) "
+            "ORDER BY distance_m, o.id LIMIT :lim"
+        ),
+        {"id": case_id, "r": radius_m, "days": window_days, "lim": limit,
+         "scope": list(scope) if scope is not None else None},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def duplicate_rule(conn: Connection, category_code: str, default_m: float, default_days: int) -> tuple[float, int]:
+    """The category's duplicate radius and window, or the defaults."""
+    row = conn.execute(
+        text("SELECT duplicate_radius_m, duplicate_window_days FROM category WHERE code = :c"),
+        {"c": category_code},
+    ).first()
+    if row is None:
+        return default_m, default_days
+    return (row[0] or default_m, row[1] if row[1] is not None else default_days)
+
+
+def community_counts(conn: Connection, filters: CaseFilters) -> dict[str, int]:
+    """Cases per community code for the filters (for a choropleth)."""
+    where, p = filter_sql(filters)
+    rows = conn.execute(
+        text(f'SELECT c.community_code, count(*) FROM "case" c WHERE {where} '
+             f"AND c.community_code IS NOT NULL GROUP BY 1"),
+        p,
+    ).all()
+    return {r[0]: r[1] for r in rows}
+
+
+def filter_options(conn: Connection, scope: tuple[str, ...] | None = None) -> dict:
+    """Choices for the filter controls: categories, subdistricts, communities."""
+    cats = conn.execute(
+        text("SELECT code, name_zh, name_en FROM category WHERE active ORDER BY code")
+    ).mappings()
+    subs = conn.execute(
+        text("SELECT code, name FROM subdistrict WHERE generation_id = "
+             "(SELECT id FROM boundary_generation WHERE level = 'subdistrict' AND active) ORDER BY code")
+    ).mappings()
+    comms = conn.execute(
+        text("SELECT code, name, subdistrict_code FROM community WHERE generation_id = "
+             "(SELECT id FROM boundary_generation WHERE level = 'community' AND active) "
+             "AND (CAST(:scope AS text[]) IS NULL OR code = ANY(:scope)) ORDER BY code"),
+        {"scope": list(scope) if scope is not None else None},
+    ).mappings()
+    return {
+        "categories": [dict(r) for r in cats],
+        "subdistricts": [dict(r) for r in subs],
+        "communities": [dict(r) for r in comms],
+    }
+
+
+def require_case(conn: Connection, case_id: int) -> None:
+    """``NotFound`` unless the case exists."""
+    if conn.execute(text('SELECT 1 FROM "case" WHERE id = :id'), {"id": case_id}).first() is None:
+        raise NotFound(f"no case {case_id}", field="id")
