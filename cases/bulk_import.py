@@ -1,0 +1,431 @@
+"""Bulk import of hotline exports (CSV or XLSX) into the case ledger, set-based.
+
+The pipeline, all in ONE transaction:
+
+1. read the file in chunks (CSV) or row blocks (XLSX), every cell as text;
+2. validate and convert each chunk with pandas/numpy (:mod:`cases.mappings.apply`): category
+   through the mapping's value map, timestamps with the mapping's format and time zone,
+   coordinates checked and converted to WGS-84; bad rows go to the reject CSV with their line
+   number (header = line 1) and reason;
+3. ``COPY`` the good rows of each chunk into a temporary staging table (psycopg 3);
+4. drop the rows whose ``(channel, external_id)`` is already a case, keep the first of any
+   repeated within the file;
+5. route the rest with ONE routing join (``geo.routing.route_sql`` on the staging table);
+6. ``INSERT ... SELECT ... ON CONFLICT (channel, external_id) DO NOTHING`` into ``case`` and
+   the ``register`` history rows with it, in one statement; then the review and reply
+   deadlines of the new cases in one UPDATE (``cases.deadlines.set_initial_deadlines``).
+
+Without ``commit`` the same work runs and is rolled back, so the report says exactly what a
+committed run would do (MapIt's dry-run convention). Because everything is one transaction,
+an import killed halfway leaves nothing behind, and because of the unique
+``(channel, external_id)`` index a re-run stores nothing twice.
+
+Rows without an ``external_id`` get a deterministic one, ``row:<hash>``, from a BLAKE2 hash
+of the row's cells (all columns, in file order): re-importing the same file finds the same
+ids, and two byte-identical rows in one file count as one complaint.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, text
+
+from casegrid.errors import ImportFailed
+from casegrid.settings import get_settings
+from cases.deadlines import set_initial_deadlines
+from cases.mappings import REQUIRED, Mapping, load_mapping
+from cases.mappings.apply import STAGE_COLUMNS, validate_chunk
+from geo.coords import normalise_crs
+from geo.routing import require_generation, route_sql
+
+DEFAULT_CHUNK_ROWS = 100_000
+# Which phase is running, how far it got, and its total (None when unknown).
+ProgressFn = Callable[[str, float, float | None], None]
+
+
+@dataclass
+class BulkReport:
+    """What an import read, rejected, stored and how it routed the new cases."""
+
+    file: str
+    mapping: str
+    committed: bool
+    read: int = 0
+    valid: int = 0
+    rejected: int = 0
+    inserted: int = 0
+    already_present: int = 0
+    duplicates_in_file: int = 0
+    routed: dict[str, int] = field(default_factory=dict)
+    reject_reasons: dict[str, int] = field(default_factory=dict)
+    rejects_path: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+def _sniff_encoding(path: Path) -> str:
+    """UTF-8 (BOM tolerated) when the start of the file decodes as UTF-8, else GB18030."""
+    head = path.open("rb").read(1 << 20)
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return "gb18030"
+    return "utf-8-sig"
+
+
+def _csv_chunks(path: Path, mapping: Mapping, chunk_rows: int,
+                progress: ProgressFn | None) -> Iterator[pd.DataFrame]:
+    encoding = _sniff_encoding(path) if mapping.encoding == "auto" else mapping.encoding
+    total = path.stat().st_size
+    with path.open("rb") as fh:
+        try:
+            reader = pd.read_csv(
+                fh, dtype=str, keep_default_na=False, na_filter=False, encoding=encoding,
+                sep=mapping.delimiter, chunksize=chunk_rows, skipinitialspace=False,
+            )
+            for chunk in reader:
+                if progress:
+                    progress("read", min(fh.tell(), total), total)
+                yield chunk
+        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+            raise ImportFailed(f"{path.name}: cannot read as CSV ({encoding}): {exc}",
+                               field="file") from None
+
+
+def _cell_text(value: object, date_format: str) -> str:
+    """An XLSX cell as the text a CSV export would hold."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime | date):
+        # Dates typed as dates in Excel: write them back in the mapping's format so one
+        # parser serves CSV and XLSX.
+        return value.isoformat(sep=" ") if date_format.upper() == "ISO8601" else value.strftime(date_format)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))  # ticket and phone numbers stored as numbers
+    return str(value).strip() if isinstance(value, str) else str(value)
+
+
+def _xlsx_chunks(path: Path, mapping: Mapping, chunk_rows: int,
+                 progress: ProgressFn | None) -> Iterator[pd.DataFrame]:
+    from openpyxl import load_workbook
+
+    try:
+        wb = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many types for a damaged file
+        raise ImportFailed(f"{path.name}: cannot open as XLSX: {exc}", field="file") from None
+    try:
+        sheet = mapping.sheet
+        ws = wb.worksheets[sheet] if isinstance(sheet, int) else wb[sheet]
+    except (IndexError, KeyError):
+        raise ImportFailed(f"{path.name}: no sheet {mapping.sheet!r}; sheets: {wb.sheetnames}",
+                           field="sheet") from None
+    rows = ws.iter_rows(values_only=True)
+    header = next(rows, None)
+    if header is None:
+        raise ImportFailed(f"{path.name}: the sheet is empty", field="file")
+    names = [_cell_text(h, "ISO8601") or f"column{i + 1}" for i, h in enumerate(header)]
+    total = ws.max_row - 1 if ws.max_row else None
+    done, block = 0, []
+    for row in rows:
+        block.append([_cell_text(v, mapping.date_format) for v in row[: len(names)]]
+                     + [""] * (len(names) - len(row)))
+        if len(block) >= chunk_rows:
+            done += len(block)
+            if progress:
+                progress("read", done, total)
+            yield pd.DataFrame(block, columns=names, dtype=str)
+            block = []
+    if block:
+        done += len(block)
+        if progress:
+            progress("read", done, total)
+        yield pd.DataFrame(block, columns=names, dtype=str)
+    wb.close()
+
+
+def read_chunks(path: Path, mapping: Mapping, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                progress: ProgressFn | None = None) -> Iterator[pd.DataFrame]:
+    """The file's data rows in chunks, every cell as text ('' when blank)."""
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        return _xlsx_chunks(path, mapping, chunk_rows, progress)
+    if suffix in (".csv", ".txt", ".tsv"):
+        return _csv_chunks(path, mapping, chunk_rows, progress)
+    raise ImportFailed(f"{path.name}: give a .csv or .xlsx file (got {suffix or 'no extension'})",
+                       field="file")
+
+
+def _check_columns(columns: list[str], mapping: Mapping, report: BulkReport) -> None:
+    have = set(columns)
+    for name, cols in mapping.columns.items():
+        absent = [c for c in cols if c not in have]
+        if not absent:
+            continue
+        where = f"[columns] {name} = {', '.join(map(repr, absent))}"
+        if name in REQUIRED:
+            raise ImportFailed(
+                f"{report.file}: the file has no column {where} (mapping {mapping.name}); "
+                f"its columns are: {', '.join(columns[:60])}", field=name)
+        report.warnings.append(f"column {where} is not in the file: treated as blank")
+
+
+# --- database ----------------------------------------------------------------------------
+
+_STAGE_DDL = """
+DROP TABLE IF EXISTS cg_stage, cg_new, cg_routed;
+CREATE TEMP TABLE cg_stage (
+    line bigint PRIMARY KEY, channel text NOT NULL, external_id text NOT NULL,
+    category_code text NOT NULL, description text, address text, reported_us bigint NOT NULL,
+    reporter_name text, reporter_phone text, photo_urls text,
+    input_lon double precision, input_lat double precision, input_crs text,
+    lon double precision NOT NULL, lat double precision NOT NULL
+) ON COMMIT DROP
+"""
+
+_NEW_SQL = """
+CREATE TEMP TABLE cg_new ON COMMIT DROP AS
+SELECT DISTINCT ON (s.channel, s.external_id) s.*
+FROM cg_stage s
+WHERE NOT EXISTS (SELECT 1 FROM "case" c
+                  WHERE c.channel = s.channel AND c.external_id = s.external_id)
+ORDER BY s.channel, s.external_id, s.line
+"""
+
+_PRESENT_SQL = """
+SELECT count(*) FROM cg_stage s
+WHERE EXISTS (SELECT 1 FROM "case" c WHERE c.channel = s.channel AND c.external_id = s.external_id)
+"""
+
+_INSERT_SQL = """
+WITH ins AS (
+    INSERT INTO "case" (channel, external_id, category_code, description, address,
+        reported_at, received_at, reporter_name, reporter_phone, photo_urls,
+        input_lon, input_lat, input_crs, geom, community_code, subdistrict_code, post_id,
+        generation_id, route_rule, route_distance_m, near_boundary, route_alternates, status)
+    SELECT n.channel, n.external_id, n.category_code, COALESCE(n.description, ''), n.address,
+           t.reported_at, CASE WHEN :backdate THEN t.reported_at ELSE now() END,
+           n.reporter_name, n.reporter_phone,
+           COALESCE(regexp_split_to_array(NULLIF(btrim(n.photo_urls), ''), '[\\s;,]+'), '{}'),
+           n.input_lon, n.input_lat, n.input_crs, ST_SetSRID(ST_MakePoint(n.lon, n.lat), 4326),
+           c.code, c.subdistrict_code, p.id, :gen, r.rule, r.distance_m, r.near_boundary,
+           r.alternates, 'registered'
+    FROM cg_new n
+    CROSS JOIN LATERAL (SELECT timestamptz 'epoch' + n.reported_us * interval '1 microsecond'
+                        AS reported_at) t
+    JOIN cg_routed r ON r.id = n.line
+    LEFT JOIN community c ON c.id = r.community_id
+    LEFT JOIN community_post p ON p.community_code = c.code
+    ORDER BY n.line
+    ON CONFLICT (channel, external_id) WHERE external_id IS NOT NULL DO NOTHING
+    RETURNING id, channel, external_id, reported_at, route_rule, community_code,
+              subdistrict_code, post_id
+)
+INSERT INTO case_event (case_id, at, actor, role, action, from_state, to_state, note, data)
+SELECT ins.id, CASE WHEN :backdate THEN ins.reported_at ELSE now() END, :actor, 'intake',
+       'register', NULL, 'registered', :note,
+       jsonb_build_object('rule', ins.route_rule, 'community_code', ins.community_code,
+                          'subdistrict_code', ins.subdistrict_code, 'post_id', ins.post_id,
+                          'generation_id', CAST(:gen AS int), 'source', CAST(:source AS text),
+                          'mapping', CAST(:mapping AS text),
+                          'line', n.line)
+FROM ins JOIN cg_new n ON n.channel = ins.channel AND n.external_id = ins.external_id
+RETURNING case_id
+"""
+
+
+def _copy_chunk(conn: Connection, frame: pd.DataFrame) -> None:
+    """COPY one validated chunk into the staging table (CSV text, '' = NULL)."""
+    buf = io.StringIO()
+    frame.to_csv(buf, header=False, index=False, columns=list(STAGE_COLUMNS))
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur, cur.copy(
+        f"COPY cg_stage ({', '.join(STAGE_COLUMNS)}) FROM STDIN (FORMAT csv)"
+    ) as copy:
+        copy.write(buf.getvalue())
+
+
+class _RejectFile:
+    """The reject CSV, opened on the first rejected row (no rejects, no file)."""
+
+    def __init__(self, path: str | Path | None):
+        self.path = Path(path) if path else None
+        self._fh = None
+        self._writer = None
+
+    def write(self, rejects: pd.DataFrame, columns: list[str]) -> None:
+        if self.path is None or rejects.empty:
+            return
+        if self._writer is None:
+            # BOM: Excel then opens the Chinese headers correctly.
+            self._fh = self.path.open("w", newline="", encoding="utf-8-sig")
+            self._writer = csv.writer(self._fh)
+            self._writer.writerow(["line", "reason", *columns])
+        self._writer.writerows(
+            rejects[["line", "reason", *columns]].itertuples(index=False, name=None))
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+
+# --- the import --------------------------------------------------------------------------
+
+
+def import_cases(
+    engine_or_conn: Engine | Connection,
+    path: str | Path,
+    mapping: Mapping | str | Path,
+    *,
+    crs: str | None = None,
+    commit: bool = False,
+    rejects_path: str | Path | None = None,
+    progress: ProgressFn | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    backdate: bool = False,
+    actor: str = "bulk-import",
+) -> BulkReport:
+    """Import a hotline export and return what happened (see the module docstring).
+
+    ``mapping`` is a :class:`Mapping`, a TOML path or a shipped mapping name. ``crs``
+    overrides the mapping's default coordinate system. With an ``Engine`` the import runs in
+    its own transaction, committed only when ``commit``; with a ``Connection`` it runs in a
+    savepoint of the caller's transaction, rolled back unless ``commit``. ``backdate`` sets
+    ``received_at`` and the register event's time to the reported time (replaying history,
+    e.g. the synthetic sample year). Raises ``ImportFailed`` when the file cannot be read
+    at all; bad rows never raise, they are rejected.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ImportFailed(f"file {path} does not exist", field="file")
+    if not isinstance(mapping, Mapping):
+        mapping = load_mapping(mapping)
+    default_crs = normalise_crs(crs) if crs else mapping.crs
+    report = BulkReport(file=str(path), mapping=mapping.name, committed=False,
+                        rejects_path=str(rejects_path) if rejects_path else None)
+    if isinstance(engine_or_conn, Engine):
+        with engine_or_conn.connect() as conn:
+            trans = conn.begin()
+            try:
+                _run(conn, path, mapping, default_crs, report, rejects_path, progress,
+                     chunk_rows, backdate, actor)
+            except BaseException:
+                trans.rollback()
+                raise
+            if commit:
+                trans.commit()
+            else:
+                trans.rollback()
+    else:
+        savepoint = engine_or_conn.begin_nested()
+        try:
+            _run(engine_or_conn, path, mapping, default_crs, report, rejects_path, progress,
+                 chunk_rows, backdate, actor)
+        except BaseException:
+            savepoint.rollback()
+            raise
+        if commit:
+            savepoint.commit()
+        else:
+            savepoint.rollback()
+    report.committed = commit
+    return report
+
+
+def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, report: BulkReport,
+         rejects_path: str | Path | None, progress: ProgressFn | None, chunk_rows: int,
+         backdate: bool, actor: str) -> None:
+    clock = time.perf_counter()
+    gen = require_generation(conn)
+    settings = get_settings()
+    # Large imports run longer than the interactive statement timeout; this transaction only.
+    conn.execute(text("SET LOCAL statement_timeout = 0"))
+    conn.execute(text(_STAGE_DDL))
+    catalogue = {r[0] for r in conn.execute(text("SELECT code FROM category WHERE active"))}
+    if not catalogue:
+        raise ImportFailed("the category catalogue is empty: run `casegrid db migrate`",
+                           field="category")
+    reasons: Counter[str] = Counter()
+    rejects = _RejectFile(rejects_path)
+    next_line = 2  # the header is line 1
+    columns: list[str] | None = None
+    try:
+        for chunk in read_chunks(path, mapping, chunk_rows, progress):
+            if columns is None:
+                columns = list(chunk.columns)
+                _check_columns(columns, mapping, report)
+            good, bad = validate_chunk(chunk, mapping, catalogue, default_crs, first_line=next_line)
+            next_line += len(chunk)
+            report.read += len(chunk)
+            report.valid += len(good)
+            report.rejected += len(bad)
+            if not bad.empty:
+                reasons.update(bad["reason_kind"])
+                rejects.write(bad, columns)
+            if not good.empty:
+                _copy_chunk(conn, good)
+            if progress:
+                progress("validate+copy", report.read, None)
+    finally:
+        rejects.close()
+    if columns is None:
+        raise ImportFailed(f"{path.name} has no data rows", field="file")
+    report.reject_reasons = dict(reasons.most_common())
+    report.seconds["read_validate_copy"] = round(time.perf_counter() - clock, 3)
+
+    clock = time.perf_counter()
+    conn.execute(text("ANALYZE cg_stage"))
+    present = conn.execute(text(_PRESENT_SQL)).scalar_one()
+    conn.execute(text(_NEW_SQL))
+    new = conn.execute(text("SELECT count(*) FROM cg_new")).scalar_one()
+    report.duplicates_in_file = report.valid - present - new
+    conn.execute(text("ALTER TABLE cg_new ADD PRIMARY KEY (line); ANALYZE cg_new"))
+    if progress:
+        progress("route", 0, None)
+    points = "SELECT line AS id, ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS geom FROM cg_new"
+    conn.execute(
+        text(f"CREATE TEMP TABLE cg_routed ON COMMIT DROP AS {route_sql(points)}"),
+        {"gen": gen, "tol_m": settings.gap_tolerance_m, "margin_m": settings.near_boundary_margin_m},
+    )
+    conn.execute(text("ALTER TABLE cg_routed ADD PRIMARY KEY (id)"))
+    report.routed = {
+        r.rule: r.n for r in conn.execute(
+            text("SELECT rule, count(*) AS n FROM cg_routed GROUP BY rule ORDER BY rule"))
+    }
+    report.seconds["route"] = round(time.perf_counter() - clock, 3)
+
+    clock = time.perf_counter()
+    if progress:
+        progress("insert", 0, None)
+    case_ids = conn.execute(
+        text(_INSERT_SQL),
+        {"gen": gen, "backdate": backdate, "actor": actor, "mapping": mapping.name,
+         "source": path.name, "note": f"bulk import of {path.name}"},
+    ).scalars().all()
+    report.inserted = len(case_ids)
+    report.seconds["insert"] = round(time.perf_counter() - clock, 3)
+    clock = time.perf_counter()
+    if progress:
+        progress("deadlines", 0, None)
+    # Review and reply deadlines from the working calendar, set-based (the ledger's module).
+    set_initial_deadlines(conn, list(case_ids))
+    report.seconds["deadlines"] = round(time.perf_counter() - clock, 3)
+    report.already_present = report.valid - report.inserted
+    if progress:
+        progress("insert", 1, 1)
+
