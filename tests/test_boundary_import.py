@@ -356,3 +356,25 @@ def test_cli_dry_run_json_and_error_exit(engine, monkeypatch):
     assert res.exit_code == 2
     res = runner.invoke(app, ["boundaries", "activate", "999"])
     assert res.exit_code == 2
+
+
+def test_sample_city_imports_clean_and_active_check_agrees(engine, city_engine):
+    sample = PROJECT_ROOT / "data" / "boundaries"
+    if not (sample / "communities.geojson").exists():
+        pytest.skip("sample city files not present yet")
+    with engine.begin() as conn:
+        subs = import_boundaries(conn, sample / "subdistricts.geojson", level="subdistrict",
+                                 code_field="code", name_field="name", commit=True)
+        comms = import_boundaries(conn, sample / "communities.geojson", level="community",
+                                  code_field="code", name_field="name", commit=True)
+        parents = dict(conn.execute(text(
+            "SELECT code, subdistrict_code FROM community WHERE generation_id = :g"),
+            {"g": comms.written["generation"]}).all())
+    assert subs.accepted == 5 and comms.accepted == 55
+    assert comms.topology.clean
+    # Parents assigned by area (no --parent-field) agree with the codes: 12-digit community
+    # codes start with their 9-digit subdistrict code.
+    assert all(p == c[:9] for c, p in parents.items())
+    with city_engine.connect() as conn:
+        active = check_active(conn)
+    assert active.features == 55 and active.clean and active.parents_checked
