@@ -79,9 +79,10 @@ def read_posts(path: str | Path, *, crs: str | None = None) -> tuple[pd.DataFram
     if p.suffix.lower() in CSV_SUFFIXES:
         frame = read_csv_file(p)
         source_crs = normalise_crs(crs) if crs else WGS84
+        label = "EPSG:4326" if source_crs == WGS84 else source_crs
         warnings: list[str] = []
     else:
-        gdf, source_crs, warnings = open_vector(p, crs=crs)
+        gdf, label, warnings = open_vector(p, crs=crs)
         frame = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
         geoms = gdf.geometry
         is_point = geoms.notna() & ~geoms.is_empty & (geoms.geom_type == "Point")
@@ -97,7 +98,7 @@ def read_posts(path: str | Path, *, crs: str | None = None) -> tuple[pd.DataFram
         if f not in frame:
             frame[f] = None
     report = ImportReport(kind="post", source=str(p), read=len(frame), warnings=warnings,
-                          source_crs="EPSG:4326" if source_crs == WGS84 else source_crs)
+                          source_crs=label)
     codes = [as_code(v) for v in frame["community_code"]]
     ok, lon, lat = points_from_columns(frame, "lon", "lat", source_crs, report, required=False,
                                        codes=codes)
