@@ -1,0 +1,137 @@
+"""Request guards that run before any route: body size limit (413) and JSON-only bodies for
+the JSON API (415).
+
+Install with :func:`install_middleware` right after the app is made. It is plain ASGI
+middleware, so it costs a dictionary lookup on requests without a body.
+
+* Size: a ``Content-Length`` over ``settings.max_body_bytes`` is refused before a byte of
+  the body is read. A chunked body (no length) is counted as it streams and refused as soon
+  as it passes the limit.
+* Content type: under ``/api/`` a POST/PUT/PATCH with a body must be JSON
+  (``application/json`` or ``application/<something>+json``); Open311 under ``/open311/``
+  takes form-encoded bodies and is not affected. A route that needs another type can be
+  listed in ``JSON_EXEMPT_PREFIXES``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+JSON_ONLY_PREFIXES = ("/api/",)
+JSON_EXEMPT_PREFIXES: tuple[str, ...] = ()
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+Message = MutableMapping[str, Any]
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from the body stream when a chunked body passes the limit. An HTTPException,
+    so FastAPI's body parsing re-raises it instead of turning it into a 400."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, detail=_too_large_message(limit))
+        self.limit = limit
+
+
+def _too_large_message(limit: int) -> str:
+    return (f"the request body is larger than the limit of {limit} bytes; send less (photos "
+            "as URLs, not inline) or, for bulk data, use `casegrid cases import`")
+
+
+def _too_large_body(limit: int) -> dict:
+    return {"detail": _too_large_message(limit), "code": "body_too_large", "field": "body",
+            "limit_bytes": limit}
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+async def _send_json(send: Send, status: int, body: dict) -> None:
+    payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode())],
+    })
+    await send({"type": "http.response.body", "body": payload})
+
+
+class RequestGuardMiddleware:
+    """Body size limit and JSON content type (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int):
+        self.app = app
+        self.limit = int(max_body_bytes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        length_text = headers.get("content-length")
+        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        length = None
+        if length_text is not None:
+            try:
+                length = int(length_text)
+            except ValueError:
+                await _send_json(send, 400, {"detail": f"Content-Length {length_text!r} is not a number",
+                                             "code": "invalid_input", "field": "Content-Length"})
+                return
+            if length > self.limit:
+                await _send_json(send, 413, _too_large_body(self.limit))
+                return
+        has_body = chunked or (length or 0) > 0
+        path = scope.get("path", "")
+        if (has_body and scope.get("method") in _BODY_METHODS
+                and path.startswith(JSON_ONLY_PREFIXES) and not path.startswith(JSON_EXEMPT_PREFIXES)
+                and not _is_json(headers.get("content-type", ""))):
+            sent = headers.get("content-type") or "none"
+            await _send_json(send, 415, {
+                "detail": f"Content-Type {sent!r} is not accepted here: send the body as JSON "
+                          "with `Content-Type: application/json`",
+                "code": "unsupported_media_type", "field": "Content-Type"})
+            return
+        if length is not None and not chunked:
+            await self.app(scope, receive, send)  # the server enforces Content-Length
+            return
+        await self.app(scope, self._counting(receive), send)
+
+    def _counting(self, receive: Receive) -> Callable[[], Awaitable[Message]]:
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise BodyTooLarge(self.limit)
+            return message
+
+        return counted
+
+
+async def _body_too_large(_request: Request, exc: Exception) -> JSONResponse:
+    limit = exc.limit if isinstance(exc, BodyTooLarge) else 0
+    return JSONResponse(_too_large_body(limit), status_code=413)
+
+
+def install_middleware(app: FastAPI) -> None:
+    """Add the request guards to ``app`` (idempotent; call before the app starts). The limit
+    is ``app.state.settings.max_body_bytes``."""
+    if getattr(app.state, "request_guards_installed", False):
+        return
+    app.add_middleware(RequestGuardMiddleware, max_body_bytes=app.state.settings.max_body_bytes)
+    app.add_exception_handler(BodyTooLarge, _body_too_large)
+    app.state.request_guards_installed = True

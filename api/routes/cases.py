@@ -1,0 +1,117 @@
+"""Case intake and reading: ``POST /api/v1/cases``, ``GET /api/v1/cases/{id}``,
+``GET /api/v1/cases``.
+
+Who may do what:
+
+* submit: intake, dispatcher, supervisor, admin; and a community officer for locations in
+  its own communities (patrol finds; a location elsewhere is refused with 403 before
+  anything is written, because the officer could not follow the case up);
+* read: every role; a community officer sees only its communities' cases (another
+  community's case is a 404, as if it did not exist); planners get null reporter name/phone.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from api.auth import CurrentPrincipal, require_roles
+from api.deps import ConnDep
+from api.schemas import (
+    GEOJSON_MEDIA_TYPE,
+    CaseIn,
+    CaseListOut,
+    CaseOut,
+    IntakeOut,
+    case_feature,
+    case_out,
+    feature_collection,
+)
+from cases import queries
+from cases.intake import create_case
+from cases.tokens import Principal
+
+router = APIRouter(prefix="/api/v1", tags=["cases"])
+
+SUBMITTERS = ("intake", "dispatcher", "supervisor", "admin", "community_officer")
+Submitter = Annotated[Principal, Depends(require_roles(*SUBMITTERS))]
+
+
+@router.post(
+    "/cases",
+    status_code=201,
+    response_model=IntakeOut,
+    responses={
+        200: {"description": "This (channel, external_id) was registered before: the first case.",
+              "model": IntakeOut},
+        415: {"description": "The body is not JSON."},
+        413: {"description": "The body is over the size limit."},
+    },
+)
+def submit_case(body: CaseIn, principal: Submitter, conn: ConnDep, request: Request,
+                response: Response) -> dict:
+    """Register a complaint, routed to its community post on arrival.
+
+    Resending the same `(channel, external_id)` returns the case registered first (200),
+    never a second one. `possible_duplicates` lists open cases of the same category nearby.
+    """
+    result = create_case(conn, body, principal, request.app.state.settings)
+    if not result.created:
+        response.status_code = 200
+    out = case_out(queries.redact(result.case, principal))
+    out["created"] = result.created
+    out["possible_duplicates"] = result.possible_duplicates
+    return out
+
+
+@router.get("/cases/{case_id}", response_model=CaseOut)
+def read_case(case_id: int, principal: CurrentPrincipal, conn: ConnDep) -> dict:
+    """One case (404 if it does not exist or belongs to a community the caller may not see)."""
+    return case_out(queries.get_case(conn, case_id, principal))
+
+
+@router.get(
+    "/cases",
+    response_model=CaseListOut,
+    responses={200: {"content": {GEOJSON_MEDIA_TYPE: {}},
+                     "description": "JSON page, or a GeoJSON FeatureCollection with format=geojson."}},
+)
+def list_cases(
+    principal: CurrentPrincipal,
+    conn: ConnDep,
+    status: Annotated[str | None, Query(description="Comma-separated statuses.")] = None,
+    category: Annotated[str | None, Query(description="Comma-separated category codes.")] = None,
+    community: Annotated[str | None, Query(description="Comma-separated community codes.")] = None,
+    subdistrict: Annotated[str | None, Query(description="Comma-separated subdistrict codes.")] = None,
+    channel: Annotated[str | None, Query(description="Comma-separated channels.")] = None,
+    bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (WGS-84).")] = None,
+    from_: Annotated[str | None, Query(alias="from", description=(
+        "Reported at or after (ISO 8601; without offset: Asia/Shanghai)."))] = None,
+    to: Annotated[str | None, Query(description="Reported before (ISO 8601).")] = None,
+    unrouted: Annotated[bool | None, Query(description=(
+        "true: only cases no community took (rule outside/unlocated); false: only routed."))] = None,
+    limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = queries.DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
+    format: Annotated[Literal["json", "geojson"], Query()] = "json",
+):
+    """Cases the caller may see, newest reported first, keyset-paginated."""
+    filters = queries.CaseFilters(
+        status=queries.split_list(status),
+        category=queries.split_list(category),
+        community=queries.split_list(community),
+        subdistrict=queries.split_list(subdistrict),
+        channel=queries.parse_channels(channel),
+        bbox=queries.parse_bbox(bbox),
+        reported_from=queries.parse_time(from_, "from"),
+        reported_to=queries.parse_time(to, "to"),
+        unrouted=unrouted,
+    )
+    queries.check_time_range(filters.reported_from, filters.reported_to)
+    page = queries.list_cases(conn, filters, principal, limit=limit, cursor=cursor)
+    if format == "geojson":
+        body = feature_collection([case_feature(r) for r in page.items], next_cursor=page.next_cursor)
+        return JSONResponse(jsonable_encoder(body), media_type=GEOJSON_MEDIA_TYPE)
+    return {"items": [case_out(r) for r in page.items], "next_cursor": page.next_cursor}

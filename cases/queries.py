@@ -1,0 +1,359 @@
+"""Reading cases: one case, and filtered, keyset-paginated lists.
+
+The list query is assembled from small filter clauses. Each clause is a function of the
+:class:`CaseFilters` that returns one SQL condition with its bound parameters, or None when
+its filter is not set; the ``@filter_clause`` decorator registers it. Adding a filter
+(for example the ledger's ``overdue``) is therefore one field on ``CaseFilters`` plus one
+decorated function here (and a query parameter in ``api/routes/cases.py``).
+
+Visibility is applied here too, so no caller can forget it: a community officer sees only
+its own communities' cases (and unrouted cases have no community, so it sees none of those),
+and a planner never sees the reporter's name or phone.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, text
+
+from casegrid.errors import InvalidInput, NotFound
+from cases.tokens import Principal
+
+# Times without an offset in list filters are the city's local time (the database session
+# runs in the same zone, see casegrid/db.py): people type "from=2025-06-01" meaning local.
+CITY_TZ = ZoneInfo("Asia/Shanghai")
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 100
+CHANNELS = ("hotline_12345", "platform", "patrol", "app", "open311", "walk_in")
+UNROUTED_RULES = ("outside", "unlocated")
+REPORTER_FIELDS = ("reporter_name", "reporter_phone")
+
+CASE_SELECT = """
+SELECT c.id, c.case_no, c.status, c.version, c.category_code,
+       cat.name_zh AS category_name_zh, cat.name_en AS category_name_en,
+       c.channel, c.external_id, c.description, c.address,
+       c.reported_at, c.received_at, c.reporter_name, c.reporter_phone, c.photo_urls,
+       c.input_lon, c.input_lat, c.input_crs, ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat,
+       c.community_code, cm.name AS community_name,
+       c.subdistrict_code, sd.name AS subdistrict_name,
+       c.post_id, p.name AS post_name, p.contact_name AS post_contact_name,
+       p.phone AS post_phone, p.address AS post_address, p.hours AS post_hours,
+       ST_X(p.geom) AS post_lon, ST_Y(p.geom) AS post_lat,
+       c.generation_id, c.route_rule, c.route_distance_m, c.near_boundary, c.route_alternates,
+       c.merged_into, c.current_due_at, c.due_provisional,
+       c.reviewed_at, c.dispatched_at, c.handled_at, c.verified_at, c.replied_at, c.closed_at,
+       c.rework_count, c.extension_count, c.created_at, c.updated_at
+FROM "case" c
+JOIN category cat ON cat.code = c.category_code
+LEFT JOIN community cm ON cm.generation_id = c.generation_id AND cm.code = c.community_code
+LEFT JOIN community_post p ON p.id = c.post_id
+LEFT JOIN LATERAL (
+    -- subdistricts are their own generations: prefer the active one's name
+    SELECT s.name FROM subdistrict s JOIN boundary_generation g ON g.id = s.generation_id
+    WHERE s.code = c.subdistrict_code ORDER BY g.active DESC, g.id DESC LIMIT 1
+) sd ON true
+"""
+
+
+# --- filters ------------------------------------------------------------------------------
+
+
+@dataclass
+class CaseFilters:
+    """Filters of the case list; None (or empty) means "not filtered"."""
+
+    status: list[str] | None = None
+    category: list[str] | None = None
+    community: list[str] | None = None
+    subdistrict: list[str] | None = None
+    channel: list[str] | None = None
+    bbox: tuple[float, float, float, float] | None = None  # minlon, minlat, maxlon, maxlat
+    reported_from: datetime | None = None  # inclusive
+    reported_to: datetime | None = None  # exclusive
+    unrouted: bool | None = None  # True: only unrouted; False: only routed
+
+
+Clause = Callable[[CaseFilters], "tuple[str, dict] | None"]
+FILTER_CLAUSES: list[Clause] = []
+
+
+def filter_clause(fn: Clause) -> Clause:
+    """Register a filter clause (see the module docstring)."""
+    FILTER_CLAUSES.append(fn)
+    return fn
+
+
+@filter_clause
+def _status(f: CaseFilters):
+    return ("c.status = ANY(:f_status)", {"f_status": f.status}) if f.status else None
+
+
+@filter_clause
+def _category(f: CaseFilters):
+    return ("c.category_code = ANY(:f_category)", {"f_category": f.category}) if f.category else None
+
+
+@filter_clause
+def _community(f: CaseFilters):
+    if not f.community:
+        return None
+    return "c.community_code = ANY(:f_community)", {"f_community": f.community}
+
+
+@filter_clause
+def _subdistrict(f: CaseFilters):
+    if not f.subdistrict:
+        return None
+    return "c.subdistrict_code = ANY(:f_subdistrict)", {"f_subdistrict": f.subdistrict}
+
+
+@filter_clause
+def _channel(f: CaseFilters):
+    return ("c.channel = ANY(:f_channel)", {"f_channel": f.channel}) if f.channel else None
+
+
+@filter_clause
+def _bbox(f: CaseFilters):
+    if f.bbox is None:
+        return None
+    # && on the GiST index; a point on the box's edge is inside (bounding boxes are closed).
+    x0, y0, x1, y1 = f.bbox
+    return (
+        "c.geom && ST_MakeEnvelope(:f_x0, :f_y0, :f_x1, :f_y1, 4326)",
+        {"f_x0": x0, "f_y0": y0, "f_x1": x1, "f_y1": y1},
+    )
+
+
+@filter_clause
+def _reported_from(f: CaseFilters):
+    if f.reported_from is None:
+        return None
+    return "c.reported_at >= :f_from", {"f_from": f.reported_from}
+
+
+@filter_clause
+def _reported_to(f: CaseFilters):
+    return ("c.reported_at < :f_to", {"f_to": f.reported_to}) if f.reported_to else None
+
+
+@filter_clause
+def _unrouted(f: CaseFilters):
+    if f.unrouted is None:
+        return None
+    sql = "c.route_rule = ANY(:f_unrouted)" if f.unrouted else (
+        "c.route_rule IS NOT NULL AND NOT (c.route_rule = ANY(:f_unrouted))"
+    )
+    return sql, {"f_unrouted": list(UNROUTED_RULES)}
+
+
+def _scope(principal: Principal) -> tuple[str, dict] | None:
+    if principal.sees_all_communities:
+        return None
+    return "c.community_code = ANY(:scope_communities)", {
+        "scope_communities": list(principal.communities)
+    }
+
+
+# --- parsing query-string values (shared by the API and the CLI) -------------------------
+
+
+def split_list(value: str | list[str] | None) -> list[str] | None:
+    """``"a,b"`` or ``["a", "b,c"]`` to ``["a", "b", "c"]``; None/empty to None."""
+    if value is None:
+        return None
+    parts = value if isinstance(value, list) else [value]
+    items = [p.strip() for part in parts for p in part.split(",") if p.strip()]
+    return items or None
+
+
+def parse_channels(value: str | list[str] | None) -> list[str] | None:
+    """Channel filter values, each checked against the known channels."""
+    items = split_list(value)
+    for item in items or ():
+        if item not in CHANNELS:
+            raise InvalidInput(
+                f"channel {item!r} is unknown; accepted: {', '.join(CHANNELS)}", field="channel"
+            )
+    return items
+
+
+def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
+    """``"minlon,minlat,maxlon,maxlat"`` (WGS-84 degrees) to a tuple; ``InvalidInput`` naming
+    what is wrong otherwise."""
+    if value is None or not value.strip():
+        return None
+    fix = "give bbox=minlon,minlat,maxlon,maxlat in WGS-84 degrees, e.g. bbox=117.10,35.05,117.20,35.12"
+    parts = [p.strip() for p in value.split(",")]
+    if len(parts) != 4:
+        raise InvalidInput(f"bbox has {len(parts)} values, not 4: {fix}", field="bbox")
+    try:
+        x0, y0, x1, y1 = (float(p) for p in parts)
+    except ValueError:
+        raise InvalidInput(f"bbox {value!r} holds a value that is not a number: {fix}",
+                           field="bbox") from None
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+        raise InvalidInput(f"bbox values must be finite numbers: {fix}", field="bbox")
+    if not (-180 <= x0 <= 180 and -180 <= x1 <= 180 and -90 <= y0 <= 90 and -90 <= y1 <= 90):
+        hint = " (latitude first? longitude comes first)" if abs(y0) > 90 or abs(y1) > 90 else ""
+        raise InvalidInput(
+            f"bbox {value!r} is out of range: longitudes within [-180, 180], latitudes within "
+            f"[-90, 90]{hint}; {fix}", field="bbox")
+    if x0 > x1 or y0 > y1:
+        raise InvalidInput(
+            f"bbox {value!r}: minimum greater than maximum; {fix}", field="bbox")
+    return x0, y0, x1, y1
+
+
+def parse_time(value: str | None, field_name: str) -> datetime | None:
+    """An ISO 8601 date or date-time; without an offset it is the city's local time."""
+    if value is None or not value.strip():
+        return None
+    raw = value.strip()
+    try:
+        if len(raw) == 10:
+            parsed = datetime.combine(date.fromisoformat(raw), time())
+        else:
+            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "T", 1))
+    except ValueError:
+        raise InvalidInput(
+            f"{field_name} {value!r} is not an ISO 8601 date or date-time; e.g. 2025-06-01 or "
+            "2025-06-01T20:00:00+08:00 (a '+' in a URL must be sent as %2B)",
+            field=field_name,
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=CITY_TZ)
+
+
+def check_time_range(start: datetime | None, end: datetime | None) -> None:
+    """``InvalidInput`` when ``from`` is not before ``to``."""
+    if start and end and start >= end:
+        raise InvalidInput(
+            f"from ({start.isoformat()}) must be before to ({end.isoformat()})", field="from"
+        )
+
+
+# --- cursors ------------------------------------------------------------------------------
+
+
+def encode_cursor(reported_at: datetime, case_id: int) -> str:
+    """An opaque cursor pointing just after the given row in newest-first order."""
+    raw = json.dumps([reported_at.isoformat(), case_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """The position a cursor stands for; ``InvalidInput(field='cursor')`` if it is not one
+    this server issued."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        at, case_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        position = datetime.fromisoformat(at), int(case_id)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput(
+            "cursor is not a value this server issued: pass next_cursor from the previous page "
+            "unchanged, or leave cursor out to start from the newest case",
+            field="cursor",
+        ) from None
+    if position[0].tzinfo is None:
+        raise InvalidInput("cursor is malformed; leave it out to start again", field="cursor")
+    return position
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def redact(row: dict, principal: Principal) -> dict:
+    """The row as ``principal`` may see it (reporter fields nulled for planners)."""
+    if not principal.sees_reporter:
+        for key in REPORTER_FIELDS:
+            row[key] = None
+    return row
+
+
+def fetch_case(conn: Connection, case_id: int) -> dict | None:
+    """One case row with names of its category, community, subdistrict and post (no
+    visibility checks: for internal use)."""
+    row = conn.execute(text(CASE_SELECT + " WHERE c.id = :id"), {"id": case_id}).mappings().first()
+    return None if row is None else dict(row)
+
+
+def get_case(conn: Connection, case_id: int, principal: Principal) -> dict:
+    """Case ``case_id`` as ``principal`` may see it; ``NotFound`` when it does not exist or
+    belongs to a community the principal may not see (the two are indistinguishable on
+    purpose)."""
+    row = fetch_case(conn, case_id)
+    if row is None or not principal.may_see_community(row["community_code"]):
+        raise NotFound(f"no case with id {case_id}", field="id")
+    return redact(row, principal)
+
+
+@dataclass
+class CasePage:
+    """One page of the case list; ``next_cursor`` is None on the last page."""
+
+    items: list[dict] = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+def list_cases(
+    conn: Connection,
+    filters: CaseFilters,
+    principal: Principal,
+    *,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> CasePage:
+    """Cases matching ``filters`` that ``principal`` may see, newest reported first, keyset
+    paginated on ``(reported_at, id)`` (stable while cases are being added)."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}, not {limit}", field="limit")
+    conditions: list[str] = []
+    params: dict = {"limit": limit + 1}
+    parts = [clause(filters) for clause in FILTER_CLAUSES] + [_scope(principal)]
+    if cursor:
+        at, case_id = decode_cursor(cursor)
+        parts.append(("(c.reported_at, c.id) < (:cur_at, :cur_id)", {"cur_at": at, "cur_id": case_id}))
+    for part in parts:
+        if part is not None:
+            conditions.append(part[0])
+            params.update(part[1])
+    where = (" WHERE " + " AND ".join(f"({c})" for c in conditions)) if conditions else ""
+    sql = CASE_SELECT + where + " ORDER BY c.reported_at DESC, c.id DESC LIMIT :limit"
+    rows = [redact(dict(r), principal) for r in conn.execute(text(sql), params).mappings()]
+    page = CasePage(items=rows[:limit])
+    if len(rows) > limit:
+        last = page.items[-1]
+        page.next_cursor = encode_cursor(last["reported_at"], last["id"])
+    return page
+
+
+# --- reference data the API serves beside cases --------------------------------------------
+
+COMMUNITIES_SQL = """
+SELECT c.code, c.name, c.subdistrict_code, sd.name AS subdistrict_name, c.area_m2,
+       c.generation_id, ST_AsGeoJSON(c.geom, 7) AS geometry,
+       p.id AS post_id, p.name AS post_name, p.contact_name AS post_contact_name,
+       p.phone AS post_phone, p.address AS post_address, p.hours AS post_hours,
+       ST_X(p.geom) AS post_lon, ST_Y(p.geom) AS post_lat
+FROM community c
+JOIN boundary_generation g ON g.id = c.generation_id AND g.active AND g.level = 'community'
+LEFT JOIN community_post p ON p.community_code = c.code
+LEFT JOIN LATERAL (
+    SELECT s.name FROM subdistrict s JOIN boundary_generation sg ON sg.id = s.generation_id
+    WHERE s.code = c.subdistrict_code ORDER BY sg.active DESC, sg.id DESC LIMIT 1
+) sd ON true
+ORDER BY c.code
+"""
+
+
+def active_communities(conn: Connection) -> list[dict]:
+    """Communities of the active generation with subdistrict name, post contact and
+    geometry as a GeoJSON text (7 decimals, about 1 cm)."""
+    return [dict(r) for r in conn.execute(text(COMMUNITIES_SQL)).mappings()]
