@@ -77,23 +77,28 @@ def route_points(
     s = get_settings()
     tol = s.gap_tolerance_m if tolerance_m is None else tolerance_m
     margin = s.near_boundary_margin_m if margin_m is None else margin_m
+    x = pd.to_numeric(pd.Series(lon), errors="coerce").to_numpy(float)
+    y = pd.to_numeric(pd.Series(lat), errors="coerce").to_numpy(float)
+    reasons = np.full(n, None, dtype=object)
     if crs in ("wgs84", "gcj02", "bd09"):
-        ok, reasons = check_points(lon, lat)
-        x = pd.to_numeric(pd.Series(lon), errors="coerce").to_numpy(float)
-        y = pd.to_numeric(pd.Series(lat), errors="coerce").to_numpy(float)
+        ok = np.isfinite(x) & np.isfinite(y) & (np.abs(x) <= 180) & (np.abs(y) <= 90)
+        bad = ~ok
+        if bad.any():  # explain only the failing rows, from their original text
+            _, why = check_points(np.asarray(lon, dtype=object)[bad], np.asarray(lat, dtype=object)[bad])
+            reasons[bad] = why
     else:
-        x = pd.to_numeric(pd.Series(lon), errors="coerce").to_numpy(float)
-        y = pd.to_numeric(pd.Series(lat), errors="coerce").to_numpy(float)
         ok = np.isfinite(x) & np.isfinite(y)
-        reasons = np.where(ok, None, f"coordinates are missing or not numbers ({crs})").astype(object)
+        reasons[~ok] = f"coordinates are missing or not numbers ({crs})"
     wx = np.full(n, np.nan)
     wy = np.full(n, np.nan)
     if ok.any():
         wx[ok], wy[ok] = to_wgs84(x[ok], y[ok], crs)
         # after conversion (EPSG inputs) the point must still be a valid lon/lat
-        ok2, reasons2 = check_points(wx, wy)
+        ok2 = np.isfinite(wx) & np.isfinite(wy) & (np.abs(wx) <= 180) & (np.abs(wy) <= 90)
         newly_bad = ok & ~ok2
-        reasons[newly_bad] = [f"after conversion from {crs}: {r}" for r in reasons2[newly_bad]]
+        if newly_bad.any():
+            _, why = check_points(wx[newly_bad], wy[newly_bad])
+            reasons[newly_bad] = [f"after conversion from {crs}: {r}" for r in why]
         ok = ok & ok2
 
     out = pd.DataFrame(
@@ -123,9 +128,9 @@ def route_points(
         with raw.cursor() as cur:
             for start in range(0, len(idx), COPY_CHUNK):
                 part = idx[start : start + COPY_CHUNK]
-                with cur.copy("COPY route_staging (id, lon, lat) FROM STDIN") as copy:
-                    for i, a, b in zip(part.tolist(), wx[part].tolist(), wy[part].tolist(), strict=True):
-                        copy.write_row((i, a, b))
+                block = pd.DataFrame({"id": part, "lon": wx[part], "lat": wy[part]})
+                with cur.copy("COPY route_staging (id, lon, lat) FROM STDIN (FORMAT csv)") as copy:
+                    copy.write(block.to_csv(index=False, header=False, float_format="%.12g"))
                 if progress:
                     progress("copy", min(start + COPY_CHUNK, len(idx)), len(idx))
         conn.execute(text("ANALYZE route_staging"))

@@ -9,8 +9,8 @@ The rules (documented for operators in docs/routing.md):
                     others are listed in ``alternates``.
 * ``nearest``     – no community covers it (a gap between polygons) but one lies within the
                     gap tolerance (default 200 m): the nearest one, with ``distance_m``.
-* ``outside``     – nothing within the tolerance: no community; the case waits in the
-                    unrouted queue for a dispatcher.
+* ``outside``     – nothing within the tolerance: no community (and no distance); the case
+                    waits in the unrouted queue for a dispatcher.
 
 Independently, ``near_boundary`` is true when another community lies within the margin
 (default 20 m, a phone's GPS error); those communities are listed as ``alternates`` with
@@ -36,14 +36,12 @@ from geo.coords import check_point, normalise_crs, to_wgs84
 RULES = ("inside", "on_boundary", "nearest", "outside")
 # Metres per degree of latitude (mean); longitude degrees shrink by cos(latitude).
 _M_PER_DEG = 111_320.0
-# For gap points, this many nearest pieces (by planar distance) are measured exactly.
-_KNN_CANDIDATES = 8
 
 # {points} is replaced by a relation with columns (id bigint, geom geometry(Point, 4326)).
 # Parameters: :gen (community generation), :margin_m, :tol_m.
 ROUTE_SQL = """
 WITH pts AS MATERIALIZED ({points}),
-near AS (          -- every community with a piece within the margin of each point
+near AS MATERIALIZED (  -- every community with a piece within the margin of each point
     SELECT p.id, cp.community_id AS cid,
            bool_or(ST_Covers(cp.geom, p.geom)) AS covers
     FROM pts p
@@ -53,10 +51,10 @@ near AS (          -- every community with a piece within the margin of each poi
                     :margin_m / (%(mpd)s * cos(radians(ST_Y(p.geom)))))
     GROUP BY p.id, cp.community_id
 ),
-near_exact AS (    -- exact geodesic distance, only where the community does not cover
+near_exact AS MATERIALIZED (  -- exact geodesic distance, only where the community does not cover
     SELECT n.id, n.cid, n.covers,
            CASE WHEN n.covers THEN 0.0 ELSE (
-               SELECT min(ST_Distance(cp.geom::geography, p.geom::geography))
+               SELECT min(ST_Distance(cp.geom::geography, p.geom::geography, false))
                FROM community_piece cp
                WHERE cp.community_id = n.cid
                  AND ST_DWithin(cp.geom, p.geom,
@@ -64,60 +62,62 @@ near_exact AS (    -- exact geodesic distance, only where the community does not
            ) END AS dist
     FROM near n JOIN pts p ON p.id = n.id
 ),
-covered AS (
-    SELECT e.id, array_agg(c.id ORDER BY c.code) AS cids
+agg AS MATERIALIZED (  -- per point: covering communities (by code) and those within the margin
+    SELECT e.id,
+           array_agg(e.cid ORDER BY c.code) FILTER (WHERE e.covers) AS cover_ids,
+           array_agg(e.cid ORDER BY e.dist, c.code) FILTER (WHERE e.dist <= :margin_m) AS near_ids,
+           array_agg(e.dist ORDER BY e.dist, c.code) FILTER (WHERE e.dist <= :margin_m) AS near_d,
+           array_agg(e.covers ORDER BY e.dist, c.code) FILTER (WHERE e.dist <= :margin_m) AS near_cov
     FROM near_exact e JOIN community c ON c.id = e.cid
-    WHERE e.covers
     GROUP BY e.id
 ),
-gap AS (           -- points nothing covers: nearest community within the tolerance
+gap AS MATERIALIZED (  -- points nothing covers: nearest community within the tolerance
     SELECT p.id, g.cid, g.dist
     FROM pts p
+    LEFT JOIN agg a ON a.id = p.id
     CROSS JOIN LATERAL (
-        SELECT k.cid, min(k.d) AS dist FROM (
-            SELECT cp.community_id AS cid, ST_Distance(cp.geom::geography, p.geom::geography) AS d
-            FROM community_piece cp
-            WHERE cp.generation_id = :gen
-            ORDER BY cp.geom <-> p.geom
-            LIMIT %(knn)s
-        ) k GROUP BY k.cid ORDER BY min(k.d), k.cid LIMIT 1
+        SELECT cp.community_id AS cid,
+               min(ST_Distance(cp.geom::geography, p.geom::geography, false)) AS dist
+        FROM community_piece cp
+        WHERE cp.generation_id = :gen
+          AND ST_DWithin(cp.geom, p.geom, :tol_m / (%(mpd)s * cos(radians(ST_Y(p.geom)))))
+        GROUP BY cp.community_id
+        ORDER BY 2, 1
+        LIMIT 1
     ) g
-    WHERE NOT EXISTS (SELECT 1 FROM covered cv WHERE cv.id = p.id)
+    WHERE a.cover_ids IS NULL
 ),
 decided AS (
-    SELECT p.id,
-           CASE WHEN cv.cids IS NOT NULL THEN cv.cids[1]
+    SELECT p.id, a.near_ids, a.near_d, a.near_cov,
+           CASE WHEN a.cover_ids IS NOT NULL THEN a.cover_ids[1]
                 WHEN g.dist <= :tol_m THEN g.cid END AS cid,
-           CASE WHEN cardinality(cv.cids) = 1 THEN 'inside'
-                WHEN cardinality(cv.cids) > 1 THEN 'on_boundary'
+           CASE WHEN cardinality(a.cover_ids) = 1 THEN 'inside'
+                WHEN cardinality(a.cover_ids) > 1 THEN 'on_boundary'
                 WHEN g.dist <= :tol_m THEN 'nearest'
                 ELSE 'outside' END AS rule,
-           CASE WHEN cv.cids IS NOT NULL THEN 0.0 ELSE g.dist END AS distance_m
+           CASE WHEN a.cover_ids IS NOT NULL THEN 0.0 ELSE g.dist END AS distance_m
     FROM pts p
-    LEFT JOIN covered cv ON cv.id = p.id
+    LEFT JOIN agg a ON a.id = p.id
     LEFT JOIN gap g ON g.id = p.id
 )
 SELECT d.id, d.rule, d.distance_m, d.cid AS community_id,
-       COALESCE(a.alts, '[]'::jsonb) AS alternates,
-       a.alts IS NOT NULL AS near_boundary
+       COALESCE(alt.list, '[]'::jsonb) AS alternates,
+       alt.list IS NOT NULL AS near_boundary
 FROM decided d
-LEFT JOIN LATERAL (
+LEFT JOIN LATERAL (  -- only the point's own small arrays are unnested here
     SELECT jsonb_agg(jsonb_build_object('code', c.code, 'name', c.name,
-                                        'distance_m', round(e.dist::numeric, 2),
-                                        'covers', e.covers)
-                     ORDER BY e.dist, c.code) AS alts
-    FROM near_exact e JOIN community c ON c.id = e.cid
-    WHERE e.id = d.id AND e.cid IS DISTINCT FROM d.cid AND e.dist <= :margin_m
-) a ON true
+                                        'distance_m', round(u.d::numeric, 2),
+                                        'covers', u.cov) ORDER BY u.ord) AS list
+    FROM unnest(d.near_ids, d.near_d, d.near_cov) WITH ORDINALITY AS u(cid, d, cov, ord)
+    JOIN community c ON c.id = u.cid
+    WHERE u.cid IS DISTINCT FROM d.cid
+) alt ON d.near_ids IS NOT NULL
 """
 
 
 def route_sql(points_relation: str) -> str:
     """The routing query for a points relation ``(id, geom)``."""
-    return ROUTE_SQL.replace("{points}", points_relation) % {
-        "mpd": _M_PER_DEG,
-        "knn": _KNN_CANDIDATES,
-    }
+    return ROUTE_SQL.replace("{points}", points_relation) % {"mpd": _M_PER_DEG}
 
 
 @dataclass
