@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from api import routes as routes_pkg
 from api.errors import install_error_handlers
+from api.middleware import install_middleware
 from casegrid import __version__
 from casegrid.db import make_engine, resolve_database_url
 from casegrid.settings import Settings, get_settings
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_middleware(app)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict:
