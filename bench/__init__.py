@@ -1,0 +1,1 @@
+"""casegrid's benchmarks: ``python -m bench`` (``make bench``) writes ``bench/RESULTS.md``."""
