@@ -1,9 +1,9 @@
 """Hotspot statistics for planners: a metric grid of case counts, Getis-Ord Gi* with
 false-discovery-rate control, and complaint counts in rings around points of interest.
 
-Everything metric happens in EPSG:4527 (``geo.coords.METRIC_CRS``), using the case's stored
-metric point ``geom_m`` (migration 0004), so a million cases aggregate in PostGIS without a
-per-row transform. Only aggregates leave the database; no page ever embeds raw points.
+Everything metric happens in EPSG:4527 (``geo.coords.METRIC_CRS``) inside PostGIS, with
+``ST_Transform(geom, 4527)``, which migration 0004 indexes for the ring queries. Only
+aggregates leave the database; no page ever embeds raw points.
 
 Significance. ``esda.G_Local(y, w, transform="B", star=True)`` gives Gi* and its z-score on
 binary queen weights over the grid. Its p-values come from 999 permutations under *total*
@@ -18,7 +18,7 @@ then hot (z > 0) or cold (z < 0) at 99/95/90 % when their p-value passes the FDR
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import esda
 import libpysal
@@ -28,7 +28,7 @@ from scipy import sparse, stats
 from sqlalchemy import Connection, text
 
 from casegrid.errors import InvalidInput
-from geo.map_data import CaseFilters, filter_sql
+from geo.map_data import STATE_GROUPS, CaseFilters, filter_sql
 
 METRIC_SRID = 4527
 LEVELS = ((0.01, 3), (0.05, 2), (0.10, 1))  # (alpha, level): 3 = 99 %, 2 = 95 %, 1 = 90 %
@@ -85,7 +85,7 @@ def _study_extent(conn: Connection) -> tuple[tuple[float, float, float, float], 
     ).first()
     if row and row[0] is not None:
         return (row[0], row[1], row[2], row[3]), True
-    row = conn.execute(text('SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom_m)::geometry e FROM "case") x')).first()
+    row = conn.execute(text('SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(ST_Transform(geom, 4527))::geometry e FROM "case") x')).first()
     if row is None or row[0] is None:
         raise InvalidInput("no communities and no located cases: nothing to aggregate", field="cases")
     return (row[0], row[1], row[2], row[3]), False
@@ -118,7 +118,7 @@ def aggregate_grid(conn: Connection, filters: CaseFilters, cell_m: float = 250.0
         )
     sql = (
         f"WITH {cells_sql}, "
-        f"counts AS (SELECT floor((ST_X(c.geom_m) - :x0) / :s)::int i, floor((ST_Y(c.geom_m) - :y0) / :s)::int j, count(*) n "
+        f"counts AS (SELECT floor((ST_X(ST_Transform(c.geom, 4527)) - :x0) / :s)::int i, floor((ST_Y(ST_Transform(c.geom, 4527)) - :y0) / :s)::int j, count(*) n "
         f"FROM \"case\" c WHERE {where} GROUP BY 1, 2) "
         "SELECT cells.i, cells.j, COALESCE(counts.n, 0), (SELECT a FROM area_m2) FROM cells "
         "LEFT JOIN counts ON counts.i = cells.i AND counts.j = cells.j ORDER BY cells.i, cells.j"
@@ -203,6 +203,11 @@ def getis_ord(grid: Grid, permutations: int = 999, seed: int = 12345, fdr: bool 
     return HotspotResult(z=z, p=p, level=level, cutoffs=cutoffs, permutations=permutations)
 
 
+def for_statistics(filters: CaseFilters) -> CaseFilters:
+    """The filters with "every state" instead of the maps' default "open cases only"."""
+    return filters if filters.states else replace(filters, states=tuple(STATE_GROUPS))
+
+
 def hourly_grid(conn: Connection, filters: CaseFilters, cell_m: float) -> list[list[list[float]]]:
     """24 frames (local hour of report 0-23) of ``[lat, lon, n]`` per non-empty cell of
     ``cell_m`` metres, for an hour-of-day animation."""
@@ -210,7 +215,7 @@ def hourly_grid(conn: Connection, filters: CaseFilters, cell_m: float) -> list[l
     rows = conn.execute(
         text(
             f"SELECT extract(hour FROM c.reported_at AT TIME ZONE 'Asia/Shanghai')::int h, "
-            f"floor(ST_X(c.geom_m) / :s)::int i, floor(ST_Y(c.geom_m) / :s)::int j, count(*) "
+            f"floor(ST_X(ST_Transform(c.geom, 4527)) / :s)::int i, floor(ST_Y(ST_Transform(c.geom, 4527)) / :s)::int j, count(*) "
             f"FROM \"case\" c WHERE {where} GROUP BY 1, 2, 3"
         ),
         {**p, "s": cell_m},
@@ -272,8 +277,8 @@ def poi_ring_stats(
     hits = conn.execute(
         text(
             f"WITH p AS (SELECT id, ST_Transform(geom, 4527) g FROM poi WHERE kind = ANY(:kinds)), "
-            f"h AS (SELECT p.id, c.category_code cat, ST_Distance(c.geom_m, p.g) d FROM p "
-            f"JOIN \"case\" c ON ST_DWithin(c.geom_m, p.g, :rmax) WHERE {where}) "
+            f"h AS (SELECT p.id, c.category_code cat, ST_Distance(ST_Transform(c.geom, 4527), p.g) d FROM p "
+            f"JOIN \"case\" c ON ST_DWithin(ST_Transform(c.geom, 4527), p.g, :rmax) WHERE {where}) "
             f"SELECT h.id, r.r, h.cat, count(*) FROM h JOIN unnest(CAST(:rings AS float8[])) r(r) ON h.d <= r.r "
             f"GROUP BY 1, 2, 3"
         ),
@@ -337,3 +342,43 @@ def rank_pois(stats_rows: list[dict], ring: float, by: str = "rate") -> list[dic
         return (-(rate if by == "rate" else cnt), -(cnt if by == "rate" else rate), -r["hotspot_level"], r["id"])
 
     return sorted(stats_rows, key=key)
+
+
+def hotspot_analysis(
+    conn: Connection,
+    filters: CaseFilters,
+    cell_m: float = 250.0,
+    rings: tuple[float, ...] = DEFAULT_RINGS_M,
+    kinds: tuple[str, ...] = POI_KINDS,
+    permutations: int = 999,
+    seed: int = 12345,
+    hourly_cell_factor: int = 2,
+) -> dict:
+    """Everything the planners' page shows, from aggregates only: the grid and its Gi*
+    levels, POI ring statistics, 24 hourly frames on cells ``hourly_cell_factor`` times
+    larger, and cases per community."""
+    from geo.map_data import boundaries, city_bounds, community_counts
+
+    # Planners study every complaint, closed ones included, unless states are chosen.
+    filters = for_statistics(filters.validate())
+    rs = check_rings(rings)
+    grid = aggregate_grid(conn, filters, cell_m)
+    hot = getis_ord(grid, permutations=permutations, seed=seed)
+    pois = poi_ring_stats(conn, filters, rs, kinds, grid=grid, hot=hot)
+    shapes = conn.execute(
+        text("SELECT id, ST_AsGeoJSON(geom, 6)::json FROM poi WHERE kind = ANY(:k) "
+             "AND GeometryType(geom) NOT IN ('POINT', 'MULTIPOINT')"),
+        {"k": list(kinds)},
+    ).all()
+    outlines = {r[0]: r[1] for r in shapes}
+    for p in pois:
+        p["outline"] = outlines.get(p["id"])
+    return {
+        "grid": grid, "hot": hot, "pois": pois, "rings": rs, "cell_m": cell_m,
+        "hourly": hourly_grid(conn, filters, cell_m * hourly_cell_factor),
+        "community_counts": community_counts(conn, filters),
+        "communities": boundaries(conn, "community"),
+        "subdistricts": boundaries(conn, "subdistrict"),
+        "bounds": city_bounds(conn),
+        "categories": {r[0]: (r[1], r[2]) for r in conn.execute(text("SELECT code, name_zh, name_en FROM category"))},
+    }

@@ -281,9 +281,9 @@ def nearby_cases(
     rows = conn.execute(
         text(
             "SELECT o.id, o.case_no, o.status, o.reported_at, ST_X(o.geom) AS lon, ST_Y(o.geom) AS lat, "
-            "ST_Distance(o.geom_m, c0.geom_m) AS distance_m "
+            "ST_Distance(ST_Transform(o.geom, 4527), ST_Transform(c0.geom, 4527)) AS distance_m "
             "FROM \"case\" c0 JOIN \"case\" o ON o.id <> c0.id AND o.category_code = c0.category_code "
-            "AND o.merged_into IS NULL AND ST_DWithin(o.geom_m, c0.geom_m, :r) "
+            "AND o.merged_into IS NULL AND ST_DWithin(ST_Transform(o.geom, 4527), ST_Transform(c0.geom, 4527), :r) "
             "AND abs(extract(epoch FROM o.reported_at - c0.reported_at)) <= :days * 86400 "
             "WHERE c0.id = :id AND (CAST(:scope AS text[]) IS NULL OR o.community_code = ANY(:scope)) "
             "ORDER BY distance_m, o.id LIMIT :lim"
@@ -342,3 +342,36 @@ def require_case(conn: Connection, case_id: int) -> None:
     """``NotFound`` unless the case exists."""
     if conn.execute(text('SELECT 1 FROM "case" WHERE id = :id'), {"id": case_id}).first() is None:
         raise NotFound(f"no case {case_id}", field="id")
+
+
+def dispatch_data(conn: Connection, scope: tuple[str, ...] | None = None) -> dict:
+    """Everything the dispatcher page draws except the cases (loaded by viewport):
+    boundaries, posts, filter choices and the bounds to open on."""
+    comms = boundaries(conn, "community")
+    if scope is not None:
+        comms = [c for c in comms if c["code"] in scope]
+    return {
+        "subdistricts": boundaries(conn, "subdistrict"),
+        "communities": comms,
+        "posts": posts(conn, scope),
+        "options": filter_options(conn, scope),
+        "bounds": city_bounds(conn),
+    }
+
+
+def case_summaries(conn: Connection, ids: list[int]) -> list[dict]:
+    """:func:`case_summary` rows for many cases at once (for a standalone page)."""
+    if not ids:
+        return []
+    rows = conn.execute(
+        text(
+            f"SELECT c.id, c.case_no, c.category_code, cat.name_zh, cat.name_en, c.status, "
+            f"{_GROUP_SQL} AS state_group, {_OVERDUE_SQL} AS overdue, c.reported_at, c.current_due_at, "
+            f"c.route_rule, c.route_distance_m, c.near_boundary, c.community_code, com.name AS community_name "
+            f"FROM \"case\" c LEFT JOIN category cat ON cat.code = c.category_code "
+            f"LEFT JOIN community com ON com.code = c.community_code AND com.generation_id = "
+            f"(SELECT id FROM boundary_generation WHERE level = 'community' AND active) WHERE c.id = ANY(:ids)"
+        ),
+        {"ids": ids},
+    ).mappings()
+    return [dict(r) for r in rows]

@@ -1,10 +1,12 @@
-"""maps schema additions: a stored metric copy of each case's point.
+"""maps schema additions: a GiST index on each case's point in the metric CRS.
 
-Hotspot grids, distance rings around points of interest and duplicate radii are metric
-work. Transforming a million points on every page build costs seconds, so the case keeps a
-generated EPSG:4527 copy of its point (CGCS2000 / 3-degree Gauss-Kruger zone 39, the
-project's metric CRS, ``geo.coords.METRIC_CRS``), GiST-indexed, maintained by PostgreSQL
-itself whatever path writes the case.
+Distance rings around points of interest and duplicate radii are metric work done with
+``ST_DWithin(ST_Transform(geom, 4527), ...)`` (EPSG:4527, CGCS2000 / 3-degree Gauss-Kruger
+zone 39, the project's metric CRS, ``geo.coords.METRIC_CRS``); this expression index lets
+those queries use an index without a metric copy of the point in the table. (A stored
+generated column was tried and dropped: PostgreSQL 15 cannot pass whole rows of a table with
+generated columns from statement-trigger transition tables, which the ledger's statistics
+triggers do.)
 
 Revision ID: 0004
 Revises: 0003
@@ -20,13 +22,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.execute(
-        'ALTER TABLE "case" ADD COLUMN geom_m geometry(Point, 4527) '
-        "GENERATED ALWAYS AS (ST_Transform(geom, 4527)) STORED"
-    )
-    op.execute('CREATE INDEX case_geom_m_gist ON "case" USING gist (geom_m)')
+    op.execute('CREATE INDEX case_geom_4527_gist ON "case" USING gist (ST_Transform(geom, 4527))')
 
 
 def downgrade() -> None:
-    op.execute("DROP INDEX IF EXISTS case_geom_m_gist")
-    op.execute('ALTER TABLE "case" DROP COLUMN IF EXISTS geom_m')
+    op.execute("DROP INDEX IF EXISTS case_geom_4527_gist")
