@@ -1,0 +1,85 @@
+"""Tokens on the intake and reading endpoints: 401 for a missing, malformed, unknown or
+revoked token (with a WWW-Authenticate header), 403 for a role that may not act, and no row
+written by a refused request."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from cases.tokens import revoke_token
+from tests.test_intake_api import body, interior_points, open_api
+
+_api = pytest.fixture(name="api")(open_api)
+
+ENDPOINTS = [
+    ("POST", "/api/v1/cases"),
+    ("GET", "/api/v1/cases"),
+    ("GET", "/api/v1/cases/1"),
+    ("GET", "/api/v1/route?lon=117.16&lat=35.08"),
+    ("GET", "/api/v1/communities"),
+    ("GET", "/api/v1/categories"),
+]
+
+
+def _call(api, method, url, headers):
+    if method == "POST":
+        return api.client.post(url, json=body(117.1652, 35.0871), headers=headers)
+    return api.client.get(url, headers=headers)
+
+
+@pytest.mark.parametrize(("method", "url"), ENDPOINTS)
+@pytest.mark.parametrize(("headers", "word"), [
+    ({}, "missing"),
+    ({"Authorization": "Bearer cg_not-a-real-token"}, "unknown"),
+    ({"Authorization": "Basic dXNlcjpwYXNz"}, "missing"),
+    ({"Authorization": "Bearer"}, "missing"),
+], ids=["none", "unknown", "basic", "empty"])
+def test_requests_without_a_valid_token_are_401(api, method, url, headers, word):
+    before = api.counts()
+    r = _call(api, method, url, headers)
+    assert r.status_code == 401, r.text
+    assert r.headers.get("www-authenticate", "").lower().startswith("bearer")
+    assert r.json()["field"] == "Authorization" and word in r.json()["detail"]
+    assert api.counts() == before
+
+
+def test_a_revoked_token_stops_working_at_once(api):
+    secret = api.token("dispatcher", "soon-revoked")
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert api.client.get("/api/v1/cases", headers=headers).status_code == 200
+    with api.engine.begin() as conn:
+        token_id = conn.execute(
+            text("SELECT id FROM api_token WHERE name = 'soon-revoked'")).scalar_one()
+        revoke_token(conn, token_id)
+    for method, url in ENDPOINTS:
+        r = _call(api, method, url, headers)
+        assert r.status_code == 401 and "revoked" in r.json()["detail"], (url, r.text)
+
+
+def test_planner_may_not_submit_403_naming_allowed_roles(api):
+    before = api.counts()
+    r = api.post_case(body(117.1652, 35.0871), role="planner")
+    assert r.status_code == 403
+    assert "intake" in r.json()["detail"] and "dispatcher" in r.json()["detail"]
+    assert api.counts() == before
+
+
+@pytest.mark.parametrize("role", ["intake", "dispatcher", "supervisor", "admin"])
+def test_submitting_roles_may_submit(api, role):
+    code, lon, lat = interior_points(api.engine)[2]
+    assert api.post_case(body(lon, lat), role=role).status_code == 201
+
+
+@pytest.mark.parametrize("role", ["intake", "dispatcher", "supervisor", "admin", "planner"])
+def test_every_role_may_read(api, role):
+    for url in ("/api/v1/cases", "/api/v1/communities", "/api/v1/categories",
+                "/api/v1/route?lon=117.16&lat=35.08"):
+        assert api.client.get(url, headers=api.headers(role)).status_code == 200, (role, url)
+
+
+def test_health_and_docs_need_no_token(api):
+    assert api.client.get("/health").status_code == 200
+    spec = api.client.get("/openapi.json")
+    assert spec.status_code == 200
+    assert "/api/v1/cases" in spec.json()["paths"]
