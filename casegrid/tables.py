@@ -216,6 +216,29 @@ time_limit = Table(
     Column("updated_by", Text, nullable=False),
 )
 
+case_stat = Table(
+    "case_stat",
+    metadata,
+    Column("dim", Text, primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("accepted", Integer, nullable=False),
+    Column("registered", Integer, nullable=False),
+    Column("dispatched", Integer, nullable=False),
+    Column("closed", Integer, nullable=False),
+    Column("closed_on_time", Integer, nullable=False),
+    Column("closed_reworked", Integer, nullable=False),
+    Column("closed_extended", Integer, nullable=False),
+    Column("handled", Integer, nullable=False),
+    Column("handled_on_time", Integer, nullable=False),
+    Column("replied", Integer, nullable=False),
+    Column("replied_on_time", Integer, nullable=False),
+    Column("hours_sum", Float, nullable=False),
+    Column("hours_n", Integer, nullable=False),
+    # handling-time histogram buckets h01..h32 (edges: cases.stats.HIST_EDGES)
+    *[Column(f"h{i:02d}", Integer, nullable=False) for i in range(1, 33)],
+)
+
 calendar_year = Table(
     "calendar_year",
     metadata,

@@ -483,9 +483,11 @@ def _verify_pass(ctx: _Ctx) -> _Step:
 def _verify_fail(ctx: _Ctx) -> _Step:
     note = _text(ctx.payload, "note", required=True)
     # Rework keeps the original handling deadline: returning late work does not buy time.
-    return _Step({"rework_count": ctx.case["rework_count"] + 1,
-                  "current_due_at": ctx.case["handle_due_at"]}, note,
-                 {"rework": ctx.case["rework_count"] + 1})
+    # The failed handling is no longer "the" handling (its event stays in the history).
+    return _Step({"rework_count": ctx.case["rework_count"] + 1, "handled_at": None,
+                  "handle_hours": None, "current_due_at": ctx.case["handle_due_at"]}, note,
+                 {"rework": ctx.case["rework_count"] + 1,
+                  "failed_handled_at": ctx.case["handled_at"]})
 
 
 def _reply(ctx: _Ctx) -> _Step:
