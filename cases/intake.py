@@ -23,12 +23,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 from sqlalchemy import Connection, text
 
-from casegrid.errors import Conflict, CoordinateError, Forbidden, InvalidInput
+from casegrid.errors import Conflict, CoordinateError, Forbidden, InvalidInput, NotFound
 from casegrid.settings import Settings, get_settings
 from cases.catalogue import duplicate_params, get_category
 from cases.queries import fetch_case
 from cases.tokens import Principal
-from geo.boundaries import active_generation
 from geo.coords import check_point, normalise_crs, to_wgs84
 from geo.routing import RouteResult, route
 
@@ -169,13 +168,16 @@ def locate(conn: Connection, data: NewCase) -> _Location:
                 "for a dispatcher to place", field="lon")
         return _Location(rule="unlocated", note="address only")
     check_point(data.lon, data.lat)  # names the missing/NaN/out-of-range/swapped field
-    if active_generation(conn, "community") is None:
+    try:
+        result = route(conn, data.lon, data.lat, data.crs)
+    except NotFound as exc:
+        if exc.field != "generation":
+            raise
         # No boundaries loaded yet: the complaint is still taken, as an unrouted case.
         wlon, wlat = to_wgs84([data.lon], [data.lat], data.crs)
         lon, lat = check_point(float(wlon[0]), float(wlat[0]))
         return _Location("outside", data.lon, data.lat, data.crs, lon, lat,
                          note="no community boundaries loaded")
-    result = route(conn, data.lon, data.lat, data.crs)
     return _Location(result.rule, result.input_lon, result.input_lat, result.input_crs,
                      result.lon, result.lat, routed=result)
 

@@ -273,6 +273,20 @@ def test_address_only_case_is_unlocated_and_waits_for_a_dispatcher(api):
     assert geom is None
 
 
+def test_without_boundaries_a_case_is_still_taken_unrouted(db_url, engine):
+    with engine.begin() as conn:
+        secret = create_token(conn, "intake", "early")[1]
+    with TestClient(create_app(database_url=db_url)) as client:
+        r = client.post("/api/v1/cases", json=body(117.1652, 35.0871),
+                        headers={"Authorization": f"Bearer {secret}"})
+    assert r.status_code == 201, r.text
+    assert r.json()["routing"]["rule"] == "outside"
+    assert r.json()["routing"]["generation_id"] is None
+    with engine.connect() as conn:
+        data = conn.execute(text("SELECT data FROM case_event")).scalar_one()
+    assert data["note"] == "no community boundaries loaded"
+
+
 def test_description_of_exactly_4000_characters_is_accepted(api):
     code, lon, lat = interior_points(api.engine)[0]
     r = api.post_case(body(lon, lat, description="噪" * 4000))
