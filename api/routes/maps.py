@@ -1,0 +1,229 @@
+"""Map pages and the JSON they call, plus the locally served Leaflet assets.
+
+Pages need a token like every other endpoint, but a browser cannot send a header when a
+person opens a link, so a page accepts the token three ways: ``Authorization: Bearer``, a
+``token`` query parameter (answered with a redirect to the same URL without it, setting an
+HttpOnly, SameSite=Strict cookie, so the token leaves the address bar and history), or that
+cookie. The JSON endpoints the pages call accept the header or the cookie.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.deps import ConnDep
+from casegrid.errors import Forbidden, InvalidInput
+from cases.tokens import Principal, authenticate
+from geo import map_data
+from geo.hotspots import DEFAULT_RINGS_M, POI_KINDS, check_rings, hotspot_analysis
+from maps.assets import asset_bytes
+from maps.case import render_case
+from maps.dispatch import case_popup_data, render_dispatch, shift_cases_answer
+from maps.display import Display, display_from_settings
+from maps.hotspots import hotspot_query, render_hotspots
+from maps.i18n import check_lang
+
+router = APIRouter(tags=["maps"])
+COOKIE = "casegrid_token"
+MAP_ROLES = ("dispatcher", "supervisor", "community_officer", "planner")
+HOTSPOT_ROLES = ("planner", "dispatcher", "supervisor")
+_bearer = HTTPBearer(auto_error=False)
+MEDIA = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".png": "image/png",
+         ".svg": "image/svg+xml"}
+
+
+def page_principal(
+    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    """The caller from a bearer header, the ``token`` query parameter or the page cookie."""
+    secret = (creds.credentials if creds else None) or request.query_params.get("token") or request.cookies.get(COOKIE)
+    with request.app.state.engine.connect() as conn:
+        return authenticate(conn, secret)
+
+
+PagePrincipal = Annotated[Principal, Depends(page_principal)]
+
+
+def allow(principal: Principal, roles: tuple[str, ...]) -> Principal:
+    """``Forbidden`` unless the principal has one of ``roles`` (admin always may)."""
+    if principal.role != "admin" and principal.role not in roles:
+        raise Forbidden(f"role {principal.role!r} may not open this map; allowed: admin, {', '.join(roles)}",
+                        field="Authorization")
+    return principal
+
+
+def scope_of(principal: Principal) -> tuple[str, ...] | None:
+    """The communities a principal is limited to (None: the whole city)."""
+    return None if principal.sees_all_communities else principal.communities
+
+
+def _strip_token(request: Request) -> Response | None:
+    """After a ``?token=`` login, redirect to the clean URL and keep the token in a cookie."""
+    token = request.query_params.get("token")
+    if not token:
+        return None
+    rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+    url = request.url.path + ("?" + urlencode(rest) if rest else "")
+    resp = RedirectResponse(url, status_code=303)
+    resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/",
+                    secure=request.url.scheme == "https")
+    return resp
+
+
+def _display(request: Request, tiles: str | None) -> Display:
+    # A page may only turn tiles off; the tile source itself is the operator's setting.
+    if tiles not in (None, "", "none"):
+        raise InvalidInput("tiles may only be 'none' here; the tile source is a server setting", field="tiles")
+    return display_from_settings(request.app.state.settings, "none" if tiles == "none" else None)
+
+
+def _filters(subdistrict: list[str], community: list[str], category: list[str], channel: list[str],
+             state: list[str], date_from: date | None, date_to: date | None, scope: tuple[str, ...] | None,
+             hour_from: int | None = None, hour_to: int | None = None) -> map_data.CaseFilters:
+    return map_data.CaseFilters(
+        communities=tuple(community), subdistricts=tuple(subdistrict), categories=tuple(category),
+        states=tuple(state), channels=tuple(channel), date_from=date_from, date_to=date_to,
+        hour_from=hour_from, hour_to=hour_to, scope=scope,
+    ).validate()
+
+
+def _record_url(case_id: int) -> str:
+    return f"/api/v1/cases/{case_id}"
+
+
+ListQ = Annotated[list[str], Query()]
+
+
+@router.get("/maps/dispatch", response_class=HTMLResponse)
+def dispatch_page(
+    request: Request, conn: ConnDep, principal: PagePrincipal,
+    subdistrict: ListQ = [], community: ListQ = [], category: ListQ = [], channel: ListQ = [],  # noqa: B006
+    state: ListQ = [], date_from: date | None = None, date_to: date | None = None,  # noqa: B006
+    lang: str = "zh", tiles: str | None = None,
+) -> Response:
+    """The dispatcher map (HTML). Filters as query parameters; cases load by viewport."""
+    allow(principal, MAP_ROLES)
+    if (redirect := _strip_token(request)) is not None:
+        return redirect
+    scope = scope_of(principal)
+    f = _filters(subdistrict, community, category, channel, state, date_from, date_to, scope)
+    html = render_dispatch(map_data.dispatch_data(conn, scope), f, _display(request, tiles), lang=check_lang(lang))
+    return HTMLResponse(html)
+
+
+@router.get("/maps/api/cases")
+def cases_in_view(
+    request: Request, conn: ConnDep, principal: PagePrincipal, bbox: str,
+    subdistrict: ListQ = [], community: ListQ = [], category: ListQ = [], channel: ListQ = [],  # noqa: B006
+    state: ListQ = [], date_from: date | None = None, date_to: date | None = None,  # noqa: B006
+    tiles: str | None = None, lang: str = "zh", zoom: int | None = None,
+) -> dict:
+    """Cases in a viewport ``bbox=west,south,east,north`` (in the map's datum): points when
+    at most a few thousand match, else a count grid (``mode``: ``points`` | ``cells``)."""
+    allow(principal, MAP_ROLES)
+    try:
+        box = tuple(float(x) for x in bbox.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4:
+        raise InvalidInput("bbox must be four numbers: west,south,east,north", field="bbox")
+    display = _display(request, tiles)
+    f = _filters(subdistrict, community, category, channel, state, date_from, date_to, scope_of(principal))
+    answer = map_data.cases_in_bbox(conn, f, display.bbox_to_wgs84(map_data.check_bbox(box)))  # type: ignore[arg-type]
+    return shift_cases_answer(answer, display)
+
+
+@router.get("/maps/api/cases/{case_id}")
+def case_popup(conn: ConnDep, principal: PagePrincipal, case_id: int, lang: str = "zh") -> dict:
+    """What a case's popup shows (no reporter data)."""
+    allow(principal, MAP_ROLES)
+    row = map_data.case_summary(conn, case_id, scope_of(principal))
+    return case_popup_data(row, check_lang(lang), _record_url(case_id), f"/maps/cases/{case_id}")
+
+
+@router.get("/maps/cases/{case_id}", response_class=HTMLResponse)
+def case_page(request: Request, conn: ConnDep, principal: PagePrincipal, case_id: int,
+              lang: str = "zh", tiles: str | None = None) -> Response:
+    """One case on a map: its community, alternates, post and nearby possible duplicates."""
+    allow(principal, MAP_ROLES)
+    if (redirect := _strip_token(request)) is not None:
+        return redirect
+    scope = scope_of(principal)
+    settings = request.app.state.settings
+    case = map_data.case_summary(conn, case_id, scope)
+    if case["lon"] is None:
+        raise InvalidInput(f"case {case_id} has no location to map", field="id")
+    codes = [c for c in [case["community_code"], *[a.get("code") for a in case["route_alternates"] or []]] if c]
+    posts = [p for p in map_data.posts(conn, scope) if p["community_code"] == case["community_code"]]
+    radius, days = map_data.duplicate_rule(conn, case["category_code"], settings.duplicate_radius_m,
+                                           settings.duplicate_window_days)
+    dups = map_data.nearby_cases(conn, case_id, radius, days, scope)
+    html = render_case(case, map_data.community_geometries(conn, codes), posts[0] if posts else None, dups, radius,
+                       _display(request, tiles), lang=check_lang(lang), record_url=_record_url(case_id))
+    return HTMLResponse(html)
+
+
+def parse_rings(rings: str | None) -> tuple[float, ...]:
+    """``"200,500,1000"`` → (200.0, 500.0, 1000.0); defaults when empty."""
+    if not rings:
+        return DEFAULT_RINGS_M
+    try:
+        return check_rings([float(x) for x in rings.split(",") if x.strip()])
+    except ValueError:
+        raise InvalidInput("rings must be comma-separated metres, e.g. 200,500,1000", field="rings") from None
+
+
+@router.get("/maps/hotspots", response_class=HTMLResponse)
+def hotspots_page(
+    request: Request, conn: ConnDep, principal: PagePrincipal,
+    category: ListQ = [], kind: ListQ = [], date_from: date | None = None, date_to: date | None = None,  # noqa: B006
+    hour_from: int | None = None, hour_to: int | None = None, cell_m: float = 250.0,
+    rings: str | None = None, lang: str = "zh", tiles: str | None = None,
+) -> Response:
+    """The planners' hotspot map (HTML), built from server-side aggregates only."""
+    allow(principal, HOTSPOT_ROLES)
+    if (redirect := _strip_token(request)) is not None:
+        return redirect
+    lang = check_lang(lang)
+    rs = parse_rings(rings)
+    kinds = tuple(kind) or POI_KINDS
+    f = _filters([], [], category, [], [], date_from, date_to, None, hour_from, hour_to)
+    analysis = hotspot_analysis(conn, f, cell_m=cell_m, rings=rs, kinds=kinds)
+    params = hotspot_params_text(category, date_from, date_to, hour_from, hour_to, lang)
+    q = hotspot_query(category, _iso(date_from), _iso(date_to), hour_from, hour_to, cell_m, rs, list(kind), lang)
+    html = render_hotspots(analysis, _display(request, tiles), lang=lang, params_text=params,
+                           csv_url=f"/api/v1/hotspots/pois?{q}&format=csv")
+    return HTMLResponse(html)
+
+
+def _iso(d: date | None) -> str | None:
+    return d.isoformat() if d else None
+
+
+def hotspot_params_text(categories: list[str], date_from: date | None, date_to: date | None,
+                        hour_from: int | None, hour_to: int | None, lang: str) -> str:
+    """One line saying what the page shows (categories, period, time of day)."""
+    from maps.i18n import strings
+
+    t = strings(lang)
+    parts = [f'{t["category"]}: {", ".join(categories) if categories else t["all"]}']
+    if date_from or date_to:
+        parts.append(f'{t["period"]}: {_iso(date_from) or "…"} – {_iso(date_to) or "…"}')
+    if hour_from is not None and hour_to is not None:
+        parts.append(f'{t["hour_window"]}: {hour_from:02d}:00–{hour_to:02d}:59')
+    return " · ".join(parts)
+
+
+@router.get("/static/vendor/{package}/{path:path}", include_in_schema=False)
+def static_asset(package: str, path: str) -> Response:
+    """Leaflet, its plugins and casegrid's own map script/styles (no token: public code)."""
+    body = asset_bytes(package, path)
+    suffix = "." + path.rsplit(".", 1)[-1]
+    return Response(body, media_type=MEDIA.get(suffix, "application/octet-stream"),
+                    headers={"Cache-Control": "public, max-age=86400"})

@@ -1,0 +1,116 @@
+"""The dispatcher map: boundaries with names, posts, and cases loaded by viewport.
+
+The page never embeds the ledger: it draws boundaries and posts, and its script
+(``maps/static/dispatch.js``) asks ``/maps/api/cases`` for the cases of the visible box
+(points when at most a few thousand match, else a count grid). A standalone file written by
+the CLI has no server, so it embeds one such answer for the whole city instead.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import folium
+
+from geo.map_data import CHANNELS, CaseFilters
+from maps.assets import markercluster_links
+from maps.base import PageScript, add_communities, add_posts, add_subdistricts, new_map
+from maps.display import Display
+from maps.i18n import category_name, strings
+
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+CHANNEL_NAMES = {
+    "hotline_12345": ("12345热线", "12345 hotline"), "platform": ("智慧城管平台", "Smart platform"),
+    "patrol": ("巡查上报", "Patrol"), "app": ("手机应用", "App"), "open311": ("Open311", "Open311"),
+    "walk_in": ("来访", "Walk-in"),
+}
+
+
+def fmt_time(value: datetime | None) -> str:
+    """Local (Asia/Shanghai) minute-precision time, or ''."""
+    return value.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def case_popup_data(row: dict, lang: str, record_url: str | None, map_url: str | None) -> dict:
+    """The JSON a case popup shows (from ``geo.map_data.case_summary``), localised.
+    Contains no reporter data: the query behind it never selects any."""
+    t = strings(lang)
+    return {
+        "id": row["id"], "case_no": row["case_no"],
+        "category": f'{row["category_code"]} {category_name(row, lang)}',
+        "reported_at": fmt_time(row["reported_at"]), "due_at": fmt_time(row["current_due_at"]),
+        "state_group": row["state_group"], "state_label": t.get(f'state_{row["state_group"]}', row["status"]),
+        "status": row["status"], "overdue": bool(row["overdue"]),
+        "route_rule": row["route_rule"], "route_distance_m": row["route_distance_m"],
+        "near_boundary": bool(row["near_boundary"]),
+        "community": f'{row.get("community_name") or ""} {row["community_code"] or ""}'.strip(),
+        "record_url": record_url, "map_url": map_url,
+    }
+
+
+def filters_state(f: CaseFilters) -> dict:
+    """Filters as the page script holds them (lists and ISO dates)."""
+    return {
+        "subdistrict": list(f.subdistricts), "community": list(f.communities), "category": list(f.categories),
+        "channel": list(f.channels), "state": list(f.states),
+        "date_from": f.date_from.isoformat() if f.date_from else "",
+        "date_to": f.date_to.isoformat() if f.date_to else "",
+    }
+
+
+def _options(data: dict, lang: str) -> dict:
+    opts = data["options"]
+    k = 1 if lang == "en" else 0
+    return {
+        "subdistricts": [[s["code"], s["name"]] for s in opts["subdistricts"]],
+        "communities": [[c["code"], c["name"]] for c in opts["communities"]],
+        "community_parent": {c["code"]: c["subdistrict_code"] for c in opts["communities"]},
+        "categories": [[c["code"], f'{c["code"]} {category_name(c, lang)}'] for c in opts["categories"]],
+        "channels": [[ch, CHANNEL_NAMES[ch][k]] for ch in CHANNELS],
+    }
+
+
+def render_dispatch(
+    data: dict,
+    filters: CaseFilters,
+    display: Display,
+    *,
+    lang: str = "zh",
+    asset_base: str = "/static/vendor",
+    cases_api: str = "/maps/api/cases",
+    case_api: str = "/maps/api/cases/{id}",
+    inline: dict | None = None,
+) -> str:
+    """The dispatcher page as HTML. ``data`` is ``geo.map_data.dispatch_data``'s answer;
+    ``inline`` (standalone files) is ``{"data": <cases answer>, "summaries": {id: popup}}``."""
+    t = strings(lang)
+    m = new_map(display, asset_base, data["bounds"], t["dispatch_title"], lang)
+    add_subdistricts(m, data["subdistricts"], display, t["subdistricts"])
+    add_communities(m, data["communities"], data["posts"], display, t)
+    add_posts(m, data["posts"], display, t)
+    control = folium.LayerControl(collapsed=False, position="topright")
+    control.add_to(m)
+    js, css = markercluster_links(asset_base)
+    config = {
+        "lang": lang, "strings": t, "filters": filters_state(filters), "options": _options(data, lang),
+        "api": cases_api, "case_api": case_api, "inline": inline,
+    }
+    PageScript("CasegridDispatch.init", m.get_name(), control.get_name(), config,
+               js + [("casegrid_dispatch", f"{asset_base}/casegrid/dispatch.js")], css).add_to(m)
+    return m.get_root().render()
+
+
+def shift_cases_answer(answer: dict, display: Display) -> dict:
+    """Move a ``cases_in_bbox`` answer's coordinates into the tile datum."""
+    if not display.shifted:
+        return answer
+    if answer["mode"] == "points":
+        pts = answer["points"]
+        xs, ys = display.points([p[1] for p in pts], [p[2] for p in pts])
+        answer["points"] = [[p[0], round(float(x), 6), round(float(y), 6), *p[3:]] for p, x, y in zip(pts, xs, ys, strict=True)]
+    else:
+        cells = answer["cells"]
+        xs, ys = display.points([c[0] for c in cells], [c[1] for c in cells])
+        answer["cells"] = [[round(float(x), 6), round(float(y), 6), *c[2:]] for c, x, y in zip(cells, xs, ys, strict=True)]
+    return answer
