@@ -230,7 +230,7 @@ def _times(rng: np.random.Generator, code: str, n: int) -> pd.DatetimeIndex:
     dates = PERIOD_START + pd.to_timedelta(doy, unit="D")
     w = np.ones(PERIOD_DAYS)
     if code in _SUMMER:  # peak mid-July, trough mid-January
-        w = 1.0 + 0.6 * np.cos(2 * np.pi * (dates.dayofyear.to_numpy() - 196) / 365.25)
+        w = 1.0 + 0.6 * np.cos(2 * np.pi * (dates.day_of_year.to_numpy() - 196) / 365.25)
     day = rng.choice(PERIOD_DAYS, size=n, p=w / w.sum())
     hw = np.clip(HOURS[_HOUR_PROFILE[code]], 0.01, None)
     hour = rng.choice(24, size=n, p=hw / hw.sum())

@@ -1,0 +1,301 @@
+"""Bulk import of hotline exports: validation, rejects, routing, idempotence, atomicity."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from casegrid.errors import ImportFailed, InvalidInput
+from cases import bulk_import
+from cases.bulk_import import import_cases
+from cases.mappings import MAPPINGS_DIR, load_mapping, parse_mapping
+from tests.conftest import PROJECT_ROOT, require_realdata
+
+FIXTURES = Path(__file__).parent / "fixtures" / "bulk"
+CSV_FIXTURE = FIXTURES / "hotline12345_small.csv"
+XLSX_FIXTURE = FIXTURES / "hotline12345_small.xlsx"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+# The fixture, line by line (header = line 1): which lines are bad and why.
+BAD_LINES = {6: "lon", 7: "lat", 8: "not handled", 9: "unknown category", 10: "reported_at",
+             11: "swapped", 15: "channel", 16: "coordinate system", 17: "future"}
+
+
+def _counts(engine) -> tuple[int, int]:
+    with engine.connect() as conn:
+        return (conn.execute(text('SELECT count(*) FROM "case"')).scalar_one(),
+                conn.execute(text("SELECT count(*) FROM case_event")).scalar_one())
+
+
+def _read_rejects(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_fixture_import_counts_rejects_and_routing(city_engine, tmp_path):
+    rejects = tmp_path / "rejects.csv"
+    report = import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True,
+                          rejects_path=rejects)
+    assert (report.read, report.valid, report.rejected) == (17, 8, 9)
+    # line 14 repeats line 2's ticket number: one complaint, the first row wins
+    assert (report.inserted, report.duplicates_in_file, report.already_present) == (7, 1, 1)
+    assert report.routed == {"inside": 6, "outside": 1}
+
+    rows = _read_rejects(rejects)
+    assert [int(r["line"]) for r in rows] == sorted(BAD_LINES)
+    for r in rows:
+        assert BAD_LINES[int(r["line"])] in r["reason"], r
+        assert r["工单编号"]  # the source row travels with its reason, ready to fix
+    assert _counts(city_engine) == (7, 7)
+
+    with city_engine.connect() as conn:
+        first = conn.execute(text(
+            "SELECT * FROM \"case\" WHERE external_id = '12345-2025-000101'")).mappings().one()
+        events = conn.execute(text(
+            "SELECT action, role, to_state, data FROM case_event WHERE case_id = :id"),
+            {"id": first["id"]}).mappings().all()
+        hashed = conn.execute(text(
+            "SELECT external_id, community_code FROM \"case\" WHERE external_id LIKE 'row:%'")).all()
+        outside = conn.execute(text(
+            "SELECT route_rule, community_code, post_id FROM \"case\" "
+            "WHERE external_id = '12345-2025-000111'")).one()
+        photos = conn.execute(text(
+            "SELECT photo_urls FROM \"case\" WHERE external_id = '12345-2025-000103'")).scalar_one()
+        bd = conn.execute(text(
+            "SELECT input_crs, community_code, channel, category_code FROM \"case\" "
+            "WHERE external_id = '12345-2025-000104'")).one()
+    # GCJ-02 input converted before routing: the point is 文昌社区's interior point in WGS-84
+    assert first["community_code"] == "370481001001"
+    assert first["input_crs"] == "gcj02" and first["input_lon"] == pytest.approx(117.165711)
+    assert first["description"].startswith("晚上广场舞")
+    assert first["channel"] == "hotline_12345" and first["category_code"] == "0599"
+    assert first["reported_at"] == datetime(2025, 6, 12, 20, 41, 5, tzinfo=SHANGHAI)
+    assert first["reporter_name"] == "张先生" and first["status"] == "registered"
+    assert first["post_id"] is not None and first["review_due_at"] is not None
+    assert [e["action"] for e in events] == ["register"]
+    assert events[0]["data"]["line"] == 2 and events[0]["data"]["rule"] == "inside"
+    assert len(hashed) == 1 and hashed[0].community_code == "370481005010"
+    assert (outside.route_rule, outside.community_code, outside.post_id) == ("outside", None, None)
+    assert photos == ["https://img.example.cn/a1.jpg", "https://img.example.cn/a2.jpg"]
+    assert tuple(bd) == ("bd09", "370481002008", "platform", "0102")
+
+
+def test_second_run_stores_nothing_twice(city_engine):
+    first = import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True)
+    again = import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True)
+    assert first.inserted == 7
+    assert (again.inserted, again.already_present, again.valid) == (0, 8, 8)
+    assert _counts(city_engine) == (7, 7)
+
+
+def test_dry_run_reports_but_writes_nothing(city_engine, tmp_path):
+    report = import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=False,
+                          rejects_path=tmp_path / "r.csv")
+    assert not report.committed
+    assert report.inserted == 7 and report.routed["inside"] == 6
+    assert _counts(city_engine) == (0, 0)
+    assert (tmp_path / "r.csv").exists()  # the reject report is written in a dry run too
+
+
+def test_dry_run_inside_callers_transaction_rolls_back_only_itself(city_engine):
+    with city_engine.begin() as conn:
+        conn.execute(text("INSERT INTO category (code, name_zh, name_en) VALUES ('0998', 'x', 'x')"))
+        report = import_cases(conn, CSV_FIXTURE, "hotline12345_zh", commit=False)
+        assert report.inserted == 7
+        assert conn.execute(text('SELECT count(*) FROM "case"')).scalar_one() == 0
+    with city_engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM category WHERE code = '0998'")).scalar_one() == 1
+
+
+def test_failure_midway_leaves_zero_rows(city_engine, monkeypatch):
+    def boom(conn, ids):
+        assert ids, "cases were inserted before the failure"
+        raise RuntimeError("simulated crash after the insert")
+
+    monkeypatch.setattr(bulk_import, "set_initial_deadlines", boom)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True)
+    assert _counts(city_engine) == (0, 0)
+
+
+def test_small_chunks_give_the_same_result(city_engine, tmp_path):
+    rejects = tmp_path / "r.csv"
+    report = import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True,
+                          rejects_path=rejects, chunk_rows=4)
+    assert (report.read, report.valid, report.rejected, report.inserted) == (17, 8, 9, 7)
+    assert [int(r["line"]) for r in _read_rejects(rejects)] == sorted(BAD_LINES)
+
+
+def test_gb18030_export_is_detected(city_engine, tmp_path):
+    gbk = tmp_path / "export_gbk.csv"
+    gbk.write_bytes(CSV_FIXTURE.read_text(encoding="utf-8").encode("gb18030"))
+    report = import_cases(city_engine, gbk, "hotline12345_zh", commit=True)
+    assert (report.valid, report.inserted) == (8, 7)
+    with city_engine.connect() as conn:
+        assert conn.execute(text(
+            "SELECT reporter_name FROM \"case\" WHERE external_id = '12345-2025-000101'")
+        ).scalar_one() == "张先生"
+
+
+def test_xlsx_with_numeric_ids_and_excel_dates(city_engine, tmp_path):
+    rejects = tmp_path / "r.csv"
+    report = import_cases(city_engine, XLSX_FIXTURE, "hotline12345_zh", commit=True,
+                          rejects_path=rejects)
+    assert (report.read, report.valid, report.rejected, report.inserted) == (4, 2, 2, 2)
+    assert {int(r["line"]) for r in _read_rejects(rejects)} == {4, 5}
+    with city_engine.connect() as conn:
+        row = conn.execute(text(
+            "SELECT external_id, reported_at, community_code FROM \"case\" "
+            "WHERE external_id = '2025000201'")).one()
+    assert row.reported_at == datetime(2025, 7, 3, 20, 15, tzinfo=SHANGHAI)
+    assert row.community_code == "370481001006"
+
+
+def test_crs_option_overrides_the_mapping_default(city_engine, tmp_path):
+    # Same GCJ-02 numbers, but the 坐标系 cells blanked: the default decides.
+    frame = pd.read_csv(CSV_FIXTURE, dtype=str, keep_default_na=False).iloc[[0]]
+    frame["坐标系"] = ""
+    path = tmp_path / "blank_crs.csv"
+    frame.to_csv(path, index=False)
+    as_gcj = import_cases(city_engine, path, "hotline12345_zh", commit=False)
+    with city_engine.connect() as conn:
+        import_cases(conn, path, "hotline12345_zh", crs="wgs84", commit=True)
+        stored = conn.execute(text("SELECT input_crs, ST_X(geom) FROM \"case\"")).one()
+    assert as_gcj.routed == {"inside": 1}
+    # read as WGS-84 the point is not moved by the GCJ-02 offset (~550 m in longitude)
+    assert stored[0] == "wgs84" and stored[1] == pytest.approx(117.165711)
+
+
+def test_missing_required_column_fails_before_anything(city_engine, tmp_path):
+    frame = pd.read_csv(CSV_FIXTURE, dtype=str, keep_default_na=False).drop(columns=["纬度"])
+    path = tmp_path / "no_lat.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(ImportFailed, match="纬度") as err:
+        import_cases(city_engine, path, "hotline12345_zh", commit=True)
+    assert err.value.field == "lat"
+    assert _counts(city_engine) == (0, 0)
+
+
+def test_unsupported_file_and_empty_file(city_engine, tmp_path):
+    odd = tmp_path / "export.json"
+    odd.write_text("[]")
+    with pytest.raises(ImportFailed, match="csv or .xlsx"):
+        import_cases(city_engine, odd, "hotline12345_zh")
+    empty = tmp_path / "empty.csv"
+    empty.write_text(CSV_FIXTURE.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+    with pytest.raises(ImportFailed, match="no data rows"):
+        import_cases(city_engine, empty, "hotline12345_zh")
+
+
+def test_mapping_errors_name_the_problem():
+    with pytest.raises(InvalidInput, match="lon"):
+        parse_mapping({"columns": {"category": "a", "lat": "b", "reported_at": "c"}})
+    with pytest.raises(InvalidInput, match="unknown field"):
+        parse_mapping({"columns": {"category": "a", "lon": "x", "lat": "b", "reported_at": "c",
+                                   "colour": "d"}})
+    with pytest.raises(InvalidInput, match="4-digit"):
+        parse_mapping({"columns": {"category": "a", "lon": "x", "lat": "b", "reported_at": "c"},
+                       "category": {"map": {"Noise": "noise"}}})
+    with pytest.raises(InvalidInput, match="channel"):
+        parse_mapping({"columns": {"category": "a", "lon": "x", "lat": "b", "reported_at": "c"},
+                       "channel": {"default": "fax"}})
+    with pytest.raises(InvalidInput, match="neither a file nor a shipped mapping"):
+        load_mapping("no_such_mapping")
+
+
+def test_shipped_mappings_use_only_catalogue_codes(engine):
+    with engine.connect() as conn:
+        codes = {r[0] for r in conn.execute(text("SELECT code FROM category"))}
+    for path in MAPPINGS_DIR.glob("*.toml"):
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        used = {v for v in data["category"]["map"].values() if v != "reject"}
+        assert used <= codes, (path.name, used - codes)
+
+
+@pytest.mark.realdata
+def test_nyc_311_export(city_engine, tmp_path):
+    path = require_realdata("nyc", "311_service_requests_2022-05-01.csv")
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    category_map = tomllib.loads((MAPPINGS_DIR / "nyc311.toml").read_text())["category"]["map"]
+    mapped = raw["Complaint Type"].map(category_map).fillna("reject") != "reject"
+    has_coords = (raw["Latitude"] != "") & (raw["Longitude"] != "")
+    rejects = tmp_path / "nyc_rejects.csv"
+    report = import_cases(city_engine, path, "nyc311", commit=True, rejects_path=rejects)
+    assert report.read == len(raw)
+    assert report.valid == int((mapped & has_coords).sum())
+    assert report.inserted == report.valid  # Unique Key is unique
+    # New York is nowhere near Tengzhou: every case waits in the unrouted queue
+    assert report.routed == {"outside": report.valid}
+    lines = {int(r["line"]) for r in _read_rejects(rejects)}
+    assert lines == {i + 2 for i in raw.index[~(mapped & has_coords)]}
+    with city_engine.connect() as conn:
+        row = conn.execute(text(
+            "SELECT channel, reported_at, category_code FROM \"case\" WHERE external_id = :k"),
+            {"k": raw.loc[0, "Unique Key"]}).one()
+    # 05/01/2022 12:00:03 AM New York time (EDT) is 04:00:03 UTC; ONLINE -> platform
+    assert row.reported_at == datetime(2022, 5, 1, 4, 0, 3, tzinfo=ZoneInfo("UTC"))
+    assert row.channel == "platform" and row.category_code == "0599"
+
+
+def test_cli_dry_run_then_commit(city_db_url, city_engine, tmp_path):
+    env = {**os.environ, "DATABASE_URL": city_db_url}
+    cmd = [str(PROJECT_ROOT / ".venv" / "bin" / "casegrid"), "cases", "import", str(CSV_FIXTURE),
+           "--mapping", "hotline12345_zh", "--rejects", str(tmp_path / "r.csv")]
+    dry = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert dry.returncode == 0, dry.stderr
+    assert "dry run" in dry.stdout and "would insert" in dry.stdout
+    assert _counts(city_engine) == (0, 0)
+    done = subprocess.run([*cmd, "--commit"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "inserted" in done.stdout
+    assert _counts(city_engine) == (7, 7)
+    bad = subprocess.run([*cmd[:4], "--crs", "mars2000"], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 2 and "crs" in bad.stderr
+
+
+_KILL_SCRIPT = """
+import sys
+from casegrid.db import make_engine
+from cases.bulk_import import import_cases
+engine = make_engine(sys.argv[1])
+import_cases(engine, sys.argv[2], "hotline12345_zh", commit=True, chunk_rows=2000,
+             deadlines=False)
+"""
+
+
+@pytest.mark.slow
+def test_killed_import_leaves_nothing_and_rerun_is_complete(city_db_url, city_engine, tmp_path):
+    from geo.sample_complaints import write_sample_csv
+
+    path = write_sample_csv(tmp_path / "big.csv", n=20_000, seed=7)
+    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, city_db_url, str(path)],
+                            cwd=PROJECT_ROOT)
+    # Wait until the import is inside its transaction (the staging table exists), then kill.
+    deadline = time.monotonic() + 60
+    with city_engine.connect() as conn:
+        while time.monotonic() < deadline and proc.poll() is None:
+            staged = conn.execute(text(
+                "SELECT count(*) FROM pg_class WHERE relname = 'cg_stage'")).scalar_one()
+            conn.rollback()
+            if staged:
+                break
+            time.sleep(0.02)
+    assert proc.poll() is None, "the import finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert _counts(city_engine)[0] == 0
+    report = import_cases(city_engine, path, "hotline12345_zh", commit=True, deadlines=False)
+    assert report.rejected == 0 and report.inserted == 20_000
+    assert _counts(city_engine) == (20_000, 20_000)
