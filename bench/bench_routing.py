@@ -53,6 +53,16 @@ def bare_join(engine: Engine, csv_path: Path, gen: int) -> int:
         return conn.execute(text("SELECT count(*) FROM bare_routed")).scalar_one()
 
 
+def _phases(start: float, end: float, marks: dict[str, float]) -> str:
+    """route-file's phases from its progress calls: read CSV, convert + COPY, the routing
+    query, then building and writing the output CSV."""
+    read_end = marks.get("read:end", start)
+    query_start = marks.get("route:start", read_end)
+    query_end = marks.get("route:end", query_start)
+    return (f"read {read_end - start:.0f} s, convert+COPY {query_start - read_end:.0f} s, "
+            f"query {query_end - query_start:.0f} s, write {end - query_end:.0f} s")
+
+
 def _routing_query(engine: Engine, csv_path: Path, gen: int) -> float:
     """Seconds of the production routing query alone (route_sql) on the staged points."""
     s = get_settings()
@@ -82,9 +92,18 @@ def _bulk(ctx: Context) -> list[Row]:
     matched = 0
     for i in range(repeats):
         log(f"routing: route-file on {n:,} points (run {i + 1}/{repeats})")
-        t, report = timed(lambda: route_file(ctx.engine, csv_path, out, lon_col="lon", lat_col="lat"))
+        marks: dict[str, float] = {}
+
+        def progress(phase: str, done: int, total: int, marks=marks) -> None:
+            key = f"{phase}:{'end' if done >= total else 'start'}"
+            marks.setdefault(key, time.perf_counter())
+
+        t0 = time.perf_counter()
+        t, report = timed(lambda progress=progress: route_file(
+            ctx.engine, csv_path, out, lon_col="lon", lat_col="lat", progress=progress))
         cand.append(t)
-        log(f"routing:   {t:.1f} s {report.by_rule}")
+        phases = _phases(t0, t0 + t, marks)
+        log(f"routing:   {t:.1f} s {report.by_rule}; {phases}")
         log(f"routing: bare COPY + ST_Covers join on the same points (run {i + 1}/{repeats})")
         t, matched = timed(lambda: bare_join(ctx.engine, csv_path, ctx.community_generation))
         base.append(t)
@@ -93,7 +112,7 @@ def _bulk(ctx: Context) -> list[Row]:
     c, b = median(cand), median(base)
     return [Row("routing", f"route-file, {n:,} points", c, "s",
                 "bare COPY + ST_Covers join (CREATE TABLE AS)", b, "≤ 2× baseline", c <= 2 * b,
-                note=f"median of {repeats}")]
+                note=f"median of {repeats}; last run: {phases}")]
 
 
 def _single(ctx: Context) -> list[Row]:

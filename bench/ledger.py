@@ -1,0 +1,168 @@
+"""A million-case ledger for the statistics and map benchmarks.
+
+* :func:`write_hotline_csv` writes a 12345 work-order export (the shipped
+  ``hotline12345_zh`` mapping's columns) fast and deterministically: locations from
+  :mod:`bench.points`, categories and channels in the shares of
+  ``geo.sample_complaints`` (noise first), each channel's coordinate system (apps and the
+  platform GCJ-02, the hotline's map GCJ-02 or BD-09, patrol handsets WGS-84), timestamps
+  over the sample year. (``geo.sample_complaints.generate`` makes richer rows but takes
+  minutes for a million on this machine.)
+* :func:`ensure_cases` tops the ledger up to ``n`` cases through the real bulk import.
+* :func:`fill_workflow` moves the cases through the closed loop set-based, in one UPDATE:
+  the newest 10% (by receipt) are still open, spread over the open states; of the rest
+  about 5% were rejected at review and the others closed, some late, some reworked or
+  extended. Only ``"case"`` columns are written: ``cases.stats`` and the maps read those,
+  never ``case_event`` (which keeps the import's register events).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, text
+
+from bench.points import generate_points
+from geo.coords import wgs84_to_bd09, wgs84_to_gcj02
+from geo.sample_complaints import CATEGORIES, PERIOD_DAYS, PERIOD_START
+
+MAPPING = "hotline12345_zh"
+OPEN_SHARE = 0.10
+_CHANNELS = {"12345热线": 0.55, "城管平台": 0.25, "巡查上报": 0.15, "手机APP": 0.05}
+_PREFIX = {"12345热线": "TZ12345", "城管平台": "CGPT", "巡查上报": "XC", "手机APP": "APP"}
+_PLACES = ["文昌路", "善国北路", "龙泉广场", "南关农贸市场", "实验小学", "市立医院", "荆河公园",
+           "学院路", "杏坛路", "北辛市场"]
+
+
+def write_hotline_csv(path: Path, n: int, seed: int = 3) -> Path:
+    """Write ``n`` synthetic 12345 work orders (UTF-8 with BOM, Chinese headers)."""
+    rng = np.random.default_rng(seed)
+    lon, lat = generate_points(n, seed=seed)
+    codes = list(CATEGORIES)
+    shares = np.array([CATEGORIES[c][0] for c in codes])
+    code_idx = rng.choice(len(codes), size=n, p=shares / shares.sum())
+    names = np.array([CATEGORIES[c][1] for c in codes], dtype=object)
+    channels = np.array(list(_CHANNELS), dtype=object)
+    ch = channels[rng.choice(len(channels), size=n, p=np.array(list(_CHANNELS.values())))]
+    system = np.where(ch == "巡查上报", "WGS84", "GCJ-02").astype(object)
+    system[(ch == "12345热线") & (rng.random(n) < 0.2)] = "BD-09"
+    gx, gy = wgs84_to_gcj02(lon, lat)
+    bx, by = wgs84_to_bd09(lon, lat)
+    x = np.where(system == "WGS84", lon, np.where(system == "BD-09", bx, gx))
+    y = np.where(system == "WGS84", lat, np.where(system == "BD-09", by, gy))
+    seconds = np.sort(rng.integers(0, PERIOD_DAYS * 86400, n))
+    local = PERIOD_START.tz_localize(None) + pd.to_timedelta(seconds, unit="s")
+    place = np.array(_PLACES, dtype=object)[rng.integers(0, len(_PLACES), n)]
+    seq = pd.Series(np.arange(1, n + 1)).map("{:08d}".format).to_numpy()
+    ticket = pd.Series(ch).map(_PREFIX).to_numpy() + "-BENCH-" + seq
+    caller = np.isin(ch, ("12345热线", "手机APP"))
+    phone = np.where(caller, pd.Series(rng.integers(130_0000_0000, 189_9999_9999, n)).astype(str), "")
+    frame = pd.DataFrame({
+        "工单编号": ticket, "来源渠道": ch, "诉求类型": names[code_idx],
+        "诉求内容": place + "附近" + names[code_idx] + ",请尽快处理",
+        "地址": "滕州市" + place, "经度": np.round(x, 6), "纬度": np.round(y, 6),
+        "坐标系": system, "来电时间": local.strftime("%Y-%m-%d %H:%M:%S"),
+        "来电人": np.where(caller, "王先生", ""), "联系电话": phone, "附件": "",
+        "备注": "合成基准数据(SYNTHETIC)",
+    })
+    frame.to_csv(path, index=False, encoding="utf-8-sig")
+    return path
+
+
+def case_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text('SELECT count(*) FROM "case"')).scalar_one()
+
+
+def ensure_cases(engine: Engine, workdir: Path, n: int, log=print) -> int:  # noqa: ANN001
+    """Top the ledger up to at least ``n`` cases through the bulk import (committed,
+    backdated); return the count afterwards. A no-op after the bulk-import benchmark."""
+    have = case_count(engine)
+    if have >= n:
+        return have
+    from cases.bulk_import import import_cases
+
+    need = n - have
+    csv_path = workdir / f"topup_{need}.csv"
+    log(f"ledger: {have:,} cases, importing {need:,} more")
+    write_hotline_csv(csv_path, need, seed=have + 101)
+    import_cases(engine, csv_path, MAPPING, commit=True, backdate=True, actor="bench top-up")
+    csv_path.unlink(missing_ok=True)
+    return case_count(engine)
+
+
+# r1..r4: independent, deterministic uniform draws in [0, 1) per case.
+_FILL_SQL = """
+WITH cut AS (
+    SELECT percentile_disc(:closed_share) WITHIN GROUP (ORDER BY received_at) AS t FROM "case"
+), r AS (
+    SELECT c.id, c.received_at, c.received_at >= cut.t AS is_open,
+           ((hashint8(c.id) & 1048575) / 1048576.0)::float8 AS r1,
+           ((hashint8(c.id * 7 + 1) & 1048575) / 1048576.0)::float8 AS r2,
+           ((hashint8(c.id * 13 + 2) & 1048575) / 1048576.0)::float8 AS r3,
+           ((hashint8(c.id * 31 + 3) & 1048575) / 1048576.0)::float8 AS r4
+    FROM "case" c, cut
+), plan AS (
+    SELECT id, received_at, is_open, r2, r3, r4,
+           CASE WHEN is_open THEN (CASE WHEN r1 < 0.25 THEN 'registered' WHEN r1 < 0.40 THEN 'reviewed'
+                                        WHEN r1 < 0.85 THEN 'dispatched' ELSE 'handled' END)
+                WHEN r1 < 0.05 THEN 'rejected' ELSE 'closed' END AS st
+    FROM r
+), t AS (
+    SELECT id, st, is_open, r2, r3, r4,
+           received_at + interval '2 hours' + r2 * interval '6 hours' AS rev,
+           received_at + interval '4 hours' + r2 * interval '20 hours' AS dis,
+           -- most handled inside the 3-day limit, about 12% late
+           received_at + interval '4 hours' + r2 * interval '20 hours'
+               + (r3 * r3) * interval '96 hours' AS han
+    FROM plan
+)
+UPDATE "case" c SET
+    status = t.st,
+    version = c.version + 1,
+    reviewed_at = CASE WHEN t.st <> 'registered' AND t.st <> 'rejected' THEN t.rev END,
+    reject_reason = CASE WHEN t.st = 'rejected' THEN 'out_of_scope' END,
+    dispatched_at = CASE WHEN t.st IN ('dispatched', 'handled', 'closed') THEN t.dis END,
+    handle_due_at = CASE WHEN t.st IN ('dispatched', 'handled', 'closed')
+                         THEN t.dis + interval '72 hours' + CASE WHEN t.r4 < 0.03
+                              THEN interval '48 hours' ELSE interval '0' END END,
+    handled_at = CASE WHEN t.st IN ('handled', 'closed') THEN t.han END,
+    handle_hours = CASE WHEN t.st IN ('handled', 'closed')
+                        THEN extract(epoch FROM t.han - t.dis) / 3600 * 0.4 END,
+    verified_at = CASE WHEN t.st = 'closed' THEN t.han + interval '6 hours' END,
+    replied_at = CASE WHEN t.st = 'closed' AND c.channel <> 'patrol' THEN t.han + interval '12 hours'
+                      WHEN t.st = 'rejected' AND c.channel <> 'patrol' THEN t.rev END,
+    closed_at = CASE WHEN t.st = 'closed' THEN t.han + interval '24 hours' END,
+    rework_count = CASE WHEN t.st = 'closed' AND t.r4 > 0.97 THEN 1 ELSE 0 END,
+    extension_count = CASE WHEN t.st IN ('dispatched', 'handled', 'closed') AND t.r4 < 0.03
+                           THEN 1 ELSE 0 END,
+    current_due_at = CASE WHEN t.st = 'dispatched' THEN t.dis + interval '72 hours'
+                          WHEN t.st IN ('closed', 'rejected') THEN NULL
+                          ELSE c.current_due_at END,
+    updated_at = now()
+FROM t WHERE t.id = c.id
+"""
+
+
+def fill_workflow(engine: Engine, log=print) -> dict[str, int]:  # noqa: ANN001
+    """Move every case through the loop (see the module docstring) unless done already;
+    VACUUM ANALYZE afterwards. Returns cases per status."""
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS bench_meta (key text PRIMARY KEY, n bigint)"))
+        total = conn.execute(text('SELECT count(*) FROM "case"')).scalar_one()
+        done = conn.execute(text("SELECT n FROM bench_meta WHERE key = 'workflow'")).scalar()
+    if done != total:
+        log(f"ledger: moving {total:,} cases through the workflow (one UPDATE)")
+        with engine.begin() as conn:
+            conn.execute(text("SET LOCAL statement_timeout = 0"))
+            conn.execute(text(_FILL_SQL), {"closed_share": 1 - OPEN_SHARE})
+            conn.execute(text("INSERT INTO bench_meta VALUES ('workflow', :n) ON CONFLICT (key)"
+                              " DO UPDATE SET n = EXCLUDED.n"), {"n": total})
+        log("ledger: VACUUM ANALYZE")
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+                text('VACUUM (ANALYZE) "case"'))
+    with engine.connect() as conn:
+        return {r[0]: r[1] for r in conn.execute(
+            text('SELECT status, count(*) FROM "case" GROUP BY status ORDER BY status'))}

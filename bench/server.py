@@ -1,0 +1,67 @@
+"""``casegrid serve`` as a subprocess on a free loopback port, for the HTTP benchmarks.
+
+The server gets the benchmark database through ``DATABASE_URL`` (as an operator would set
+it). It runs in its own process group so that stopping it also stops uvicorn's workers;
+only that group, which this module started, is signalled.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from casegrid.cluster import free_port
+
+
+def _casegrid_command() -> list[str]:
+    script = Path(sys.executable).parent / "casegrid"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from casegrid.cli import main; main()"]
+
+
+@contextmanager
+def serve(database_url: str, workers: int = 1, log_path: Path | None = None,
+          extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """Start the API, wait until ``/health`` answers, yield its base URL, stop it."""
+    port = free_port()
+    env = dict(os.environ, DATABASE_URL=database_url, **(extra_env or {}))
+    out = log_path.open("w") if log_path else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        [*_casegrid_command(), "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(workers)],
+        env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"casegrid serve exited with {proc.returncode}"
+                                   + (f"; see {log_path}" if log_path else ""))
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("casegrid serve did not answer /health within 60 s")
+            time.sleep(0.3)
+        yield base
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if log_path:
+            out.close()  # type: ignore[union-attr]
