@@ -1,0 +1,103 @@
+"""The benchmark harness must not rot: a tiny real run writes RESULTS rows, a missing entry
+point becomes a "skipped" row instead of a crash, and the helpers compute what they say."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+
+from bench import harness
+from bench.harness import Outcome, Row, Skip, percentile, render_results
+from bench.points import SHARE_GAP_OUTSIDE, generate_points
+from casegrid.settings import PROJECT_ROOT
+from geo.sample import SAMPLE_DIR
+
+
+def test_percentile_interpolates_and_handles_edges():
+    assert percentile([5.0], 99) == 5.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == pytest.approx(2.5)
+    assert percentile(list(range(101)), 99) == pytest.approx(99.0)
+    assert percentile([], 50) != percentile([], 50)  # NaN
+
+
+def test_ratio_needs_a_nonzero_baseline():
+    assert Row("b", "f", 6.0, "s", "base", 2.0).ratio == pytest.approx(3.0)
+    assert Row("b", "f", 6.0, "s", "base", 0.0).ratio is None
+    assert Row("b", "f", 6.0, "s").ratio is None
+
+
+def test_results_table_marks_misses_and_skips():
+    rows = [
+        Row("routing", "route-file", 30.0, "s", "bare join", 10.0, "≤ 2× baseline", False),
+        Row("stats", "stats", 120.0, "ms", "count", 40.0, "< 500 ms", True),
+        Row.skipped("maps", "maps.hotspots is missing"),
+    ]
+    md = render_results(rows, ["## Extra\n\ntext"], {"CPU": "test cpu"}, ["--quick"], 90.0)
+    lines = md.splitlines()
+    route = next(line for line in lines if line.startswith("| routing"))
+    assert "3.00×" in route and "**no**" in route
+    assert "| yes |" in next(line for line in lines if line.startswith("| stats"))
+    assert "skipped: maps.hotspots is missing" in next(line for line in lines if line.startswith("| maps"))
+    assert "## Extra" in md and "**CPU**: test cpu" in md
+    assert "python -m bench --quick" in md
+
+
+def test_missing_entry_point_is_a_skipped_row(monkeypatch):
+    monkeypatch.setitem(harness.BENCHES, "ghost", "bench.no_such_benchmark_module")
+    outcome = harness._run_one("ghost", ctx=None)  # type: ignore[arg-type]
+    assert [r.figure for r in outcome.rows] == ["skipped"]
+    assert "entry point missing" in outcome.rows[0].note
+
+
+def test_skip_and_failure_never_stop_the_run(monkeypatch, tmp_path):
+    mod = tmp_path / "bench_fake_for_test.py"
+    mod.write_text(
+        "from bench.harness import Skip\n"
+        "def run(ctx):\n"
+        "    if ctx == 'skip':\n"
+        "        raise Skip('not here')\n"
+        "    raise ValueError('boom')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(harness.BENCHES, "fake", "bench_fake_for_test")
+    skipped = harness._run_one("fake", ctx="skip")  # type: ignore[arg-type]
+    failed = harness._run_one("fake", ctx="fail")  # type: ignore[arg-type]
+    assert skipped.rows[0].note == "skipped: not here"
+    assert failed.rows[0].figure == "failed" and "ValueError: boom" in failed.rows[0].note
+    assert isinstance(Outcome().rows, list) and issubclass(Skip, Exception)
+
+
+def test_points_are_deterministic_and_mixed():
+    lon, lat = generate_points(4000, seed=5)
+    lon2, lat2 = generate_points(4000, seed=5)
+    assert np.array_equal(lon, lon2) and np.array_equal(lat, lat2)
+    assert not np.array_equal(lon, generate_points(4000, seed=6)[0])
+    comms = gpd.read_file(SAMPLE_DIR / "communities.geojson").to_crs(4326)
+    union = shapely.union_all(comms.geometry.values)
+    inside = shapely.contains_xy(union, lon, lat).mean()
+    # ~90% drawn inside, ~5% near edges (half of them inside), ~5% outside by construction
+    assert 0.88 <= inside <= 0.96
+    assert 1 - inside >= SHARE_GAP_OUTSIDE * 0.9
+
+
+@pytest.mark.slow
+def test_quick_routing_run_writes_results(tmp_path):
+    out = tmp_path / "RESULTS.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--scale", "0.4", "--only", "routing",
+         "--out", str(out)],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    md = out.read_text(encoding="utf-8")
+    table = [line for line in md.splitlines() if line.startswith("| routing")]
+    assert any("route-file, 2,000 points" in line for line in table)
+    assert any("single route() p99" in line for line in table)
+    assert any("piece-size sweep" in line for line in table)
+    assert not any("failed" in line or "skipped" in line for line in table)
+    assert "fsync=on" in md  # a normally configured server, not the tests' fast mode
+    assert "| 256 |" in md or "| 256 **fastest** |" in md
+    assert "destroying the throwaway cluster" in proc.stdout
