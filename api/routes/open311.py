@@ -1,0 +1,143 @@
+"""Open311 GeoReport v2 under ``/open311/v2/`` (JSON and XML, the spec's error format).
+
+Reading (discovery, services, requests, tokens) is public, as Open311 practice is; no read
+ever returns reporter data. Submitting needs ``api_key``: a casegrid token whose role may
+submit cases. Errors are ``[{"code": 400, "description": "..."}]`` (or ``<errors>`` in XML)
+with status 400, 403 or 404, never casegrid's own error shape, so Open311 clients can parse
+them. The mapping and rendering live in ``cases/open311.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+
+from api.deps import EngineDep
+from casegrid.errors import CasegridError
+from cases import open311
+from cases.open311 import Open311Error
+from cases.tokens import authenticate
+
+router = APIRouter(prefix="/open311/v2", tags=["open311"])
+
+FORMATS = {"json": "application/json", "xml": "text/xml; charset=utf-8"}
+SUBMITTERS = ("intake", "dispatcher", "supervisor", "admin", "community_officer")
+_ROOTS = {"discovery": "discovery", "services": "services", "definition": "service_definition",
+          "requests": "service_requests"}
+
+
+def _render(fmt: str, kind: str, payload: Any, status: int = 200) -> Response:
+    if fmt == "xml":
+        return Response(open311.to_xml(_ROOTS[kind], payload), status_code=status,
+                        media_type=FORMATS["xml"])
+    return JSONResponse(open311.jsonable(payload), status_code=status)
+
+
+def _error(fmt: str, err: Open311Error) -> Response:
+    body = open311.error_body(err)
+    if fmt == "xml":
+        return Response(open311.to_xml("errors", body), status_code=err.status,
+                        media_type=FORMATS["xml"])
+    return JSONResponse(body, status_code=err.status)
+
+
+def _answer(fmt: str, kind: str, work: Callable[[], Any], status: int = 200) -> Response:
+    """Run ``work`` and render its result, or the spec's error for any input fault."""
+    if fmt not in FORMATS:
+        return _error("json", Open311Error(404, f"format {fmt!r} is not served: use .json or .xml"))
+    try:
+        return _render(fmt, kind, work(), status)
+    except Open311Error as err:
+        return _error(fmt, err)
+    except CasegridError as exc:
+        return _error(fmt, open311.from_domain(exc))
+
+
+@router.get("/discovery.{fmt}")
+def get_discovery(fmt: str, request: Request) -> Response:
+    """Where the endpoints are and which formats they speak."""
+    return _answer(fmt, "discovery", lambda: open311.discovery(str(request.base_url)))
+
+
+@router.get("/services.{fmt}")
+def get_services(fmt: str, engine: EngineDep) -> Response:
+    """The service list: one service per active category (service_code = category code)."""
+    def work():
+        with engine.connect() as conn:
+            return open311.services(conn)
+    return _answer(fmt, "services", work)
+
+
+@router.get("/services/{service_code}.{fmt}")
+def get_service_definition(service_code: str, fmt: str, engine: EngineDep) -> Response:
+    """Attribute definitions of one service (``crs`` and ``time_of_day``, both optional)."""
+    def work():
+        with engine.connect() as conn:
+            return open311.service_definition(conn, service_code)
+    return _answer(fmt, "definition", work)
+
+
+@router.post("/requests.{fmt}")
+async def post_request(fmt: str, request: Request, engine: EngineDep) -> Response:
+    """Submit a service request (form-encoded, ``api_key`` required)."""
+    if fmt not in FORMATS:
+        return _error("json", Open311Error(404, f"format {fmt!r} is not served: use .json or .xml"))
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        return _error(fmt, Open311Error(
+            400, f"content type {content_type or 'none'!r} is not accepted: send the fields "
+                 "form-encoded (application/x-www-form-urlencoded)"))
+    try:
+        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    except Exception:  # a malformed body is the client's fault, never a 500
+        return _error(fmt, Open311Error(400, "the form body could not be parsed"))
+
+    def work():
+        # One transaction: a refused request writes nothing.
+        with engine.begin() as conn:
+            try:
+                principal = authenticate(conn, form.get("api_key") or None)
+            except CasegridError as exc:
+                raise Open311Error(403, f"api_key: {exc.message}") from None
+            if principal.role not in SUBMITTERS:
+                raise Open311Error(403, f"api_key: role {principal.role!r} may not submit "
+                                        "requests; ask for an intake key")
+            return open311.submit(conn, form, principal)
+
+    return await run_in_threadpool(_answer, fmt, "requests", work, 201)
+
+
+@router.get("/requests.{fmt}")
+def get_requests(fmt: str, request: Request, engine: EngineDep) -> Response:
+    """Service requests: filters ``service_request_id``, ``service_code``, ``start_date``,
+    ``end_date`` (at most 90 days apart; default the last 90 days) and ``status``."""
+    q = request.query_params
+    params = {k: q.get(k) for k in ("service_request_id", "service_code", "start_date",
+                                    "end_date", "status")}
+
+    def work():
+        with engine.connect() as conn:
+            return open311.find_requests(conn, params)
+    return _answer(fmt, "requests", work)
+
+
+@router.get("/requests/{service_request_id}.{fmt}")
+def get_request(service_request_id: str, fmt: str, engine: EngineDep) -> Response:
+    """One service request (a one-element list, as the spec has it)."""
+    def work():
+        with engine.connect() as conn:
+            return open311.get_request(conn, service_request_id)
+    return _answer(fmt, "requests", work)
+
+
+@router.get("/tokens/{token}.{fmt}")
+def get_token(token: str, fmt: str, engine: EngineDep) -> Response:
+    """The service_request_id a submission token became."""
+    def work():
+        with engine.connect() as conn:
+            return open311.get_token(conn, token)
+    return _answer(fmt, "requests", work)
