@@ -141,6 +141,7 @@ _HIST = tuple(f"h{i:02d}" for i in range(1, len(HIST_EDGES) + 1))
 _AGG_SQL = """
 SELECT {key} AS key, {sums}, sum(hours_sum) AS hours_sum, sum(hours_n)::int AS hours_n
 FROM case_stat WHERE dim = :dim AND day BETWEEN :d1 AND :d2 GROUP BY 1
+HAVING sum(accepted) > 0
 """
 _LIVE_SQL = """
 SELECT GROUPING({key}) AS g_key, GROUPING(community_code) AS g_comm, {key} AS key,
@@ -207,6 +208,8 @@ def compute_stats(
             live_comm[_k(r["community_code"])] = vals
         else:
             live_total = vals
+    if group_by == "community":  # both grouping sets are the same column then
+        live_comm = live_main
     groups = [{"key": None if k == "" else k, **_combine(main.get(k), live_main.get(k))}
               for k in sorted(set(main) | set(live_main))]
     communities = [{"key": None if k == "" else k, **_combine(comm.get(k), live_comm.get(k))}
