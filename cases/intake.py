@@ -26,7 +26,7 @@ from sqlalchemy import Connection, text
 from casegrid.errors import Conflict, CoordinateError, Forbidden, InvalidInput, NotFound
 from casegrid.settings import Settings, get_settings
 from cases.catalogue import duplicate_params, get_category
-from cases.queries import fetch_case
+from cases.queries import CASE_SELECT_TEMPLATE, fetch_case, fetch_case_by_ticket
 from cases.tokens import Principal
 from geo.coords import check_point, normalise_crs, to_wgs84
 from geo.routing import RouteResult, route
@@ -167,8 +167,8 @@ def locate(conn: Connection, data: NewCase) -> _Location:
                 "location is missing: give lon and lat (with crs), or at least an address "
                 "for a dispatcher to place", field="lon")
         return _Location(rule="unlocated", note="address only")
-    check_point(data.lon, data.lat)  # names the missing/NaN/out-of-range/swapped field
     try:
+        # route() validates first: missing/NaN/out-of-range/swapped values name their field.
         result = route(conn, data.lon, data.lat, data.crs)
     except NotFound as exc:
         if exc.field != "generation":
@@ -218,13 +218,12 @@ WITH ins AS (
             :community_code, :subdistrict_code, :post_id, :generation_id,
             :rule, :distance_m, :near_boundary, CAST(:alternates AS jsonb))
     ON CONFLICT (channel, external_id) WHERE external_id IS NOT NULL DO NOTHING
-    RETURNING id, status
+    RETURNING *
 ), ev AS (
     INSERT INTO case_event (case_id, actor, role, action, from_state, to_state, data)
     SELECT id, :actor, :role, 'register', NULL, status, CAST(:event_data AS jsonb) FROM ins
 )
-SELECT id FROM ins
-"""
+""" + CASE_SELECT_TEMPLATE.replace("{source}", "ins")
 
 
 def _check_scope(actor: Principal, community_code: str | None, *, existing: bool) -> None:
@@ -282,33 +281,31 @@ def create_case(
         "role": actor.role,
         "event_data": json.dumps(summary, ensure_ascii=False),
     }
-    case_id = conn.execute(text(INSERT_SQL), params).scalar_one_or_none()
-    created = case_id is not None
+    inserted = conn.execute(text(INSERT_SQL), params).mappings().first()
+    created = inserted is not None
     if created:
-        _set_initial_deadlines(conn, case_id)
+        case = dict(inserted)
+        if _set_initial_deadlines(conn, case["id"]):
+            case = fetch_case(conn, case["id"]) or case  # due times were just set
     else:
-        case_id = conn.execute(
-            text('SELECT id FROM "case" WHERE channel = :channel AND external_id = :external_id'),
-            {"channel": data.channel, "external_id": data.external_id},
-        ).scalar_one_or_none()
-        if case_id is None:  # the row vanished between the two statements
+        case = fetch_case_by_ticket(conn, data.channel, data.external_id)
+        if case is None:  # the row vanished between the two statements
             raise Conflict("the case for this external_id changed while registering; retry",
                            field="external_id")
-    case = fetch_case(conn, case_id)
-    assert case is not None, "just inserted or just found"
-    if not created:
         _check_scope(actor, case["community_code"], existing=True)
     duplicates = find_duplicates(conn, case, category, actor=actor, settings=settings)
     return IntakeResult(case=case, created=created, possible_duplicates=duplicates)
 
 
-def _set_initial_deadlines(conn: Connection, case_id: int) -> None:
+def _set_initial_deadlines(conn: Connection, case_id: int) -> bool:
+    """Let the ledger set the new case's first due times; False when it is not installed."""
     # The ledger's deadline module may not exist yet in every deployment of this branch.
     try:
         from cases.deadlines import set_initial_deadlines
     except ImportError:
-        return
+        return False
     set_initial_deadlines(conn, [case_id])
+    return True
 
 
 DUPLICATES_SQL = """

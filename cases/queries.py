@@ -36,7 +36,9 @@ CHANNELS = ("hotline_12345", "platform", "patrol", "app", "open311", "walk_in")
 UNROUTED_RULES = ("outside", "unlocated")
 REPORTER_FIELDS = ("reporter_name", "reporter_phone")
 
-CASE_SELECT = """
+# {source} is the "case" table, or a CTE with the same columns (intake's INSERT ... RETURNING *,
+# so a new case comes back with its names in the same round trip).
+CASE_SELECT_TEMPLATE = """
 SELECT c.id, c.case_no, c.status, c.version, c.category_code,
        cat.name_zh AS category_name_zh, cat.name_en AS category_name_en,
        c.channel, c.external_id, c.description, c.address,
@@ -51,7 +53,7 @@ SELECT c.id, c.case_no, c.status, c.version, c.category_code,
        c.merged_into, c.current_due_at, c.due_provisional,
        c.reviewed_at, c.dispatched_at, c.handled_at, c.verified_at, c.replied_at, c.closed_at,
        c.rework_count, c.extension_count, c.created_at, c.updated_at
-FROM "case" c
+FROM {source} c
 JOIN category cat ON cat.code = c.category_code
 LEFT JOIN community cm ON cm.generation_id = c.generation_id AND cm.code = c.community_code
 LEFT JOIN community_post p ON p.id = c.post_id
@@ -61,6 +63,7 @@ LEFT JOIN LATERAL (
     WHERE s.code = c.subdistrict_code ORDER BY g.active DESC, g.id DESC LIMIT 1
 ) sd ON true
 """
+CASE_SELECT = CASE_SELECT_TEMPLATE.replace("{source}", '"case"')
 
 
 # --- filters ------------------------------------------------------------------------------
@@ -281,6 +284,15 @@ def fetch_case(conn: Connection, case_id: int) -> dict | None:
     """One case row with names of its category, community, subdistrict and post (no
     visibility checks: for internal use)."""
     row = conn.execute(text(CASE_SELECT + " WHERE c.id = :id"), {"id": case_id}).mappings().first()
+    return None if row is None else dict(row)
+
+
+def fetch_case_by_ticket(conn: Connection, channel: str, external_id: str | None) -> dict | None:
+    """The case registered under a channel's own ticket number, as :func:`fetch_case`."""
+    row = conn.execute(
+        text(CASE_SELECT + " WHERE c.channel = :channel AND c.external_id = :external_id"),
+        {"channel": channel, "external_id": external_id},
+    ).mappings().first()
     return None if row is None else dict(row)
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.middleware import install_middleware
-from cases.intake import NewCase, create_case
+from cases.intake import DUPLICATES_SQL, NewCase, create_case
 from cases.queries import CHANNELS
 from cases.tokens import Principal, create_token
 from geo.coords import wgs84_to_bd09, wgs84_to_gcj02
@@ -417,12 +417,19 @@ def test_per_category_radius_override_widens_the_search_for_noise(api):
 
 
 def test_duplicate_search_uses_the_spatial_index(api):
+    points = interior_points(api.engine)
+    for i in range(60):  # a spread of open cases so the planner has a choice to make
+        code, lon, lat = points[i % 55]
+        _post(api, lon, lat, category="0504")
+    code, lon, lat = points[0]
     with api.engine.begin() as conn:
+        conn.execute(text('ANALYZE "case"'))
         conn.execute(text("SET LOCAL enable_seqscan = off"))
-        plan = "\n".join(conn.execute(text(
-            "EXPLAIN SELECT id FROM \"case\" c WHERE ST_DWithin(c.geom,"
-            " ST_SetSRID(ST_MakePoint(117.16, 35.08), 4326), 0.001)")).scalars())
-    assert "case_geom_gist" in plan
+        plan = "\n".join(conn.execute(text("EXPLAIN " + DUPLICATES_SQL.replace("{scope}", "")), {
+            "lon": lon, "lat": lat, "category": "0504", "id": 0,
+            "at": datetime(2025, 6, 1, tzinfo=UTC), "days": 7, "deg": 0.0006, "radius": 50.0,
+            "limit": 10}).scalars())
+    assert "case_geom_gist" in plan, plan
 
 
 # --- listing ---------------------------------------------------------------------------------
