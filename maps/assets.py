@@ -5,7 +5,7 @@ from two places, both installed by the project's own set-up:
 
 * npm packages pinned in ``maps/vendor/package.json`` (``scripts/fetch_assets.sh`` runs
   ``npm ci --prefix maps/vendor``): leaflet, leaflet.markercluster, leaflet-timedimension,
-  iso8601-js-period;
+  iso8601-js-period, jquery (folium's popups use it);
 * the heatmap scripts that the ``folium`` wheel itself ships in ``folium/templates/``.
 
 Pages refer to them as ``{base}/{package}/{file}``; the server serves ``/static/vendor/...``
@@ -35,6 +35,7 @@ PACKAGES: dict[str, Path] = {
     "markercluster": NODE_MODULES / "leaflet.markercluster" / "dist",
     "timedimension": NODE_MODULES / "leaflet-timedimension" / "dist",
     "iso8601": NODE_MODULES / "iso8601-js-period",
+    "jquery": NODE_MODULES / "jquery" / "dist",
     "folium": FOLIUM_TEMPLATES,
     "casegrid": OWN_STATIC,
 }
@@ -47,6 +48,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "markercluster": ("leaflet.markercluster.js", "MarkerCluster.css", "MarkerCluster.Default.css"),
     "timedimension": ("leaflet.timedimension.min.js", "leaflet.timedimension.control.css"),
     "iso8601": ("iso8601.js",),
+    "jquery": ("jquery.min.js",),
     "folium": ("leaflet_heat.min.js", "pa7_hm.min.js", "pa7_leaflet_hm.min.js"),
     "casegrid": ("maps.css", "dispatch.js"),
 }
@@ -113,12 +115,13 @@ def copy_assets(dest: Path) -> None:
 
 
 def _js(base: str) -> list[tuple[str, str]]:
-    return [("leaflet", f"{base}/leaflet/leaflet.js")]
+    # folium's popups build their content with jQuery's $(...)
+    return [("leaflet", f"{base}/leaflet/leaflet.js"), ("jquery", f"{base}/jquery/jquery.min.js")]
 
 
 def local_map_class(base: str) -> type[folium.Map]:
-    """A ``folium.Map`` whose scripts and styles come from ``base`` (no jQuery, Bootstrap
-    or Font Awesome: the pages do not use them)."""
+    """A ``folium.Map`` whose scripts and styles come from ``base`` (no Bootstrap or Font
+    Awesome: the pages do not use them)."""
 
     class LocalMap(folium.Map):
         default_js = _js(base)

@@ -33,6 +33,8 @@ def new_map(display: Display, base: str, bounds: tuple[float, float, float, floa
     root = m.get_root()
     root.header.add_child(Element(f"<title>{escape(title)}</title>"), name="title")
     root.header.add_child(Element('<meta charset="utf-8">'), name="charset")
+    # no favicon request (it would be a 404 in the console)
+    root.header.add_child(Element('<link rel="icon" href="data:,">'), name="favicon")
     root.html.add_child(Element(f'<div class="cg-title" lang="{lang}">{escape(title)}</div>'))
     return m
 

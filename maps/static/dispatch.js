@@ -21,6 +21,8 @@
   function init(map, layerControl, cfg) {
     var T = cfg.strings;
     var state = JSON.parse(JSON.stringify(cfg.filters));
+    // Without a tile layer (tiles=none) the map has no maxZoom, which clustering needs.
+    if (map.options.maxZoom == null) map.setMaxZoom(19);
     var clusters = L.markerClusterGroup({
       showCoverageOnHover: false, maxClusterRadius: 45, chunkedLoading: true,
       iconCreateFunction: function (c) {
@@ -66,14 +68,16 @@
       return '<div class="cg-popup"><b>' + esc(d.case_no) + "</b> " + badge + warn + "<table>" + body + "</table>" + links + "</div>";
     }
 
+    // A popup of its own on the map (not bound to the marker): markers are replaced on every
+    // viewport load, and a marker hidden in a cluster cannot open a popup.
     function openPopup(marker, id) {
-      marker.bindPopup(T.loading, { maxWidth: 340 }).openPopup();
-      var done = function (d) { marker.setPopupContent(popupHtml(d)); };
+      var popup = L.popup({ maxWidth: 340 }).setLatLng(marker.getLatLng()).setContent(esc(T.loading)).openOn(map);
+      var done = function (d) { popup.setContent(popupHtml(d)); };
       if (cfg.inline) { done(cfg.inline.summaries[id]); return; }
       fetch(cfg.case_api.replace("{id}", id) + "?lang=" + cfg.lang, { credentials: "same-origin" })
         .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
         .then(done)
-        .catch(function () { marker.setPopupContent(esc(T.load_failed)); });
+        .catch(function () { popup.setContent(esc(T.load_failed)); });
     }
 
     function pointMarker(p) {

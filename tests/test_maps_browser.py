@@ -1,0 +1,208 @@
+"""The map pages in a real browser: Playwright driving Debian's headless Chromium against the
+app served by uvicorn on a loopback port.
+
+Each page must load with no console error and no request to any host but the loopback
+server, show its layers, react to a filter, and leave a screenshot in test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from sqlalchemy import text
+
+from api.app import create_app
+from casegrid.cluster import free_port
+from casegrid.settings import Settings
+from tests.test_maps_pages import make_token, seed_cases
+
+pytestmark = pytest.mark.browser
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def server(city_engine, city_db_url):
+    """The app on a free loopback port in a background thread, with the sample city and cases."""
+    import uvicorn
+
+    seed_cases(city_engine, 20)
+    app = create_app(settings=Settings(tiles="none", database_url=city_db_url), database_url=city_db_url)
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert srv.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+class Watch:
+    """Console errors, page errors and every requested URL of one page."""
+
+    def __init__(self, page):
+        self.errors: list[str] = []
+        self.urls: list[str] = []
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.on("request", lambda r: self.urls.append(r.url))
+
+    def check(self) -> None:
+        assert not self.errors, self.errors
+        outside = [u for u in self.urls if urlparse(u).scheme in ("http", "https", "ws", "wss")
+                   and urlparse(u).hostname not in ("127.0.0.1", "localhost")]
+        assert not outside, outside[:5]
+        assert any("/static/vendor/leaflet/leaflet.js" in u for u in self.urls)
+
+
+def _open(browser, url: str):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+    page = ctx.new_page()
+    watch = Watch(page)
+    page.goto(url)
+    return ctx, page, watch
+
+
+def _shot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path))
+    assert path.stat().st_size > 10_000
+    return path
+
+
+def _wait_loaded(page, watch: Watch) -> None:
+    try:
+        page.wait_for_selector("body[data-cg-loads]", state="attached", timeout=15000)
+    except Exception:
+        status = page.locator("#cg-status").all_inner_texts()
+        api = [u for u in watch.urls if "/maps/api/" in u]
+        raise AssertionError(f"page never loaded its cases; console: {watch.errors[:5]}, status {status}, "
+                             f"api calls {api[:3]}") from None
+
+
+def _loads(page) -> int:
+    return int(page.get_attribute("body", "data-cg-loads") or 0)
+
+
+def test_dispatch_page(browser, server, city_engine):
+    token = make_token(city_engine, "dispatcher")
+    ctx, page, watch = _open(browser, f"{server}/maps/dispatch?token={token}")
+    try:
+        _wait_loaded(page, watch)
+        assert "token" not in page.url  # the token went into a cookie
+        control = page.inner_text(".leaflet-control-layers")
+        for name in ("街道", "社区", "城市管理岗", "案件", "需核实位置"):
+            assert name in control, name
+        assert page.locator(".cg-label-sub").count() == 5
+        assert page.locator(".cg-post").count() >= 50
+        assert page.locator(".cg-legend").is_visible()
+        before = int(page.get_attribute("body", "data-cg-total"))
+        assert before > 0 and page.get_attribute("body", "data-cg-mode") == "points"
+        assert page.locator(".marker-cluster, path.leaflet-interactive").count() > 0
+        _shot(page, "dispatch.png")
+
+        # A popup: fetched on click, number and state shown, no reporter.
+        page.evaluate("cgDispatch.layers.clusters.getLayers()[0].fire('click')")
+        page.wait_for_selector(".leaflet-popup-content .cg-popup", timeout=10000)
+        popup = page.inner_text(".leaflet-popup-content")
+        assert "CG" in popup and "张三" not in popup and "13800000000" not in popup
+
+        # Filter: overdue only → fewer cases, the URL says so.
+        n = _loads(page)
+        page.check('#cg-filters input[name="state"][value="overdue"]')
+        page.wait_for_function(f"Number(document.body.dataset.cgLoads) > {n}", timeout=10000)
+        after = int(page.get_attribute("body", "data-cg-total"))
+        with city_engine.connect() as conn:
+            overdue = conn.execute(text('SELECT count(*) FROM "case" WHERE closed_at IS NULL AND current_due_at < now()')).scalar_one()
+        assert 0 < after <= overdue < before
+        assert "state=overdue" in page.url
+        _shot(page, "dispatch_overdue.png")
+
+        # Reset and a subdistrict: the community list narrows to it.
+        n = _loads(page)
+        page.click('#cg-filters button[data-act="reset"]')
+        page.wait_for_function(f"Number(document.body.dataset.cgLoads) > {n}", timeout=10000)
+        assert int(page.get_attribute("body", "data-cg-total")) == before
+        watch.check()
+    finally:
+        ctx.close()
+
+
+def test_dispatch_page_in_english_with_tiles_none(browser, server, city_engine):
+    token = make_token(city_engine, "supervisor")
+    ctx, page, watch = _open(browser, f"{server}/maps/dispatch?token={token}&lang=en&tiles=none&state=new")
+    try:
+        _wait_loaded(page, watch)
+        assert "Dispatch map" in page.inner_text(".cg-title")
+        assert "Subdistricts" in page.inner_text(".leaflet-control-layers")
+        assert page.is_checked('#cg-filters input[name="state"][value="new"]')
+        assert page.locator(".leaflet-tile").count() == 0
+        _shot(page, "dispatch_en.png")
+        watch.check()
+    finally:
+        ctx.close()
+
+
+def test_hotspot_page(browser, server, city_engine):
+    token = make_token(city_engine, "planner")
+    ctx, page, watch = _open(browser, f"{server}/maps/hotspots?token={token}&cell_m=300")
+    try:
+        page.wait_for_selector(".leaflet-control-layers", timeout=15000)
+        page.wait_for_load_state("networkidle")
+        control = page.inner_text(".leaflet-control-layers")
+        for name in ("投诉热力图", "显著热点", "学校", "医院", "集贸市场", "公园广场", "距离圈", "各社区案件数", "按小时动画"):
+            assert name in control, name
+        assert page.locator("#cg-ranking tbody tr").count() > 0
+        assert page.locator("canvas.leaflet-heatmap-layer, canvas.leaflet-layer").count() >= 1
+        assert page.locator(".timecontrol-play, .leaflet-control-timecontrol").count() >= 1
+        _shot(page, "hotspots.png")
+        # Turning the choropleth on draws community fills.
+        paths = page.locator("path.leaflet-interactive").count()
+        page.locator(".leaflet-control-layers label", has_text="各社区案件数").click()
+        page.wait_for_timeout(300)
+        assert page.locator("path.leaflet-interactive").count() > paths
+        _shot(page, "hotspots_choropleth.png")
+        watch.check()
+    finally:
+        ctx.close()
+
+
+def test_case_page(browser, server, city_engine):
+    token = make_token(city_engine, "dispatcher")
+    with city_engine.connect() as conn:
+        case_id = conn.execute(text('SELECT min(id) FROM "case"')).scalar_one()
+    ctx, page, watch = _open(browser, f"{server}/maps/cases/{case_id}?token={token}&lang=en")
+    try:
+        page.wait_for_selector(".leaflet-popup-content", timeout=15000)
+        assert "CG" in page.inner_text(".leaflet-popup-content")
+        assert "Nearby possible duplicates" in page.inner_text(".leaflet-control-layers")
+        _shot(page, "case.png")
+        watch.check()
+    finally:
+        ctx.close()
