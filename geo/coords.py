@@ -507,6 +507,14 @@ def check_point(lon: Any, lat: Any, field_prefix: str = "") -> tuple[float, floa
     range and the swapped pair would be valid, the code is 'swapped_coordinates' and the
     message gives the corrected order.
     """
+    # Fast path for the common case (one request, two good numbers): no arrays, no pandas.
+    if (
+        type(lon) in (float, int)
+        and type(lat) in (float, int)
+        and -180.0 <= lon <= 180.0
+        and -90.0 <= lat <= 90.0
+    ):
+        return float(lon), float(lat)
     if np.ndim(lon) or np.ndim(lat):
         raise ValueError("check_point takes one lon and one lat; use check_points for arrays")
     pair = np.empty(2, dtype=object)  # filled by item so a list-like value stays one value
