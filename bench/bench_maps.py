@@ -115,7 +115,7 @@ def run(ctx: Context) -> Outcome:
     from cases.tokens import create_token
 
     n = ctx.n(1_000_000, 5_000)
-    total = ensure_cases(ctx.engine, ctx.workdir, n, log=log)
+    total = ensure_cases(ctx.engine, n, ctx.community_generation, log=log)
     fill_workflow(ctx.engine, log=log)
     repeats = ctx.repeats(3)
     rows: list[Row] = []

@@ -53,7 +53,7 @@ def run(ctx: Context) -> Outcome:
     except ImportError as exc:
         raise Skip(f"cases.stats is missing ({exc})") from None
     n = ctx.n(1_000_000, 5_000)
-    total = ensure_cases(ctx.engine, ctx.workdir, n, log=log)
+    total = ensure_cases(ctx.engine, n, ctx.community_generation, log=log)
     states = fill_workflow(ctx.engine, log=log)
     log(f"stats: ledger of {total:,} cases: {states}")
     repeats = ctx.repeats(3)

@@ -7,7 +7,9 @@
   platform GCJ-02, the hotline's map GCJ-02 or BD-09, patrol handsets WGS-84), timestamps
   over the sample year. (``geo.sample_complaints.generate`` makes richer rows but takes
   minutes for a million on this machine.)
-* :func:`ensure_cases` tops the ledger up to ``n`` cases through the real bulk import.
+* :func:`ensure_cases` tops the ledger up to ``n`` cases with one set-based
+  ``INSERT ... SELECT`` (cases and their register events) when the bulk-import benchmark
+  did not run or did not finish.
 * :func:`fill_workflow` moves the cases through the closed loop set-based, in one UPDATE:
   the newest 10% (by receipt) are still open, spread over the open states; of the rest
   about 5% were rejected at review and the others closed, some late, some reworked or
@@ -75,20 +77,68 @@ def case_count(engine: Engine) -> int:
         return conn.execute(text('SELECT count(*) FROM "case"')).scalar_one()
 
 
-def ensure_cases(engine: Engine, workdir: Path, n: int, log=print) -> int:  # noqa: ANN001
-    """Top the ledger up to at least ``n`` cases through the bulk import (committed,
-    backdated); return the count afterwards. A no-op after the bulk-import benchmark."""
+# One statement: the points staged in bench_pts become cases (category and channel by the
+# sample shares, received over the sample year, routed by one ST_Covers join), each with
+# its register event, as the bulk import would write them.
+_INSERT_SQL = """
+WITH src AS (
+    SELECT p.id, p.lon, p.lat,
+           ((hashint8(p.id * 3 + :salt) & 1048575) / 1048576.0)::float8 AS rc,
+           ((hashint8(p.id * 5 + :salt) & 1048575) / 1048576.0)::float8 AS rh,
+           :t0 + (p.id - 1) * (CAST(:span AS float8) / :n) * interval '1 second' AS at
+    FROM bench_pts p
+), ins AS (
+    INSERT INTO "case" (channel, external_id, category_code, description, reported_at,
+                        received_at, geom, input_lon, input_lat, input_crs, community_code,
+                        subdistrict_code, post_id, generation_id, route_rule, route_distance_m)
+    SELECT CASE WHEN s.rh < 0.55 THEN 'hotline_12345' WHEN s.rh < 0.80 THEN 'platform'
+                WHEN s.rh < 0.95 THEN 'patrol' ELSE 'app' END,
+           'bench-sql-' || (:salt + s.id), (:codes)[1 + floor(s.rc * cardinality(:codes))::int],
+           '基准数据(SYNTHETIC)', s.at, s.at, ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326),
+           s.lon, s.lat, 'wgs84', c.code, c.subdistrict_code, po.id, :gen,
+           CASE WHEN c.id IS NULL THEN 'outside' ELSE 'inside' END,
+           CASE WHEN c.id IS NULL THEN NULL ELSE 0.0 END
+    FROM src s
+    LEFT JOIN LATERAL (SELECT cp.community_id FROM community_piece cp
+                       WHERE cp.generation_id = :gen
+                         AND ST_Covers(cp.geom, ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326))
+                       LIMIT 1) hit ON true
+    LEFT JOIN community c ON c.id = hit.community_id
+    LEFT JOIN community_post po ON po.community_code = c.code
+    RETURNING id, received_at, route_rule
+)
+INSERT INTO case_event (case_id, at, actor, role, action, from_state, to_state, data)
+SELECT id, received_at, 'bench ledger fill', 'intake', 'register', NULL, 'registered',
+       jsonb_build_object('rule', route_rule, 'source', 'bench (synthetic)')
+FROM ins
+"""
+
+
+def ensure_cases(engine: Engine, n: int, gen: int, log=print) -> int:  # noqa: ANN001
+    """Top the ledger up to at least ``n`` cases with one set-based INSERT ... SELECT (a
+    no-op after the bulk-import benchmark committed its million); return the count."""
     have = case_count(engine)
     if have >= n:
         return have
-    from cases.bulk_import import import_cases
-
     need = n - have
-    csv_path = workdir / f"topup_{need}.csv"
-    log(f"ledger: {have:,} cases, importing {need:,} more")
-    write_hotline_csv(csv_path, need, seed=have + 101)
-    import_cases(engine, csv_path, MAPPING, commit=True, backdate=True, actor="bench top-up")
-    csv_path.unlink(missing_ok=True)
+    codes = list(CATEGORIES)  # the sample shares, as a weighted array of codes
+    weighted = [c for c in codes for _ in range(int(round(CATEGORIES[c][0] * 100)))]
+    log(f"ledger: {have:,} cases, inserting {need:,} more (one INSERT ... SELECT)")
+    lon, lat = generate_points(need, seed=have + 101)
+    with engine.begin() as conn:
+        conn.execute(text("SET LOCAL statement_timeout = 0"))
+        conn.execute(text("CREATE TEMP TABLE bench_pts (id bigint PRIMARY KEY, lon float8,"
+                          " lat float8) ON COMMIT DROP"))
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy("COPY bench_pts (id, lon, lat) FROM STDIN") as copy:
+            for i, (x, y) in enumerate(zip(lon.tolist(), lat.tolist(), strict=True), start=1):
+                copy.write_row((i, x, y))
+        conn.execute(text("ANALYZE bench_pts"))
+        conn.execute(text(_INSERT_SQL), {
+            "salt": have, "t0": PERIOD_START.to_pydatetime(), "span": PERIOD_DAYS * 86400,
+            "n": need, "codes": weighted, "gen": gen})
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text('ANALYZE "case"'))
     return case_count(engine)
 
 
