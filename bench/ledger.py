@@ -83,9 +83,9 @@ def case_count(engine: Engine) -> int:
 _INSERT_SQL = """
 WITH src AS (
     SELECT p.id, p.lon, p.lat,
-           ((hashint8(p.id * 3 + :salt) & 1048575) / 1048576.0)::float8 AS rc,
-           ((hashint8(p.id * 5 + :salt) & 1048575) / 1048576.0)::float8 AS rh,
-           :t0 + (p.id - 1) * (CAST(:span AS float8) / :n) * interval '1 second' AS at
+           ((hashint8(p.id * 3 + CAST(:salt AS bigint)) & 1048575) / 1048576.0)::float8 AS rc,
+           ((hashint8(p.id * 5 + CAST(:salt AS bigint)) & 1048575) / 1048576.0)::float8 AS rh,
+           CAST(:t0 AS timestamptz) + (p.id - 1) * (CAST(:span AS float8) / :n) * interval '1 second' AS at
     FROM bench_pts p
 ), ins AS (
     INSERT INTO "case" (channel, external_id, category_code, description, reported_at,
@@ -93,7 +93,7 @@ WITH src AS (
                         subdistrict_code, post_id, generation_id, route_rule, route_distance_m)
     SELECT CASE WHEN s.rh < 0.55 THEN 'hotline_12345' WHEN s.rh < 0.80 THEN 'platform'
                 WHEN s.rh < 0.95 THEN 'patrol' ELSE 'app' END,
-           'bench-sql-' || (:salt + s.id), (:codes)[1 + floor(s.rc * cardinality(:codes))::int],
+           'bench-sql-' || (CAST(:salt AS bigint) + s.id), (CAST(:codes AS text[]))[1 + floor(s.rc * cardinality(CAST(:codes AS text[])))::int],
            '基准数据(SYNTHETIC)', s.at, s.at, ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326),
            s.lon, s.lat, 'wgs84', c.code, c.subdistrict_code, po.id, :gen,
            CASE WHEN c.id IS NULL THEN 'outside' ELSE 'inside' END,
