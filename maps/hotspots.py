@@ -63,7 +63,8 @@ def _gi_cells(m: folium.Map, a: dict, display: Display, t: dict) -> None:
 def _choropleth(m: folium.Map, a: dict, display: Display, t: dict) -> list[tuple[str, str]]:
     counts = a["community_counts"]
     vals = sorted(counts.values())
-    breaks = [float(np.quantile(vals, q)) for q in (0.2, 0.4, 0.6, 0.8, 0.95)] if vals else []
+    # class breaks at quantiles, duplicates dropped (many communities may share a count)
+    breaks = sorted({float(np.quantile(vals, q)) for q in (0.2, 0.4, 0.6, 0.8, 0.95)} - {0.0}) if vals else []
 
     def colour(n: int) -> str:
         return CHORO[int(np.searchsorted(breaks, n, side="right"))] if breaks else CHORO[0]
@@ -81,7 +82,8 @@ def _choropleth(m: folium.Map, a: dict, display: Display, t: dict) -> list[tuple
 
 
 def _pois(m: folium.Map, a: dict, display: Display, t: dict, kinds_present: list[str]) -> None:
-    rings_group = folium.FeatureGroup(name=t["rings"], show=True)
+    # rings start hidden: 3 rings around every POI clutter the citywide view
+    rings_group = folium.FeatureGroup(name=t["rings"], show=False)
     for kind in kinds_present:
         group = folium.FeatureGroup(name=t[f"poi_{kind}"], show=True)
         for p in (p for p in a["pois"] if p["kind"] == kind):
@@ -146,10 +148,10 @@ def _ranking_html(a: dict, t: dict, lang: str, csv_url: str | None) -> str:
             f'<td style="text-align:left">{escape(_top_category(p, ring, a["categories"], lang))}</td>'
             f'<td>{escape(t["yes"] if p["in_hotspot"] else "")}</td></tr>')
     link = f' <a href="{escape(csv_url)}" download>{escape(t["csv"])}</a>' if csv_url else ""
-    return (f'<div class="cg-panel cg-rank" id="cg-ranking"><b>{escape(t["ranking"])}{link}</b>'
+    return (f'<details open class="cg-panel cg-rank" id="cg-ranking"><summary><b>{escape(t["ranking"])}</b>{link}</summary>'
             f'<table><thead><tr><th>{escape(t["rank"])}</th><th>{escape(t["name"])}</th><th>{escape(t["kind"])}</th>{head}'
             f'<th>{escape(t["rate_ratio"])} ({int(ring)} m)</th><th>{escape(t["top_category"])}</th>'
-            f'<th>{escape(t["in_hotspot"])}</th></tr></thead><tbody>{"".join(body)}</tbody></table></div>')
+            f'<th>{escape(t["in_hotspot"])}</th></tr></thead><tbody>{"".join(body)}</tbody></table></details>')
 
 
 def _legend_html(a: dict, t: dict, choro: list[tuple[str, str]], params: str) -> str:
@@ -158,7 +160,7 @@ def _legend_html(a: dict, t: dict, choro: list[tuple[str, str]], params: str) ->
     kinds = "".join(f'<div><i class="cg-dot" style="background:{c}"></i>{escape(t["poi_" + k])}</div>'
                     for k, c in POI_COLOURS.items())
     ch = "".join(f'<div><i class="cg-swatch" style="background:{c}"></i>{escape(label)}</div>' for c, label in choro)
-    return (f'<div class="cg-legend leaflet-control" id="cg-legend" style="position:absolute;right:10px;bottom:30px;z-index:999">'
+    return (f'<div class="cg-legend leaflet-control" id="cg-legend" style="position:absolute;right:10px;bottom:64px;z-index:999">'
             f'<div class="cg-params">{params}</div>'
             f'<b>{escape(t["gi_cells"])}</b>{gi}<div class="cg-hint">{escape(t["fdr_note"])}</div>'
             f'<b>{escape(t["choropleth"])}</b>{ch}<b>{escape(t["rings"])}: {", ".join(str(int(r)) + " m" for r in a["rings"])}</b>{kinds}</div>')

@@ -124,6 +124,8 @@ def test_dispatch_page(browser, server, city_engine):
         assert page.locator(".cg-legend").is_visible()
         before = int(page.get_attribute("body", "data-cg-total"))
         assert before > 0 and page.get_attribute("body", "data-cg-mode") == "points"
+        page.wait_for_load_state("networkidle")
+        page.wait_for_timeout(600)  # cluster animations
         assert page.locator(".marker-cluster, path.leaflet-interactive").count() > 0
         _shot(page, "dispatch.png")
 
@@ -142,6 +144,7 @@ def test_dispatch_page(browser, server, city_engine):
             overdue = conn.execute(text('SELECT count(*) FROM "case" WHERE closed_at IS NULL AND current_due_at < now()')).scalar_one()
         assert 0 < after <= overdue < before
         assert "state=overdue" in page.url
+        page.wait_for_timeout(600)
         _shot(page, "dispatch_overdue.png")
 
         # Reset and a subdistrict: the community list narrows to it.

@@ -24,15 +24,18 @@
     // Without a tile layer (tiles=none) the map has no maxZoom, which clustering needs.
     if (map.options.maxZoom == null) map.setMaxZoom(19);
     var clusters = L.markerClusterGroup({
-      showCoverageOnHover: false, maxClusterRadius: 45, chunkedLoading: true,
+      showCoverageOnHover: false, maxClusterRadius: 45, chunkedLoading: false,
       iconCreateFunction: function (c) {
         var kids = c.getAllChildMarkers(), overdue = 0;
         for (var i = 0; i < kids.length; i++) if (kids[i].options.cgOverdue) overdue++;
         var n = c.getChildCount();
-        var size = n < 10 ? 30 : n < 100 ? 36 : 44;
+        var size = n < 10 ? 32 : n < 100 ? 38 : 46;
+        var tier = n < 10 ? "small" : n < 100 ? "medium" : "large";
+        // overdue cases inside a cluster show as a red badge with their count
+        var badge = overdue ? '<b class="cg-od" title="' + esc(T.state_overdue) + '">' + overdue + "</b>" : "";
         return L.divIcon({
-          html: '<div><span>' + n + "</span></div>",
-          className: "marker-cluster cg-cluster" + (overdue ? " cg-cluster-overdue" : ""),
+          html: "<div><span>" + n + "</span></div>" + badge,
+          className: "marker-cluster marker-cluster-" + tier + " cg-cluster",
           iconSize: L.point(size, size)
         });
       }
