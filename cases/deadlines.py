@@ -327,6 +327,47 @@ WHERE c.id = ANY(:ids)
 """
 
 
+# Up to this many cases (an API intake is one) the due times are computed in Python with the
+# cached calendar: laying the calendar out as temporary tables costs ~20 ms per call.
+SMALL_BATCH = 50
+
+
+def _set_initial_deadlines_small(conn: Connection, calendar: WorkCalendar, case_ids: list[int]) -> int:
+    """The same as the set-based path, for a handful of cases (same results)."""
+    rows = conn.execute(text(_INITIAL_LIM), {"ids": list(case_ids)}).all()
+    due: dict[tuple[int, str], Deadline] = {
+        (int(r.key), r.step): calendar.add(r.start, float(r.amount), r.unit) for r in rows
+    }
+    ids = sorted({k for k, step in due if step == "review"})
+    if not ids:
+        return 0
+    review = [due[(i, "review")] for i in ids]
+    reply = [due.get((i, "reply")) for i in ids]
+    return conn.execute(
+        text(
+            """
+            UPDATE "case" k
+            SET review_due_at = u.review_at,
+                reply_due_at = u.reply_at,
+                current_due_at = CASE WHEN k.status = 'registered' THEN u.review_at
+                                      ELSE k.current_due_at END,
+                due_provisional = CASE WHEN k.status = 'registered' THEN u.prov
+                                       ELSE k.due_provisional END
+            FROM unnest(CAST(:ids AS bigint[]), CAST(:rv AS timestamptz[]),
+                        CAST(:rp AS timestamptz[]), CAST(:pv AS boolean[]))
+                 AS u(id, review_at, reply_at, prov)
+            WHERE k.id = u.id
+            """
+        ),
+        {
+            "ids": ids,
+            "rv": [d.at for d in review],
+            "rp": [d.at if d else None for d in reply],
+            "pv": [d.provisional for d in review],
+        },
+    ).rowcount
+
+
 def set_initial_deadlines(conn: Connection, case_ids: list[int]) -> int:
     """Set review and reply due times of newly registered cases, set-based; return the count.
 
@@ -341,6 +382,8 @@ def set_initial_deadlines(conn: Connection, case_ids: list[int]) -> int:
     from cases.calendar_store import load_calendar
 
     calendar = load_calendar(conn)
+    if len(case_ids) <= SMALL_BATCH:
+        return _set_initial_deadlines_small(conn, calendar, case_ids)
     span = conn.execute(
         text("SELECT min(received_at) AS lo, max(received_at) AS hi FROM \"case\" "
              "WHERE id = ANY(:ids)"), {"ids": list(case_ids)}).one()

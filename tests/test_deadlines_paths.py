@@ -1,0 +1,43 @@
+"""The per-case (Python) and the set-based (SQL) deadline paths give identical due times."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import text
+
+from cases.deadlines import SMALL_BATCH, set_initial_deadlines
+
+TZ = ZoneInfo("Asia/Shanghai")
+COLUMNS = "review_due_at, reply_due_at, current_due_at, due_provisional"
+
+
+def test_small_and_bulk_paths_agree(engine):
+    start = datetime(2026, 9, 15, 7, 45, tzinfo=TZ)
+    with engine.begin() as conn:
+        cats = [r[0] for r in conn.execute(text("SELECT code FROM category ORDER BY code"))]
+        channels = ["hotline_12345", "platform", "patrol", "app"]
+        ids = []
+        for i in range(SMALL_BATCH * 2):
+            received = start + timedelta(hours=7 * i + (i % 5) * 0.37)  # through Golden Week
+            ids.append(conn.execute(text(
+                "INSERT INTO \"case\" (channel, category_code, reported_at, received_at) "
+                "VALUES (:ch, :cat, :t, :t) RETURNING id"),
+                {"ch": channels[i % 4], "cat": cats[i % len(cats)], "t": received}).scalar_one())
+        # late December: deadlines fall in a year nobody entered -> provisional
+        ids.append(conn.execute(text(
+            "INSERT INTO \"case\" (channel, category_code, reported_at, received_at) "
+            "VALUES ('hotline_12345', :cat, :t, :t) RETURNING id"),
+            {"cat": cats[0], "t": datetime(2026, 12, 31, 16, 0, tzinfo=TZ)}).scalar_one())
+        assert len(ids) > SMALL_BATCH
+        set_initial_deadlines(conn, ids)  # the set-based path
+        bulk = conn.execute(text(f"SELECT id, {COLUMNS} FROM \"case\" ORDER BY id")).all()
+        conn.execute(text("UPDATE \"case\" SET review_due_at = NULL, reply_due_at = NULL, "
+                          "current_due_at = NULL, due_provisional = false"))
+        for case_id in ids:  # the per-case path
+            set_initial_deadlines(conn, [case_id])
+        small = conn.execute(text(f"SELECT id, {COLUMNS} FROM \"case\" ORDER BY id")).all()
+    assert all(r.review_due_at is not None for r in bulk)
+    assert bulk[-1].due_provisional is True
+    assert small == bulk
