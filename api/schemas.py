@@ -92,6 +92,9 @@ class CaseOut(BaseModel):
     merged_into: int | None = None
     current_due_at: datetime | None = None
     due_provisional: bool = False
+    due_status: str | None = Field(
+        None, description="on_time | due_soon | overdue (open cases); done_on_time | done_late (closed)."
+    )
     closed_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
@@ -168,7 +171,20 @@ def case_out(row: dict) -> dict:
         "address": row["address"],
     }
     out["routing"] = routing_out(row)
+    out["due_status"] = _due_status(row)
     return out
+
+
+def _due_status(row: dict) -> str | None:
+    """Where the case stands against the due time of its current step."""
+    due = row.get("current_due_at")
+    if due is None:
+        return None
+    from datetime import UTC
+
+    from cases.calendar import due_status
+
+    return due_status(due, datetime.now(UTC), row.get("closed_at"))
 
 
 def case_feature(row: dict) -> dict:

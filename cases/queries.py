@@ -82,6 +82,7 @@ class CaseFilters:
     reported_from: datetime | None = None  # inclusive
     reported_to: datetime | None = None  # exclusive
     unrouted: bool | None = None  # True: only unrouted; False: only routed
+    overdue: bool | None = None  # True: open and past the current step's due time
 
 
 Clause = Callable[[CaseFilters], "tuple[str, dict] | None"]
@@ -155,6 +156,16 @@ def _unrouted(f: CaseFilters):
         "c.route_rule IS NOT NULL AND NOT (c.route_rule = ANY(:f_unrouted))"
     )
     return sql, {"f_unrouted": list(UNROUTED_RULES)}
+
+
+@filter_clause
+def _overdue(f: CaseFilters):
+    if f.overdue is None:
+        return None
+    from cases.deadlines import overdue_sql
+
+    clause = overdue_sql("c")
+    return (clause if f.overdue else f"NOT ({clause}) OR c.current_due_at IS NULL"), {}
 
 
 def _scope(principal: Principal) -> tuple[str, dict] | None:

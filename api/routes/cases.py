@@ -93,6 +93,8 @@ def list_cases(
     to: Annotated[str | None, Query(description="Reported before (ISO 8601).")] = None,
     unrouted: Annotated[bool | None, Query(description=(
         "true: only cases no community took (rule outside/unlocated); false: only routed."))] = None,
+    overdue: Annotated[bool | None, Query(description=(
+        "true: only open cases past the due time of their current step; false: the others."))] = None,
     limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = queries.DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
     format: Annotated[Literal["json", "geojson"], Query()] = "json",
@@ -108,6 +110,7 @@ def list_cases(
         reported_from=queries.parse_time(from_, "from"),
         reported_to=queries.parse_time(to, "to"),
         unrouted=unrouted,
+        overdue=overdue,
     )
     queries.check_time_range(filters.reported_from, filters.reported_to)
     page = queries.list_cases(conn, filters, principal, limit=limit, cursor=cursor)
