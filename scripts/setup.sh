@@ -23,8 +23,10 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 have_pkg postgresql || missing+=(postgresql)
 command -v python3 >/dev/null || missing+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+command -v npm >/dev/null || missing+=(npm)  # Leaflet assets, served locally (offline intranets)
 if [[ $WANT_TEST -eq 1 ]]; then
   have_pkg chromium || missing+=(chromium)
+  have_pkg fonts-noto-cjk || missing+=(fonts-noto-cjk)  # Chinese text in browser screenshots
 fi
 
 apt_install() {
