@@ -270,8 +270,7 @@ import sys
 from casegrid.db import make_engine
 from cases.bulk_import import import_cases
 engine = make_engine(sys.argv[1])
-import_cases(engine, sys.argv[2], "hotline12345_zh", commit=True, chunk_rows=2000,
-             deadlines=False)
+import_cases(engine, sys.argv[2], "hotline12345_zh", commit=True, chunk_rows=500)
 """
 
 
@@ -282,16 +281,18 @@ def test_killed_import_leaves_nothing_and_rerun_is_complete(city_db_url, city_en
     path = write_sample_csv(tmp_path / "big.csv", n=20_000, seed=7)
     proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, city_db_url, str(path)],
                             cwd=PROJECT_ROOT)
-    # Wait until the import is inside its transaction (the staging table exists), then kill.
+    # Wait until the import is inside its transaction (its backend has started on the
+    # staging table; the table itself is invisible to us until commit), then kill it.
     deadline = time.monotonic() + 60
     with city_engine.connect() as conn:
         while time.monotonic() < deadline and proc.poll() is None:
-            staged = conn.execute(text(
-                "SELECT count(*) FROM pg_class WHERE relname = 'cg_stage'")).scalar_one()
+            busy = conn.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                "AND query LIKE '%cg_stage%' AND state <> 'idle'")).scalar_one()
             conn.rollback()
-            if staged:
+            if busy:
                 break
-            time.sleep(0.02)
+            time.sleep(0.01)
     assert proc.poll() is None, "the import finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
