@@ -96,6 +96,8 @@ def test_second_run_stores_nothing_twice(city_engine):
     again = import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True)
     assert first.inserted == 7
     assert (again.inserted, again.already_present, again.valid) == (0, 8, 8)
+    quick = import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True, deadlines=False)
+    assert (quick.inserted, quick.already_present) == (0, 8)
     assert _counts(city_engine) == (7, 7)
 
 
