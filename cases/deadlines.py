@@ -384,6 +384,59 @@ def set_initial_deadlines(conn: Connection, case_ids: list[int]) -> int:
     calendar = load_calendar(conn)
     if len(case_ids) <= SMALL_BATCH:
         return _set_initial_deadlines_small(conn, calendar, case_ids)
+    return _set_initial_deadlines_vectorised(conn, calendar, case_ids)
+
+
+def _set_initial_deadlines_vectorised(conn: Connection, calendar: WorkCalendar, case_ids: list[int]) -> int:
+    """Bulk path: read (case, step, start, allowance) once, compute every due time with numpy
+    (``cases/deadlines_vec.py``, equal to the calendar's own walk), COPY them back into a
+    temporary table and apply them with one UPDATE."""
+    import numpy as np
+    import pandas as pd
+
+    from cases.deadlines_vec import due_many
+
+    rows = conn.execute(text(_INITIAL_LIM), {"ids": list(case_ids)}).all()
+    if not rows:
+        return 0
+    frame = pd.DataFrame(rows, columns=["key", "step", "start", "amount", "unit"])
+    due, prov = due_many(
+        calendar, frame["start"], frame["amount"].to_numpy(float), frame["unit"].to_numpy(object)
+    )
+    frame["due"] = due.to_numpy()
+    frame["prov"] = prov
+    wide = frame.pivot(index="key", columns="step", values=["due", "prov"])
+    if ("due", "review") not in wide.columns:
+        return 0
+    out = pd.DataFrame({
+        "id": wide.index.astype(np.int64),
+        "review_at": wide[("due", "review")].to_numpy(),
+        "reply_at": wide[("due", "reply")].to_numpy() if ("due", "reply") in wide.columns else None,
+        "prov": wide[("prov", "review")].fillna(False).astype(bool).to_numpy(),
+    }).dropna(subset=["review_at"])
+    conn.execute(text(
+        "CREATE TEMP TABLE _cg_initial_due (id bigint PRIMARY KEY, review_at timestamptz, "
+        "reply_at timestamptz, prov boolean) ON COMMIT DROP"))
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur, cur.copy(
+        "COPY _cg_initial_due (id, review_at, reply_at, prov) FROM STDIN (FORMAT csv)"
+    ) as copy:
+        copy.write(out.to_csv(index=False, header=False, date_format="%Y-%m-%d %H:%M:%S%z"))
+    done = conn.execute(text("""
+        UPDATE "case" k
+        SET review_due_at = u.review_at,
+            reply_due_at = u.reply_at,
+            current_due_at = CASE WHEN k.status = 'registered' THEN u.review_at ELSE k.current_due_at END,
+            due_provisional = CASE WHEN k.status = 'registered' THEN u.prov ELSE k.due_provisional END
+        FROM _cg_initial_due u WHERE k.id = u.id
+    """)).rowcount
+    conn.execute(text("DROP TABLE _cg_initial_due"))
+    return done
+
+
+def _set_initial_deadlines_sql(conn: Connection, calendar: WorkCalendar, case_ids: list[int]) -> int:
+    """The set-based SQL path over a laid-out calendar (kept as a second, independent
+    implementation: tests compare it with the other two)."""
     span = conn.execute(
         text("SELECT min(received_at) AS lo, max(received_at) AS hi FROM \"case\" "
              "WHERE id = ANY(:ids)"), {"ids": list(case_ids)}).one()

@@ -1,4 +1,5 @@
-"""The per-case (Python) and the set-based (SQL) deadline paths give identical due times."""
+"""The three deadline paths (per case with the calendar, vectorised numpy for batches, and
+the set-based SQL over a laid-out calendar) give identical due times."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 
-from cases.deadlines import SMALL_BATCH, set_initial_deadlines
+from cases.calendar_store import load_calendar
+from cases.deadlines import SMALL_BATCH, _set_initial_deadlines_sql, set_initial_deadlines
 
 TZ = ZoneInfo("Asia/Shanghai")
 COLUMNS = "review_due_at, reply_due_at, current_due_at, due_provisional"
@@ -31,13 +33,19 @@ def test_small_and_bulk_paths_agree(engine):
             "VALUES ('hotline_12345', :cat, :t, :t) RETURNING id"),
             {"cat": cats[0], "t": datetime(2026, 12, 31, 16, 0, tzinfo=TZ)}).scalar_one())
         assert len(ids) > SMALL_BATCH
-        set_initial_deadlines(conn, ids)  # the set-based path
-        bulk = conn.execute(text(f"SELECT id, {COLUMNS} FROM \"case\" ORDER BY id")).all()
-        conn.execute(text("UPDATE \"case\" SET review_due_at = NULL, reply_due_at = NULL, "
-                          "current_due_at = NULL, due_provisional = false"))
+        reset = text("UPDATE \"case\" SET review_due_at = NULL, reply_due_at = NULL, "
+                     "current_due_at = NULL, due_provisional = false")
+        select = text(f"SELECT id, {COLUMNS} FROM \"case\" ORDER BY id")
+        set_initial_deadlines(conn, ids)  # a batch: the vectorised path
+        vectorised = conn.execute(select).all()
+        conn.execute(reset)
+        _set_initial_deadlines_sql(conn, load_calendar(conn), ids)
+        sql = conn.execute(select).all()
+        conn.execute(reset)
         for case_id in ids:  # the per-case path
             set_initial_deadlines(conn, [case_id])
-        small = conn.execute(text(f"SELECT id, {COLUMNS} FROM \"case\" ORDER BY id")).all()
-    assert all(r.review_due_at is not None for r in bulk)
-    assert bulk[-1].due_provisional is True
-    assert small == bulk
+        small = conn.execute(select).all()
+    assert all(r.review_due_at is not None for r in vectorised)
+    assert vectorised[-1].due_provisional is True
+    assert small == vectorised
+    assert sql == vectorised
