@@ -67,7 +67,7 @@ def _import_with_budget(ctx: Context, csv_path: Path, budget_s: float,
     box: dict[str, object] = {}
 
     def progress(name: str, done: float, total: float | None) -> None:
-        if not phase or phase[-1] != name:
+        if name not in phase:  # each phase once (read and validate+copy alternate per chunk)
             phase.append(name)
             log(f"bulk_import:   {name}")
 
