@@ -14,19 +14,27 @@ sample_app = typer.Typer(help="The sample city (Tengzhou, synthetic geometry).",
 def sample_load(
     if_empty: bool = typer.Option(False, "--if-empty", help="do nothing when boundaries exist"),
     complaints: bool = typer.Option(True, help="also load a synthetic year of complaints"),
+    simulate: bool = typer.Option(
+        True, help="give the sample complaints a synthetic workflow history (reviews, "
+        "dispatches, handling, replies, closings); idempotent"),
 ) -> None:
     """Load the sample city: subdistricts, 55 communities, posts, points of interest."""
     from geo.sample import load_sample_city, sample_city_loaded
 
     with engine().begin() as conn:
-        if if_empty and sample_city_loaded(conn):
-            console.print("sample city already loaded")
-            return
-        with console.status("loading the sample city"):
-            counts = load_sample_city(conn)
-    console.print(f"[green]sample city loaded[/] {counts}")
-    if complaints:
-        _load_complaints()
+        loaded = if_empty and sample_city_loaded(conn)
+        if not loaded:
+            with console.status("loading the sample city"):
+                counts = load_sample_city(conn)
+    if loaded:
+        console.print("sample city already loaded")
+    else:
+        console.print(f"[green]sample city loaded[/] {counts}")
+        if complaints:
+            _load_complaints()
+    if complaints and simulate:
+        # Also on a database loaded before the simulation existed; a no-op once done.
+        _simulate_history()
 
 
 def _load_complaints() -> None:
@@ -35,6 +43,33 @@ def _load_complaints() -> None:
     except ImportError:
         return
     load_sample_complaints(engine())
+
+
+def _simulate_history() -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from cases.simulate import SAMPLE_ACTOR, simulate_ledger
+
+    labels = {"plan": "SYNTHETIC history: planning cases", "apply": "SYNTHETIC history: actions",
+              "write": "SYNTHETIC history: writing ledger"}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=False) as bar:
+        tasks: dict[str, int] = {}
+
+        def hook(stage: str, done: float, total: float | None) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(labels.get(stage, stage), total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        with engine().begin() as conn:
+            report = simulate_ledger(conn, register_actor=SAMPLE_ACTOR, progress=hook)
+        for task in tasks.values():  # the write stage has no count: show it done
+            done = bar.tasks[task].completed or 1
+            bar.update(task, total=done, completed=done)
+    if report.simulated:
+        console.print(f"[green]synthetic workflow history[/] for {report.simulated} sample cases "
+                      f"({report.actions} actions, up to {report.until:%Y-%m-%d %H:%M}): "
+                      f"{report.statuses}", highlight=False)
 
 
 @cli_errors
