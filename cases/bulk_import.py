@@ -10,10 +10,11 @@ The pipeline, all in ONE transaction:
 3. ``COPY`` the good rows of each chunk into a temporary staging table (psycopg 3);
 4. drop the rows whose ``(channel, external_id)`` is already a case, keep the first of any
    repeated within the file;
-5. route the rest with ONE routing join (``geo.routing.route_sql`` on the staging table);
-6. ``INSERT ... SELECT ... ON CONFLICT (channel, external_id) DO NOTHING`` into ``case`` and
-   the ``register`` history rows with it, in one statement; then the review and reply
-   deadlines of the new cases in one UPDATE (``cases.deadlines.set_initial_deadlines``).
+5. route the rest with ONE routing join (``geo.routing.route_sql`` on the staging table),
+   and compute their review and reply deadlines vectorised
+   (``cases.deadlines.stage_initial_deadlines``);
+6. ``INSERT ... SELECT ... ON CONFLICT (channel, external_id) DO NOTHING`` into ``case``,
+   deadlines included, and the ``register`` history rows with it, in one statement.
 
 Without ``commit`` the same work runs and is rolled back, so the report says exactly what a
 committed run would do (MapIt's dry-run convention). Because everything is one transaction,
@@ -42,7 +43,7 @@ from sqlalchemy import Connection, Engine, text
 
 from casegrid.errors import ImportFailed
 from casegrid.settings import get_settings
-from cases.deadlines import set_initial_deadlines
+from cases.deadlines import stage_initial_deadlines
 from cases.mappings import REQUIRED, Mapping, load_mapping
 from cases.mappings.apply import STAGE_COLUMNS, validate_chunk
 from geo.coords import normalise_crs
@@ -217,20 +218,23 @@ WITH ins AS (
     INSERT INTO "case" (channel, external_id, category_code, description, address,
         reported_at, received_at, reporter_name, reporter_phone, photo_urls,
         input_lon, input_lat, input_crs, geom, community_code, subdistrict_code, post_id,
-        generation_id, route_rule, route_distance_m, near_boundary, route_alternates, status)
+        generation_id, route_rule, route_distance_m, near_boundary, route_alternates, status,
+        review_due_at, reply_due_at, current_due_at, due_provisional)
     SELECT n.channel, n.external_id, n.category_code, COALESCE(n.description, ''), n.address,
            t.reported_at, CASE WHEN :backdate THEN t.reported_at ELSE now() END,
            n.reporter_name, n.reporter_phone,
            COALESCE(regexp_split_to_array(NULLIF(btrim(n.photo_urls), ''), '[\\s;,]+'), '{}'),
            n.input_lon, n.input_lat, n.input_crs, ST_SetSRID(ST_MakePoint(n.lon, n.lat), 4326),
            c.code, c.subdistrict_code, p.id, :gen, r.rule, r.distance_m, r.near_boundary,
-           r.alternates, 'registered'
+           r.alternates, 'registered',
+           d.review_at, d.reply_at, d.review_at, COALESCE(d.prov, false)
     FROM cg_new n
     CROSS JOIN LATERAL (SELECT timestamptz 'epoch' + n.reported_us * interval '1 microsecond'
                         AS reported_at) t
     JOIN cg_routed r ON r.id = n.line
     LEFT JOIN community c ON c.id = r.community_id
     LEFT JOIN community_post p ON p.community_code = c.code
+    LEFT JOIN cg_due d ON d.key = n.line
     ORDER BY n.line
     ON CONFLICT (channel, external_id) WHERE external_id IS NOT NULL DO NOTHING
     RETURNING id, channel, external_id, reported_at, route_rule, community_code,
@@ -414,6 +418,25 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
 
     clock = time.perf_counter()
     if progress:
+        progress("deadlines", 0, None)
+    # Review and reply due times are computed before the INSERT (vectorised, the ledger's
+    # module) and joined into it, so each case row is written once.
+    from cases.calendar_store import load_calendar
+
+    conn.execute(text("CREATE TEMP TABLE cg_due (key bigint PRIMARY KEY, review_at timestamptz,"
+                      " reply_at timestamptz, prov boolean) ON COMMIT DROP"))
+    if deadlines:
+        conn.execute(text("DROP TABLE cg_due"))
+        stage_initial_deadlines(
+            conn, load_calendar(conn),
+            "SELECT line AS key, CASE WHEN :backdate THEN timestamptz 'epoch' + reported_us"
+            " * interval '1 microsecond' ELSE now() END AS start, category_code, channel FROM cg_new",
+            {"backdate": backdate}, "cg_due",
+        )
+    report.seconds["deadlines"] = round(time.perf_counter() - clock, 3)
+
+    clock = time.perf_counter()
+    if progress:
         progress("insert", 0, None)
     case_ids = conn.execute(
         text(_INSERT_SQL),
@@ -427,12 +450,4 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
     report.seconds["insert"] = round(time.perf_counter() - clock, 3)
     if progress:
         progress("insert", 1, 1)
-    if not deadlines:
-        return
-    clock = time.perf_counter()
-    if progress:
-        progress("deadlines", 0, None)
-    # Review and reply deadlines from the working calendar, set-based (the ledger's module).
-    set_initial_deadlines(conn, list(case_ids))
-    report.seconds["deadlines"] = round(time.perf_counter() - clock, 3)
 

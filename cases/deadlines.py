@@ -312,19 +312,25 @@ def _prepare(conn: Connection, calendar: WorkCalendar, starts: Sequence[datetime
     _layout_calendar(conn, calendar, first, last + timedelta(days=_horizon(max_days, max_hours)))
 
 
-_INITIAL_LIM = """
-SELECT c.id::text AS key, l.step, c.received_at AS start, l.amount, l.unit
-FROM "case" c
+# Review and reply allowances of a relation of new cases ``(key, start, category_code,
+# channel)``: the most specific time_limit row wins ('*' matches any category or channel).
+_LIMITS_FOR = """
+SELECT r.key::text AS key, l.step, r.start, l.amount, l.unit
+FROM ({rel}) r
 JOIN (
     SELECT DISTINCT ON (k.category_code, k.channel, t.step)
            k.category_code, k.channel, t.step, t.amount::float8 AS amount, t.unit
-    FROM (SELECT DISTINCT category_code, channel FROM "case" WHERE id = ANY(:ids)) k
+    FROM (SELECT DISTINCT q.category_code, q.channel FROM ({rel}) q) k
     JOIN time_limit t ON t.category_code IN (k.category_code, '*') AND t.channel IN (k.channel, '*')
     WHERE t.step IN ('review', 'reply')
     ORDER BY k.category_code, k.channel, t.step, (t.category_code = '*'), (t.channel = '*')
-) l ON l.category_code = c.category_code AND l.channel = c.channel
-WHERE c.id = ANY(:ids)
+) l ON l.category_code = r.category_code AND l.channel = r.channel
 """
+_CASES_REL = (
+    'SELECT c.id AS key, c.received_at AS start, c.category_code, c.channel '
+    'FROM unnest(CAST(:ids AS bigint[])) AS i(id) JOIN "case" c ON c.id = i.id'
+)
+_INITIAL_LIM = _LIMITS_FOR.replace("{rel}", _CASES_REL)
 
 
 # Up to this many cases (an API intake is one) the due times are computed in Python with the
@@ -387,48 +393,57 @@ def set_initial_deadlines(conn: Connection, case_ids: list[int]) -> int:
     return _set_initial_deadlines_vectorised(conn, calendar, case_ids)
 
 
-def _set_initial_deadlines_vectorised(conn: Connection, calendar: WorkCalendar, case_ids: list[int]) -> int:
-    """Bulk path: read (case, step, start, allowance) once, compute every due time with numpy
-    (``cases/deadlines_vec.py``, equal to the calendar's own walk), COPY them back into a
-    temporary table and apply them with one UPDATE."""
+def stage_initial_deadlines(
+    conn: Connection, calendar: WorkCalendar, relation: str, params: dict, table: str
+) -> int:
+    """Compute review/reply due times for a relation of new cases ``(key, start,
+    category_code, channel)`` with numpy (``cases/deadlines_vec.py``, equal to the
+    calendar's own walk) and COPY them into temporary table ``table(key bigint, review_at,
+    reply_at, prov)``; return its row count. Bulk imports join it into their INSERT, so no
+    row is written twice."""
     import numpy as np
     import pandas as pd
 
     from cases.deadlines_vec import due_many
 
-    rows = conn.execute(text(_INITIAL_LIM), {"ids": list(case_ids)}).all()
+    conn.execute(text(
+        f"CREATE TEMP TABLE {table} (key bigint PRIMARY KEY, review_at timestamptz, "
+        "reply_at timestamptz, prov boolean) ON COMMIT DROP"))
+    rows = conn.execute(text(_LIMITS_FOR.replace("{rel}", relation)), params).all()
     if not rows:
         return 0
     frame = pd.DataFrame(rows, columns=["key", "step", "start", "amount", "unit"])
     due, prov = due_many(
         calendar, frame["start"], frame["amount"].to_numpy(float), frame["unit"].to_numpy(object)
     )
-    frame["due"] = due.to_numpy()
-    frame["prov"] = prov
-    wide = frame.pivot(index="key", columns="step", values=["due", "prov"])
-    if ("due", "review") not in wide.columns:
-        return 0
+    frame["due"], frame["prov"] = due.to_numpy(), prov
+    review = frame[frame["step"] == "review"].set_index("key")
+    reply = frame[frame["step"] == "reply"].set_index("key")["due"]
     out = pd.DataFrame({
-        "id": wide.index.astype(np.int64),
-        "review_at": wide[("due", "review")].to_numpy(),
-        "reply_at": wide[("due", "reply")].to_numpy() if ("due", "reply") in wide.columns else None,
-        "prov": wide[("prov", "review")].fillna(False).astype(bool).to_numpy(),
-    }).dropna(subset=["review_at"])
-    conn.execute(text(
-        "CREATE TEMP TABLE _cg_initial_due (id bigint PRIMARY KEY, review_at timestamptz, "
-        "reply_at timestamptz, prov boolean) ON COMMIT DROP"))
+        "key": review.index.astype(np.int64),
+        "review_at": review["due"].to_numpy(),
+        "reply_at": reply.reindex(review.index).to_numpy(),
+        "prov": review["prov"].astype(bool).to_numpy(),
+    })
     raw = conn.connection.driver_connection
     with raw.cursor() as cur, cur.copy(
-        "COPY _cg_initial_due (id, review_at, reply_at, prov) FROM STDIN (FORMAT csv)"
+        f"COPY {table} (key, review_at, reply_at, prov) FROM STDIN (FORMAT csv)"
     ) as copy:
         copy.write(out.to_csv(index=False, header=False, date_format="%Y-%m-%d %H:%M:%S%z"))
+    conn.execute(text(f"ANALYZE {table}"))
+    return len(out)
+
+
+def _set_initial_deadlines_vectorised(conn: Connection, calendar: WorkCalendar, case_ids: list[int]) -> int:
+    """Bulk path for existing cases: stage the due times, apply them with one UPDATE."""
+    stage_initial_deadlines(conn, calendar, _CASES_REL, {"ids": list(case_ids)}, "_cg_initial_due")
     done = conn.execute(text("""
         UPDATE "case" k
         SET review_due_at = u.review_at,
             reply_due_at = u.reply_at,
             current_due_at = CASE WHEN k.status = 'registered' THEN u.review_at ELSE k.current_due_at END,
             due_provisional = CASE WHEN k.status = 'registered' THEN u.prov ELSE k.due_provisional END
-        FROM _cg_initial_due u WHERE k.id = u.id
+        FROM _cg_initial_due u WHERE k.id = u.key
     """)).rowcount
     conn.execute(text("DROP TABLE _cg_initial_due"))
     return done

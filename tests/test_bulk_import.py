@@ -18,7 +18,6 @@ import pytest
 from sqlalchemy import text
 
 from casegrid.errors import ImportFailed, InvalidInput
-from cases import bulk_import
 from cases.bulk_import import import_cases
 from cases.mappings import MAPPINGS_DIR, load_mapping, parse_mapping
 from tests.conftest import PROJECT_ROOT, require_realdata
@@ -120,14 +119,18 @@ def test_dry_run_inside_callers_transaction_rolls_back_only_itself(city_engine):
         assert conn.execute(text("SELECT count(*) FROM category WHERE code = '0998'")).scalar_one() == 1
 
 
-def test_failure_midway_leaves_zero_rows(city_engine, monkeypatch):
-    def boom(conn, ids):
-        assert ids, "cases were inserted before the failure"
-        raise RuntimeError("simulated crash after the insert")
+def test_failure_midway_leaves_zero_rows(city_engine):
+    stages = []
 
-    monkeypatch.setattr(bulk_import, "set_initial_deadlines", boom)
+    def crash_after_insert(stage, done, total):
+        stages.append(stage)
+        if stage == "insert" and done == total == 1:  # the INSERT has run in the transaction
+            raise RuntimeError("simulated crash after the insert")
+
     with pytest.raises(RuntimeError, match="simulated crash"):
-        import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True)
+        import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True,
+                     progress=crash_after_insert)
+    assert "route" in stages and "deadlines" in stages
     assert _counts(city_engine) == (0, 0)
 
 

@@ -49,3 +49,20 @@ def test_small_and_bulk_paths_agree(engine):
     assert vectorised[-1].due_provisional is True
     assert small == vectorised
     assert sql == vectorised
+
+
+def test_bulk_import_deadlines_equal_the_per_case_path(city_engine):
+    from cases.bulk_import import import_cases
+    from tests.test_bulk_import import CSV_FIXTURE
+
+    import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True, backdate=True)
+    select = text(f"SELECT id, {COLUMNS} FROM \"case\" ORDER BY id")
+    with city_engine.begin() as conn:
+        imported = conn.execute(select).all()
+        conn.execute(text("UPDATE \"case\" SET review_due_at = NULL, reply_due_at = NULL, "
+                          "current_due_at = NULL, due_provisional = false"))
+        for row in imported:
+            set_initial_deadlines(conn, [row.id])
+        recomputed = conn.execute(select).all()
+    assert imported and all(r.review_due_at is not None for r in imported)
+    assert recomputed == imported
