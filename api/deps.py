@@ -21,5 +21,9 @@ def get_conn(request: Request) -> Iterator[Connection]:
         yield conn
 
 
-ConnDep = Annotated[Connection, Depends(get_conn)]
+# scope="function": the COMMIT runs before the response is sent. With FastAPI's default
+# ("request") it runs after, so a 201 could go out for a case whose COMMIT then fails (the
+# database going away at that moment): an acknowledged case that was never stored. Now a
+# failed COMMIT reaches the error handlers and the client gets a 503 it can retry.
+ConnDep = Annotated[Connection, Depends(get_conn, scope="function")]
 EngineDep = Annotated[Engine, Depends(get_engine)]

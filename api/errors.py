@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from casegrid.errors import (
@@ -58,18 +59,42 @@ def error_body(exc: CasegridError) -> dict:
     return body
 
 
-def _is_connection_problem(exc: Exception) -> bool:
+# SQLSTATEs that mean "the database cannot serve you right now", not "your request is bad":
+# class 08 (connection exception), too many connections, and the server shutting down
+# (57P01 admin_shutdown: a fast stop ends our sessions; 57P02 crash_shutdown) or not yet
+# accepting connections (57P03 cannot_connect_now: "the database system is starting up").
+_UNAVAILABLE_SQLSTATES = ("53300", "57P01", "57P02", "57P03")
+
+
+def _is_connection_problem(exc: BaseException) -> bool:
+    """True when ``exc`` says the database is unreachable or restarting (a 503 the client
+    can retry), False for an error in what was asked (a bug: 500).
+
+    Decided on the SQLSTATE and on SQLAlchemy's disconnect detection, never on message text
+    (which is localised by the server's lc_messages and changes between versions)."""
     if isinstance(exc, PoolTimeout):
         return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    if isinstance(exc, OperationalError):
-        msg = str(exc.orig).lower() if exc.orig else ""
-        return any(
-            s in msg
-            for s in ("connection", "server closed", "terminating", "shutting down", "starting up")
-        )
-    return False
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig
+    if not isinstance(exc, psycopg.Error):
+        return False
+    state = exc.sqlstate
+    if state is None:
+        # No server answer at all: the client library failed to connect, or the socket broke
+        # (connection refused, timeout, "server closed the connection unexpectedly").
+        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+    return state.startswith("08") or state in _UNAVAILABLE_SQLSTATES
+
+
+def _unavailable_response(exc: BaseException) -> JSONResponse:
+    log.warning("database unavailable: %s", exc)
+    return JSONResponse(
+        {"detail": "The database is unavailable; retry shortly.", "code": "database_unavailable"},
+        status_code=503,
+        headers={"Retry-After": RETRY_AFTER_S},
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -101,13 +126,18 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     async def _database(_request: Request, exc: DBAPIError) -> JSONResponse:
         if _is_connection_problem(exc):
-            log.warning("database unavailable: %s", exc)
-            return JSONResponse(
-                {"detail": "The database is unavailable; retry shortly.", "code": "database_unavailable"},
-                status_code=503,
-                headers={"Retry-After": RETRY_AFTER_S},
-            )
+            return _unavailable_response(exc)
         log.exception("database error")
+        return JSONResponse(
+            {"detail": "Internal error; it has been logged.", "code": "internal_error"}, status_code=500
+        )
+
+    # A driver error SQLAlchemy did not wrap (raised from a connection hook, for one).
+    @app.exception_handler(psycopg.Error)
+    async def _driver(_request: Request, exc: psycopg.Error) -> JSONResponse:
+        if _is_connection_problem(exc):
+            return _unavailable_response(exc)
+        log.exception("database driver error")
         return JSONResponse(
             {"detail": "Internal error; it has been logged.", "code": "internal_error"}, status_code=500
         )
