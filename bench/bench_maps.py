@@ -131,25 +131,41 @@ def run(ctx: Context) -> Outcome:
         _, planner = create_token(conn, "planner", "bench maps planner")
         _, dispatcher = create_token(conn, "dispatcher", "bench maps dispatcher")
     with serve(ctx.url, workers=1, log_path=ctx.workdir / "serve_maps.log") as base:
-        http_times, size = [], 0
-        with httpx.Client(base_url=base, timeout=120,
+        # Past the target in-process already: one HTTP run says enough (each takes as long).
+        http_runs = repeats if t_a + t_r <= 5 else 1
+        http_times, size, http_error = [], 0, ""
+        with httpx.Client(base_url=base, timeout=180,
                           headers={"Authorization": f"Bearer {planner}"}) as client:
-            for i in range(repeats):
+            for i in range(http_runs):
                 t, resp = timed(lambda: client.get("/maps/hotspots", params={"tiles": "none"}))
-                resp.raise_for_status()
+                if resp.status_code != 200:
+                    http_error = f"GET /maps/hotspots answered {resp.status_code} after {t:.0f} s"
+                    log(f"maps: {http_error}: {resp.text[:200]}")
+                    break
                 http_times.append(t)
                 size = len(resp.content)
-                log(f"maps: GET /maps/hotspots run {i + 1}/{repeats}: {t:.2f} s, {size / MB:.2f} MB")
-        t_hot = median(http_times)
-        rows += [
-            Row("maps", f"hotspot page build, {total:,} cases (GET /maps/hotspots)", t_hot, "s",
-                "raw folium HeatMap of the same points", t_raw, "≤ 5 s", t_hot <= 5,
-                note=f"median of {repeats}; in-process: analysis {t_a:.1f} s + HTML {t_r:.1f} s"),
-            Row("maps", "hotspot page size", size / MB, "MB", "raw folium HeatMap page",
-                size_raw / MB, "≤ 2 MB", size / MB <= 2),
-        ]
+                log(f"maps: GET /maps/hotspots run {i + 1}/{http_runs}: {t:.2f} s, {size / MB:.2f} MB")
+        inproc = f"in-process: analysis {t_a:.1f} s + HTML {t_r:.1f} s"
+        if http_times:
+            t_hot = median(http_times)
+            rows.append(Row("maps", f"hotspot page build, {total:,} cases (GET /maps/hotspots)", t_hot,
+                            "s", "raw folium HeatMap of the same points", t_raw, "≤ 5 s", t_hot <= 5,
+                            note=f"median of {len(http_times)}; {inproc}"))
+        else:
+            rows.append(Row("maps", f"hotspot page build, {total:,} cases (in-process; {http_error})",
+                            t_a + t_r, "s", "raw folium HeatMap of the same points", t_raw, "≤ 5 s",
+                            t_a + t_r <= 5, note=inproc))
+            size = size_in
+        rows.append(Row("maps", "hotspot page size", size / MB, "MB", "raw folium HeatMap page",
+                        size_raw / MB, "≤ 2 MB", size / MB <= 2))
         log("maps: dispatcher page in headless Chromium")
-        t_disp, t_empty, open_cases = _dispatch(ctx, base, dispatcher, repeats)
+        try:
+            t_disp, t_empty, open_cases = _dispatch(ctx, base, dispatcher, repeats)
+        except Exception as exc:  # noqa: BLE001 - keep the hotspot rows; say why this one failed
+            log(f"maps: dispatcher page failed: {exc}")
+            rows.append(Row("maps", "dispatcher page: time to usable map", None, "", target="< 3 s",
+                            note=f"failed: {str(exc).splitlines()[0][:200]}"))
+            return Outcome(rows)
         rows.append(Row("maps", f"dispatcher page: time to usable map, {open_cases:,} open cases",
                         t_disp, "s", "same page, filter matching no case", t_empty, "< 3 s",
                         t_disp < 3, note=f"headless Chromium, fresh context, median of {repeats}"))
