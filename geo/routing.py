@@ -189,20 +189,24 @@ def require_generation(conn: Connection, generation_id: int | None = None) -> in
     return gen
 
 
-COMMUNITY_DETAILS_SQL = """
+COMMUNITY_DETAILS_SELECT = """
 SELECT c.id, c.code, c.name, c.subdistrict_code,
        (SELECT s.name FROM subdistrict s JOIN boundary_generation g ON g.id = s.generation_id
          WHERE s.code = c.subdistrict_code ORDER BY g.active DESC, g.id DESC LIMIT 1) AS subdistrict_name,
        p.id AS post_id, p.name AS post_name, p.contact_name, p.phone, p.address, p.hours,
        ST_X(p.geom) AS post_lon, ST_Y(p.geom) AS post_lat
 FROM community c LEFT JOIN community_post p ON p.community_code = c.code
-WHERE c.id = :cid
 """
+COMMUNITY_DETAILS_SQL = COMMUNITY_DETAILS_SELECT + "WHERE c.id = :cid"
+# One round trip for a single point: the routing and the chosen community's details.
+_ROUTE_ONE_SQL = (
+    "SELECT r.rule, r.distance_m, r.near_boundary, r.alternates, r.community_id, d.*"
+    " FROM (" + "{route}" + ") r LEFT JOIN (" + COMMUNITY_DETAILS_SELECT + ") d"
+    " ON d.id = r.community_id"
+)
 
 
-def community_details(conn: Connection, community_id: int) -> dict:
-    """Code, name, subdistrict and post of a stored community row."""
-    row = conn.execute(text(COMMUNITY_DETAILS_SQL), {"cid": community_id}).mappings().one()
+def _details_from_row(row) -> dict:  # noqa: ANN001 - a SQLAlchemy RowMapping
     post = None
     if row["post_id"] is not None:
         post = {
@@ -222,6 +226,12 @@ def community_details(conn: Connection, community_id: int) -> dict:
         "subdistrict_name": row["subdistrict_name"],
         "post": post,
     }
+
+
+def community_details(conn: Connection, community_id: int) -> dict:
+    """Code, name, subdistrict and post of a stored community row."""
+    row = conn.execute(text(COMMUNITY_DETAILS_SQL), {"cid": community_id}).mappings().one()
+    return _details_from_row(row)
 
 
 def route(
@@ -248,7 +258,8 @@ def route(
     gen = require_generation(conn, generation_id)
     tol, margin = _params(tolerance_m, margin_m)
     row = conn.execute(
-        text(route_sql("SELECT 1::bigint AS id, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS geom")),
+        text(_ROUTE_ONE_SQL.replace("{route}", route_sql(
+            "SELECT 1::bigint AS id, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS geom"))),
         {"lon": wlon, "lat": wlat, "gen": gen, "tol_m": tol, "margin_m": margin},
     ).mappings().one()
     result = RouteResult(
@@ -264,7 +275,7 @@ def route(
         alternates=list(row["alternates"]),
     )
     if row["community_id"] is not None:
-        for key, value in community_details(conn, row["community_id"]).items():
+        for key, value in _details_from_row(row).items():
             setattr(result, key, value)
     return result
 
