@@ -138,8 +138,8 @@ def run(ctx: Context) -> Outcome:
     p50, p99 = percentile(r["latencies"], 50), percentile(r["latencies"], 99)
     errors = sum(v for k, v in r["statuses"].items() if k not in (200, 201))
     rows = [
-        Row("intake", f"cases/s routed + committed ({CLIENTS} clients, {WORKERS} workers)", rate,
-            "cases/s", "GET /health requests/s", h_rate, "≥ 1,000 cases/s", rate >= 1000,
+        Row("intake", f"cases routed + committed per s ({CLIENTS} clients, {WORKERS} workers)",
+            rate, "/s", "GET /health requests per s", h_rate, "≥ 1,000 cases/s", rate >= 1000,
             note=f"{stored:,} stored in {r['elapsed']:.0f} s, {errors} non-2xx"),
         Row("intake", "POST /api/v1/cases p50", p50, "ms", "GET /health p50",
             percentile(h["latencies"], 50), "report"),
