@@ -235,6 +235,8 @@ class _Planner:
         out: list[_Step] = []
 
         def add(at: datetime, action: str, actor: str, **payload: Any) -> datetime:
+            if out and at <= out[-1].at:  # never before the step it follows
+                at = self.after(out[-1].at, rng.uniform(0.1, 1.0))
             out.append(_Step(at, action, actor, payload))
             return at
 
@@ -570,40 +572,36 @@ class _Replay:
                 json.dumps({"token_id": actor.token_id, "via_main_case": main_id,
                             **(data or {})}, default=str, ensure_ascii=False)))
 
-    def write(self, chunk: int = 20_000) -> None:
-        """One UPDATE of every changed case (optimistic: each at its loaded version), then
-        the events in chunks, in the order they happened."""
+    def write(self) -> None:
+        """COPY the changed cases' final columns into a temporary table and apply them with one
+        UPDATE (optimistic: each case at the version it was loaded with; the statistics
+        triggers see one statement), then COPY the events in the order they happened."""
         ids = sorted(self.changed)
+        cur = self.conn.connection.driver_connection.cursor()  # same transaction
         if ids:
-            params: dict[str, list] = {"ids": ids,
-                                       "v0": [self.original_version[i] for i in ids]}
-            for col in _WRITTEN:
-                vals = [self.cases[i][col] for i in ids]
-                if col == "pending_extension":
-                    vals = [None if v is None else json.dumps(v, default=str, ensure_ascii=False)
-                            for v in vals]
-                params[f"p_{col}"] = vals
-            cols = ", ".join(f"CAST(:p_{c} AS {'text' if _TYPES[c] == 'jsonb' else _TYPES[c]}[])"
-                             for c in _WRITTEN)
-            sets = ", ".join(f"{c} = u.{c}" + ("::jsonb" if _TYPES[c] == "jsonb" else "")
-                             for c in _WRITTEN)
+            cols = ", ".join(f"{c} {_TYPES[c]}" for c in _WRITTEN)
+            self.conn.execute(text("DROP TABLE IF EXISTS _sim_case"))
+            self.conn.execute(text(
+                f"CREATE TEMP TABLE _sim_case (id bigint PRIMARY KEY, v0 int, {cols}) "
+                "ON COMMIT DROP"))
+            with cur.copy(f"COPY _sim_case (id, v0, {', '.join(_WRITTEN)}) FROM STDIN") as cp:
+                for i in ids:
+                    case = self.cases[i]
+                    row = [i, self.original_version[i]]
+                    for col in _WRITTEN:
+                        v = case[col]
+                        if col == "pending_extension" and v is not None:
+                            v = json.dumps(v, default=str, ensure_ascii=False)
+                        row.append(v)
+                    cp.write_row(row)
+            sets = ", ".join(f"{c} = u.{c}" for c in _WRITTEN)
             done = self.conn.execute(text(
-                f'UPDATE "case" k SET {sets} FROM unnest(CAST(:ids AS bigint[]), '
-                f"CAST(:v0 AS int[]), {cols}) AS u(id, v0, {', '.join(_WRITTEN)}) "
-                "WHERE k.id = u.id AND k.version = u.v0"), params).rowcount
+                f'UPDATE "case" k SET {sets} FROM _sim_case u '
+                "WHERE k.id = u.id AND k.version = u.v0")).rowcount
             if done != len(ids):
                 raise Conflict(f"{len(ids) - done} simulated cases changed while the simulation "
                                "ran: run it again", field="version")
-        for lo in range(0, len(self.events), chunk):
-            part = self.events[lo:lo + chunk]
-            cols = list(zip(*part, strict=True))
-            self.conn.execute(text(
-                "INSERT INTO case_event (case_id, at, actor, role, action, from_state, to_state, "
-                "note, data) SELECT c, a, ac, r, act, f, t, n, CAST(d AS jsonb) FROM unnest("
-                "CAST(:c AS bigint[]), CAST(:a AS timestamptz[]), CAST(:ac AS text[]), "
-                "CAST(:r AS text[]), CAST(:act AS text[]), CAST(:f AS text[]), "
-                "CAST(:t AS text[]), CAST(:n AS text[]), CAST(:d AS text[])) "
-                "WITH ORDINALITY AS u(c, a, ac, r, act, f, t, n, d, o) ORDER BY o"),
-                {"c": list(cols[0]), "a": list(cols[1]), "ac": list(cols[2]),
-                 "r": list(cols[3]), "act": list(cols[4]), "f": list(cols[5]),
-                 "t": list(cols[6]), "n": list(cols[7]), "d": list(cols[8])})
+        with cur.copy("COPY case_event (case_id, at, actor, role, action, from_state, to_state, "
+                      "note, data) FROM STDIN") as cp:
+            for ev in self.events:
+                cp.write_row(ev)
