@@ -14,7 +14,12 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from api import routes as routes_pkg
-from api.errors import install_error_handlers
+from api.errors import (
+    ERROR_RESPONSES,
+    error_responses_for,
+    install_error_handlers,
+    json_error_bodies,
+)
 from api.middleware import install_middleware
 from casegrid import __version__
 from casegrid.db import make_engine, resolve_database_url
@@ -48,7 +53,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     install_error_handlers(app)
     install_middleware(app)
 
-    @app.get("/health", tags=["meta"])
+    @app.get("/health", tags=["meta"], responses={503: ERROR_RESPONSES[503]})
     def health() -> dict:
         """Liveness and database reachability (no token needed)."""
         with app.state.engine.connect() as conn:
@@ -59,5 +64,19 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
         module = importlib.import_module(f"{routes_pkg.__name__}.{info.name}")
         router = getattr(module, "router", None)
         if router is not None:
-            app.include_router(router)
+            app.include_router(router, responses=error_responses_for(module, list(router.tags)))
+    _document_json_errors(app)
     return app
+
+
+def _document_json_errors(app: FastAPI) -> None:
+    """Make ``app.openapi()`` describe error bodies as the JSON they are (see
+    :func:`api.errors.json_error_bodies`); the document is built once and cached."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = json_error_bodies(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -12,8 +12,10 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from casegrid.errors import (
     CasegridError,
@@ -38,6 +40,98 @@ STATUS = {
     DatabaseUnavailable: 503,
 }
 RETRY_AFTER_S = "5"
+# ``code`` of errors raised by the framework itself (Starlette's HTTPException).
+HTTP_CODES = {400: "invalid_body", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type"}
+
+
+class FieldProblem(BaseModel):
+    """One invalid input of a 422 (request validation lists them all)."""
+
+    field: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """Every casegrid error body (the Open311 endpoints use the spec's own shape)."""
+
+    model_config = ConfigDict(extra="allow")
+    detail: str = Field(description="What went wrong and what to fix.")
+    code: str = Field(description="Stable identifier, e.g. invalid_input, not_found, conflict.")
+    field: str | None = Field(None, description="The input at fault, when there is one.")
+    errors: list[FieldProblem] | None = Field(None, description="422: every invalid input.")
+    current: dict | None = Field(None, description="409: the case's current status and version.")
+    limit_bytes: int | None = Field(None, description="413: the body size limit.")
+
+
+def _documented(description: str) -> dict:
+    return {"model": ErrorOut, "description": description}
+
+
+# Documented once for every casegrid route (app.py includes each router with these), so the
+# OpenAPI document describes the bodies the handlers below and the request guards really send.
+ERROR_RESPONSES: dict[int | str, dict] = {
+    400: _documented("A malformed request (e.g. a Content-Length that is not a number)."),
+    401: _documented("No token, an unknown token or a revoked token."),
+    403: _documented("The token's role may not do this."),
+    404: _documented("No such thing, or it lies outside the caller's communities."),
+    409: _documented("The case changed or is in a state where this action does not apply."),
+    413: _documented("The request body is over the size limit."),
+    415: _documented("The body is not JSON."),
+    422: _documented("An input is invalid; `field` names it and `detail` says what to send."),
+    503: _documented("The database is unavailable; retry after `Retry-After` seconds."),
+}
+
+
+class Open311ErrorItem(BaseModel):
+    """One error in the Open311 GeoReport v2 error list."""
+
+    code: int
+    description: str
+
+
+# The Open311 endpoints answer errors in the spec's format (a list), never ErrorOut.
+OPEN311_ERROR_RESPONSES: dict[int | str, dict] = {
+    status: {"model": list[Open311ErrorItem], "description": text}
+    for status, text in ((400, "A missing or invalid parameter."),
+                         (403, "A missing or invalid api_key."),
+                         (404, "No such service, request, token or format."))
+}
+# A value the database refuses (e.g. a NUL character in a form field) is answered by the
+# app-wide handler below, in casegrid's shape.
+OPEN311_ERROR_RESPONSES[422] = _documented("A value the database cannot store.")
+# Error documentation by router tag, for routers whose module does not declare its own
+# ``ERROR_RESPONSES``; any other router gets casegrid's.
+ERROR_RESPONSES_BY_TAG: dict[str, dict[int | str, dict]] = {"open311": OPEN311_ERROR_RESPONSES}
+
+
+def json_error_bodies(doc: dict) -> dict:
+    """Document error bodies as JSON on every operation of an OpenAPI document.
+
+    FastAPI files a route's additional responses under the route's own media type, so an
+    HTML page's 404 would claim to be ``text/html``; the handlers above always send JSON.
+    """
+    for operations in doc.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content") or {}
+                if status[:1] not in ("4", "5") or "application/json" in content or not content:
+                    continue
+                schemas = [v.get("schema") for v in content.values() if v.get("schema")]
+                if schemas:
+                    response["content"] = {"application/json": {"schema": schemas[0]}}
+    return doc
+
+
+def error_responses_for(module: object, tags: list[str]) -> dict[int | str, dict]:
+    """The error responses to document for a router module's routes."""
+    own = getattr(module, "ERROR_RESPONSES", None)
+    if own is not None:
+        return own
+    for tag in tags:
+        if tag in ERROR_RESPONSES_BY_TAG:
+            return ERROR_RESPONSES_BY_TAG[tag]
+    return ERROR_RESPONSES
 
 
 def status_for(exc: CasegridError) -> int:
@@ -106,10 +200,25 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = headers or ({"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None)
         return JSONResponse(error_body(exc), status_code=status_for(exc), headers=headers)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Framework-level refusals (an unparsable JSON body, an unknown path, a wrong
+        # method) get the same body shape as every other error.
+        code = HTTP_CODES.get(exc.status_code, "http_error")
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        field = "body" if code == "invalid_body" else None
+        body = {"detail": detail, "code": code, **({"field": field} if field else {})}
+        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = []
         for e in exc.errors():
+            if e.get("type") == "json_invalid":
+                # Its loc is the character position, not a field.
+                at = e.get("loc", ("body", "?"))[-1]
+                errors.append({"field": "body", "message": f"not valid JSON (at character {at})"})
+                continue
             loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path", "form")]
             errors.append({"field": ".".join(loc) or "body", "message": e.get("msg", "invalid")})
         first = errors[0] if errors else {"field": "body", "message": "invalid request"}
@@ -127,6 +236,15 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _database(_request: Request, exc: DBAPIError) -> JSONResponse:
         if _is_connection_problem(exc):
             return _unavailable_response(exc)
+        if isinstance(exc, DataError):
+            # A value PostgreSQL cannot take (a NUL character in text, a number out of range,
+            # text that is not a valid number or date): the request is at fault, not the server.
+            log.warning("database refused a request value: %s", exc)
+            nul = "NUL" in str(exc.orig or exc)
+            detail = ("text values may not contain NUL (\\u0000) characters; remove them" if nul else
+                      "a value in the request cannot be stored or compared (out of range or "
+                      "not of the expected type); check the inputs")
+            return JSONResponse({"detail": detail, "code": "invalid_input"}, status_code=422)
         log.exception("database error")
         return JSONResponse(
             {"detail": "Internal error; it has been logged.", "code": "internal_error"}, status_code=500

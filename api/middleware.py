@@ -1,5 +1,5 @@
-"""Request guards that run before any route: body size limit (413) and JSON-only bodies for
-the JSON API (415).
+"""Request guards that run before any route: body size limit (413), JSON-only bodies for
+the JSON API (415), no NUL characters in the path or query (422).
 
 Install with :func:`install_middleware` right after the app is made. It is plain ASGI
 middleware, so it costs a dictionary lookup on requests without a body.
@@ -7,6 +7,8 @@ middleware, so it costs a dictionary lookup on requests without a body.
 * Size: a ``Content-Length`` over ``settings.max_body_bytes`` is refused before a byte of
   the body is read. A chunked body (no length) is counted as it streams and refused as soon
   as it passes the limit.
+* NUL characters in the path or a query parameter are refused (422; Open311: 400 in the
+  spec's error format) before any route runs: PostgreSQL text cannot hold them.
 * Content type: under ``/api/`` a POST/PUT/PATCH with a body must be JSON
   (``application/json`` or ``application/<something>+json``); Open311 under ``/open311/``
   takes form-encoded bodies and is not affected. A route that needs another type can be
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -25,6 +28,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 JSON_ONLY_PREFIXES = ("/api/",)
+OPEN311_PREFIX = "/open311/"
 JSON_EXEMPT_PREFIXES: tuple[str, ...] = ()
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
@@ -55,7 +59,7 @@ def _is_json(content_type: str) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
-async def _send_json(send: Send, status: int, body: dict) -> None:
+async def _send_json(send: Send, status: int, body: dict | list) -> None:
     payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
     await send({
         "type": "http.response.start",
@@ -64,6 +68,22 @@ async def _send_json(send: Send, status: int, body: dict) -> None:
                     (b"content-length", str(len(payload)).encode())],
     })
     await send({"type": "http.response.body", "body": payload})
+
+
+def _nul_refusal(scope: Scope) -> dict | None:
+    """A 422 body when the path or a query parameter holds a NUL character (PostgreSQL text
+    cannot contain one, so it could only fail deeper down), else None."""
+    query = scope.get("query_string", b"")
+    if "\x00" in scope.get("path", ""):
+        field = "path"
+    elif b"%00" in query or b"\x00" in query:
+        pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+        field = next((k for k, v in pairs if "\x00" in k or "\x00" in v), "query")
+        field = field.replace("\x00", "") or "query"
+    else:
+        return None
+    return {"detail": f"{field}: NUL characters (%00) are not accepted; remove them",
+            "code": "invalid_input", "field": field}
 
 
 class RequestGuardMiddleware:
@@ -91,6 +111,12 @@ class RequestGuardMiddleware:
             if length > self.limit:
                 await _send_json(send, 413, _too_large_body(self.limit))
                 return
+        if (refusal := _nul_refusal(scope)) is not None:
+            if scope.get("path", "").startswith(OPEN311_PREFIX):  # the spec's error list
+                await _send_json(send, 400, [{"code": 400, "description": refusal["detail"]}])
+            else:
+                await _send_json(send, 422, refusal)
+            return
         has_body = chunked or (length or 0) > 0
         path = scope.get("path", "")
         if (has_body and scope.get("method") in _BODY_METHODS

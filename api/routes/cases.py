@@ -47,9 +47,7 @@ Submitter = Annotated[Principal, Depends(require_roles(*SUBMITTERS))]
     responses={
         200: {"description": "This (channel, external_id) was registered before: the first case.",
               "model": IntakeOut},
-        415: {"description": "The body is not JSON."},
-        413: {"description": "The body is over the size limit."},
-    },
+    },  # error bodies (413 too large, 415 not JSON, ...) are documented app-wide
 )
 def submit_case(body: CaseIn, principal: Submitter, conn: ConnDep, request: Request,
                 response: Response) -> dict:

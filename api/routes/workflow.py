@@ -73,9 +73,11 @@ def case_history(case_id: int, principal: CurrentPrincipal, conn: ConnDep) -> An
 def get_stats(
     principal: StatsReader,
     conn: ConnDep,
+    # Required without a default: an ``= ...`` default reached the handler as Ellipsis
+    # (a 500) when the parameter was missing.
+    date_from: Annotated[date, Query(alias="from", description="First day (YYYY-MM-DD).")],
+    date_to: Annotated[date, Query(alias="to", description="Last day, included.")],
     group_by: Literal["community", "subdistrict", "category", "channel", "month"] = "community",
-    date_from: Annotated[date, Query(alias="from")] = ...,  # type: ignore[assignment]
-    date_to: Annotated[date, Query(alias="to")] = ...,  # type: ignore[assignment]
 ) -> Any:
     """Indicators of the cases received from `from` to `to` (both days included)."""
     return jsonable_encoder(stats.compute_stats(conn, group_by, date_from, date_to))
