@@ -262,3 +262,36 @@ def test_every_action_names_a_real_simulated_token(year500):
         )).scalar_one()
     assert bad == 0
     assert officers == 0  # the case's (final) community's own post handled it
+
+
+def test_cli_sample_load_simulates_unless_told_not_to(city_db_url, city_engine, monkeypatch):
+    from typer.testing import CliRunner
+
+    from casegrid.cli import app
+    from casegrid.db import get_engine
+    from casegrid.settings import get_settings
+
+    load_sample_complaints(city_engine, n=300)
+    monkeypatch.setenv("DATABASE_URL", city_db_url)
+    get_settings.cache_clear()
+    get_engine.cache_clear()
+    try:
+        runner = CliRunner()
+        r = runner.invoke(app, ["sample", "load", "--if-empty", "--no-simulate"])
+        assert r.exit_code == 0, r.output
+        assert "SYNTHETIC" not in r.output
+        with city_engine.connect() as conn:
+            assert conn.execute(text(
+                "SELECT count(*) FROM case_event WHERE action <> 'register'")).scalar_one() == 0
+        r = runner.invoke(app, ["sample", "load", "--if-empty"])
+        assert r.exit_code == 0, r.output
+        assert "already loaded" in r.output and "SYNTHETIC" in r.output
+        with city_engine.connect() as conn:
+            closed = conn.execute(text(
+                "SELECT count(*) FROM \"case\" WHERE status = 'closed'")).scalar_one()
+        assert closed > 250
+        r = runner.invoke(app, ["sample", "load", "--if-empty"])  # nothing left to do
+        assert r.exit_code == 0 and "synthetic workflow history for" not in r.output
+    finally:
+        get_settings.cache_clear()
+        get_engine.cache_clear()

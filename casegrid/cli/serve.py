@@ -48,7 +48,7 @@ def _load_complaints() -> None:
 def _simulate_history() -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from cases.simulate import SAMPLE_ACTOR, simulate_ledger
+    from cases.simulate import SAMPLE_ACTOR, SYNTHETIC_NOTE, simulate_ledger
 
     labels = {"plan": "SYNTHETIC history: planning cases", "apply": "SYNTHETIC history: actions",
               "write": "SYNTHETIC history: writing ledger"}
@@ -69,7 +69,7 @@ def _simulate_history() -> None:
     if report.simulated:
         console.print(f"[green]synthetic workflow history[/] for {report.simulated} sample cases "
                       f"({report.actions} actions, up to {report.until:%Y-%m-%d %H:%M}): "
-                      f"{report.statuses}", highlight=False)
+                      f"{report.statuses}\n  {SYNTHETIC_NOTE}", highlight=False)
 
 
 @cli_errors
