@@ -1,0 +1,137 @@
+"""Who may call what: the ONE table of (operation, caller) → expected HTTP status.
+
+``tests/test_access_matrix.py`` generates one test per cell and fails when a route of the
+app is missing here, so a new endpoint cannot ship without its row. The table is written
+by hand from the rules the project states (README, ``cases/tokens.py`` role descriptions,
+the docstrings of ``api/routes/*``, DOMAIN.md's "the handling unit may not close its own
+case"), not derived from the code under test.
+
+Callers (columns):
+
+* ``admin``, ``dispatcher``, ``supervisor``, ``planner``, ``intake``: a token of that role;
+* ``officer_own``: a community officer of the community the target case lies in (for
+  submissions: the community the submitted point lies in);
+* ``officer_other``: a community officer of another community;
+* ``no_token``: no credentials at all; ``revoked``: a dispatcher token revoked before use.
+
+Operations that act on one case get a fresh case in the officer's own community, brought
+to ``state`` by a separate admin token (so nobody in the table handled it before).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+CALLERS = ("admin", "dispatcher", "supervisor", "officer_own", "officer_other", "planner",
+           "intake", "no_token", "revoked")
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One row: a route (method + path template as registered), how to call it, and the
+    expected status per caller, in :data:`CALLERS` order."""
+
+    method: str
+    route: str
+    expected: tuple[int, ...]
+    label: str = ""                      # tells apart rows of one route (workflow actions)
+    url: str | None = None               # concrete URL; {case_id} is the fresh case
+    state: str | None = None             # the fresh case's state (None: no case needed)
+    body: dict | None = field(default=None, hash=False)
+    auth: str = "bearer"                 # bearer | api_key (Open311 form field) | none
+
+    @property
+    def name(self) -> str:
+        return f"{self.method} {self.route}" + (f" [{self.label}]" if self.label else "")
+
+    def expect(self) -> dict[str, int]:
+        return dict(zip(CALLERS, self.expected, strict=True))
+
+
+_STATS = "/api/v1/stats?from=2020-01-01&to=2030-12-31"
+_BBOX = "/maps/api/cases?bbox=116.9,34.9,117.4,35.3"
+_ACT = "/api/v1/cases/{case_id}/actions"
+_PUBLIC = (200,) * 9
+_ANY_TOKEN = (200, 200, 200, 200, 200, 200, 200, 401, 401)
+
+
+def _action(label: str, state: str, expected: tuple[int, ...], **payload) -> Operation:
+    return Operation("POST", "/api/v1/cases/{case_id}/actions", expected, label=label, url=_ACT,
+                     state=state, body={"action": label, **payload})
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    #                                                       adm  dis  sup  own  oth  pla  int  none rev
+    Operation("GET", "/health", _PUBLIC),
+    Operation("GET", "/openapi.json", _PUBLIC),
+    Operation("GET", "/docs", _PUBLIC),
+    Operation("GET", "/docs/oauth2-redirect", _PUBLIC),
+    Operation("GET", "/redoc", _PUBLIC),
+    # Intake: a community officer may submit only inside its own communities.
+    Operation("POST", "/api/v1/cases", (201, 201, 201, 201, 403, 403, 201, 401, 401),
+              body={"category": "0504", "channel": "patrol", "description": "matrix"}),
+    Operation("GET", "/api/v1/cases", _ANY_TOKEN, url="/api/v1/cases", state="registered"),
+    Operation("GET", "/api/v1/cases/{case_id}", (200, 200, 200, 200, 404, 200, 200, 401, 401),
+              url="/api/v1/cases/{case_id}", state="registered"),
+    Operation("GET", "/api/v1/cases/{case_id}/history", (200, 200, 200, 200, 404, 200, 200, 401, 401),
+              url="/api/v1/cases/{case_id}/history", state="registered"),
+    Operation("GET", "/api/v1/route", _ANY_TOKEN, url="/api/v1/route?lon=117.16&lat=35.08"),
+    Operation("GET", "/api/v1/communities", _ANY_TOKEN),
+    Operation("GET", "/api/v1/categories", _ANY_TOKEN),
+    Operation("GET", "/api/v1/categories/{code}/time-limits", _ANY_TOKEN,
+              url="/api/v1/categories/0101/time-limits"),
+    Operation("PUT", "/api/v1/categories/{code}/time-limits", (200, 403, 403, 403, 403, 403, 403, 401, 401),
+              url="/api/v1/categories/0101/time-limits",
+              body={"limits": [{"step": "handle", "amount": 3, "unit": "working_days"}]}),
+    # Indicators: the bureau's roles and planners, not officers or intake connectors.
+    Operation("GET", "/api/v1/stats", (200, 200, 200, 403, 403, 200, 403, 401, 401), url=_STATS),
+    Operation("GET", "/api/v1/hotspots/pois", (200, 200, 200, 403, 403, 200, 403, 401, 401)),
+    # Maps: dispatchers, supervisors, officers (their own scope) and planners.
+    Operation("GET", "/maps/dispatch", (200, 200, 200, 200, 200, 200, 403, 401, 401)),
+    Operation("GET", "/maps/api/cases", (200, 200, 200, 200, 200, 200, 403, 401, 401), url=_BBOX),
+    Operation("GET", "/maps/api/cases/{case_id}", (200, 200, 200, 200, 404, 200, 403, 401, 401),
+              url="/maps/api/cases/{case_id}", state="registered"),
+    Operation("GET", "/maps/cases/{case_id}", (200, 200, 200, 200, 404, 200, 403, 401, 401),
+              url="/maps/cases/{case_id}", state="registered"),
+    Operation("GET", "/maps/hotspots", (200, 200, 200, 403, 403, 200, 403, 401, 401)),
+    Operation("GET", "/static/vendor/{package}/{path:path}", _PUBLIC,
+              url="/static/vendor/leaflet/leaflet.js"),
+    # Open311: reading is public; submitting needs an api_key of a submitting role (403 in
+    # the spec's error format otherwise).
+    Operation("GET", "/open311/v2/discovery.{fmt}", _PUBLIC, url="/open311/v2/discovery.json"),
+    Operation("GET", "/open311/v2/services.{fmt}", _PUBLIC, url="/open311/v2/services.json"),
+    Operation("GET", "/open311/v2/services/{service_code}.{fmt}", _PUBLIC,
+              url="/open311/v2/services/0101.json"),
+    Operation("GET", "/open311/v2/requests.{fmt}", _PUBLIC, url="/open311/v2/requests.json"),
+    Operation("GET", "/open311/v2/requests/{service_request_id}.{fmt}", _PUBLIC,
+              url="/open311/v2/requests/{case_no}.json", state="registered"),
+    Operation("GET", "/open311/v2/tokens/{token}.{fmt}", _PUBLIC, url="/open311/v2/tokens/{token}.json",
+              state="open311"),
+    Operation("POST", "/open311/v2/requests.{fmt}", (201, 201, 201, 201, 403, 403, 201, 403, 403),
+              url="/open311/v2/requests.json", auth="api_key",
+              body={"service_code": "0504", "description": "matrix via open311"}),
+    # The ledger: the supervision side registers and verifies, the command side dispatches,
+    # the handling unit handles and may not verify or close; another community's case is
+    # not found (404) before any role check.
+    _action("accept", "registered", (200, 403, 200, 403, 404, 403, 403, 401, 401)),
+    _action("reject", "registered", (200, 403, 200, 403, 404, 403, 403, 401, 401), reason="invalid", note="not a city matter"),
+    _action("dispatch", "reviewed", (200, 200, 403, 403, 404, 403, 403, 401, 401)),
+    _action("return", "dispatched", (200, 403, 403, 200, 404, 403, 403, 401, 401), reason="not ours"),
+    _action("handle", "dispatched", (200, 403, 403, 200, 404, 403, 403, 401, 401), note="done"),
+    _action("verify_pass", "handled", (200, 403, 200, 403, 404, 403, 403, 401, 401)),
+    _action("reply", "verified", (200, 200, 200, 403, 404, 403, 403, 401, 401),
+            channel="phone", text="handled, thank you"),
+    _action("close", "replied", (200, 403, 200, 403, 404, 403, 403, 401, 401)),
+)
+
+# The ledger actions in state order, used to bring a fresh case to a row's ``state``.
+PATH_TO_STATE: dict[str, list[dict]] = {
+    "registered": [],
+    "reviewed": [{"action": "accept"}],
+    "dispatched": [{"action": "accept"}, {"action": "dispatch"}],
+    "handled": [{"action": "accept"}, {"action": "dispatch"}, {"action": "handle", "note": "fixed"}],
+    "verified": [{"action": "accept"}, {"action": "dispatch"}, {"action": "handle", "note": "fixed"},
+                 {"action": "verify_pass"}],
+    "replied": [{"action": "accept"}, {"action": "dispatch"}, {"action": "handle", "note": "fixed"},
+                {"action": "verify_pass"}, {"action": "reply", "channel": "phone", "text": "done"}],
+}
