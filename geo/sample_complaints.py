@@ -20,8 +20,10 @@ each channel would send them: apps and the city platform in GCJ-02 (Amap/WeChat 
 the ``坐标系`` column says which, and the import converts. Statuses are left to the ledger
 (cases load as ``registered``); ``reported_at`` is realistic, the rest is the workflow's job.
 
-The period is 2025-11-01..2026-10-31 (a full year, wholly in the past when written, so no
-timestamp is refused as "in the future").
+By default the period is 2025-11-01..2026-10-31 (a full year, wholly in the past when
+written, so no timestamp is refused as "in the future"), which keeps files reproducible. The
+demo (``casegrid sample load``) instead takes the year that ended yesterday, so that its
+ledger has recent, open and due-soon cases to show as well as a year of history.
 """
 
 from __future__ import annotations
@@ -225,9 +227,15 @@ def _locations(city: _City, rng: np.random.Generator, code: str, n: int) -> np.n
     raise ValueError(f"no spatial pattern for {code}")
 
 
-def _times(rng: np.random.Generator, code: str, n: int) -> pd.DatetimeIndex:
+def recent_period_start(today: pd.Timestamp | None = None) -> pd.Timestamp:
+    """Start of the full year of days that ended yesterday (Asia/Shanghai)."""
+    today = (today or pd.Timestamp.now(tz="Asia/Shanghai")).normalize()
+    return today - pd.Timedelta(days=PERIOD_DAYS)
+
+
+def _times(rng: np.random.Generator, code: str, n: int, start: pd.Timestamp) -> pd.DatetimeIndex:
     doy = np.arange(PERIOD_DAYS)
-    dates = PERIOD_START + pd.to_timedelta(doy, unit="D")
+    dates = start + pd.to_timedelta(doy, unit="D")
     w = np.ones(PERIOD_DAYS)
     if code in _SUMMER:  # peak mid-July, trough mid-January
         w = 1.0 + 0.6 * np.cos(2 * np.pi * (dates.day_of_year.to_numpy() - 196) / 365.25)
@@ -237,13 +245,15 @@ def _times(rng: np.random.Generator, code: str, n: int) -> pd.DatetimeIndex:
     seconds = rng.integers(0, 3600, size=n)
     offs = pd.to_timedelta(day, unit="D") + pd.to_timedelta(hour * 3600 + seconds, unit="s")
     # Local wall-clock time (Asia/Shanghai has no DST).
-    return pd.DatetimeIndex(PERIOD_START.tz_localize(None) + offs)
+    return pd.DatetimeIndex(start.tz_localize(None) + offs)
 
 
-def generate(n: int = DEFAULT_N, seed: int = DEFAULT_SEED) -> pd.DataFrame:
+def generate(n: int = DEFAULT_N, seed: int = DEFAULT_SEED,
+             start: pd.Timestamp = PERIOD_START) -> pd.DataFrame:
     """The synthetic complaints as a 12345-style table, plus hidden truth columns
     (``_code``, ``_channel``, ``_lon``/``_lat`` in WGS-84) that :func:`write_sample_csv`
-    leaves out. Deterministic for a given ``(n, seed)``."""
+    leaves out. Deterministic for a given ``(n, seed, start)``; the period is the
+    ``PERIOD_DAYS`` days from ``start`` (local midnight, Asia/Shanghai)."""
     if n <= 0:
         raise ValueError("n must be positive")
     rng = np.random.default_rng(seed)
@@ -262,7 +272,7 @@ def generate(n: int = DEFAULT_N, seed: int = DEFAULT_SEED) -> pd.DataFrame:
         if outside.any():
             xy[outside] = city.in_communities(rng, city.w_people, int(outside.sum()))
         parts.append(pd.DataFrame({"_code": code, "x": xy[:, 0], "y": xy[:, 1],
-                                   "local": _times(rng, code, int(k))}))
+                                   "local": _times(rng, code, int(k), start)}))
     df = pd.concat(parts, ignore_index=True).sort_values(["local", "_code"], kind="stable")
     df = df.reset_index(drop=True)
     m = len(df)
@@ -337,24 +347,28 @@ def _finish(df: pd.DataFrame, city: _City, rng: np.random.Generator, system: np.
     })
 
 
-def write_sample_csv(path: str | Path, n: int = DEFAULT_N, seed: int = DEFAULT_SEED) -> Path:
+def write_sample_csv(path: str | Path, n: int = DEFAULT_N, seed: int = DEFAULT_SEED,
+                     start: pd.Timestamp = PERIOD_START) -> Path:
     """Write the synthetic complaints as a 12345-style CSV (UTF-8 with BOM) and return the path."""
     path = Path(path)
-    frame = generate(n, seed)
+    frame = generate(n, seed, start)
     frame[[c for c in frame.columns if not c.startswith("_")]].to_csv(
         path, index=False, encoding="utf-8-sig")
     return path
 
 
 def load_sample_complaints(conn_or_engine: Engine | Connection, n: int = DEFAULT_N,
-                           seed: int = DEFAULT_SEED, progress=None):  # noqa: ANN001, ANN201
+                           seed: int = DEFAULT_SEED, progress=None,  # noqa: ANN001
+                           start: pd.Timestamp | None = PERIOD_START):  # noqa: ANN201
     """Generate the synthetic year and load it through the bulk import (committed,
     backdated: received at the reported time). Returns the import's ``BulkReport``.
-    Loading twice stores nothing twice (ticket numbers are deterministic)."""
+    ``start=None`` takes the year that ended yesterday (the demo). Loading the same
+    ``(n, seed, start)`` twice stores nothing twice (ticket numbers are deterministic)."""
+    start = recent_period_start() if start is None else start
     from cases.bulk_import import import_cases
 
     with tempfile.TemporaryDirectory(prefix="casegrid-sample-") as tmp:
-        csv_path = write_sample_csv(Path(tmp) / f"sample_complaints_{seed}.csv", n, seed)
+        csv_path = write_sample_csv(Path(tmp) / f"sample_complaints_{seed}.csv", n, seed, start)
         return import_cases(conn_or_engine, csv_path, MAPPING, commit=True, backdate=True,
                             actor="sample-generator (synthetic)", progress=progress,
                             rejects_path=Path(tmp) / "rejects.csv")

@@ -30,19 +30,41 @@ def sample_load(
         console.print("sample city already loaded")
     else:
         console.print(f"[green]sample city loaded[/] {counts}")
-        if complaints:
-            _load_complaints()
+    # Each step checks its own state, so an interrupted first run completes on the next one.
+    if complaints and not (if_empty and _sample_complaints_loaded()):
+        _load_complaints()
     if complaints and simulate:
         # Also on a database loaded before the simulation existed; a no-op once done.
         _simulate_history()
 
 
+def _sample_complaints_loaded() -> bool:
+    from sqlalchemy import text
+
+    from cases.simulate import SAMPLE_ACTOR
+
+    with engine().connect() as conn:
+        return bool(conn.execute(
+            text("SELECT 1 FROM case_event WHERE action = 'register' AND actor = :a LIMIT 1"),
+            {"a": SAMPLE_ACTOR}).first())
+
+
 def _load_complaints() -> None:
-    try:
-        from geo.sample_complaints import load_sample_complaints
-    except ImportError:
-        return
-    load_sample_complaints(engine())
+    """A synthetic year of complaints ending yesterday, through the bulk import."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from geo.sample_complaints import load_sample_complaints
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("SYNTHETIC complaints: generating a year")
+
+        def hook(stage: str, done: float, total: float | None) -> None:
+            bar.update(task, description=f"SYNTHETIC complaints: {stage} {int(done or 0):,}")
+
+        report = load_sample_complaints(engine(), progress=hook, start=None)
+    console.print(f"[green]synthetic complaints loaded[/] {report.inserted:,} new "
+                  f"({report.already_present:,} already present)", highlight=False)
 
 
 def _simulate_history() -> None:
