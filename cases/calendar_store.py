@@ -160,6 +160,12 @@ def parse_calendar_csv(
 def read_calendar_file(path: Path | str, *, years: Iterable[int] | None = None) -> ImportReport:
     """Read and validate a calendar CSV file; raise :class:`ImportFailed` if unreadable."""
     p = Path(path)
+    if p.suffix.lower() != ".csv":
+        # Refuse before reading: any other file (e.g. a mistyped or malicious path such as
+        # ../../etc/passwd) would otherwise have its first line echoed in the header error.
+        raise ImportFailed(f"{p.name}: a calendar is a .csv file with columns "
+                           f"{','.join(HEADER)}, not {p.suffix or 'a file without extension'}",
+                           field="file")
     try:
         raw = p.read_bytes()
     except OSError as exc:

@@ -199,6 +199,20 @@ def parse_channels(value: str | list[str] | None) -> list[str] | None:
     return items
 
 
+def parse_statuses(value: str | list[str] | None) -> list[str] | None:
+    """Status filter values, each checked against the ledger's states (a typo would
+    otherwise silently match nothing)."""
+    from cases.workflow import STATES
+
+    items = split_list(value)
+    for item in items or ():
+        if item not in STATES:
+            raise InvalidInput(
+                f"status {item!r} is unknown; accepted: {', '.join(STATES)}", field="status"
+            )
+    return items
+
+
 def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
     """``"minlon,minlat,maxlon,maxlat"`` (WGS-84 degrees) to a tuple; ``InvalidInput`` naming
     what is wrong otherwise."""

@@ -99,7 +99,7 @@ def list_cases(
 ):
     """Cases the caller may see, newest reported first, keyset-paginated."""
     filters = queries.CaseFilters(
-        status=queries.split_list(status),
+        status=queries.parse_statuses(status),
         category=queries.split_list(category),
         community=queries.split_list(community),
         subdistrict=queries.split_list(subdistrict),

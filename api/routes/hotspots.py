@@ -22,6 +22,7 @@ from geo.hotspots import (
     poi_ring_stats,
     rank_pois,
 )
+from maps.i18n import check_lang
 
 router = APIRouter(prefix="/api/v1/hotspots", tags=["hotspots"])
 ListQ = Annotated[list[str], Query()]
@@ -69,6 +70,7 @@ def hotspot_pois(
     rate for the same area, and its Gi* hotspot level; ranked by ``sort`` (rate|count) in
     ``ring`` (default: the middle ring). ``format=csv`` for a spreadsheet."""
     allow(principal, HOTSPOT_ROLES)
+    check_lang(lang)
     if format not in ("json", "csv"):
         raise InvalidInput("format must be json or csv", field="format")
     rs = parse_rings(rings)

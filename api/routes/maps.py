@@ -127,6 +127,7 @@ def cases_in_view(
     """Cases in a viewport ``bbox=west,south,east,north`` (in the map's datum): points when
     at most a few thousand match, else a count grid (``mode``: ``points`` | ``cells``)."""
     allow(principal, MAP_ROLES)
+    check_lang(lang)
     try:
         box = tuple(float(x) for x in bbox.split(","))
     except ValueError:
