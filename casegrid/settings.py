@@ -40,8 +40,9 @@ class Settings(BaseSettings):
     # Routing defaults (metres).
     gap_tolerance_m: float = 200.0
     near_boundary_margin_m: float = 20.0
-    # Vertices per subdivided boundary piece, measured in bench/bench_subdivide.py.
-    subdivide_max_vertices: int = 64
+    # Vertices per subdivided boundary piece: 16-64 are within noise of each other in the
+    # piece-size sweep of bench/bench_routing.py (bench/RESULTS.md); 32 had the best run.
+    subdivide_max_vertices: int = 32
 
     # Duplicate detection defaults.
     duplicate_radius_m: float = 50.0

@@ -118,6 +118,9 @@ def route_points(
     with engine.begin() as conn:
         gen = require_generation(conn, generation_id)
         out["generation_id"] = gen
+        # A million points take longer than the interactive statement timeout; this
+        # transaction only.
+        conn.execute(text("SET LOCAL statement_timeout = 0"))
         conn.execute(
             text(
                 "CREATE TEMP TABLE route_staging (id bigint PRIMARY KEY, lon float8, lat float8)"
