@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,16 +100,15 @@ def _stop_api(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    """Own cluster (durable settings: an acknowledged commit must survive the restart),
-    migrated, sample city loaded, API served from a subprocess."""
+@contextmanager
+def own_city_cluster(tmp_path: Path) -> Iterator[tuple[Cluster, str, str]]:
+    """A cluster of our own (durable settings: an acknowledged commit must survive the
+    restart), migrated, with the sample city and an intake token: (cluster, url, token)."""
     from geo.sample import load_sample_city
 
     cluster = Cluster(data_dir=tmp_path / "pg", port=free_port(), db_name="casegrid")
-    cluster.start()
-    proc = None
     try:
+        cluster.start()
         cluster.create_database("casegrid")
         url = cluster.url()
         migrate(url)
@@ -119,13 +119,21 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
                 _, token = create_token(conn, "intake", "outage test")
         finally:
             engine.dispose()
+        yield cluster, url, token
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    """Own cluster with the sample city, API served from a subprocess."""
+    with own_city_cluster(tmp_path) as (cluster, url, token):
         log_path = tmp_path / "api.log"
         proc, base = _start_api(url, log_path)
-        yield Stack(cluster, url, base, token, log_path)
-    finally:
-        if proc is not None:
+        try:
+            yield Stack(cluster, url, base, token, log_path)
+        finally:
             _stop_api(proc)
-        cluster.destroy()
 
 
 def _points(url: str, n: int) -> list[tuple[float, float]]:
@@ -434,3 +442,156 @@ def test_statement_error_on_a_live_database_is_a_500(city_db_url) -> None:
     finally:
         engine.dispose()
     assert not _is_connection_problem(caught.value)
+
+
+# --- the bulk import, cut off halfway ----------------------------------------------------------
+
+IMPORT_ROWS = 30_000
+PREFIX_ROWS = 1_000
+
+
+def _casegrid_cli() -> list[str]:
+    script = Path(sys.executable).parent / "casegrid"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "casegrid.cli"]
+
+
+def _import_cmd(path: Path, tmp_path: Path) -> list[str]:
+    return [*_casegrid_cli(), "cases", "import", str(path), "--mapping", "hotline12345_zh",
+            "--rejects", str(tmp_path / f"{path.stem}.rejects.csv"), "--commit"]
+
+
+def _ledger(engine) -> tuple[int, int, int, dict[str, int]]:  # noqa: ANN001
+    """(cases, distinct tickets, register events, {external_id: id} of the prefix)."""
+    with engine.connect() as conn:
+        cases, tickets = conn.execute(text(
+            "SELECT count(*), count(DISTINCT (channel, external_id)) FROM \"case\"")).one()
+        events = conn.execute(text(
+            "SELECT count(*) FROM case_event WHERE action = 'register'")).scalar_one()
+        first = dict(conn.execute(text(
+            "SELECT external_id, id FROM \"case\" ORDER BY id LIMIT :n"), {"n": PREFIX_ROWS}).all())
+    return cases, tickets, events, first
+
+
+def _wait_blocked_insert(engine, blocker_pid: int, proc: subprocess.Popen) -> int:  # noqa: ANN001
+    """Wait until the import's INSERT INTO "case" waits on the blocker's row lock: it is then
+    halfway through writing the cases (rows in file order, the blocked ticket in the middle).
+    Returns the import backend's pid."""
+    deadline = time.monotonic() + 300
+    with engine.connect() as conn:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"the import ended ({proc.returncode}) before it blocked"
+            row = conn.execute(text(
+                "SELECT pid FROM pg_stat_activity WHERE :b = ANY(pg_blocking_pids(pid)) "
+                "AND query LIKE '%INSERT INTO \"case\"%'"), {"b": blocker_pid}).first()
+            conn.rollback()
+            if row:
+                return row.pid
+            time.sleep(0.05)
+    raise AssertionError("the import never reached its INSERT within 300 s")
+
+
+def _hold_ticket(engine, channel: str, external_id: str):  # noqa: ANN001, ANN202
+    """Open a transaction that registers ``external_id`` and does not commit: the import's
+    INSERT ... ON CONFLICT must wait for it when it reaches that ticket."""
+    from cases.intake import NewCase, create_case
+    from cases.tokens import Principal
+
+    conn = engine.connect()
+    conn.begin()
+    create_case(conn, NewCase(address="滕州市 (blocker)", category="0599", channel=channel,
+                              external_id=external_id, description="lock holder"),
+                Principal(0, "outage test", "admin"))
+    pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    return conn, pid
+
+
+def test_bulk_import_cut_off_halfway_then_rerun_stores_each_row_once(tmp_path: Path) -> None:
+    """``casegrid cases import --commit`` stopped in the middle of writing the cases, first
+    by SIGKILL, then by stopping PostgreSQL under it: nothing of it stays; a re-run stores
+    every row exactly once, and cases committed before keep their ids.
+
+    The import is caught halfway deterministically (no race with a fast machine): another
+    transaction holds the ticket of the middle row, so the INSERT, which writes rows in file
+    order, waits there with half the cases written and not committed.
+    """
+    import csv as csv_module
+
+    from cases.mappings import load_mapping
+    from geo.sample_complaints import write_sample_csv
+
+    big = write_sample_csv(tmp_path / "big.csv", n=IMPORT_ROWS, seed=29)
+    with big.open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv_module.DictReader(fh))
+    assert len(rows) == IMPORT_ROWS
+    prefix = tmp_path / "prefix.csv"
+    with prefix.open("w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv_module.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows[:PREFIX_ROWS])
+    mapping = load_mapping("hotline12345_zh")
+    middle = rows[IMPORT_ROWS // 2]
+    mid_channel = mapping.channel_map.get(middle["来源渠道"].strip(), mapping.channel_default)
+    mid_ticket = middle["工单编号"]
+
+    with own_city_cluster(tmp_path) as (cluster, url, _token):
+        env = dict(os.environ, DATABASE_URL=url)
+        done = subprocess.run(_import_cmd(prefix, tmp_path), env=env, cwd=PROJECT_ROOT,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        engine = make_engine(url)
+        try:
+            before = _ledger(engine)
+            assert before[:3] == (PREFIX_ROWS, PREFIX_ROWS, PREFIX_ROWS)
+
+            # 1. SIGKILL while the INSERT is halfway.
+            holder, holder_pid = _hold_ticket(engine, mid_channel, mid_ticket)
+            proc = subprocess.Popen(_import_cmd(big, tmp_path), env=env, cwd=PROJECT_ROOT,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                backend = _wait_blocked_insert(engine, holder_pid, proc)
+                proc.send_signal(signal.SIGKILL)  # our own child, by its pid
+                proc.wait(timeout=30)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                holder.rollback()
+                holder.close()
+            # The orphaned backend finishes its statement, finds its client gone, rolls back.
+            deadline = time.monotonic() + 120
+            with engine.connect() as conn:
+                while conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"),
+                                   {"p": backend}).scalar_one():
+                    conn.rollback()
+                    assert time.monotonic() < deadline, "the killed import's backend lingers"
+                    time.sleep(0.1)
+            assert _ledger(engine) == before
+
+            # 2. PostgreSQL stops (fast shutdown) while the INSERT is halfway.
+            holder, holder_pid = _hold_ticket(engine, mid_channel, mid_ticket)
+            proc = subprocess.Popen(_import_cmd(big, tmp_path), env=env, cwd=PROJECT_ROOT,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                _wait_blocked_insert(engine, holder_pid, proc)
+                cluster.stop()
+                proc.wait(timeout=60)  # fails promptly, never hangs
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                holder.invalidate()
+                holder.close()
+            assert proc.returncode != 0, "an import cut off by the outage must not report success"
+            cluster.start()
+            engine.dispose()  # connections of the stopped server are dead
+            assert _ledger(engine) == before
+
+            # 3. Re-run to the end: every row once, the earlier cases untouched.
+            done = subprocess.run(_import_cmd(big, tmp_path), env=env, cwd=PROJECT_ROOT,
+                                  capture_output=True, text=True, timeout=600)
+            assert done.returncode == 0, done.stderr
+            cases, tickets, events, first = _ledger(engine)
+            assert (cases, tickets, events) == (IMPORT_ROWS, IMPORT_ROWS, IMPORT_ROWS)
+            assert first == before[3]
+        finally:
+            engine.dispose()
