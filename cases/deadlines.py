@@ -88,6 +88,23 @@ def due_after(calendar: WorkCalendar, start: datetime, limit: Limit) -> Deadline
     return calendar.add(start, limit.amount, limit.unit)  # type: ignore[arg-type]
 
 
+def initial_deadlines(conn: Connection, category_code: str, channel: str, received_at: datetime) -> dict:
+    """Due columns of a case about to be registered (review and reply, counted from
+    ``received_at``), so intake writes them with the INSERT instead of updating the row."""
+    from cases.calendar_store import load_calendar
+
+    calendar = load_calendar(conn)
+    limits = limits_for(conn, category_code, channel)
+    review = due_after(calendar, received_at, limits["review"]) if "review" in limits else None
+    reply = due_after(calendar, received_at, limits["reply"]) if "reply" in limits else None
+    return {
+        "review_due_at": review.at if review else None,
+        "reply_due_at": reply.at if reply else None,
+        "current_due_at": review.at if review else None,
+        "due_provisional": bool(review and review.provisional),
+    }
+
+
 # -- the editable table ----------------------------------------------------------------------
 
 

@@ -26,7 +26,8 @@ from sqlalchemy import Connection, text
 from casegrid.errors import Conflict, CoordinateError, Forbidden, InvalidInput, NotFound
 from casegrid.settings import Settings, get_settings
 from cases.catalogue import duplicate_params, get_category
-from cases.queries import CASE_SELECT_TEMPLATE, fetch_case, fetch_case_by_ticket
+from cases.deadlines import initial_deadlines
+from cases.queries import CASE_SELECT_TEMPLATE, fetch_case_by_ticket
 from cases.tokens import Principal
 from geo.coords import check_point, normalise_crs, to_wgs84
 from geo.routing import RouteResult, route
@@ -205,18 +206,21 @@ def routing_summary(loc: _Location) -> dict:
 INSERT_SQL = """
 WITH ins AS (
     INSERT INTO "case" (channel, external_id, category_code, description, address,
-                        reported_at, reporter_name, reporter_phone, photo_urls,
+                        reported_at, received_at, reporter_name, reporter_phone, photo_urls,
                         input_lon, input_lat, input_crs, geom,
                         community_code, subdistrict_code, post_id, generation_id,
-                        route_rule, route_distance_m, near_boundary, route_alternates)
+                        route_rule, route_distance_m, near_boundary, route_alternates,
+                        review_due_at, reply_due_at, current_due_at, due_provisional)
     VALUES (:channel, :external_id, :category, :description, :address,
-            COALESCE(CAST(:reported_at AS timestamptz), now()), :reporter_name, :reporter_phone,
+            COALESCE(CAST(:reported_at AS timestamptz), now()), CAST(:received_at AS timestamptz),
+            :reporter_name, :reporter_phone,
             CAST(:photo_urls AS text[]),
             :input_lon, :input_lat, :input_crs,
             CASE WHEN CAST(:lon AS float8) IS NULL THEN NULL
                  ELSE ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) END,
             :community_code, :subdistrict_code, :post_id, :generation_id,
-            :rule, :distance_m, :near_boundary, CAST(:alternates AS jsonb))
+            :rule, :distance_m, :near_boundary, CAST(:alternates AS jsonb),
+            :review_due_at, :reply_due_at, :current_due_at, :due_provisional)
     ON CONFLICT (channel, external_id) WHERE external_id IS NOT NULL DO NOTHING
     RETURNING *
 ), ev AS (
@@ -281,12 +285,14 @@ def create_case(
         "role": actor.role,
         "event_data": json.dumps(summary, ensure_ascii=False),
     }
+    # The first due times are computed before the INSERT, so the row is written once.
+    received_at = datetime.now(UTC)
+    params["received_at"] = received_at
+    params.update(initial_deadlines(conn, category["code"], data.channel, received_at))
     inserted = conn.execute(text(INSERT_SQL), params).mappings().first()
     created = inserted is not None
     if created:
         case = dict(inserted)
-        if _set_initial_deadlines(conn, case["id"]):
-            case = fetch_case(conn, case["id"]) or case  # due times were just set
     else:
         case = fetch_case_by_ticket(conn, data.channel, data.external_id)
         if case is None:  # the row vanished between the two statements
@@ -295,17 +301,6 @@ def create_case(
         _check_scope(actor, case["community_code"], existing=True)
     duplicates = find_duplicates(conn, case, category, actor=actor, settings=settings)
     return IntakeResult(case=case, created=created, possible_duplicates=duplicates)
-
-
-def _set_initial_deadlines(conn: Connection, case_id: int) -> bool:
-    """Let the ledger set the new case's first due times; False when it is not installed."""
-    # The ledger's deadline module may not exist yet in every deployment of this branch.
-    try:
-        from cases.deadlines import set_initial_deadlines
-    except ImportError:
-        return False
-    set_initial_deadlines(conn, [case_id])
-    return True
 
 
 DUPLICATES_SQL = """

@@ -66,3 +66,25 @@ def test_bulk_import_deadlines_equal_the_per_case_path(city_engine):
         recomputed = conn.execute(select).all()
     assert imported and all(r.review_due_at is not None for r in imported)
     assert recomputed == imported
+
+
+def test_intake_writes_the_same_deadlines_as_the_ledger_would(city_engine):
+    from cases.intake import NewCase, create_case
+    from cases.tokens import Principal
+
+    actor = Principal(0, "test", "intake")
+    rows = []
+    with city_engine.begin() as conn:
+        for i, (cat, ch) in enumerate([("0101", "hotline_12345"), ("0599", "app"),
+                                       ("0504", "patrol"), ("0102", "platform")]):
+            r = create_case(conn, NewCase(lon=117.165, lat=35.085, category=cat, channel=ch,
+                                          external_id=f"dl-{i}", description="x"), actor)
+            rows.append(r.case["id"])
+        select = text(f"SELECT id, {COLUMNS} FROM \"case\" ORDER BY id")
+        at_intake = conn.execute(select).all()
+        conn.execute(text("UPDATE \"case\" SET review_due_at = NULL, reply_due_at = NULL, "
+                          "current_due_at = NULL, due_provisional = false"))
+        set_initial_deadlines(conn, rows)
+        recomputed = conn.execute(select).all()
+    assert all(r.review_due_at is not None and r.reply_due_at is not None for r in at_intake)
+    assert recomputed == at_intake
