@@ -154,6 +154,13 @@ def _read_vector_file(p: Path, layer: str | None) -> gpd.GeoDataFrame:
         ) from None
     except (pyogrio.errors.GeometryError, pyogrio.errors.FieldError, ValueError, OSError) as exc:
         raise ImportFailed(f"cannot read {p.name}: {exc}", field="path") from None
+    except shapely.errors.GEOSException as exc:
+        # GDAL passes through what GEOS cannot even build (a ring or line of one position).
+        raise ImportFailed(
+            f"cannot read {p.name}: a geometry is malformed beyond repair ({exc}); every ring "
+            "needs at least 4 positions, the last equal to the first",
+            field="path",
+        ) from None
     if gdf.empty:
         raise ImportFailed(f"{p.name}: the layer has no features", field="path")
     return gdf

@@ -499,6 +499,20 @@ def _diagnose(lon: Any, lat: Any, field_prefix: str
     return ok, x, y, problems
 
 
+# Below this a coordinate is zero for any purpose (1e-300 degree is far below a nanometre),
+# and PostgreSQL raises "value out of range: underflow" when float8 arithmetic such as
+# radians() turns a subnormal into zero; routing SQL gets values snapped with snap_tiny.
+TINY_DEGREES = 1e-300
+
+
+def snap_tiny(values: Any) -> Any:
+    """``values`` (a float or an array) with magnitudes below :data:`TINY_DEGREES` set to 0."""
+    if isinstance(values, float | int):
+        return 0.0 if abs(values) < TINY_DEGREES else float(values)
+    arr = np.asarray(values, dtype=float)
+    return np.where(np.abs(arr) < TINY_DEGREES, 0.0, arr)
+
+
 def check_point(lon: Any, lat: Any, field_prefix: str = "") -> tuple[float, float]:
     """Validate one coordinate pair and return it as finite floats (numeric strings accepted).
 

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, text
 
 from casegrid.errors import ImportFailed, InvalidInput
 from casegrid.settings import get_settings
-from geo.coords import check_points, normalise_crs, to_wgs84
+from geo.coords import check_points, normalise_crs, snap_tiny, to_wgs84
 from geo.routing import require_generation, route_sql
 
 Progress = Callable[[str, int, int], None]
@@ -92,7 +92,7 @@ def route_points(
     wx = np.full(n, np.nan)
     wy = np.full(n, np.nan)
     if ok.any():
-        wx[ok], wy[ok] = to_wgs84(x[ok], y[ok], crs)
+        wx[ok], wy[ok] = snap_tiny(to_wgs84(x[ok], y[ok], crs))
         # after conversion (EPSG inputs) the point must still be a valid lon/lat
         ok2 = np.isfinite(wx) & np.isfinite(wy) & (np.abs(wx) <= 180) & (np.abs(wy) <= 90)
         newly_bad = ok & ~ok2

@@ -31,7 +31,7 @@ from sqlalchemy import Connection, text
 from casegrid.errors import NotFound
 from casegrid.settings import get_settings
 from geo.boundaries import active_generation
-from geo.coords import check_point, normalise_crs, to_wgs84
+from geo.coords import check_point, normalise_crs, snap_tiny, to_wgs84
 
 RULES = ("inside", "on_boundary", "nearest", "outside")
 # Metres per degree of latitude (mean); longitude degrees shrink by cos(latitude).
@@ -254,7 +254,7 @@ def route(
     in_lon, in_lat = check_point(lon, lat) if crs in ("wgs84", "gcj02", "bd09") else (
         _finite(lon, "lon"), _finite(lat, "lat"))
     wlon, wlat = to_wgs84([in_lon], [in_lat], crs)
-    wlon, wlat = check_point(float(wlon[0]), float(wlat[0]))
+    wlon, wlat = (float(v) for v in snap_tiny(check_point(float(wlon[0]), float(wlat[0]))))
     gen = require_generation(conn, generation_id)
     tol, margin = _params(tolerance_m, margin_m)
     row = conn.execute(
