@@ -135,7 +135,26 @@ def check_file(path: str | Path) -> Path:
     return p
 
 
+_SHAPEFILE_PARTS = {".shx": "the index", ".dbf": "the attribute table"}
+
+
+def _check_shapefile_parts(p: Path) -> None:
+    """A shapefile needs its .shx and .dbf beside it; without the .dbf GDAL reads shapes with
+    no fields at all, which would surface as a confusing 'field not found'."""
+    if p.suffix.lower() != ".shp":
+        return
+    present = {q.suffix.lower() for q in p.parent.glob(p.stem + ".*")}
+    for suffix, what in _SHAPEFILE_PARTS.items():
+        if suffix not in present:
+            raise ImportFailed(
+                f"{p.name} is missing its {suffix} ({what}): copy every file of the shapefile "
+                "(.shp, .shx, .dbf, .prj) into one folder",
+                field="path",
+            )
+
+
 def _read_vector_file(p: Path, layer: str | None) -> gpd.GeoDataFrame:
+    _check_shapefile_parts(p)
     try:
         layers = pyogrio.list_layers(p)
         if layer is None and len(layers) > 1:
