@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import re
 import shutil
@@ -226,6 +227,7 @@ async def _drive(base: str, st: _State, seconds: float, rate: float, seed: int,
     rng = random.Random(seed)
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     in_flight: set[asyncio.Task] = set()
+    loadavg: list[float] = []  # 1-minute load average at the end of each minute
     shed = 0
     max_lag = 0.0
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=CLIENT_TIMEOUT_S) as http:
@@ -238,6 +240,8 @@ async def _drive(base: str, st: _State, seconds: float, rate: float, seed: int,
                 await asyncio.sleep(delay)
             else:
                 max_lag = max(max_lag, -delay)
+            if i and i % int(60 * rate) == 0:
+                loadavg.append(os.getloadavg()[0])
             kind = _pick(rng)
             if len(in_flight) >= MAX_IN_FLIGHT:
                 # The server is this far behind: count the request as failed instead of
@@ -252,7 +256,8 @@ async def _drive(base: str, st: _State, seconds: float, rate: float, seed: int,
         if in_flight:
             await asyncio.gather(*in_flight)
         elapsed = time.perf_counter() - t0
-    return {"elapsed": elapsed, "shed": shed, "max_schedule_lag_s": max_lag}
+    loadavg.append(os.getloadavg()[0])
+    return {"elapsed": elapsed, "shed": shed, "max_schedule_lag_s": max_lag, "loadavg": loadavg}
 
 
 # --- setup ----------------------------------------------------------------------------------
@@ -331,6 +336,8 @@ def summarise(samples: list[Sample], seconds: float, rate: float) -> dict:
         error_kinds[key] = error_kinds.get(key, 0) + 1
     first, last = minutes[0]["p99_ms"], minutes[-1]["p99_ms"]
     ratio = last / first if first and first == first and last == last else float("nan")
+    p99s = sorted(m["p99_ms"] for m in minutes if m["p99_ms"] == m["p99_ms"])
+    worst = max(minutes, key=lambda m: m["p99_ms"] if m["p99_ms"] == m["p99_ms"] else -1.0)
     return {
         "seconds": seconds, "rate": rate, "requests": len(samples),
         "achieved_rate": len(samples) / seconds if seconds else 0.0,
@@ -339,6 +346,8 @@ def summarise(samples: list[Sample], seconds: float, rate: float) -> dict:
         "p50_ms": percentile(ok_lat, 50), "p99_ms": percentile(ok_lat, 99),
         "max_ms": max(ok_lat) if ok_lat else float("nan"),
         "minutes": minutes, "kinds": kinds, "p99_last_over_first": ratio,
+        "worst_minute": worst["minute"],
+        "worst_over_median_p99": (worst["p99_ms"] / p99s[len(p99s) // 2]) if p99s else float("nan"),
         "zero_errors": not errors, "p99_stable": ratio <= STABLE_P99_RATIO,
     }
 
@@ -362,15 +371,17 @@ def render(result: dict) -> str:
         + ", ".join(f"{k} {v:.0%}" for k, v in MIX.items())
         + f"; a {WARMUP_S:.0f} s warm-up is not counted.",
         "",
-        "| minute | requests | req/s | p50 ms | p99 ms | max ms | errors |",
-        "|---|---|---|---|---|---|---|",
+        "| minute | requests | req/s | p50 ms | p99 ms | max ms | errors | machine load (1 min) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for m in r["minutes"]:
+    loads = r.get("loadavg") or []
+    for i, m in enumerate(r["minutes"]):
+        load = f"{loads[i]:.2f}" if i < len(loads) else "—"
         lines.append(f"| {m['minute']} | {m['requests']:,} | {_f(m['rate'])} | {_f(m['p50_ms'])} "
-                     f"| {_f(m['p99_ms'])} | {_f(m['max_ms'])} | {m['errors']} |")
+                     f"| {_f(m['p99_ms'])} | {_f(m['max_ms'])} | {m['errors']} | {load} |")
     lines += [
         f"| **all** | {r['requests']:,} | {_f(r['achieved_rate'])} | {_f(r['p50_ms'])} "
-        f"| {_f(r['p99_ms'])} | {_f(r['max_ms'])} | {r['errors']} |",
+        f"| {_f(r['p99_ms'])} | {_f(r['max_ms'])} | {r['errors']} | |",
         "",
         "| kind | requests | share | p50 ms | p99 ms | errors |",
         "|---|---|---|---|---|---|",
@@ -386,6 +397,8 @@ def render(result: dict) -> str:
         f"- p99 stable (last minute ≤ {STABLE_P99_RATIO:g}× first): "
         f"{verdict(r['p99_stable'])} ({_f(r['minutes'][-1]['p99_ms'])} ms vs "
         f"{_f(r['minutes'][0]['p99_ms'])} ms, {_f(r['p99_last_over_first'], 2)}×)",
+        f"- worst minute: {r['worst_minute']}, p99 {_f(r['worst_over_median_p99'], 1)}× the median "
+        "minute's (a spike between first and last minute shows here, not in the criterion above)",
     ]
     if ledger:
         lines.append(f"- ledger: {ledger['acknowledged']:,} cases acknowledged, "
@@ -408,8 +421,6 @@ def run(seconds: float = DEFAULT_SECONDS, rate: float | None = None, workers: in
     """Run the soak and return its figures (``"markdown"``: the RESULTS.md section, also
     written to ``out`` unless it is None). ``rate`` defaults to the intake benchmark's
     cases/s from RESULTS.md, else 200 requests/s."""
-    import os
-
     from bench.server import serve
 
     rate = rate or intake_rate_from_results() or FALLBACK_RATE
