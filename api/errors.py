@@ -79,7 +79,9 @@ ERROR_RESPONSES: dict[int | str, dict] = {
     413: _documented("The request body is over the size limit."),
     415: _documented("The body is not JSON."),
     422: _documented("An input is invalid; `field` names it and `detail` says what to send."),
-    503: _documented("The database is unavailable; retry after `Retry-After` seconds."),
+    503: _documented("The database is unavailable (`database_unavailable`), or the request's query "
+                     "ran past the statement timeout (`query_timeout`: narrow the request, e.g. a "
+                     "shorter period); retry after `Retry-After` seconds."),
 }
 
 
@@ -182,6 +184,33 @@ def _is_connection_problem(exc: BaseException) -> bool:
     return state.startswith("08") or state in _UNAVAILABLE_SQLSTATES
 
 
+# SQLSTATE 57014 query_canceled: the server stopped the statement, in practice because it ran
+# past ``statement_timeout`` (casegrid never cancels its own queries otherwise). The request
+# was valid and the database is up, so neither a 422 nor a 500: a 503 that says what to do.
+QUERY_CANCELED = "57014"
+
+
+def _is_statement_timeout(exc: BaseException) -> bool:
+    """True when ``exc`` (wrapped or raw) is a statement stopped by the server's timeout."""
+    if isinstance(exc, DBAPIError):
+        exc = exc.orig
+    return isinstance(exc, psycopg.Error) and exc.sqlstate == QUERY_CANCELED
+
+
+def _timeout_response(request: Request, exc: BaseException) -> JSONResponse:
+    settings = getattr(request.app.state, "settings", None)
+    limit_ms = getattr(settings, "statement_timeout_ms", 0) or 0
+    limit = f" of {limit_ms / 1000:g} s" if limit_ms else ""
+    log.warning("statement timeout on %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse(
+        {"detail": f"The request took longer than the database time limit{limit} and was stopped; "
+                   "narrow it (a shorter period, fewer categories, a smaller area) or retry later.",
+         "code": "query_timeout"},
+        status_code=503,
+        headers={"Retry-After": RETRY_AFTER_S},
+    )
+
+
 def _unavailable_response(exc: BaseException) -> JSONResponse:
     log.warning("database unavailable: %s", exc)
     return JSONResponse(
@@ -233,9 +262,11 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(DBAPIError)
-    async def _database(_request: Request, exc: DBAPIError) -> JSONResponse:
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
         if _is_connection_problem(exc):
             return _unavailable_response(exc)
+        if _is_statement_timeout(exc):
+            return _timeout_response(request, exc)
         if isinstance(exc, DataError):
             # A value PostgreSQL cannot take (a NUL character in text, a number out of range,
             # text that is not a valid number or date): the request is at fault, not the server.
@@ -252,9 +283,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     # A driver error SQLAlchemy did not wrap (raised from a connection hook, for one).
     @app.exception_handler(psycopg.Error)
-    async def _driver(_request: Request, exc: psycopg.Error) -> JSONResponse:
+    async def _driver(request: Request, exc: psycopg.Error) -> JSONResponse:
         if _is_connection_problem(exc):
             return _unavailable_response(exc)
+        if _is_statement_timeout(exc):
+            return _timeout_response(request, exc)
         log.exception("database driver error")
         return JSONResponse(
             {"detail": "Internal error; it has been logged.", "code": "internal_error"}, status_code=500

@@ -32,6 +32,8 @@ _GROUP_SQL = (
     "WHEN c.status IN ('dispatched','returned') THEN 'dispatched' ELSE 'new' END"
 )
 _OVERDUE_SQL = "(c.closed_at IS NULL AND c.current_due_at < now())"
+# Not in the "closed" group; spelled exactly as the predicate of case_open_geom_gist (0006).
+_OPEN_SQL = "c.closed_at IS NULL AND c.status NOT IN ('closed', 'rejected')"
 # Never more points than this in one viewport answer; above it the answer is a grid.
 MAX_POINTS = 2500
 GRID_COLUMNS = 24
@@ -93,7 +95,9 @@ def filter_sql(f: CaseFilters) -> tuple[str, dict]:
             conds.append(f"{col} = ANY(:{key})")
             p[key] = list(values)
     groups = [s for s in f.states if s in STATE_GROUPS]
-    if f.states:
+    if f.states and set(groups) >= set(STATE_GROUPS):
+        pass  # every case is in one of the groups (_GROUP_SQL has an ELSE): no condition
+    elif f.states:
         alts = []
         if groups:
             alts.append(f"({_GROUP_SQL}) = ANY(:groups)")
@@ -102,7 +106,10 @@ def filter_sql(f: CaseFilters) -> tuple[str, dict]:
             alts.append(_OVERDUE_SQL)
         conds.append("(" + " OR ".join(alts) + ")")
     else:
-        conds.append(f"({_GROUP_SQL}) <> 'closed'")
+        # Open cases: the same rows as ``(_GROUP_SQL) <> 'closed'`` (status is NOT NULL),
+        # written so that it matches the predicate of the partial index on open cases
+        # (migration 0006) and the planner can use it.
+        conds.append(_OPEN_SQL)
     if f.date_from:
         conds.append("c.reported_at >= CAST(:date_from AS date)")
         p["date_from"] = f.date_from
