@@ -29,7 +29,7 @@ from cases.catalogue import duplicate_params, get_category
 from cases.deadlines import initial_deadlines
 from cases.queries import CASE_SELECT_TEMPLATE, fetch_case_by_ticket
 from cases.tokens import Principal
-from geo.coords import check_point, normalise_crs, to_wgs84
+from geo.coords import check_point, normalise_crs, snap_tiny, to_wgs84
 from geo.routing import RouteResult, route
 
 # Same values as cases.queries.CHANNELS (tests check they agree).
@@ -176,7 +176,7 @@ def locate(conn: Connection, data: NewCase) -> _Location:
             raise
         # No boundaries loaded yet: the complaint is still taken, as an unrouted case.
         wlon, wlat = to_wgs84([data.lon], [data.lat], data.crs)
-        lon, lat = check_point(float(wlon[0]), float(wlat[0]))
+        lon, lat = check_point(snap_tiny(float(wlon[0])), snap_tiny(float(wlat[0])))
         return _Location("outside", data.lon, data.lat, data.crs, lon, lat,
                          note="no community boundaries loaded")
     return _Location(result.rule, result.input_lon, result.input_lat, result.input_crs,
