@@ -418,35 +418,57 @@ def stage_initial_deadlines(
     calendar's own walk) and COPY them into temporary table ``table(key bigint, review_at,
     reply_at, prov)``; return its row count. Bulk imports join it into their INSERT, so no
     row is written twice."""
+    import io
+
     import numpy as np
     import pandas as pd
 
-    from cases.deadlines_vec import due_many
+    from cases.deadlines_vec import due_many_epoch
 
     conn.execute(text(
         f"CREATE TEMP TABLE {table} (key bigint PRIMARY KEY, review_at timestamptz, "
         "reply_at timestamptz, prov boolean) ON COMMIT DROP"))
-    rows = conn.execute(text(_LIMITS_FOR.replace("{rel}", relation)), params).all()
-    if not rows:
+    # Numbers travel through COPY both ways (epoch seconds): building Python datetimes for a
+    # million rows would cost more than the arithmetic itself.
+    limits_sql = _LIMITS_FOR.replace("{rel}", relation)
+    conn.execute(text(
+        "CREATE TEMP TABLE _cg_lim ON COMMIT DROP AS SELECT key::bigint AS key, step, "
+        f"floor(extract(epoch FROM start))::bigint AS s, amount, unit FROM ({limits_sql}) x"),
+        params)
+    buf = io.BytesIO()
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur, cur.copy("COPY _cg_lim TO STDOUT (FORMAT csv)") as copy:
+        for block in copy:
+            buf.write(block)
+    conn.execute(text("DROP TABLE _cg_lim"))
+    buf.seek(0)
+    frame = pd.read_csv(buf, header=None, names=["key", "step", "s", "amount", "unit"],
+                        dtype={"key": np.int64, "step": str, "s": np.int64, "amount": float,
+                               "unit": str})
+    if frame.empty:
         return 0
-    frame = pd.DataFrame(rows, columns=["key", "step", "start", "amount", "unit"])
-    due, prov = due_many(
-        calendar, frame["start"], frame["amount"].to_numpy(float), frame["unit"].to_numpy(object)
+    due_s, prov = due_many_epoch(
+        calendar, frame["s"].to_numpy(), frame["amount"].to_numpy(float), frame["unit"].to_numpy(object)
     )
-    frame["due"], frame["prov"] = due.to_numpy(), prov
+    frame["due"], frame["prov"] = due_s, prov
     review = frame[frame["step"] == "review"].set_index("key")
     reply = frame[frame["step"] == "reply"].set_index("key")["due"]
     out = pd.DataFrame({
-        "key": review.index.astype(np.int64),
-        "review_at": review["due"].to_numpy(),
-        "reply_at": reply.reindex(review.index).to_numpy(),
+        "key": review.index.to_numpy(np.int64),
+        "review": review["due"].to_numpy(np.int64),
+        "reply": reply.reindex(review.index).astype("Int64").to_numpy(),
         "prov": review["prov"].astype(bool).to_numpy(),
     })
-    raw = conn.connection.driver_connection
+    conn.execute(text("CREATE TEMP TABLE _cg_due_raw (key bigint, review bigint, reply bigint,"
+                      " prov boolean) ON COMMIT DROP"))
     with raw.cursor() as cur, cur.copy(
-        f"COPY {table} (key, review_at, reply_at, prov) FROM STDIN (FORMAT csv)"
+        "COPY _cg_due_raw (key, review, reply, prov) FROM STDIN (FORMAT csv)"
     ) as copy:
-        copy.write(out.to_csv(index=False, header=False, date_format="%Y-%m-%d %H:%M:%S%z"))
+        copy.write(out.to_csv(index=False, header=False))
+    conn.execute(text(
+        f"INSERT INTO {table} SELECT key, to_timestamp(review), to_timestamp(reply), prov "
+        "FROM _cg_due_raw"))
+    conn.execute(text("DROP TABLE _cg_due_raw"))
     conn.execute(text(f"ANALYZE {table}"))
     return len(out)
 

@@ -119,6 +119,18 @@ def due_many(
     return due, prov
 
 
+def due_many_epoch(
+    calendar: WorkCalendar, start_s: np.ndarray, amounts: np.ndarray, units: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`due_many` on Unix seconds (UTC) in and out: no datetime objects at all, for
+    bulk paths that move numbers through COPY."""
+    start_s = np.asarray(start_s, dtype=np.int64)
+    starts = pd.Series(pd.to_datetime(start_s, unit="s", utc=True))
+    due, prov = due_many(calendar, starts, amounts, units)
+    due_s = due.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[s]")
+    return due_s.astype(np.int64), prov
+
+
 def due_one(calendar: WorkCalendar, start: datetime, amount: float, unit: str):
     """One deadline through the vectorised path (for tests and small callers)."""
     due, prov = due_many(calendar, pd.Series([start]), np.array([amount]), np.array([unit]))
