@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
+from sqlalchemy.exc import OperationalError
 
 from casegrid.errors import CasegridError
 
@@ -26,6 +27,15 @@ def cli_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             where = f" ({exc.field})" if exc.field else ""
             err_console.print(f"[bold red]error{where}:[/] {exc.message}")
             sys.exit(2)
+        except OperationalError as exc:
+            # The database went away (or never came): every command works in one
+            # transaction, so nothing half-written is left behind; saying so is the fix.
+            err_console.print(
+                "[bold red]error:[/] the database is unavailable "
+                f"({str(exc.orig).strip().splitlines()[0] if exc.orig else exc}). Nothing "
+                "was stored by this command; start it (`casegrid db start`) and re-run."
+            )
+            sys.exit(3)
 
     return wrapper
 
