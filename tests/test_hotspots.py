@@ -7,7 +7,7 @@ independently here with shapely/numpy, not taken from the code under test.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -203,3 +203,44 @@ def test_bad_cell_size_and_filters_rejected(area):
         CaseFilters(hour_from=3).validate()
     with pytest.raises(InvalidInput):
         CaseFilters(states=("lost",)).validate()
+
+
+@pytest.mark.parametrize("geom", [
+    shapely.Point(300, 200),
+    shapely.MultiPoint([(0, 0), (900, 900)]),
+    shapely.box(100, 100, 400, 250),
+    shapely.Polygon([(0, 0), (1000, 0), (1000, 1000), (0, 1000)], [[(200, 200), (800, 200), (800, 800), (200, 800)]]),
+    shapely.MultiPolygon([shapely.box(0, 0, 100, 100), shapely.box(500, 500, 700, 650)]),
+    shapely.Polygon([(0, 0), (600, 0), (600, 600), (300, 200), (0, 600)]),  # concave
+    shapely.LineString([(0, 0), (500, 800), (1000, 0)]),
+    shapely.Point(300, 200).buffer(150, 16),  # a plaza drawn as a circle (65 edges)
+    shapely.Point(300, 200).buffer(150, 64),  # more edges than the numpy path takes
+], ids=lambda g: f"{g.geom_type}-{shapely.get_num_coordinates(g)}")
+def test_poi_distances_equal_geos(geom):
+    """The numpy distances behind the ring counts equal GEOS's (0 inside, holes are
+    outside, points on an edge or vertex are at 0)."""
+    from geo.hotspots import _distances
+
+    rng = np.random.default_rng(4)
+    xs = np.r_[rng.uniform(-500, 1500, 5000), 100.0, 250.0, 0.0]
+    ys = np.r_[rng.uniform(-500, 1500, 5000), 100.0, 100.0, 0.0]
+    want = shapely.distance(geom, shapely.points(xs, ys))
+    got = _distances(geom, xs, ys)
+    assert np.allclose(got, want, rtol=0, atol=1e-6)
+    assert (got == 0).sum() == (want == 0).sum()
+
+
+def test_local_hours_follow_asia_shanghai():
+    """Report hours from PostgreSQL's binary timestamps: UTC+8 today, and the tz database's
+    answer in 1988, when Shanghai kept summer time (UTC+9)."""
+    from geo.hotspots import _local_hours
+
+    epoch = datetime(2000, 1, 1, tzinfo=UTC)
+    instants = [datetime(2025, 6, 2, 13, 30, tzinfo=UTC), datetime(2025, 12, 31, 16, 0, tzinfo=UTC),
+                datetime(1988, 7, 1, 12, 0, tzinfo=UTC), datetime(1969, 7, 20, 20, 17, tzinfo=UTC)]
+    micros = np.array([(t - epoch) // timedelta(microseconds=1) for t in instants], dtype=np.int64)
+    from zoneinfo import ZoneInfo
+
+    want = [t.astimezone(ZoneInfo("Asia/Shanghai")).hour for t in instants]
+    assert want[:3] == [21, 0, 21]  # 1988 summer: UTC+9
+    assert _local_hours(micros).tolist() == want
