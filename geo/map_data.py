@@ -226,12 +226,15 @@ def cases_in_bbox(
     dx = (e - w) / grid_columns
     rows_n = max(1, round((n - s) / dx))
     dy = (n - s) / rows_n
+    # Each case's coordinates once (OFFSET 0 keeps the subquery from being flattened, which
+    # would repeat ST_X/ST_Y in the grouping key and in the averages).
     rows = conn.execute(
         text(
-            f"SELECT round(avg(ST_X(c.geom))::numeric, 6)::float, round(avg(ST_Y(c.geom))::numeric, 6)::float, "
-            f"count(*), count(*) FILTER (WHERE {_OVERDUE_SQL}), count(*) FILTER (WHERE {flag} > 0) "
-            f"FROM \"case\" c WHERE {where} "
-            f"GROUP BY floor((ST_X(c.geom) - :w) / :dx), floor((ST_Y(c.geom) - :s) / :dy)"
+            "SELECT round(avg(x)::numeric, 6)::float, round(avg(y)::numeric, 6)::float, "
+            "count(*), count(*) FILTER (WHERE od), count(*) FILTER (WHERE fl) "
+            f"FROM (SELECT ST_X(c.geom) x, ST_Y(c.geom) y, {_OVERDUE_SQL} od, {flag} > 0 fl "
+            f"FROM \"case\" c WHERE {where} OFFSET 0) q "
+            "GROUP BY floor((x - :w) / :dx), floor((y - :s) / :dy)"
         ),
         {**p, "dx": dx, "dy": dy},
     ).all()

@@ -8,6 +8,10 @@ the CLI has no server, so it embeds one such answer for the whole city instead.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import threading
+from collections import OrderedDict
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -71,6 +75,20 @@ def _options(data: dict, lang: str) -> dict:
     }
 
 
+# Rendered pages by content. folium compiles a Jinja template for every element it draws
+# (about 300 for the sample city's boundaries, posts and labels), which made rendering the
+# page shell cost more than all its queries; the shell changes only with the boundaries,
+# posts, filters and language, so a page with the same inputs is served from here.
+_PAGES: OrderedDict[str, str] = OrderedDict()
+_PAGES_MAX = 32
+_PAGES_LOCK = threading.Lock()
+
+
+def _page_key(*parts: object) -> str:
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=repr)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
 def render_dispatch(
     data: dict,
     filters: CaseFilters,
@@ -83,7 +101,26 @@ def render_dispatch(
     inline: dict | None = None,
 ) -> str:
     """The dispatcher page as HTML. ``data`` is ``geo.map_data.dispatch_data``'s answer;
-    ``inline`` (standalone files) is ``{"data": <cases answer>, "summaries": {id: popup}}``."""
+    ``inline`` (standalone files) is ``{"data": <cases answer>, "summaries": {id: popup}}``.
+    Pages without ``inline`` are cached by their inputs (the same inputs give the same page)."""
+    if inline is not None:
+        return _render_dispatch(data, filters, display, lang, asset_base, cases_api, case_api, inline)
+    key = _page_key(data, filters_state(filters), repr(display), lang, asset_base, cases_api, case_api)
+    with _PAGES_LOCK:
+        page = _PAGES.get(key)
+        if page is not None:
+            _PAGES.move_to_end(key)
+            return page
+    page = _render_dispatch(data, filters, display, lang, asset_base, cases_api, case_api, None)
+    with _PAGES_LOCK:
+        _PAGES[key] = page
+        while len(_PAGES) > _PAGES_MAX:
+            _PAGES.popitem(last=False)
+    return page
+
+
+def _render_dispatch(data: dict, filters: CaseFilters, display: Display, lang: str, asset_base: str,
+                     cases_api: str, case_api: str, inline: dict | None) -> str:
     t = strings(lang)
     m = new_map(display, asset_base, data["bounds"], t["dispatch_title"], lang)
     add_subdistricts(m, data["subdistricts"], display, t["subdistricts"])
