@@ -1,7 +1,7 @@
 # casegrid: two commands.
 #   make run   – set up, start the embedded PostGIS, load the sample city, serve on :8000
 #   make test  – set up, run the whole test suite against a throwaway PostGIS
-.PHONY: run test bench lint setup setup-test
+.PHONY: run test bench soak lint setup setup-test
 
 setup:
 	@scripts/setup.sh
@@ -20,3 +20,7 @@ lint: setup-test
 
 bench: setup-test
 	.venv/bin/python -m bench
+
+# 10 minutes of mixed traffic (intake 80%, reads 15%, workflow 5%); adds its section to RESULTS.md
+soak: setup-test
+	.venv/bin/python -m bench.soak --results bench/RESULTS.md

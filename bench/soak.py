@@ -458,6 +458,16 @@ def run(seconds: float = DEFAULT_SECONDS, rate: float | None = None, workers: in
     return result
 
 
+def merge_section(results: Path, section: str) -> None:
+    """Put the load-held section into ``results``, replacing the one an earlier run wrote."""
+    text = results.read_text(encoding="utf-8") if results.exists() else ""
+    start = text.find("## Load held")
+    if start >= 0:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + (text[end + 1:] if end >= 0 else "")
+    results.write_text(text.rstrip() + "\n\n" + section.strip() + "\n", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI: run, print the Markdown section; exit 1 when a requirement is not met."""
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n")[0])
@@ -468,11 +478,15 @@ def main(argv: list[str] | None = None) -> int:
                              f"RESULTS.md, else {FALLBACK_RATE:g})")
     parser.add_argument("--workers", type=int, default=WORKERS, help="uvicorn workers (default 2)")
     parser.add_argument("--out", type=Path, default=OUT_PATH, help="where to write the section")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="also put the section into this RESULTS.md (replacing an earlier one)")
     args = parser.parse_args(argv)
     if args.seconds <= 0 or (args.rate is not None and args.rate <= 0):
         parser.error("--seconds and --rate must be positive")
     result = run(args.seconds, args.rate, args.workers, args.out)
     print(result["markdown"])
+    if args.results:
+        merge_section(args.results, result["markdown"])
     for example in result["error_examples"]:
         print(f"error: {example}", file=sys.stderr)
     return 0 if result["zero_errors"] and result["p99_stable"] else 1
