@@ -115,3 +115,26 @@ def test_bad_rows_get_rule_invalid_and_a_reason(engine, tmp_path):
     ]
     assert "swapped" in got.loc[4, "reason"]
     assert report.invalid == 5 and report.by_rule["inside"] == 1
+
+
+def test_quoted_line_breaks_and_crlf_are_kept(engine, tmp_path):
+    from shapely.geometry import box
+
+    with engine.begin() as conn:
+        store_generation(
+            conn, "community",
+            gpd.GeoDataFrame({"code": ["1"], "name": ["A"]}, geometry=[box(117, 35, 117.1, 35.1)], crs=4326),
+            source="t", source_crs="EPSG:4326",
+        )
+    for name, body in {
+        "multiline.csv": 'id,x,y,note\n1,117.05,35.05,"two\nlines"\n2,117.06,35.06,plain\n',
+        "crlf.csv": "id,x,y,note\r\n1,117.05,35.05,\"a, b\"\r\n2,117.2,35.06,plain\r\n",
+    }.items():
+        src, out = tmp_path / name, tmp_path / f"out_{name}"
+        src.write_bytes(body.encode())
+        route_file(engine, src, out, lon_col="x", lat_col="y")
+        got = pd.read_csv(out, dtype=str, keep_default_na=False)
+        original = pd.read_csv(src, dtype=str, keep_default_na=False)
+        assert got[original.columns].equals(original), name
+        assert got["community_code"].tolist()[0] == "1"
+        assert "\r" not in out.read_text()
