@@ -10,6 +10,7 @@ the run.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -157,9 +158,11 @@ def route_points(
         conn.execute(text("ANALYZE route_staging"))
         if progress:
             progress("route", 0, 1)
-        rows = conn.execute(
+        conn.execute(
             text(
-                "SELECT r.id, r.rule, r.distance_m, r.near_boundary, r.alternates::text AS alternates,"
+                "CREATE TEMP TABLE route_result ON COMMIT DROP AS"
+                " SELECT r.id, r.rule, round(r.distance_m::numeric, 2) AS distance_m,"
+                " r.near_boundary, r.alternates::text AS alternates,"
                 " c.code, c.name, c.subdistrict_code FROM ("
                 + route_sql(
                     "SELECT id, ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS geom FROM route_staging"
@@ -167,25 +170,37 @@ def route_points(
                 + ") r LEFT JOIN community c ON c.id = r.community_id"
             ),
             {"gen": gen, "tol_m": tol, "margin_m": margin},
-        ).all()
+        )
+        # Results come back through COPY and pandas' C reader: a million Row objects would
+        # cost more than the routing query.
+        buf = io.BytesIO()
+        with raw.cursor() as cur, cur.copy("COPY route_result TO STDOUT (FORMAT csv)") as copy:
+            for block in copy:
+                buf.write(block)
         if progress:
             progress("route", 1, 1)
-    if rows:
-        res = pd.DataFrame(
-            rows,
-            columns=["id", "rule", "distance_m", "near_boundary", "alternates", "code", "name", "sub"],
-        ).set_index("id")
-        ids = res.index.to_numpy()
+    buf.seek(0)
+    res = pd.read_csv(
+        buf, header=None,
+        names=["id", "rule", "distance_m", "near_boundary", "alternates", "code", "name", "sub"],
+        dtype={"id": np.int64, "rule": str, "distance_m": float, "near_boundary": str,
+               "alternates": str, "code": object, "name": object, "sub": object},
+        keep_default_na=False, na_values={"distance_m": [""], "code": [""], "name": [""], "sub": [""]},
+    )
+    if len(res):
+        ids = res["id"].to_numpy()
         out.loc[ids, "rule"] = res["rule"].to_numpy()
-        out.loc[ids, "distance_m"] = res["distance_m"].astype(float).round(2).to_numpy()
-        out.loc[ids, "near_boundary"] = res["near_boundary"].astype(bool).to_numpy()
-        alts = res["alternates"].to_numpy()
-        out.loc[ids, "alternates"] = [
-            "" if a == "[]" else ";".join(d["code"] for d in json.loads(a)) for a in alts
-        ]
-        out.loc[ids, "community_code"] = res["code"].to_numpy()
-        out.loc[ids, "community_name"] = res["name"].to_numpy()
-        out.loc[ids, "subdistrict_code"] = res["sub"].to_numpy()
+        out.loc[ids, "distance_m"] = res["distance_m"].to_numpy()
+        out.loc[ids, "near_boundary"] = (res["near_boundary"] == "t").to_numpy()
+        alts = res["alternates"].to_numpy(dtype=object)
+        some = np.flatnonzero(alts != "[]")  # only near a boundary: few rows to parse
+        joined = np.full(len(alts), "", dtype=object)
+        joined[some] = [";".join(d["code"] for d in json.loads(alts[i])) for i in some]
+        out.loc[ids, "alternates"] = joined
+        for column, source in (("community_code", "code"), ("community_name", "name"),
+                               ("subdistrict_code", "sub")):
+            values = res[source].to_numpy(dtype=object)
+            out.loc[ids, column] = np.where(pd.isna(values), None, values)
     return out
 
 
