@@ -40,6 +40,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import text
 
+from bench.harness import percentile
 from casegrid.cluster import Cluster, free_port
 from casegrid.db import make_engine, migrate
 from casegrid.settings import PROJECT_ROOT
@@ -70,17 +71,6 @@ _CHANNELS = ("platform", "hotline_12345", "app")
 
 def log(msg: str) -> None:
     print(f"[soak {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def percentile(values: list[float], p: float) -> float:
-    """The p-th percentile (0-100) by linear interpolation; NaN for no values."""
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    k = (len(s) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 def intake_rate_from_results(path: Path = RESULTS_PATH) -> float | None:
