@@ -110,6 +110,19 @@ def _loads(page) -> int:
     return int(page.get_attribute("body", "data-cg-loads") or 0)
 
 
+def _settle(page) -> None:
+    """Wait until the map has stopped moving and its debounced viewport reload (200 ms after
+    ``moveend``) has been answered."""
+    page.wait_for_load_state("networkidle")
+    for _ in range(20):
+        n = _loads(page)
+        page.wait_for_timeout(500)
+        page.wait_for_load_state("networkidle")
+        if _loads(page) == n:
+            return
+    raise AssertionError("the dispatcher map kept reloading for 10 s")
+
+
 def test_dispatch_page(browser, server, city_engine):
     token = make_token(city_engine, "dispatcher")
     ctx, page, watch = _open(browser, f"{server}/maps/dispatch?token={token}")
@@ -135,6 +148,11 @@ def test_dispatch_page(browser, server, city_engine):
         popup = page.inner_text(".leaflet-popup-content")
         assert "CG" in popup and "张三" not in popup and "13800000000" not in popup
 
+        # Opening the popup may auto-pan the map (Leaflet keeps popups in view), which
+        # reloads the viewport with a different bbox: compare counts only after it settles.
+        _settle(page)
+        before = int(page.get_attribute("body", "data-cg-total"))
+
         # Filter: overdue only → fewer cases, the URL says so.
         n = _loads(page)
         page.check('#cg-filters input[name="state"][value="overdue"]')
@@ -142,7 +160,7 @@ def test_dispatch_page(browser, server, city_engine):
         after = int(page.get_attribute("body", "data-cg-total"))
         with city_engine.connect() as conn:
             overdue = conn.execute(text('SELECT count(*) FROM "case" WHERE closed_at IS NULL AND current_due_at < now()')).scalar_one()
-        assert 0 < after <= overdue < before
+        assert 0 < after <= overdue < before, (after, overdue, before, _loads(page))
         assert "state=overdue" in page.url
         page.wait_for_timeout(600)
         _shot(page, "dispatch_overdue.png")
