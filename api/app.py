@@ -20,6 +20,7 @@ from api.errors import (
     install_error_handlers,
     json_error_bodies,
 )
+from api.intake_queue import IntakeBatcher
 from api.middleware import install_middleware
 from casegrid import __version__
 from casegrid.db import make_engine, resolve_database_url
@@ -34,9 +35,12 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.engine = make_engine(url, settings)
+        app.state.intake = IntakeBatcher(app.state.engine, settings)
+        await app.state.intake.start()
         try:
             yield
         finally:
+            await app.state.intake.stop()
             app.state.engine.dispose()
 
     app = FastAPI(

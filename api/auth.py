@@ -22,10 +22,10 @@ from cases.tokens import Principal, authenticate
 _bearer = HTTPBearer(auto_error=False, description="A casegrid API token (`casegrid token create`).")
 
 
-def current_principal(
-    request: Request,
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def current_principal(request: Request, creds: BearerCredentials) -> Principal:
     """The caller, from its bearer token (401 when missing, unknown or revoked)."""
     secret = creds.credentials if creds else None
     with request.app.state.engine.connect() as conn:

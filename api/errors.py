@@ -162,7 +162,7 @@ def error_body(exc: CasegridError) -> dict:
 _UNAVAILABLE_SQLSTATES = ("53300", "57P01", "57P02", "57P03")
 
 
-def _is_connection_problem(exc: BaseException) -> bool:
+def is_connection_problem(exc: BaseException) -> bool:
     """True when ``exc`` says the database is unreachable or restarting (a 503 the client
     can retry), False for an error in what was asked (a bug: 500).
 
@@ -263,7 +263,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
-        if _is_connection_problem(exc):
+        if is_connection_problem(exc):
             return _unavailable_response(exc)
         if _is_statement_timeout(exc):
             return _timeout_response(request, exc)
@@ -284,7 +284,7 @@ def install_error_handlers(app: FastAPI) -> None:
     # A driver error SQLAlchemy did not wrap (raised from a connection hook, for one).
     @app.exception_handler(psycopg.Error)
     async def _driver(request: Request, exc: psycopg.Error) -> JSONResponse:
-        if _is_connection_problem(exc):
+        if is_connection_problem(exc):
             return _unavailable_response(exc)
         if _is_statement_timeout(exc):
             return _timeout_response(request, exc)

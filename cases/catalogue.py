@@ -31,22 +31,41 @@ def list_categories(conn: Connection, *, include_inactive: bool = False) -> list
 def get_category(conn: Connection, code: object) -> dict:
     """The active category ``code``; ``InvalidInput(field='category')`` when it is unknown,
     retired or malformed, with a message saying where the valid codes are listed."""
-    value = "" if code is None else str(code).strip()
+    found = get_categories(conn, [code])[_clean(code)]
+    if isinstance(found, InvalidInput):
+        raise found
+    return found
+
+
+def get_categories(conn: Connection, codes: list[object]) -> dict[str, dict | InvalidInput]:
+    """Each of ``codes`` (stripped) -> its active category row, or the ``InvalidInput`` that
+    :func:`get_category` would raise for it. One query for all of them (intake batches)."""
+    wanted = sorted({_clean(c) for c in codes})
+    rows = {}
+    if any(wanted):
+        rows = {r["code"]: dict(r) for r in conn.execute(
+            text(f"SELECT {_COLUMNS} FROM category WHERE code = ANY(:codes)"),
+            {"codes": [c for c in wanted if c]}).mappings()}
+    return {c: _checked(c, rows.get(c)) for c in wanted}
+
+
+def _clean(code: object) -> str:
+    return "" if code is None else str(code).strip()
+
+
+def _checked(value: str, row: dict | None) -> dict | InvalidInput:
     if not value:
-        raise InvalidInput(f"category is missing: give a 4-digit category code; {HOW_TO_LIST}",
-                           field="category")
-    row = conn.execute(
-        text(f"SELECT {_COLUMNS} FROM category WHERE code = :c"), {"c": value}
-    ).mappings().first()
+        return InvalidInput(f"category is missing: give a 4-digit category code; {HOW_TO_LIST}",
+                            field="category")
     if row is None:
         shape = "" if (len(value) == 4 and value.isdigit()) else " (codes are 4 digits, e.g. 0599)"
-        raise InvalidInput(f"unknown category {value!r}{shape}; {HOW_TO_LIST}", field="category")
+        return InvalidInput(f"unknown category {value!r}{shape}; {HOW_TO_LIST}", field="category")
     if not row["active"]:
-        raise InvalidInput(
+        return InvalidInput(
             f"category {value!r} ({row['name_en']}) is retired and takes no new cases; {HOW_TO_LIST}",
             field="category",
         )
-    return dict(row)
+    return row
 
 
 def duplicate_params(category: dict, settings: Settings | None = None) -> tuple[float, int]:

@@ -91,18 +91,44 @@ def due_after(calendar: WorkCalendar, start: datetime, limit: Limit) -> Deadline
 def initial_deadlines(conn: Connection, category_code: str, channel: str, received_at: datetime) -> dict:
     """Due columns of a case about to be registered (review and reply, counted from
     ``received_at``), so intake writes them with the INSERT instead of updating the row."""
+    return initial_deadlines_many(conn, [(category_code, channel)], received_at)[(category_code, channel)]
+
+
+_EFFECTIVE_MANY_SQL = """
+SELECT DISTINCT ON (k.cat, k.ch, t.step) k.cat, k.ch, t.step, t.amount::float8 AS amount, t.unit,
+       t.category_code, t.channel, t.note
+FROM unnest(CAST(:cats AS text[]), CAST(:chs AS text[])) AS k(cat, ch)
+JOIN time_limit t ON t.category_code IN (k.cat, '*') AND t.channel IN (k.ch, '*')
+ORDER BY k.cat, k.ch, t.step, (t.category_code = '*'), (t.channel = '*')
+"""
+
+
+def initial_deadlines_many(
+    conn: Connection, keys: list[tuple[str, str]], received_at: datetime
+) -> dict[tuple[str, str], dict]:
+    """:func:`initial_deadlines` for several ``(category_code, channel)`` pairs received at
+    the same moment (an intake batch): the calendar and all limits in two queries."""
     from cases.calendar_store import load_calendar
 
+    pairs = sorted(set(keys))
     calendar = load_calendar(conn)
-    limits = limits_for(conn, category_code, channel)
-    review = due_after(calendar, received_at, limits["review"]) if "review" in limits else None
-    reply = due_after(calendar, received_at, limits["reply"]) if "reply" in limits else None
-    return {
-        "review_due_at": review.at if review else None,
-        "reply_due_at": reply.at if reply else None,
-        "current_due_at": review.at if review else None,
-        "due_provisional": bool(review and review.provisional),
-    }
+    limits: dict[tuple[str, str], dict[str, Limit]] = {p: {} for p in pairs}
+    rows = conn.execute(text(_EFFECTIVE_MANY_SQL),
+                        {"cats": [p[0] for p in pairs], "chs": [p[1] for p in pairs]}).mappings()
+    for r in rows:
+        limits[(r["cat"], r["ch"])][r["step"]] = Limit(
+            r["step"], r["amount"], r["unit"], r["category_code"], r["channel"], r["note"])
+    out = {}
+    for pair, lims in limits.items():
+        review = due_after(calendar, received_at, lims["review"]) if "review" in lims else None
+        reply = due_after(calendar, received_at, lims["reply"]) if "reply" in lims else None
+        out[pair] = {
+            "review_due_at": review.at if review else None,
+            "reply_due_at": reply.at if reply else None,
+            "current_due_at": review.at if review else None,
+            "due_provisional": bool(review and review.provisional),
+        }
+    return out
 
 
 # -- the editable table ----------------------------------------------------------------------

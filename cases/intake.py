@@ -23,19 +23,28 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 from sqlalchemy import Connection, text
 
-from casegrid.errors import Conflict, CoordinateError, Forbidden, InvalidInput, NotFound
+from casegrid.errors import (
+    CasegridError,
+    Conflict,
+    CoordinateError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+)
 from casegrid.settings import Settings, get_settings
-from cases.catalogue import duplicate_params, get_category
-from cases.deadlines import initial_deadlines
-from cases.queries import CASE_SELECT_TEMPLATE, fetch_case_by_ticket
+from cases.catalogue import duplicate_params, get_categories
+from cases.deadlines import initial_deadlines_many
+from cases.queries import CASE_SELECT, CASE_SELECT_TEMPLATE
 from cases.tokens import Principal
-from geo.coords import check_point, normalise_crs, snap_tiny, to_wgs84
-from geo.routing import RouteResult, route
+from geo.coords import normalise_crs
+from geo.routing import PreparedPoint, RouteResult, prepare_point, route_prepared
 
 # Same values as cases.queries.CHANNELS (tests check they agree).
 Channel = Literal["hotline_12345", "platform", "patrol", "app", "open311", "walk_in"]
 
 INTAKE_CRS = ("wgs84", "gcj02", "bd09")
+# Who may register complaints (a community officer only within its own communities).
+SUBMITTERS = ("intake", "dispatcher", "supervisor", "admin", "community_officer")
 MAX_DESCRIPTION = 4000
 MAX_PHOTOS = 10
 # Reporters' and servers' clocks differ; a timestamp a little ahead of ours is still real.
@@ -72,6 +81,15 @@ class NewCase(BaseModel):
     reporter_name: str | None = Field(None, max_length=100)
     reporter_phone: str | None = Field(None, max_length=40)
     photo_urls: list[HttpUrl] = Field(default_factory=list, description=f"At most {MAX_PHOTOS} http(s) URLs.")
+
+    @field_validator("address", "category", "description", "external_id", "reporter_name",
+                     "reporter_phone", mode="before")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        # PostgreSQL text cannot hold NUL: refuse it here, naming the field, not deep in the DB.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("contains a NUL character (\\u0000); remove it")
+        return value
 
     @field_validator("crs", mode="before")
     @classmethod
@@ -156,8 +174,9 @@ class _Location:
     note: str | None = None
 
 
-def locate(conn: Connection, data: NewCase) -> _Location:
-    """Validate the coordinates (or the address-only form) and route them.
+def locate(data: NewCase) -> _Location | PreparedPoint:
+    """Validate the coordinates (or the address-only form): the validated point to route,
+    or the unrouted location of an address-only complaint.
 
     Raises ``CoordinateError`` naming ``lon``/``lat`` for missing, NaN, out-of-range or
     swapped values.
@@ -168,19 +187,23 @@ def locate(conn: Connection, data: NewCase) -> _Location:
                 "location is missing: give lon and lat (with crs), or at least an address "
                 "for a dispatcher to place", field="lon")
         return _Location(rule="unlocated", note="address only")
+    return prepare_point(data.lon, data.lat, data.crs)
+
+
+def _route_all(conn: Connection, points: dict[int, PreparedPoint]) -> dict[int, _Location]:
+    """Route the validated points of a batch in one query."""
+    if not points:
+        return {}
     try:
-        # route() validates first: missing/NaN/out-of-range/swapped values name their field.
-        result = route(conn, data.lon, data.lat, data.crs)
+        routed = route_prepared(conn, list(points.values()))
     except NotFound as exc:
         if exc.field != "generation":
             raise
-        # No boundaries loaded yet: the complaint is still taken, as an unrouted case.
-        wlon, wlat = to_wgs84([data.lon], [data.lat], data.crs)
-        lon, lat = check_point(snap_tiny(float(wlon[0])), snap_tiny(float(wlat[0])))
-        return _Location("outside", data.lon, data.lat, data.crs, lon, lat,
-                         note="no community boundaries loaded")
-    return _Location(result.rule, result.input_lon, result.input_lat, result.input_crs,
-                     result.lon, result.lat, routed=result)
+        # No boundaries loaded yet: the complaints are still taken, as unrouted cases.
+        return {i: _Location("outside", p.input_lon, p.input_lat, p.input_crs, p.lon, p.lat,
+                             note="no community boundaries loaded") for i, p in points.items()}
+    return {i: _Location(r.rule, r.input_lon, r.input_lat, r.input_crs, r.lon, r.lat, routed=r)
+            for i, r in zip(points, routed, strict=True)}
 
 
 def routing_summary(loc: _Location) -> dict:
@@ -202,32 +225,52 @@ def routing_summary(loc: _Location) -> dict:
     return summary
 
 
-# One statement: insert the case (or nothing, if the ticket is known) and its first event.
+# One statement for a whole batch: insert the cases (skipping tickets already known) and
+# their first events, and return the inserted cases with their position in the batch. Ids
+# are drawn up front so each returned row maps back to its submission without relying on
+# the order of RETURNING.
 INSERT_SQL = """
-WITH ins AS (
-    INSERT INTO "case" (channel, external_id, category_code, description, address,
+WITH src AS MATERIALIZED (
+    SELECT r.*, nextval(pg_get_serial_sequence('"case"', 'id')) AS new_id
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+        ord int, channel text, external_id text, category text, description text, address text,
+        reported_at timestamptz, received_at timestamptz, reporter_name text,
+        reporter_phone text, photo_urls text[], input_lon float8, input_lat float8,
+        input_crs text, lon float8, lat float8, community_code text, subdistrict_code text,
+        post_id int, generation_id int, rule text, distance_m float8, near_boundary boolean,
+        alternates jsonb, review_due_at timestamptz, reply_due_at timestamptz,
+        current_due_at timestamptz, due_provisional boolean, actor text, role text,
+        event_data jsonb)
+), ins AS (
+    INSERT INTO "case" (id, channel, external_id, category_code, description, address,
                         reported_at, received_at, reporter_name, reporter_phone, photo_urls,
                         input_lon, input_lat, input_crs, geom,
                         community_code, subdistrict_code, post_id, generation_id,
                         route_rule, route_distance_m, near_boundary, route_alternates,
                         review_due_at, reply_due_at, current_due_at, due_provisional)
-    VALUES (:channel, :external_id, :category, :description, :address,
-            COALESCE(CAST(:reported_at AS timestamptz), now()), CAST(:received_at AS timestamptz),
-            :reporter_name, :reporter_phone,
-            CAST(:photo_urls AS text[]),
-            :input_lon, :input_lat, :input_crs,
-            CASE WHEN CAST(:lon AS float8) IS NULL THEN NULL
-                 ELSE ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) END,
-            :community_code, :subdistrict_code, :post_id, :generation_id,
-            :rule, :distance_m, :near_boundary, CAST(:alternates AS jsonb),
-            :review_due_at, :reply_due_at, :current_due_at, :due_provisional)
+    SELECT new_id, channel, external_id, category, description, address,
+           COALESCE(reported_at, now()), received_at, reporter_name, reporter_phone,
+           photo_urls, input_lon, input_lat, input_crs,
+           CASE WHEN lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(lon, lat), 4326) END,
+           community_code, subdistrict_code, post_id, generation_id,
+           rule, distance_m, near_boundary, alternates,
+           review_due_at, reply_due_at, current_due_at, due_provisional
+    FROM src ORDER BY ord
     ON CONFLICT (channel, external_id) WHERE external_id IS NOT NULL DO NOTHING
     RETURNING *
 ), ev AS (
     INSERT INTO case_event (case_id, actor, role, action, from_state, to_state, data)
-    SELECT id, :actor, :role, 'register', NULL, status, CAST(:event_data AS jsonb) FROM ins
+    SELECT ins.id, src.actor, src.role, 'register', NULL, ins.status, src.event_data
+    FROM ins JOIN src ON src.new_id = ins.id
 )
-""" + CASE_SELECT_TEMPLATE.replace("{source}", "ins")
+SELECT src.ord, q.* FROM (""" + CASE_SELECT_TEMPLATE.replace("{source}", "ins") + """) q
+JOIN src ON src.new_id = q.id
+"""
+
+_BY_TICKETS_SQL = CASE_SELECT + """
+WHERE (c.channel, c.external_id) IN (
+    SELECT * FROM unnest(CAST(:channels AS text[]), CAST(:external_ids AS text[])))
+"""
 
 
 def _check_scope(actor: Principal, community_code: str | None, *, existing: bool) -> None:
@@ -253,18 +296,103 @@ def create_case(
     Writes the case and its ``register`` event in the caller's transaction. Raises
     ``InvalidInput``/``CoordinateError`` (naming the field) before anything is written.
     """
-    category = get_category(conn, data.category)
-    loc = locate(conn, data)
-    r = loc.routed
-    _check_scope(actor, r.community_code if r else None, existing=False)
+    (result,) = register_cases(conn, [(data, actor)], settings)
+    if isinstance(result, CasegridError):
+        raise result
+    return result
+
+
+def register_cases(
+    conn: Connection,
+    submissions: list[tuple[NewCase, Principal]],
+    settings: Settings | None = None,
+) -> list[IntakeResult | CasegridError]:
+    """:func:`create_case` for a batch of submissions, in one transaction (the caller's)
+    and a handful of statements whatever the batch size: one query each for the
+    categories, the routing, the due times, the insert, the tickets already known and the
+    duplicates.
+
+    Returns, in order, each submission's result or the error it alone caused (bad
+    category, bad coordinates, outside the submitter's communities...): a bad submission
+    is left out and never keeps the others from being registered. Errors of the database
+    itself (connection lost, timeout) raise and take the whole batch with them.
+    """
+    settings = settings or get_settings()
+    out: list[IntakeResult | CasegridError | None] = [None] * len(submissions)
+    categories = get_categories(conn, [data.category for data, _ in submissions])
+    locations: dict[int, _Location] = {}
+    points: dict[int, PreparedPoint] = {}
+    for i, (data, _actor) in enumerate(submissions):
+        category = categories[data.category.strip()]
+        try:
+            if isinstance(category, CasegridError):
+                raise category
+            where = locate(data)
+        except CasegridError as exc:
+            out[i] = exc
+            continue
+        if isinstance(where, _Location):
+            locations[i] = where
+        else:
+            points[i] = where
+    locations.update(_route_all(conn, points))
+
+    # The first due times are computed before the INSERT, so each row is written once.
+    received_at = datetime.now(UTC)
+    due = initial_deadlines_many(
+        conn, [(categories[submissions[i][0].category.strip()]["code"], submissions[i][0].channel)
+               for i in locations], received_at)
+    rows = []
+    for i, loc in sorted(locations.items()):
+        data, actor = submissions[i]
+        r = loc.routed
+        try:
+            _check_scope(actor, r.community_code if r else None, existing=False)
+        except CasegridError as exc:
+            out[i] = exc
+            continue
+        code = categories[data.category.strip()]["code"]
+        rows.append(_insert_row(i, data, actor, loc, code, received_at, due[(code, data.channel)]))
+    inserted = {}
+    if rows:
+        found = conn.execute(text(INSERT_SQL), {"rows": json.dumps(rows, default=_json_value)})
+        inserted = {row["ord"]: {k: v for k, v in row.items() if k != "ord"}
+                    for row in found.mappings()}
+    cases = _known_tickets(conn, [submissions[r["ord"]][0] for r in rows if r["ord"] not in inserted])
+    found_cases: dict[int, dict] = {}
+    for r in rows:
+        i = r["ord"]
+        data, actor = submissions[i]
+        case = inserted.get(i) or cases.get((data.channel, data.external_id))
+        try:
+            if case is None:  # the row vanished between the two statements
+                raise Conflict("the case for this external_id changed while registering; retry",
+                               field="external_id")
+            if i not in inserted:
+                _check_scope(actor, case["community_code"], existing=True)
+        except CasegridError as exc:
+            out[i] = exc
+            continue
+        found_cases[i] = case
+    duplicates = _duplicates_of(conn, found_cases, submissions, categories, settings)
+    for i, case in found_cases.items():
+        out[i] = IntakeResult(case=case, created=i in inserted, possible_duplicates=duplicates[i])
+    return out  # type: ignore[return-value]
+
+
+def _insert_row(i: int, data: NewCase, actor: Principal, loc: _Location, category_code: str,
+                received_at: datetime, due: dict) -> dict:
+    """One submission as a row of :data:`INSERT_SQL`'s input."""
     summary = routing_summary(loc)
-    params = {
+    return {
+        "ord": i,
         "channel": data.channel,
         "external_id": data.external_id,
-        "category": category["code"],
+        "category": category_code,
         "description": data.description,
         "address": data.address,
         "reported_at": data.reported_at,
+        "received_at": received_at,
         "reporter_name": data.reporter_name,
         "reporter_phone": data.reporter_phone,
         "photo_urls": [str(u) for u in data.photo_urls],
@@ -280,46 +408,73 @@ def create_case(
         "rule": loc.rule,
         "distance_m": summary["distance_m"],
         "near_boundary": summary["near_boundary"],
-        "alternates": json.dumps(r.alternates if r else [], ensure_ascii=False),
+        "alternates": loc.routed.alternates if loc.routed else [],
         "actor": actor.name,
         "role": actor.role,
-        "event_data": json.dumps(summary, ensure_ascii=False),
+        "event_data": summary,
+        **due,
     }
-    # The first due times are computed before the INSERT, so the row is written once.
-    received_at = datetime.now(UTC)
-    params["received_at"] = received_at
-    params.update(initial_deadlines(conn, category["code"], data.channel, received_at))
-    inserted = conn.execute(text(INSERT_SQL), params).mappings().first()
-    created = inserted is not None
-    if created:
-        case = dict(inserted)
-    else:
-        case = fetch_case_by_ticket(conn, data.channel, data.external_id)
-        if case is None:  # the row vanished between the two statements
-            raise Conflict("the case for this external_id changed while registering; retry",
-                           field="external_id")
-        _check_scope(actor, case["community_code"], existing=True)
-    duplicates = find_duplicates(conn, case, category, actor=actor, settings=settings)
-    return IntakeResult(case=case, created=created, possible_duplicates=duplicates)
 
 
+def _json_value(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _known_tickets(conn: Connection, datas: list[NewCase]) -> dict[tuple[str, str], dict]:
+    """The cases already registered under the tickets of ``datas``, by (channel, external_id)."""
+    tickets = sorted({(d.channel, d.external_id) for d in datas if d.external_id})
+    if not tickets:
+        return {}
+    rows = conn.execute(text(_BY_TICKETS_SQL), {"channels": [t[0] for t in tickets],
+                                                "external_ids": [t[1] for t in tickets]})
+    return {(r["channel"], r["external_id"]): dict(r) for r in rows.mappings()}
+
+
+def _duplicates_of(conn: Connection, cases: dict[int, dict],
+                   submissions: list[tuple[NewCase, Principal]], categories: dict,
+                   settings: Settings) -> dict[int, list[dict]]:
+    """Possible duplicates of each case of a batch, in one query."""
+    # The radius and window are the submitted category's (that of a resent ticket's case
+    # is normally the same).
+    queries = {i: _duplicate_query(case, categories[submissions[i][0].category.strip()],
+                                   submissions[i][1], settings)
+               for i, case in cases.items()}
+    return _run_duplicate_queries(conn, queries, DUPLICATE_LIMIT)
+
+
+# For each query row: open cases of its category within its radius and window, nearest first.
 DUPLICATES_SQL = """
-WITH here AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS geom)
-SELECT c.id, c.case_no, c.status, c.reported_at, c.community_code,
-       round(ST_Distance(c.geom::geography, here.geom::geography)::numeric, 2)::float8 AS distance_m
-FROM "case" c, here
-WHERE c.category_code = :category
-  AND c.closed_at IS NULL AND c.merged_into IS NULL
-  AND c.id <> :id
-  AND c.reported_at > CAST(:at AS timestamptz) - make_interval(days => :days)
-  AND c.reported_at < CAST(:at AS timestamptz) + make_interval(days => :days)
-  -- degree prefilter on the GiST index (a longitude degree is the shorter one, so this
-  -- box is never too small), then the exact geodesic test
-  AND ST_DWithin(c.geom, here.geom, :deg)
-  AND ST_DWithin(c.geom::geography, here.geom::geography, :radius)
-  {scope}
-ORDER BY distance_m, c.id
-LIMIT :limit
+SELECT q.ord, d.*
+FROM jsonb_to_recordset(CAST(:queries AS jsonb)) AS q(
+    ord int, id bigint, lon float8, lat float8, category text, at timestamptz, days int,
+    deg float8, radius float8, scope text[])
+CROSS JOIN LATERAL (SELECT ST_SetSRID(ST_MakePoint(q.lon, q.lat), 4326) AS geom) here
+CROSS JOIN LATERAL (
+    SELECT c.id, c.case_no, c.status, c.reported_at, c.community_code,
+           round(ST_Distance(c.geom::geography, here.geom::geography)::numeric, 2)::float8
+               AS distance_m
+    FROM (
+        -- Candidates from the GiST index alone: a degree box (a longitude degree is the
+        -- shorter one, so it is never too small) holds a handful of cases. The values come
+        -- from rows, so the planner cannot see how selective the box is and would rather
+        -- walk the reported_at index over a week of cases; OFFSET 0 keeps it to the box.
+        SELECT * FROM "case" c
+        WHERE ST_DWithin(c.geom, here.geom, q.deg) AND c.closed_at IS NULL
+        OFFSET 0
+    ) c
+    WHERE c.category_code = q.category
+      AND c.merged_into IS NULL
+      AND c.id <> q.id
+      AND c.reported_at > q.at - make_interval(days => q.days)
+      AND c.reported_at < q.at + make_interval(days => q.days)
+      AND ST_DWithin(c.geom::geography, here.geom::geography, q.radius)
+      AND (q.scope IS NULL OR c.community_code = ANY(q.scope))
+    ORDER BY distance_m, c.id
+    LIMIT :limit
+) d
+ORDER BY q.ord, d.distance_m, d.id
 """
 
 
@@ -335,18 +490,32 @@ def find_duplicates(
     """Open cases of the same category within the category's radius and time window of
     ``case`` (a row as :func:`cases.queries.fetch_case` returns it), nearest first, never
     ``case`` itself. Cases the ``actor`` may not see are left out."""
+    query = _duplicate_query(case, category, actor, settings or get_settings())
+    return _run_duplicate_queries(conn, {0: query}, limit)[0]
+
+
+def _duplicate_query(case: dict, category: dict, actor: Principal | None,
+                     settings: Settings) -> dict | None:
+    """One row of :data:`DUPLICATES_SQL`'s input (None for a case without a location)."""
     if case.get("lon") is None:
-        return []
-    radius, days = duplicate_params(category, settings or get_settings())
+        return None
+    radius, days = duplicate_params(category, settings)
     lat = float(case["lat"])
     deg = radius * 1.01 / (_M_PER_DEG * max(0.01, math.cos(math.radians(lat))))
-    scope = ""
-    params = {
-        "lon": case["lon"], "lat": lat, "category": case["category_code"], "id": case["id"],
-        "at": case["reported_at"], "days": days, "deg": deg, "radius": radius, "limit": limit,
-    }
+    scope = None
     if actor is not None and not actor.sees_all_communities:
-        scope = "AND c.community_code = ANY(:scope)"
-        params["scope"] = list(actor.communities)
-    rows = conn.execute(text(DUPLICATES_SQL.replace("{scope}", scope)), params).mappings()
-    return [dict(r) for r in rows]
+        scope = list(actor.communities)
+    return {"id": case["id"], "lon": case["lon"], "lat": lat, "category": case["category_code"],
+            "at": case["reported_at"], "days": days, "deg": deg, "radius": radius, "scope": scope}
+
+
+def _run_duplicate_queries(conn: Connection, queries: dict[int, dict | None],
+                           limit: int) -> dict[int, list[dict]]:
+    out: dict[int, list[dict]] = {i: [] for i in queries}
+    located = [{"ord": i, **q} for i, q in queries.items() if q is not None]
+    if located:
+        rows = conn.execute(text(DUPLICATES_SQL), {
+            "queries": json.dumps(located, default=_json_value), "limit": limit})
+        for row in rows.mappings():
+            out[row["ord"]].append({k: v for k, v in row.items() if k != "ord"})
+    return out

@@ -87,19 +87,35 @@ def create_token(
 
 def authenticate(conn: Connection, secret: str | None) -> Principal:
     """The principal of a presented token; ``Unauthorized`` when missing, unknown or revoked."""
-    if not secret:
-        raise Unauthorized("missing token: send `Authorization: Bearer <token>`", field="Authorization")
-    row = conn.execute(
-        text(
-            "SELECT id, name, role, communities, revoked_at FROM api_token WHERE token_hash = :h"
-        ),
-        {"h": hash_token(secret)},
-    ).first()
-    if row is None:
-        raise Unauthorized("unknown token", field="Authorization")
-    if row.revoked_at is not None:
-        raise Unauthorized("this token was revoked", field="Authorization")
-    return Principal(row.id, row.name, row.role, tuple(row.communities or ()))
+    found = authenticate_many(conn, [secret])[secret]
+    if isinstance(found, Unauthorized):
+        raise found
+    return found
+
+
+def authenticate_many(conn: Connection, secrets: list[str | None]) -> dict[str | None, Principal | Unauthorized]:
+    """Each presented token -> its principal, or the ``Unauthorized`` that
+    :func:`authenticate` would raise for it. One query for all of them (intake batches)."""
+    hashes = {s: hash_token(s) for s in set(secrets) if s}
+    rows = {}
+    if hashes:
+        rows = {r.token_hash: r for r in conn.execute(
+            text("SELECT id, name, role, communities, revoked_at, token_hash FROM api_token "
+                 "WHERE token_hash = ANY(:h)"),
+            {"h": sorted(set(hashes.values()))})}
+    out: dict[str | None, Principal | Unauthorized] = {}
+    for secret in set(secrets):
+        row = rows.get(hashes.get(secret)) if secret else None
+        if not secret:
+            out[secret] = Unauthorized("missing token: send `Authorization: Bearer <token>`",
+                                       field="Authorization")
+        elif row is None:
+            out[secret] = Unauthorized("unknown token", field="Authorization")
+        elif row.revoked_at is not None:
+            out[secret] = Unauthorized("this token was revoked", field="Authorization")
+        else:
+            out[secret] = Principal(row.id, row.name, row.role, tuple(row.communities or ()))
+    return out
 
 
 def list_tokens(conn: Connection) -> list[dict]:

@@ -198,9 +198,10 @@ SELECT c.id, c.code, c.name, c.subdistrict_code,
 FROM community c LEFT JOIN community_post p ON p.community_code = c.code
 """
 COMMUNITY_DETAILS_SQL = COMMUNITY_DETAILS_SELECT + "WHERE c.id = :cid"
-# One round trip for a single point: the routing and the chosen community's details.
+# One round trip for the points: the routing and the chosen communities' details.
 _ROUTE_ONE_SQL = (
-    "SELECT r.rule, r.distance_m, r.near_boundary, r.alternates, r.community_id, d.*"
+    "SELECT r.id AS point_id, r.rule, r.distance_m, r.near_boundary, r.alternates,"
+    " r.community_id, d.*"
     " FROM (" + "{route}" + ") r LEFT JOIN (" + COMMUNITY_DETAILS_SELECT + ") d"
     " ON d.id = r.community_id"
 )
@@ -234,6 +235,79 @@ def community_details(conn: Connection, community_id: int) -> dict:
     return _details_from_row(row)
 
 
+@dataclass(frozen=True)
+class PreparedPoint:
+    """A coordinate after validation and conversion: what was sent, and WGS-84."""
+
+    input_lon: float
+    input_lat: float
+    input_crs: str
+    lon: float
+    lat: float
+
+
+def prepare_point(lon: object, lat: object, crs: str = "wgs84") -> PreparedPoint:
+    """Validate ``lon``/``lat`` (NaN, infinities, ranges, swapped pairs raise
+    ``CoordinateError`` naming the field) and convert them from ``crs`` to WGS-84."""
+    crs = normalise_crs(crs)
+    in_lon, in_lat = check_point(lon, lat) if crs in ("wgs84", "gcj02", "bd09") else (
+        _finite(lon, "lon"), _finite(lat, "lat"))
+    wlon, wlat = to_wgs84([in_lon], [in_lat], crs)
+    wlon, wlat = (float(v) for v in snap_tiny(check_point(float(wlon[0]), float(wlat[0]))))
+    return PreparedPoint(in_lon, in_lat, crs, wlon, wlat)
+
+
+# Many points in one round trip (intake batches): the points come in as two arrays.
+_ROUTE_MANY_POINTS = (
+    "SELECT (u.ord - 1)::bigint AS id, ST_SetSRID(ST_MakePoint(u.lon, u.lat), 4326) AS geom"
+    " FROM unnest(CAST(:lons AS float8[]), CAST(:lats AS float8[])) WITH ORDINALITY AS u(lon, lat, ord)"
+)
+
+
+def route_prepared(
+    conn: Connection,
+    points: list[PreparedPoint],
+    *,
+    generation_id: int | None = None,
+    tolerance_m: float | None = None,
+    margin_m: float | None = None,
+) -> list[RouteResult]:
+    """Route already validated points (see :func:`prepare_point`) in one query, in order.
+
+    Raises ``NotFound(field='generation')`` when no community boundaries are loaded.
+    """
+    gen = require_generation(conn, generation_id)
+    if not points:
+        return []
+    tol, margin = _params(tolerance_m, margin_m)
+    rows = conn.execute(
+        text(_ROUTE_ONE_SQL.replace("{route}", route_sql(_ROUTE_MANY_POINTS))),
+        {"lons": [p.lon for p in points], "lats": [p.lat for p in points],
+         "gen": gen, "tol_m": tol, "margin_m": margin},
+    ).mappings().all()
+    by_index = {row["point_id"]: row for row in rows}
+    return [_result(by_index[i], p, gen) for i, p in enumerate(points)]
+
+
+def _result(row, point: PreparedPoint, gen: int) -> RouteResult:  # noqa: ANN001 - RowMapping
+    result = RouteResult(
+        rule=row["rule"],
+        lon=point.lon,
+        lat=point.lat,
+        input_lon=point.input_lon,
+        input_lat=point.input_lat,
+        input_crs=point.input_crs,
+        generation_id=gen,
+        distance_m=None if row["distance_m"] is None else round(float(row["distance_m"]), 2),
+        near_boundary=bool(row["near_boundary"]),
+        alternates=list(row["alternates"]),
+    )
+    if row["community_id"] is not None:
+        for key, value in _details_from_row(row).items():
+            setattr(result, key, value)
+    return result
+
+
 def route(
     conn: Connection,
     lon: object,
@@ -250,34 +324,15 @@ def route(
     ``CoordinateError``), converted from ``crs`` (wgs84, gcj02, bd09 or EPSG:NNNN) to WGS-84,
     and looked up in ``generation_id`` (default: the active community generation).
     """
-    crs = normalise_crs(crs)
-    in_lon, in_lat = check_point(lon, lat) if crs in ("wgs84", "gcj02", "bd09") else (
-        _finite(lon, "lon"), _finite(lat, "lat"))
-    wlon, wlat = to_wgs84([in_lon], [in_lat], crs)
-    wlon, wlat = (float(v) for v in snap_tiny(check_point(float(wlon[0]), float(wlat[0]))))
+    point = prepare_point(lon, lat, crs)
     gen = require_generation(conn, generation_id)
     tol, margin = _params(tolerance_m, margin_m)
     row = conn.execute(
         text(_ROUTE_ONE_SQL.replace("{route}", route_sql(
             "SELECT 1::bigint AS id, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS geom"))),
-        {"lon": wlon, "lat": wlat, "gen": gen, "tol_m": tol, "margin_m": margin},
+        {"lon": point.lon, "lat": point.lat, "gen": gen, "tol_m": tol, "margin_m": margin},
     ).mappings().one()
-    result = RouteResult(
-        rule=row["rule"],
-        lon=wlon,
-        lat=wlat,
-        input_lon=in_lon,
-        input_lat=in_lat,
-        input_crs=crs,
-        generation_id=gen,
-        distance_m=None if row["distance_m"] is None else round(float(row["distance_m"]), 2),
-        near_boundary=bool(row["near_boundary"]),
-        alternates=list(row["alternates"]),
-    )
-    if row["community_id"] is not None:
-        for key, value in _details_from_row(row).items():
-            setattr(result, key, value)
-    return result
+    return _result(row, point, gen)
 
 
 def _finite(value: object, name: str) -> float:

@@ -391,7 +391,7 @@ def test_refused_connection_is_unavailable_not_a_bug(tmp_path) -> None:
     """A real refused connection (nothing listens on the port) is a connection problem."""
     from sqlalchemy.exc import DBAPIError
 
-    from api.errors import _is_connection_problem
+    from api.errors import is_connection_problem
 
     engine = make_engine(f"postgresql+psycopg://casegrid@127.0.0.1:{free_port()}/none")
     try:
@@ -399,8 +399,8 @@ def test_refused_connection_is_unavailable_not_a_bug(tmp_path) -> None:
             engine.connect()
     finally:
         engine.dispose()
-    assert _is_connection_problem(caught.value)
-    assert _is_connection_problem(caught.value.orig)
+    assert is_connection_problem(caught.value)
+    assert is_connection_problem(caught.value.orig)
 
 
 @pytest.mark.parametrize(("error", "unavailable"), [
@@ -421,19 +421,19 @@ def test_sqlstate_decides_not_the_message(error: str, unavailable: bool) -> None
     import psycopg
     from sqlalchemy.exc import DBAPIError
 
-    from api.errors import _is_connection_problem
+    from api.errors import is_connection_problem
 
     orig = getattr(psycopg.errors, error)("connection terminated: server closed the connection")
     wrapped = DBAPIError.instance("SELECT 1", {}, orig, psycopg.Error)
-    assert _is_connection_problem(orig) is unavailable
-    assert _is_connection_problem(wrapped) is unavailable
+    assert is_connection_problem(orig) is unavailable
+    assert is_connection_problem(wrapped) is unavailable
 
 
 def test_statement_error_on_a_live_database_is_a_500(city_db_url) -> None:
     """A failing statement on a healthy connection stays a 500 (it is a bug to fix)."""
     from sqlalchemy.exc import DBAPIError
 
-    from api.errors import _is_connection_problem
+    from api.errors import is_connection_problem
 
     engine = make_engine(city_db_url)
     try:
@@ -441,7 +441,7 @@ def test_statement_error_on_a_live_database_is_a_500(city_db_url) -> None:
             conn.execute(text("SELECT * FROM no_such_table"))
     finally:
         engine.dispose()
-    assert not _is_connection_problem(caught.value)
+    assert not is_connection_problem(caught.value)
 
 
 # --- the bulk import, cut off halfway ----------------------------------------------------------

@@ -19,13 +19,13 @@ from fastapi.responses import JSONResponse, Response
 from api.deps import EngineDep
 from casegrid.errors import CasegridError
 from cases import open311
+from cases.intake import SUBMITTERS
 from cases.open311 import Open311Error
 from cases.tokens import authenticate
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 
 FORMATS = {"json": "application/json", "xml": "text/xml; charset=utf-8"}
-SUBMITTERS = ("intake", "dispatcher", "supervisor", "admin", "community_officer")
 _ROOTS = {"discovery": "discovery", "services": "services", "definition": "service_definition",
           "requests": "service_requests"}
 

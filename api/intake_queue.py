@@ -1,0 +1,198 @@
+"""Intake batching: concurrent ``POST /api/v1/cases`` requests share a transaction.
+
+Each case costs a handful of statements (token, category, routing, due times, insert,
+duplicates) and a COMMIT with its fsync. Under load, a worker gathers the submissions that
+arrive while the database is busy with the previous batch and registers them together
+(:func:`cases.intake.register_cases`): the same statements and one COMMIT per batch
+instead of per case. With one request at a time a batch is that one request: nothing ever
+waits for company (there is no timer), so a quiet server answers as fast as before.
+
+Each submission keeps its own outcome. A bad token, a role that may not submit, an invalid
+body or bad coordinates fail only that request (401/403/422 as before), in the same order
+as elsewhere in the API: authentication first, then the body. If the database refuses the
+batch as a whole for any other reason than being unreachable, its submissions are retried
+one per transaction, so one request the database cannot take never costs the others
+theirs. When the database is unreachable every submission of the batch gets the error
+(a 503 the client retries); nothing was committed, or the batch was committed entirely.
+
+The response is sent only after the COMMIT (the futures are resolved once the transaction
+is over), as for every other write in the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+
+import anyio.to_thread
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from sqlalchemy import Engine
+
+from casegrid.errors import CasegridError, Forbidden
+from casegrid.settings import Settings
+from cases.intake import SUBMITTERS, IntakeResult, NewCase, register_cases
+from cases.tokens import Principal, authenticate_many
+
+log = logging.getLogger("casegrid.intake")
+
+
+@dataclass
+class Accepted:
+    """A registered (or already known) case and who submitted it."""
+
+    principal: Principal
+    result: IntakeResult
+
+
+@dataclass
+class _Pending:
+    secret: str | None
+    body: bytes
+    future: asyncio.Future = field(repr=False)
+
+
+def _role_error(principal: Principal) -> Forbidden | None:
+    if principal.role in SUBMITTERS:
+        return None
+    return Forbidden(f"role {principal.role!r} may not do this; allowed: {', '.join(sorted(SUBMITTERS))}",
+                     field="Authorization")
+
+
+def parse_submission(body: bytes) -> NewCase:
+    """The JSON body as a :class:`NewCase`, or the ``RequestValidationError`` FastAPI itself
+    would raise for it (same locations, so the same 422 bodies)."""
+    if not body.strip():
+        raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required",
+                                       "input": None}])
+    try:
+        raw = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        pos = getattr(exc, "pos", getattr(exc, "start", 0))
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body", pos),
+                                       "msg": "JSON decode error", "input": {}}]) from None
+    try:
+        return NewCase.model_validate(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+
+
+def register_batch(engine: Engine, items: list[tuple[str | None, bytes]],
+                   settings: Settings) -> list[Accepted | CasegridError | RequestValidationError]:
+    """Authenticate, validate and register raw submissions in one transaction; each item's
+    outcome in order (exceptions are returned, not raised, except the database's own)."""
+    out: list[Accepted | CasegridError | RequestValidationError | None] = [None] * len(items)
+    with engine.begin() as conn:
+        principals = authenticate_many(conn, [secret for secret, _ in items])
+        accepted: list[tuple[int, Principal]] = []
+        submissions: list[tuple[NewCase, Principal]] = []
+        for i, (secret, body) in enumerate(items):
+            who = principals[secret]
+            refusal = who if isinstance(who, CasegridError) else _role_error(who)
+            if refusal is not None:
+                out[i] = refusal
+                continue
+            try:
+                data = parse_submission(body)
+            except RequestValidationError as exc:
+                out[i] = exc
+                continue
+            accepted.append((i, who))
+            submissions.append((data, who))
+        results = register_cases(conn, submissions, settings)
+        for (i, who), result in zip(accepted, results, strict=True):
+            out[i] = result if isinstance(result, CasegridError) else Accepted(who, result)
+    return out  # type: ignore[return-value]
+
+
+class IntakeBatcher:
+    """Gathers submissions and registers them in batches; see the module docstring.
+
+    ``max_batch`` caps a batch; ``in_flight`` batches may be at the database at once (while
+    one waits for its COMMIT, the next one is routed).
+    """
+
+    def __init__(self, engine: Engine, settings: Settings, *, max_batch: int = 64,
+                 in_flight: int = 2):
+        self.engine = engine
+        self.settings = settings
+        self.max_batch = max_batch
+        self.in_flight = in_flight
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._task: asyncio.Task | None = None
+        self._running: set[asyncio.Task] = set()
+        self.batches = 0
+        self.cases = 0
+
+    async def start(self) -> None:
+        """Start gathering (call from the app's lifespan, on its event loop)."""
+        self._task = asyncio.get_running_loop().create_task(self._gather())
+
+    async def stop(self) -> None:
+        """Finish the batches at the database, then refuse what is still queued."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+        while not self._queue.empty():
+            pending = self._queue.get_nowait()
+            if not pending.future.done():
+                pending.future.set_exception(RuntimeError("the server is shutting down"))
+
+    async def submit(self, secret: str | None, body: bytes) -> Accepted:
+        """Register one raw submission; raises its own error (``CasegridError``,
+        ``RequestValidationError`` of the body, or the database's)."""
+        future = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Pending(secret, body, future))
+        return await future
+
+    async def _gather(self) -> None:
+        slots = asyncio.Semaphore(self.in_flight)
+        while True:
+            await slots.acquire()
+            batch = [await self._queue.get()]
+            # Whatever queued up while the previous batches were at the database rides along.
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            task = asyncio.get_running_loop().create_task(self._run(batch))
+            self._running.add(task)
+            task.add_done_callback(lambda t: (self._running.discard(t), slots.release()))
+
+    async def _run(self, batch: list[_Pending]) -> None:
+        items = [(p.secret, p.body) for p in batch]
+        try:
+            outcomes = await anyio.to_thread.run_sync(self._register, items)
+        except BaseException as exc:  # noqa: BLE001 - handed to every waiting request
+            outcomes = [exc] * len(batch)
+        self.batches += 1
+        self.cases += len(batch)
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if pending.future.done():  # the client went away
+                continue
+            if isinstance(outcome, BaseException):
+                pending.future.set_exception(outcome)
+            else:
+                pending.future.set_result(outcome)
+
+    def _register(self, items: list[tuple[str | None, bytes]]) -> list:
+        from api.errors import is_connection_problem
+
+        try:
+            return register_batch(self.engine, items, self.settings)
+        except Exception as exc:
+            if len(items) == 1 or is_connection_problem(exc):
+                raise
+            log.warning("intake batch of %d refused (%s); retrying one by one", len(items), exc)
+        outcomes: list = []
+        for item in items:
+            try:
+                outcomes.extend(register_batch(self.engine, [item], self.settings))
+            except Exception as exc:  # noqa: BLE001 - this submission's own error
+                outcomes.append(exc)
+        return outcomes
