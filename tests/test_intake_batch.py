@@ -1,0 +1,205 @@
+"""Intake in batches (api/intake_queue.py, cases.intake.register_cases).
+
+A batch mixes every kind of submission a busy hour brings (good ones, a bad token, a role
+that may not submit, invalid bodies, bad coordinates, an unknown category, a ticket sent
+twice in the batch, a ticket already stored, a community officer outside its communities);
+each must get exactly the outcome it would get alone, and only the good ones are stored,
+once. Then the real server under concurrent load: requests share transactions, and the
+same ticket raced by many clients is one case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+import httpx
+import pytest
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy import text
+from sqlalchemy.exc import DataError
+
+import api.intake_queue as intake_queue
+from api.app import create_app
+from api.intake_queue import Accepted, register_batch
+from casegrid.cluster import free_port
+from casegrid.errors import CoordinateError, Forbidden, InvalidInput, Unauthorized
+from casegrid.settings import Settings, get_settings
+from cases.intake import NewCase, create_case
+from cases.tokens import Principal, create_token
+from tests.test_intake_api import interior_points
+
+
+def _body(lon: float, lat: float, ticket: str | None, **kw) -> bytes:
+    data = {"lon": lon, "lat": lat, "category": "0599", "channel": "hotline_12345",
+            "external_id": ticket, "description": "楼下广场舞噪音", **kw}
+    return json.dumps(data, ensure_ascii=False).encode()
+
+
+def _stored(engine, ticket: str) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text('SELECT count(*) FROM "case" WHERE external_id = :t'),
+                            {"t": ticket}).scalar_one()
+
+
+def test_a_mixed_batch_gives_each_submission_its_own_outcome(city_engine):
+    points = interior_points(city_engine)
+    (code_a, lon_a, lat_a), (_code_b, lon_b, lat_b) = points[0], points[1]
+    with city_engine.begin() as conn:
+        intake = create_token(conn, "intake", "batch-intake")[1]
+        planner = create_token(conn, "planner", "batch-planner")[1]
+        officer = create_token(conn, "community_officer", "batch-officer", [code_a])[1]
+        revoked_id, revoked = create_token(conn, "intake", "batch-revoked")
+        conn.execute(text("UPDATE api_token SET revoked_at = now() WHERE id = :i"), {"i": revoked_id})
+        known = create_case(conn, NewCase.model_validate_json(_body(lon_b, lat_b, "T-known")),
+                            Principal(0, "earlier", "intake"), get_settings()).case
+    items = [
+        (intake, _body(lon_a, lat_a, "T-1")),                       # 0 good
+        ("not-a-token", _body(lon_a, lat_a, "T-2")),                 # 1 unknown token
+        (revoked, _body(lon_a, lat_a, "T-3")),                       # 2 revoked token
+        (planner, _body(lon_a, lat_a, "T-4")),                       # 3 role may not submit
+        (intake, b'{"lon": 117.1, "lat":'),                          # 4 not JSON
+        (intake, _body(lon_a, lat_a, "T-5", category="9999")),      # 5 unknown category
+        (intake, _body(35.08, 117.16, "T-6")),                       # 6 swapped lon/lat
+        (intake, _body(lon_b, lat_b, "T-1")),                        # 7 same ticket as 0
+        (intake, _body(lon_a, lat_a, "T-known")),                    # 8 ticket already stored
+        (officer, _body(lon_b, lat_b, "T-7")),                       # 9 outside its communities
+        (officer, _body(lon_a, lat_a, "T-8")),                       # 10 its own community
+        (None, _body(lon_a, lat_a, "T-9")),                          # 11 no token at all
+        (intake, _body(lon_a, lat_a, None, address="滕州市荆河街道")),  # 12 no ticket
+    ]
+    before = _count(city_engine)
+    out = register_batch(city_engine, items, get_settings())
+
+    assert isinstance(out[0], Accepted) and out[0].result.created
+    assert out[0].result.case["community_code"] == code_a
+    for i, text_part in ((1, "unknown token"), (2, "revoked"), (11, "missing token")):
+        assert isinstance(out[i], Unauthorized) and text_part in str(out[i]), (i, out[i])
+    assert isinstance(out[3], Forbidden) and out[3].field == "Authorization"
+    assert isinstance(out[4], RequestValidationError)
+    assert out[4].errors()[0]["type"] == "json_invalid"
+    assert isinstance(out[5], InvalidInput) and out[5].field == "category"
+    assert isinstance(out[6], CoordinateError) and out[6].field in ("lon", "lat")
+    # The ticket sent twice in one batch is one case: the second gets the first's.
+    assert isinstance(out[7], Accepted) and not out[7].result.created
+    assert out[7].result.case["id"] == out[0].result.case["id"]
+    assert isinstance(out[8], Accepted) and not out[8].result.created
+    assert out[8].result.case["id"] == known["id"]
+    assert isinstance(out[9], Forbidden) and out[9].field == "lon"
+    assert isinstance(out[10], Accepted) and out[10].result.case["community_code"] == code_a
+    assert isinstance(out[12], Accepted) and out[12].result.case["external_id"] is None
+    # Exactly the three new cases (0, 10, 12) and their register events were written.
+    assert _count(city_engine) == (before[0] + 3, before[1] + 3)
+    for ticket, n in (("T-1", 1), ("T-2", 0), ("T-5", 0), ("T-6", 0), ("T-7", 0), ("T-8", 1)):
+        assert _stored(city_engine, ticket) == n, ticket
+
+
+def test_batch_results_equal_the_one_at_a_time_results(city_engine):
+    """Routing, due times, duplicates and the stored row do not depend on the batch."""
+    points = interior_points(city_engine)[:12]
+    with city_engine.begin() as conn:
+        token = create_token(conn, "dispatcher", "batch-eq")[1]
+    alone = [register_batch(city_engine, [(token, _body(lon, lat, f"A-{i}", category="0504"))],
+                            get_settings())[0] for i, (_c, lon, lat) in enumerate(points)]
+    together = register_batch(city_engine, [(token, _body(lon, lat, f"B-{i}", category="0504"))
+                                            for i, (_c, lon, lat) in enumerate(points)],
+                              get_settings())
+    keys = ("community_code", "subdistrict_code", "post_id", "route_rule", "near_boundary",
+            "route_alternates", "lon", "lat", "category_code", "status", "due_provisional")
+    for a, b in zip(alone, together, strict=True):
+        assert isinstance(a, Accepted) and isinstance(b, Accepted)
+        assert {k: a.result.case[k] for k in keys} == {k: b.result.case[k] for k in keys}
+        # Each batched case finds its one-at-a-time twin 0 m away as a possible duplicate.
+        twins = [d for d in b.result.possible_duplicates if d["id"] == a.result.case["id"]]
+        assert twins and twins[0]["distance_m"] == 0.0
+        delta = b.result.case["current_due_at"] - a.result.case["current_due_at"]
+        assert abs(delta.total_seconds()) < 60
+
+
+def test_a_batch_the_database_refuses_is_retried_one_by_one(city_engine, monkeypatch):
+    """One submission the database cannot take must not cost the others theirs."""
+    points = interior_points(city_engine)
+    with city_engine.begin() as conn:
+        token = create_token(conn, "intake", "batch-retry")[1]
+    real = intake_queue.register_batch
+
+    def refuse_poison(engine, items, settings):
+        if any(b"POISON" in body for _s, body in items):
+            raise DataError("INSERT ...", {}, Exception("value refused"))
+        return real(engine, items, settings)
+
+    monkeypatch.setattr(intake_queue, "register_batch", refuse_poison)
+    batcher = intake_queue.IntakeBatcher(city_engine, get_settings())
+    items = [(token, _body(points[i][1], points[i][2], f"R-{i}")) for i in range(3)]
+    items.insert(1, (token, _body(points[5][1], points[5][2], "R-POISON")))
+    out = batcher._register(items)
+    assert [type(o).__name__ for o in out] == ["Accepted", "DataError", "Accepted", "Accepted"]
+    assert [_stored(city_engine, t) for t in ("R-0", "R-POISON", "R-1", "R-2")] == [1, 0, 1, 1]
+
+
+@pytest.fixture
+def live_server(city_engine, city_db_url):
+    """The app on a loopback port (uvicorn in a thread), so requests really overlap."""
+    import uvicorn
+
+    app = create_app(settings=Settings(database_url=city_db_url), database_url=city_db_url)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started
+    try:
+        yield app, f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_concurrent_requests_share_transactions_and_a_raced_ticket_is_one_case(live_server, city_engine):
+    app, base = live_server
+    points = interior_points(city_engine)
+    with city_engine.begin() as conn:
+        token = create_token(conn, "intake", "batch-live")[1]
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def fire() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60,
+                                     limits=httpx.Limits(max_connections=48)) as client:
+            distinct = [client.post("/api/v1/cases", content=_body(lon, lat, f"L-{i}"),
+                                    headers={"Content-Type": "application/json"})
+                        for i, (_c, lon, lat) in enumerate(points * 2)]
+            raced = [client.post("/api/v1/cases", content=_body(points[3][1], points[3][2], "L-race"),
+                                 headers={"Content-Type": "application/json"}) for _ in range(16)]
+            bad = [client.post("/api/v1/cases", content=_body(200.0, 35.0, f"L-bad-{i}"),
+                               headers={"Content-Type": "application/json"}) for i in range(4)]
+            return await asyncio.gather(*distinct, *raced, *bad)
+
+    responses = asyncio.run(fire())
+    n = len(points) * 2
+    distinct, raced, bad = responses[:n], responses[n:n + 16], responses[n + 16:]
+    assert all(r.status_code == 201 for r in distinct), {r.status_code for r in distinct}
+    assert sorted(r.status_code for r in raced) == [200] * 15 + [201]
+    assert len({r.json()["id"] for r in raced}) == 1
+    assert all(r.status_code == 422 and r.json()["field"] == "lon" for r in bad)
+    assert _stored(city_engine, "L-race") == 1
+    with city_engine.connect() as conn:
+        stored = conn.execute(text(
+            "SELECT count(*) FROM \"case\" WHERE external_id LIKE 'L-%'")).scalar_one()
+        events = conn.execute(text(
+            "SELECT count(*) FROM case_event e JOIN \"case\" c ON c.id = e.case_id"
+            " WHERE c.external_id LIKE 'L-%' AND e.action = 'register'")).scalar_one()
+    assert stored == events == n + 1
+    intake = app.state.intake
+    # They were registered together: fewer transactions than requests.
+    assert intake.cases == len(responses) and intake.batches < intake.cases
+
+
+def _count(engine) -> tuple[int, int]:
+    with engine.connect() as conn:
+        return (conn.execute(text('SELECT count(*) FROM "case"')).scalar_one(),
+                conn.execute(text("SELECT count(*) FROM case_event")).scalar_one())
