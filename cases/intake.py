@@ -37,7 +37,7 @@ from cases.deadlines import initial_deadlines_many
 from cases.queries import CASE_SELECT, CASE_SELECT_TEMPLATE
 from cases.tokens import Principal
 from geo.coords import normalise_crs
-from geo.routing import PreparedPoint, RouteResult, prepare_point, route_prepared
+from geo.routing import PreparedPoint, RouteResult, prepare_points, route_prepared
 
 # Same values as cases.queries.CHANNELS (tests check they agree).
 Channel = Literal["hotline_12345", "platform", "patrol", "app", "open311", "walk_in"]
@@ -174,20 +174,23 @@ class _Location:
     note: str | None = None
 
 
-def locate(data: NewCase) -> _Location | PreparedPoint:
-    """Validate the coordinates (or the address-only form): the validated point to route,
-    or the unrouted location of an address-only complaint.
-
-    Raises ``CoordinateError`` naming ``lon``/``lat`` for missing, NaN, out-of-range or
-    swapped values.
-    """
-    if data.lon is None and data.lat is None:
-        if not data.address:
-            raise CoordinateError(
-                "location is missing: give lon and lat (with crs), or at least an address "
-                "for a dispatcher to place", field="lon")
-        return _Location(rule="unlocated", note="address only")
-    return prepare_point(data.lon, data.lat, data.crs)
+def locate_all(datas: list[NewCase]) -> list[_Location | PreparedPoint | CasegridError]:
+    """Validate each submission's coordinates (or its address-only form): the validated
+    point to route, the unrouted location of an address-only complaint, or the
+    ``CoordinateError`` naming ``lon``/``lat`` (missing, NaN, out of range, swapped)."""
+    out: list[_Location | PreparedPoint | CasegridError | None] = [None] * len(datas)
+    located = []
+    for i, data in enumerate(datas):
+        if data.lon is None and data.lat is None:
+            out[i] = _Location(rule="unlocated", note="address only") if data.address else \
+                CoordinateError("location is missing: give lon and lat (with crs), or at least "
+                                "an address for a dispatcher to place", field="lon")
+        else:
+            located.append(i)
+    points = prepare_points([(datas[i].lon, datas[i].lat, datas[i].crs) for i in located])
+    for i, point in zip(located, points, strict=True):
+        out[i] = point
+    return out  # type: ignore[return-value]
 
 
 def _route_all(conn: Connection, points: dict[int, PreparedPoint]) -> dict[int, _Location]:
@@ -322,16 +325,12 @@ def register_cases(
     categories = get_categories(conn, [data.category for data, _ in submissions])
     locations: dict[int, _Location] = {}
     points: dict[int, PreparedPoint] = {}
-    for i, (data, _actor) in enumerate(submissions):
+    wheres = locate_all([data for data, _ in submissions])
+    for i, ((data, _actor), where) in enumerate(zip(submissions, wheres, strict=True)):
         category = categories[data.category.strip()]
-        try:
-            if isinstance(category, CasegridError):
-                raise category
-            where = locate(data)
-        except CasegridError as exc:
-            out[i] = exc
-            continue
-        if isinstance(where, _Location):
+        if isinstance(category, CasegridError) or isinstance(where, CasegridError):
+            out[i] = category if isinstance(category, CasegridError) else where
+        elif isinstance(where, _Location):
             locations[i] = where
         else:
             points[i] = where

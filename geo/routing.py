@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import Connection, text
 
-from casegrid.errors import NotFound
+from casegrid.errors import CasegridError, NotFound
 from casegrid.settings import get_settings
 from geo.boundaries import active_generation
 from geo.coords import check_point, normalise_crs, snap_tiny, to_wgs84
@@ -249,12 +249,37 @@ class PreparedPoint:
 def prepare_point(lon: object, lat: object, crs: str = "wgs84") -> PreparedPoint:
     """Validate ``lon``/``lat`` (NaN, infinities, ranges, swapped pairs raise
     ``CoordinateError`` naming the field) and convert them from ``crs`` to WGS-84."""
-    crs = normalise_crs(crs)
-    in_lon, in_lat = check_point(lon, lat) if crs in ("wgs84", "gcj02", "bd09") else (
-        _finite(lon, "lon"), _finite(lat, "lat"))
-    wlon, wlat = to_wgs84([in_lon], [in_lat], crs)
-    wlon, wlat = (float(v) for v in snap_tiny(check_point(float(wlon[0]), float(wlat[0]))))
-    return PreparedPoint(in_lon, in_lat, crs, wlon, wlat)
+    (point,) = prepare_points([(lon, lat, crs)])
+    if isinstance(point, CasegridError):
+        raise point
+    return point
+
+
+def prepare_points(coords: list[tuple[object, object, str]]) -> list[PreparedPoint | CasegridError]:
+    """:func:`prepare_point` for many ``(lon, lat, crs)``: each result, or the error it alone
+    raises. The conversion runs once per CRS for all points (GCJ-02's iterative inverse
+    costs the same for one point as for a hundred)."""
+    out: list[PreparedPoint | CasegridError | None] = [None] * len(coords)
+    by_crs: dict[str, list[tuple[int, float, float]]] = {}
+    for i, (lon, lat, crs) in enumerate(coords):
+        try:
+            code = normalise_crs(crs)
+            in_lon, in_lat = check_point(lon, lat) if code in ("wgs84", "gcj02", "bd09") else (
+                _finite(lon, "lon"), _finite(lat, "lat"))
+        except CasegridError as exc:
+            out[i] = exc
+            continue
+        by_crs.setdefault(code, []).append((i, in_lon, in_lat))
+    for code, points in by_crs.items():
+        wlons, wlats = to_wgs84([p[1] for p in points], [p[2] for p in points], code)
+        for (i, in_lon, in_lat), x, y in zip(points, wlons, wlats, strict=True):
+            try:
+                wlon, wlat = (float(v) for v in snap_tiny(check_point(float(x), float(y))))
+            except CasegridError as exc:
+                out[i] = exc
+                continue
+            out[i] = PreparedPoint(in_lon, in_lat, code, wlon, wlat)
+    return out  # type: ignore[return-value]
 
 
 # Many points in one round trip (intake batches): the points come in as two arrays.

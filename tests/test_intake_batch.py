@@ -203,3 +203,28 @@ def _count(engine) -> tuple[int, int]:
     with engine.connect() as conn:
         return (conn.execute(text('SELECT count(*) FROM "case"')).scalar_one(),
                 conn.execute(text("SELECT count(*) FROM case_event")).scalar_one())
+
+
+def test_mixed_coordinate_systems_in_one_batch_land_on_the_same_spot(city_engine):
+    """GCJ-02 and BD-09 points are converted per CRS for the whole batch; each must come
+    back to its own WGS-84 position (and a bad one in between must not shift the rest)."""
+    from geo.coords import wgs84_to_bd09, wgs84_to_gcj02
+
+    with city_engine.begin() as conn:
+        token = create_token(conn, "intake", "batch-crs")[1]
+    points = interior_points(city_engine)[:6]
+    items, expected = [], []
+    for i, (code, lon, lat) in enumerate(points):
+        gx, gy = (float(v[0]) for v in wgs84_to_gcj02([lon], [lat]))
+        bx, by = (float(v[0]) for v in wgs84_to_bd09([lon], [lat]))
+        items += [(token, _body(gx, gy, f"C-g{i}", crs="gcj02")),
+                  (token, _body(bx, by, f"C-b{i}", crs="bd09")),
+                  (token, _body(lon, lat, f"C-w{i}"))]
+        expected += [(code, lon, lat)] * 3
+    items.insert(4, (token, _body(float("nan"), 35.0, "C-nan", crs="gcj02")))
+    out = register_batch(city_engine, items, get_settings())
+    assert isinstance(out.pop(4), CoordinateError)
+    for got, (code, lon, lat) in zip(out, expected, strict=True):
+        case = got.result.case
+        assert case["community_code"] == code
+        assert abs(case["lon"] - lon) < 1e-7 and abs(case["lat"] - lat) < 1e-7
