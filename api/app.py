@@ -35,7 +35,9 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.engine = make_engine(url, settings)
-        app.state.intake = IntakeBatcher(app.state.engine, settings)
+        app.state.intake = IntakeBatcher(app.state.engine, settings,
+                                          max_batch=settings.intake_batch_max,
+                                          in_flight=settings.intake_batches_in_flight)
         await app.state.intake.start()
         try:
             yield

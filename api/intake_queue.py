@@ -117,7 +117,7 @@ class IntakeBatcher:
     """
 
     def __init__(self, engine: Engine, settings: Settings, *, max_batch: int = 64,
-                 in_flight: int = 2):
+                 in_flight: int = 1):
         self.engine = engine
         self.settings = settings
         self.max_batch = max_batch

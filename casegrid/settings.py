@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     # piece-size sweep of bench/bench_routing.py (bench/RESULTS.md); 32 had the best run.
     subdivide_max_vertices: int = 32
 
+    # Intake batching (api/intake_queue.py): at most this many submissions per transaction,
+    # and this many batches at the database at once per worker process (1 gave the most
+    # cases/s in the intake benchmark: 417/s vs 347/s with 2 and 210/s with 4, because
+    # fewer, larger batches share the fixed cost of a transaction).
+    intake_batch_max: int = Field(64, ge=1, le=1000)
+    intake_batches_in_flight: int = Field(1, ge=1, le=16)
+
     # Duplicate detection defaults.
     duplicate_radius_m: float = 50.0
     duplicate_window_days: int = 7

@@ -27,6 +27,7 @@ command -v npm >/dev/null || missing+=(npm)  # Leaflet assets, served locally (o
 if [[ $WANT_TEST -eq 1 ]]; then
   have_pkg chromium || missing+=(chromium)
   have_pkg fonts-noto-cjk || missing+=(fonts-noto-cjk)  # Chinese text in browser screenshots
+  have_pkg wrk || missing+=(wrk)  # the intake benchmark's load generator (make bench)
 fi
 
 apt_install() {
