@@ -31,6 +31,7 @@ from sqlalchemy import Connection, text
 from casegrid.errors import CasegridError, InvalidInput
 from cases.catalogue import get_category, list_categories
 from cases.intake import NewCase, create_case
+from cases.privacy import mask_contacts
 from cases.queries import CITY_TZ
 from cases.tokens import Principal
 
@@ -308,7 +309,8 @@ def request_item(row: dict) -> dict:
         "status_notes": notes,
         "service_name": row["name_zh"],
         "service_code": row["category_code"],
-        "description": row["description"],
+        # A public feed: contact details typed into the text are masked (cases.privacy).
+        "description": mask_contacts(row["description"]),
         "agency_responsible": row["post_name"],
         "service_notice": None,
         "requested_datetime": row["reported_at"],

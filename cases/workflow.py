@@ -37,6 +37,7 @@ from sqlalchemy import Connection, text
 from casegrid.errors import Conflict, Forbidden, InvalidInput, NotFound
 from cases import deadlines
 from cases.calendar import WorkCalendar, require_aware
+from cases.privacy import mask_contacts
 from cases.tokens import Principal
 
 STATES: tuple[str, ...] = ("registered", "reviewed", "rejected", "dispatched", "returned",
@@ -202,6 +203,7 @@ def view(conn: Connection, case_id: int, actor: Principal, now: datetime | None 
     if not actor.sees_reporter:
         for f in REPORTER_FIELDS:
             case.pop(f, None)
+        case["description"] = mask_contacts(case.get("description"))
     case["dues"] = deadlines.due_summary(case, now)
     case["actions"] = available_actions(case["status"], actor.role)
     return case

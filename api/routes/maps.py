@@ -19,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import ConnDep
 from casegrid.errors import Forbidden, InvalidInput
+from cases.privacy import mask_contacts
 from cases.tokens import Principal, authenticate
 from geo import map_data
 from geo.hotspots import DEFAULT_RINGS_M, POI_KINDS, check_rings, hotspot_analysis
@@ -61,6 +62,13 @@ def allow(principal: Principal, roles: tuple[str, ...]) -> Principal:
 def scope_of(principal: Principal) -> tuple[str, ...] | None:
     """The communities a principal is limited to (None: the whole city)."""
     return None if principal.sees_all_communities else principal.communities
+
+
+def _readable(case: dict, principal: Principal) -> dict:
+    """A case summary as ``principal`` may read it (planners: contacts in the text masked)."""
+    if not principal.sees_reporter:
+        case["description"] = mask_contacts(case.get("description"))
+    return case
 
 
 def _strip_token(request: Request) -> Response | None:
@@ -144,7 +152,7 @@ def cases_in_view(
 def case_popup(conn: ConnDep, principal: PagePrincipal, case_id: int, lang: str = "zh") -> dict:
     """What a case's popup shows (no reporter data)."""
     allow(principal, MAP_ROLES)
-    row = map_data.case_summary(conn, case_id, scope_of(principal))
+    row = _readable(map_data.case_summary(conn, case_id, scope_of(principal)), principal)
     return case_popup_data(row, check_lang(lang), _record_url(case_id), f"/maps/cases/{case_id}")
 
 
@@ -157,7 +165,7 @@ def case_page(request: Request, conn: ConnDep, principal: PagePrincipal, case_id
         return redirect
     scope = scope_of(principal)
     settings = request.app.state.settings
-    case = map_data.case_summary(conn, case_id, scope)
+    case = _readable(map_data.case_summary(conn, case_id, scope), principal)
     if case["lon"] is None:
         raise InvalidInput(f"case {case_id} has no location to map", field="id")
     codes = [c for c in [case["community_code"], *[a.get("code") for a in case["route_alternates"] or []]] if c]
