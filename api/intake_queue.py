@@ -9,11 +9,12 @@ waits for company (there is no timer), so a quiet server answers as fast as befo
 
 Each submission keeps its own outcome. A bad token, a role that may not submit, an invalid
 body or bad coordinates fail only that request (401/403/422 as before), in the same order
-as elsewhere in the API: authentication first, then the body. If the database refuses the
-batch as a whole for any other reason than being unreachable, its submissions are retried
-one per transaction, so one request the database cannot take never costs the others
-theirs. When the database is unreachable every submission of the batch gets the error
-(a 503 the client retries); nothing was committed, or the batch was committed entirely.
+as elsewhere in the API: authentication first, then the body. If the database refuses a
+value in the batch (a data or integrity error: something one submission carries), the
+submissions are retried one per transaction, so one request the database cannot take never
+costs the others theirs. Any other failure (database unreachable, statement timeout) goes to
+every submission of the batch (a 503 the client retries); nothing was committed, or the
+batch was committed entirely.
 
 The response is sent only after the COMMIT (the futures are resolved once the transaction
 is over), as for every other write in the API.
@@ -31,6 +32,7 @@ import anyio.to_thread
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy import Engine
+from sqlalchemy.exc import DataError, IntegrityError
 
 from casegrid.errors import CasegridError, Forbidden
 from casegrid.settings import Settings
@@ -181,12 +183,12 @@ class IntakeBatcher:
                 pending.future.set_result(outcome)
 
     def _register(self, items: list[tuple[str | None, bytes]]) -> list:
-        from api.errors import is_connection_problem
-
         try:
             return register_batch(self.engine, items, self.settings)
-        except Exception as exc:
-            if len(items) == 1 or is_connection_problem(exc):
+        except (DataError, IntegrityError) as exc:
+            # A value one submission carries (the database's own check, not ours); any other
+            # failure (unreachable, timed out, a bug) would only repeat per submission.
+            if len(items) == 1:
                 raise
             log.warning("intake batch of %d refused (%s); retrying one by one", len(items), exc)
         outcomes: list = []

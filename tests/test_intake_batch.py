@@ -228,3 +228,21 @@ def test_mixed_coordinate_systems_in_one_batch_land_on_the_same_spot(city_engine
         case = got.result.case
         assert case["community_code"] == code
         assert abs(case["lon"] - lon) < 1e-7 and abs(case["lat"] - lat) < 1e-7
+
+
+def test_a_batch_that_fails_for_the_database_s_own_reasons_is_not_retried(city_engine, monkeypatch):
+    """Unreachable or timed out: every submission gets the error (a 503 to retry) at once,
+    instead of repeating the failure once per submission."""
+    from sqlalchemy.exc import OperationalError
+
+    calls = []
+
+    def unreachable(engine, items, settings):
+        calls.append(len(items))
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(intake_queue, "register_batch", unreachable)
+    batcher = intake_queue.IntakeBatcher(city_engine, get_settings())
+    with pytest.raises(OperationalError):
+        batcher._register([("t", b"{}")] * 5)
+    assert calls == [5]
