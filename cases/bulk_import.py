@@ -16,6 +16,19 @@ The pipeline, all in ONE transaction:
 6. ``INSERT ... SELECT ... ON CONFLICT (channel, external_id) DO NOTHING`` into ``case``,
    deadlines included, and the ``register`` history rows with it, in one statement.
 
+An import much larger than the ledger (the first load of a city's history: at least
+``BULK_MIN_ROWS`` new cases and at least as many as ``"case"`` holds) does not maintain the
+secondary indexes and foreign keys row by row: inside the same transaction it drops them,
+inserts, and recreates them from their catalogue definitions (``pg_get_indexdef``,
+``pg_get_constraintdef``), which builds each index once from sorted input and checks each
+foreign key with one join. On a million cases into an empty ledger that is several times
+faster (measured figures in the commit history and ``bench/RESULTS.md``). DDL is
+transactional in PostgreSQL, so a failure or a kill at any point rolls the drops back with
+everything else: the table is never left without its indexes. The price is an ``ACCESS
+EXCLUSIVE`` lock on ``"case"`` (and ``case_event``, and on the tables the foreign keys
+reference) until the import commits; an ordinary import into a populated ledger keeps the
+row-by-row path and its row locks.
+
 Without ``commit`` the same work runs and is rolled back, so the report says exactly what a
 committed run would do (MapIt's dry-run convention). Because everything is one transaction,
 an import killed halfway leaves nothing behind, and because of the unique
@@ -50,6 +63,10 @@ from geo.coords import normalise_crs
 from geo.routing import require_generation, route_sql
 
 DEFAULT_CHUNK_ROWS = 100_000
+# Below this many new cases the row-by-row index upkeep costs a few seconds at most, not
+# worth an exclusive lock on the ledger; above it (and when the import at least doubles the
+# table) the indexes are rebuilt instead (module docstring).
+BULK_MIN_ROWS = 100_000
 # Which phase is running, how far it got, and its total (None when unknown).
 ProgressFn = Callable[[str, float, float | None], None]
 
@@ -253,6 +270,49 @@ RETURNING case_id
 """
 
 
+# Per table: its foreign keys and its plain (non-unique, non-constraint) indexes, as the
+# statement that drops each and the statement that recreates it exactly. Unique indexes and
+# primary keys stay: the INSERT's ON CONFLICT arbiter and case_event's reference need them.
+_SECONDARY_SQL = """
+SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', conrelid::regclass, conname) AS drop_sql,
+       format('ALTER TABLE %s ADD CONSTRAINT %I %s', conrelid::regclass, conname,
+              pg_get_constraintdef(oid)) AS create_sql, 2 AS step
+FROM pg_constraint WHERE contype = 'f' AND conrelid = CAST(:tbl AS regclass)
+UNION ALL
+SELECT format('DROP INDEX %s', i.indexrelid::regclass), pg_get_indexdef(i.indexrelid), 1
+FROM pg_index i
+WHERE i.indrelid = CAST(:tbl AS regclass) AND NOT i.indisunique AND NOT i.indisprimary
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+ORDER BY step, create_sql
+"""
+# Tables whose upkeep a large import takes over, each with how many rows it has to exceed.
+_BULK_TABLES = ('"case"', "case_event")
+
+
+def _rows_up_to(conn: Connection, table: str, limit: int) -> int:
+    """``min(count(*), limit + 1)``: enough to compare with ``limit`` without counting a
+    large table to the end."""
+    return conn.execute(text(f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT :n) x"),
+                        {"n": limit + 1}).scalar_one()
+
+
+def _drop_secondary(conn: Connection, new: int) -> list[str]:
+    """For a large import, drop the foreign keys and plain indexes of each table the import
+    outgrows (``new`` rows at least as many as it holds); return the statements that
+    recreate them, indexes first. Same transaction: a rollback restores them."""
+    tables = [t for t in _BULK_TABLES if _rows_up_to(conn, t, new) <= new]
+    if not tables:
+        return []
+    # Lock up front, in a fixed order, rather than table by table as the DROPs reach them.
+    conn.execute(text(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE"))
+    plan = []
+    for table in tables:
+        plan += conn.execute(text(_SECONDARY_SQL), {"tbl": table}).all()
+    for row in plan:
+        conn.execute(text(row.drop_sql))
+    return [r.create_sql for r in sorted(plan, key=lambda r: r.step)]
+
+
 def _copy_chunk(conn: Connection, frame: pd.DataFrame) -> None:
     """COPY one validated chunk into the staging table (CSV text, '' = NULL)."""
     buf = io.StringIO()
@@ -304,6 +364,7 @@ def import_cases(
     backdate: bool = False,
     actor: str = "bulk-import",
     deadlines: bool = True,
+    rebuild_indexes: bool | None = None,
 ) -> BulkReport:
     """Import a hotline export and return what happened (see the module docstring).
 
@@ -313,7 +374,10 @@ def import_cases(
     savepoint of the caller's transaction, rolled back unless ``commit``. ``backdate`` sets
     ``received_at`` and the register event's time to the reported time (replaying history,
     e.g. the synthetic sample year). ``deadlines=False`` leaves the review/reply due times
-    unset (``cases.deadlines`` costs about 1-3 ms per case on a year-long file). Raises
+    unset (``cases.deadlines`` costs about 1-3 ms per case on a year-long file).
+    ``rebuild_indexes`` forces (True) or forbids (False) dropping and rebuilding the
+    secondary indexes and foreign keys around the INSERT; ``None`` decides by size (module
+    docstring). Raises
     ``ImportFailed`` when the file cannot be read
     at all; bad rows never raise, they are rejected.
     """
@@ -330,7 +394,7 @@ def import_cases(
             trans = conn.begin()
             try:
                 _run(conn, path, mapping, default_crs, report, rejects_path, progress,
-                     chunk_rows, backdate, actor, deadlines)
+                     chunk_rows, backdate, actor, deadlines, rebuild_indexes)
             except BaseException:
                 trans.rollback()
                 raise
@@ -342,7 +406,7 @@ def import_cases(
         savepoint = engine_or_conn.begin_nested()
         try:
             _run(engine_or_conn, path, mapping, default_crs, report, rejects_path, progress,
-                 chunk_rows, backdate, actor, deadlines)
+                 chunk_rows, backdate, actor, deadlines, rebuild_indexes)
         except BaseException:
             savepoint.rollback()
             raise
@@ -356,7 +420,7 @@ def import_cases(
 
 def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, report: BulkReport,
          rejects_path: str | Path | None, progress: ProgressFn | None, chunk_rows: int,
-         backdate: bool, actor: str, deadlines: bool) -> None:
+         backdate: bool, actor: str, deadlines: bool, rebuild_indexes: bool | None) -> None:
     clock = time.perf_counter()
     gen = require_generation(conn)
     settings = get_settings()
@@ -438,6 +502,9 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
     clock = time.perf_counter()
     if progress:
         progress("insert", 0, None)
+    rebuild = rebuild_indexes if rebuild_indexes is not None else new >= BULK_MIN_ROWS
+    # With rebuild_indexes=True every table is outgrown (limit = the largest bigint).
+    recreate = _drop_secondary(conn, new if rebuild_indexes is None else 2**62) if rebuild else []
     case_ids = conn.execute(
         text(_INSERT_SQL),
         {"gen": gen, "backdate": backdate, "actor": actor, "mapping": mapping.name,
@@ -448,6 +515,15 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
     # concurrent import of the same tickets (ON CONFLICT) alike.
     report.already_present = report.valid - report.inserted
     report.seconds["insert"] = round(time.perf_counter() - clock, 3)
+    if recreate:
+        clock = time.perf_counter()
+        if progress:
+            progress("indexes", 0, len(recreate))
+        for i, sql in enumerate(recreate):
+            conn.execute(text(sql))
+            if progress:
+                progress("indexes", i + 1, len(recreate))
+        report.seconds["indexes"] = round(time.perf_counter() - clock, 3)
     if progress:
         progress("insert", 1, 1)
 

@@ -305,3 +305,88 @@ def test_killed_import_leaves_nothing_and_rerun_is_complete(city_db_url, city_en
     report = import_cases(city_engine, path, "hotline12345_zh", commit=True, deadlines=False)
     assert report.rejected == 0 and report.inserted == 20_000
     assert _counts(city_engine) == (20_000, 20_000)
+
+
+# --- large imports: secondary indexes and foreign keys rebuilt, not maintained per row ----
+
+_SCHEMA_SNAPSHOT = """
+SELECT 'index ' || indexname || ': ' || indexdef FROM pg_indexes
+WHERE schemaname = 'public' AND tablename IN ('case', 'case_event')
+UNION ALL
+SELECT 'constraint ' || conname || ': ' || pg_get_constraintdef(oid) || ' valid=' || convalidated
+FROM pg_constraint WHERE conrelid IN ('"case"'::regclass, 'case_event'::regclass)
+ORDER BY 1
+"""
+
+
+def _schema(engine) -> list[str]:
+    with engine.connect() as conn:
+        return conn.execute(text(_SCHEMA_SNAPSHOT)).scalars().all()
+
+
+def _cases(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return conn.execute(text(
+            'SELECT c.external_id, c.community_code, c.post_id, c.route_rule, c.review_due_at,'
+            ' c.reply_due_at, e.action, e.data->>\'line\' FROM "case" c'
+            ' JOIN case_event e ON e.case_id = c.id ORDER BY c.external_id')).all()
+
+
+def test_rebuild_path_stores_the_same_cases_and_restores_every_index(city_engine):
+    schema = _schema(city_engine)
+    assert any("case_geom_4527_gist" in s for s in schema)
+    assert any("case_event_case_id_fkey" in s for s in schema)
+    # backdated: due times from the reported time, not the clock, so both runs agree
+    report = import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True,
+                          backdate=True, rebuild_indexes=True)
+    assert (report.inserted, report.duplicates_in_file) == (7, 1)
+    assert "indexes" in report.seconds  # the rebuild path ran
+    assert _schema(city_engine) == schema  # same names, definitions, validity
+    rebuilt = _cases(city_engine)
+    with city_engine.begin() as conn:
+        conn.execute(text('TRUNCATE "case", case_event, case_stat'))
+    row_by_row = import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True,
+                              backdate=True, rebuild_indexes=False)
+    assert "indexes" not in row_by_row.seconds
+    assert row_by_row.inserted == 7 and _cases(city_engine) == rebuilt
+    # The rebuilt foreign keys are real: a case with an unknown post is refused.
+    with city_engine.connect() as conn, pytest.raises(Exception, match="case_post_id_fkey"):
+        conn.execute(text('UPDATE "case" SET post_id = -1 WHERE external_id = \'12345-2025-000101\''))
+
+
+def test_rebuild_path_crash_restores_indexes_and_leaves_zero_rows(city_engine):
+    schema = _schema(city_engine)
+
+    def crash_mid_rebuild(stage, done, total):
+        if stage == "indexes" and done == 3:  # some indexes rebuilt, the others still dropped
+            raise RuntimeError("simulated crash while rebuilding")
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True,
+                     rebuild_indexes=True, progress=crash_mid_rebuild)
+    assert _counts(city_engine) == (0, 0)
+    assert _schema(city_engine) == schema
+
+
+def test_small_import_keeps_row_by_row_upkeep(city_engine):
+    """Auto mode: a small import never takes the exclusive lock nor drops anything."""
+    report = import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True)
+    assert report.inserted == 7 and "indexes" not in report.seconds
+
+
+def test_rebuild_decision_counts_the_tables(city_engine):
+    """A table the import does not outgrow keeps its indexes (only the others are rebuilt)."""
+    from cases.bulk_import import _drop_secondary
+
+    import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True)
+    with city_engine.connect() as conn, conn.begin():
+        assert _drop_secondary(conn, 6) == []  # 7 cases, 7 events: 6 new rows outgrow neither
+        recreate = _drop_secondary(conn, 7)
+        assert any("case_geom_gist" in s for s in recreate)
+        assert any("case_event_case" in s for s in recreate)
+        left = conn.execute(text(
+            "SELECT count(*) FROM pg_indexes WHERE tablename = 'case' AND indexname = 'case_geom_gist'"
+        )).scalar_one()
+        assert left == 0  # dropped inside this transaction ...
+        conn.rollback()
+    assert any("case_geom_gist" in s for s in _schema(city_engine))  # ... and back after rollback
