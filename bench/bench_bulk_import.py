@@ -98,8 +98,8 @@ def _import_with_budget(ctx: Context, csv_path: Path, budget_s: float,
 
 def run(ctx: Context) -> Outcome:
     """Import the file once (committed), baseline before and after; median baseline. An
-    import still running at 4x the baseline (the target is 3x) is stopped and rolled back,
-    so the run goes on."""
+    import still running at 8x the baseline (the target is 3x) is stopped and rolled back,
+    so the run goes on; below that it reports a finished figure, met or not."""
     import cases.bulk_import  # noqa: F401 - a missing module is a skip, not a failure
 
     n = ctx.n(1_000_000, 5_000)
@@ -110,8 +110,9 @@ def run(ctx: Context) -> Outcome:
     t, matched = timed(lambda: bare_copy_join(ctx.engine, csv_path, ctx.community_generation))
     base.append(t)
     log(f"bulk_import: bare COPY + join {t:.1f} s ({matched:,} matched)")
-    # Past 4x the baseline the 3x target is missed whatever happens next: stop there.
-    budget = max(60.0, 4 * t)
+    # Past 8x the baseline the import is stopped (a run must end); up to there it reports a
+    # finished figure even where it misses the 3x target, so a slow import is measured.
+    budget = max(60.0, 8 * t)
     before = case_count(ctx.engine)
     log(f"bulk_import: import_cases on {n:,} rows (committed, backdated; budget {budget:.0f} s)")
     phase: list[str] = []
