@@ -33,6 +33,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError
+from starlette.exceptions import HTTPException
 
 from casegrid.errors import CasegridError, Forbidden
 from casegrid.settings import Settings
@@ -65,16 +66,20 @@ def _role_error(principal: Principal) -> Forbidden | None:
 
 
 def parse_submission(body: bytes) -> NewCase:
-    """The JSON body as a :class:`NewCase`, or the ``RequestValidationError`` FastAPI itself
-    would raise for it (same locations, so the same 422 bodies)."""
+    """The JSON body as a :class:`NewCase`, or the error FastAPI itself would raise for it
+    (``RequestValidationError`` with the same locations, so the same 422 bodies; a 400
+    ``HTTPException`` for bytes that are not UTF-8)."""
     if not body.strip():
         raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required",
                                        "input": None}])
     try:
         raw = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        pos = getattr(exc, "pos", getattr(exc, "start", 0))
-        raise RequestValidationError([{"type": "json_invalid", "loc": ("body", pos),
+    except UnicodeDecodeError:
+        # FastAPI's answer to bytes that are not text: a 400 (the app's error shape).
+        raise HTTPException(400, "the request body is not UTF-8 text; send JSON encoded "
+                                 "as UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body", exc.pos),
                                        "msg": "JSON decode error", "input": {}}]) from None
     try:
         return NewCase.model_validate(raw)
@@ -84,10 +89,10 @@ def parse_submission(body: bytes) -> NewCase:
 
 
 def register_batch(engine: Engine, items: list[tuple[str | None, bytes]],
-                   settings: Settings) -> list[Accepted | CasegridError | RequestValidationError]:
+                   settings: Settings) -> list[Accepted | CasegridError | RequestValidationError | HTTPException]:
     """Authenticate, validate and register raw submissions in one transaction; each item's
     outcome in order (exceptions are returned, not raised, except the database's own)."""
-    out: list[Accepted | CasegridError | RequestValidationError | None] = [None] * len(items)
+    out: list[Accepted | CasegridError | RequestValidationError | HTTPException | None] = [None] * len(items)
     with engine.begin() as conn:
         principals = authenticate_many(conn, [secret for secret, _ in items])
         accepted: list[tuple[int, Principal]] = []
@@ -100,7 +105,7 @@ def register_batch(engine: Engine, items: list[tuple[str | None, bytes]],
                 continue
             try:
                 data = parse_submission(body)
-            except RequestValidationError as exc:
+            except (RequestValidationError, HTTPException) as exc:
                 out[i] = exc
                 continue
             accepted.append((i, who))
