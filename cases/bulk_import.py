@@ -296,21 +296,63 @@ def _rows_up_to(conn: Connection, table: str, limit: int) -> int:
                         {"n": limit + 1}).scalar_one()
 
 
-def _drop_secondary(conn: Connection, new: int) -> list[str]:
-    """For a large import, drop the foreign keys and plain indexes of each table the import
-    outgrows (``new`` rows at least as many as it holds); return the statements that
-    recreate them, indexes first. Same transaction: a rollback restores them."""
+def _drop_secondary(conn: Connection, new: int) -> tuple[bool, list[str]]:
+    """For a large import: lock ``"case"`` and ``case_event`` exclusively and drop the
+    foreign keys and plain indexes of each table the import outgrows (``new`` rows at least
+    as many as it holds). Returns (locked, the statements that recreate what was dropped,
+    indexes first). Same transaction: a rollback restores everything. Nothing is locked or
+    dropped when neither table is outgrown."""
     tables = [t for t in _BULK_TABLES if _rows_up_to(conn, t, new) <= new]
     if not tables:
-        return []
-    # Lock up front, in a fixed order, rather than table by table as the DROPs reach them.
-    conn.execute(text(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE"))
+        return False, []
+    # Both tables, up front, in a fixed order: from here on no other session writes a case,
+    # so the INSERT needs no ON CONFLICT and case ids can be assigned before it.
+    conn.execute(text(f"LOCK TABLE {', '.join(_BULK_TABLES)} IN ACCESS EXCLUSIVE MODE"))
     plan = []
     for table in tables:
         plan += conn.execute(text(_SECONDARY_SQL), {"tbl": table}).all()
     for row in plan:
         conn.execute(text(row.drop_sql))
-    return [r.create_sql for r in sorted(plan, key=lambda r: r.step)]
+    return True, [r.create_sql for r in sorted(plan, key=lambda r: r.step)]
+
+
+# The exclusive path (large imports, tables locked before deduplication): case ids are
+# drawn in file order beforehand, so the cases and their register events are two plain
+# INSERTs from the staging tables, without ON CONFLICT's speculative insertion and without
+# carrying a million RETURNING rows through a CTE and a join. Same columns and values as
+# _INSERT_SQL (tests compare the two paths).
+_IDS_SQL = """
+CREATE TEMP TABLE cg_ids ON COMMIT DROP AS
+SELECT line, nextval(pg_get_serial_sequence('"case"', 'id')) AS case_id
+FROM (SELECT line FROM cg_new ORDER BY line) x;
+ALTER TABLE cg_ids ADD PRIMARY KEY (line);
+ANALYZE cg_ids
+"""
+_INSERT_LOCKED_SQL = (
+    _INSERT_SQL.split("WITH ins AS (", 1)[1].split("ON CONFLICT", 1)[0]
+    .replace('INSERT INTO "case" (channel,', 'INSERT INTO "case" (id, channel,', 1)
+    .replace("SELECT n.channel,", "SELECT i.case_id, n.channel,", 1)
+    .replace("FROM cg_new n", "FROM cg_new n JOIN cg_ids i ON i.line = n.line", 1)
+)
+if "JOIN cg_ids" not in _INSERT_LOCKED_SQL or "i.case_id" not in _INSERT_LOCKED_SQL:
+    raise RuntimeError("_INSERT_SQL changed shape: update _INSERT_LOCKED_SQL's derivation")
+_EVENTS_LOCKED_SQL = """
+INSERT INTO case_event (case_id, at, actor, role, action, from_state, to_state, note, data)
+SELECT i.case_id,
+       CASE WHEN :backdate THEN timestamptz 'epoch' + n.reported_us * interval '1 microsecond'
+            ELSE now() END,
+       :actor, 'intake', 'register', NULL, 'registered', :note,
+       jsonb_build_object('rule', r.rule, 'community_code', c.code,
+                          'subdistrict_code', c.subdistrict_code, 'post_id', p.id,
+                          'generation_id', CAST(:gen AS int), 'source', CAST(:source AS text),
+                          'mapping', CAST(:mapping AS text),
+                          'line', n.line)
+FROM cg_new n
+JOIN cg_ids i ON i.line = n.line
+JOIN cg_routed r ON r.id = n.line
+LEFT JOIN community c ON c.id = r.community_id
+LEFT JOIN community_post p ON p.community_code = c.code
+"""
 
 
 def _copy_chunk(conn: Connection, frame: pd.DataFrame) -> None:
@@ -460,6 +502,15 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
     report.seconds["read_validate_copy"] = round(time.perf_counter() - clock, 3)
 
     clock = time.perf_counter()
+    # A large import takes the tables before deduplicating (module docstring), so what it
+    # finds new is still new when it inserts.
+    bulk = rebuild_indexes if rebuild_indexes is not None else report.valid >= BULK_MIN_ROWS
+    # rebuild_indexes=True: every table counts as outgrown (limit = a bigint no table reaches).
+    locked, recreate = (_drop_secondary(conn, report.valid if rebuild_indexes is None else 2**62)
+                        if bulk else (False, []))
+    if locked:
+        report.seconds["lock_drop"] = round(time.perf_counter() - clock, 3)
+        clock = time.perf_counter()
     conn.execute(text("ANALYZE cg_stage"))
     present = conn.execute(text(_PRESENT_SQL)).scalar_one()
     conn.execute(text(_NEW_SQL))
@@ -502,15 +553,14 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
     clock = time.perf_counter()
     if progress:
         progress("insert", 0, None)
-    rebuild = rebuild_indexes if rebuild_indexes is not None else new >= BULK_MIN_ROWS
-    # With rebuild_indexes=True every table is outgrown (limit = the largest bigint).
-    recreate = _drop_secondary(conn, new if rebuild_indexes is None else 2**62) if rebuild else []
-    case_ids = conn.execute(
-        text(_INSERT_SQL),
-        {"gen": gen, "backdate": backdate, "actor": actor, "mapping": mapping.name,
-         "source": path.name, "note": f"bulk import of {path.name}"},
-    ).scalars().all()
-    report.inserted = len(case_ids)
+    params = {"gen": gen, "backdate": backdate, "actor": actor, "mapping": mapping.name,
+              "source": path.name, "note": f"bulk import of {path.name}"}
+    if locked:
+        conn.execute(text(_IDS_SQL))
+        report.inserted = conn.execute(text(_INSERT_LOCKED_SQL), params).rowcount
+        conn.execute(text(_EVENTS_LOCKED_SQL), params)
+    else:
+        report.inserted = len(conn.execute(text(_INSERT_SQL), params).scalars().all())
     # Rows whose ticket was already a case, repeats within the file, and any lost to a
     # concurrent import of the same tickets (ON CONFLICT) alike.
     report.already_present = report.valid - report.inserted

@@ -325,11 +325,14 @@ def _schema(engine) -> list[str]:
 
 
 def _cases(engine) -> list[tuple]:
+    """Every stored column of each case and its events but the generated ids and the row
+    timestamps, in id order (ids follow the file's line order on both paths)."""
     with engine.connect() as conn:
         return conn.execute(text(
-            'SELECT c.external_id, c.community_code, c.post_id, c.route_rule, c.review_due_at,'
-            ' c.reply_due_at, e.action, e.data->>\'line\' FROM "case" c'
-            ' JOIN case_event e ON e.case_id = c.id ORDER BY c.external_id')).all()
+            "SELECT to_jsonb(c) - 'id' - 'case_no' - 'created_at' - 'updated_at',"
+            " (SELECT jsonb_agg(to_jsonb(e) - 'id' - 'case_id' ORDER BY e.id)"
+            "  FROM case_event e WHERE e.case_id = c.id)"
+            ' FROM "case" c ORDER BY c.id')).all()
 
 
 def test_rebuild_path_stores_the_same_cases_and_restores_every_index(city_engine):
@@ -380,8 +383,10 @@ def test_rebuild_decision_counts_the_tables(city_engine):
 
     import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True)
     with city_engine.connect() as conn, conn.begin():
-        assert _drop_secondary(conn, 6) == []  # 7 cases, 7 events: 6 new rows outgrow neither
-        recreate = _drop_secondary(conn, 7)
+        # 7 cases, 7 events: 6 new rows outgrow neither (no lock either)
+        assert _drop_secondary(conn, 6) == (False, [])
+        locked, recreate = _drop_secondary(conn, 7)
+        assert locked
         assert any("case_geom_gist" in s for s in recreate)
         assert any("case_event_case" in s for s in recreate)
         left = conn.execute(text(
