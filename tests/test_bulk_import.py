@@ -395,3 +395,13 @@ def test_rebuild_decision_counts_the_tables(city_engine):
         assert left == 0  # dropped inside this transaction ...
         conn.rollback()
     assert any("case_geom_gist" in s for s in _schema(city_engine))  # ... and back after rollback
+
+
+def test_rebuild_path_inside_callers_transaction_puts_work_mem_back(city_engine):
+    with city_engine.begin() as conn:
+        conn.execute(text("SET LOCAL work_mem = '7MB'"))
+        report = import_cases(conn, CSV_FIXTURE, "hotline12345_zh", commit=True,
+                              rebuild_indexes=True)
+        assert report.inserted == 7 and "indexes" in report.seconds
+        assert conn.execute(text("SHOW work_mem")).scalar_one() == "7MB"
+    assert _counts(city_engine) == (7, 7)
