@@ -26,8 +26,10 @@ faster (measured figures in the commit history and ``bench/RESULTS.md``). DDL is
 transactional in PostgreSQL, so a failure or a kill at any point rolls the drops back with
 everything else: the table is never left without its indexes. The price is an ``ACCESS
 EXCLUSIVE`` lock on ``"case"`` (and ``case_event``, and on the tables the foreign keys
-reference) until the import commits; an ordinary import into a populated ledger keeps the
-row-by-row path and its row locks.
+reference) from before deduplication until the import commits; holding them, it draws the
+case ids in file order and writes cases and register events as two plain INSERTs (no other
+session can have stored a ticket meanwhile, so step 6's ON CONFLICT is not needed). An
+ordinary import into a populated ledger keeps the row-by-row path and its row locks.
 
 Without ``commit`` the same work runs and is rolled back, so the report says exactly what a
 committed run would do (MapIt's dry-run convention). Because everything is one transaction,
