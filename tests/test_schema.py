@@ -47,3 +47,23 @@ def test_case_history_is_append_only(engine):
         conn.execute(text("UPDATE case_event SET note = 'rewritten'"))
     with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
         conn.execute(text("DELETE FROM case_event"))
+
+
+def test_case_numbers_grow_past_seven_digits_instead_of_repeating(engine):
+    """lpad truncates: the 0001 default made CG2026 + '1000000' again for the 10,000,000th
+    case and every insert from then on failed. Numbers now widen."""
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO category (code, name_zh, name_en) VALUES ('9998', 'x', 'x')"))
+        conn.execute(text("SELECT setval('case_no_seq', 9999998)"))
+        numbers = conn.execute(text(
+            "INSERT INTO \"case\" (channel, category_code, reported_at) "
+            "SELECT 'patrol', '9998', now() FROM generate_series(1, 3) RETURNING case_no"
+        )).scalars().all()
+        year = conn.execute(text("SELECT to_char(now() AT TIME ZONE 'Asia/Shanghai', 'YYYY')")).scalar_one()
+    assert sorted(numbers) == [f"CG{year}10000000", f"CG{year}10000001", f"CG{year}9999999"]
+    with engine.begin() as conn:
+        first = conn.execute(text("SELECT setval('case_no_seq', 41)")).scalar_one()
+        no = conn.execute(text(
+            "INSERT INTO \"case\" (channel, category_code, reported_at) VALUES ('patrol', '9998', now())"
+            " RETURNING case_no")).scalar_one()
+    assert first == 41 and no == f"CG{year}0000042"
