@@ -6,6 +6,7 @@ adding an endpoint group never means editing this file.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import pkgutil
 from contextlib import asynccontextmanager
@@ -39,6 +40,11 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
                                           max_batch=settings.intake_batch_max,
                                           in_flight=settings.intake_batches_in_flight)
         await app.state.intake.start()
+        # Everything imported and built so far lives as long as the process: moving it out
+        # of the collector's generations makes each full collection under load walk only
+        # the objects of requests in flight (p99 latency).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
