@@ -110,9 +110,10 @@ def run(ctx: Context) -> Outcome:
     t, matched = timed(lambda: bare_copy_join(ctx.engine, csv_path, ctx.community_generation))
     base.append(t)
     log(f"bulk_import: bare COPY + join {t:.1f} s ({matched:,} matched)")
-    # Past 8x the baseline the import is stopped (a run must end); up to there it reports a
-    # finished figure even where it misses the 3x target, so a slow import is measured.
-    budget = max(60.0, 8 * t)
+    # Past 20x the baseline the import is stopped (a run must end); up to there it reports a
+    # finished figure even where it misses the 3x target, so a slow import is measured (on a
+    # quiet machine the bare join takes ~12 s and the import over 100 s).
+    budget = max(120.0, 20 * t)
     before = case_count(ctx.engine)
     log(f"bulk_import: import_cases on {n:,} rows (committed, backdated; budget {budget:.0f} s)")
     phase: list[str] = []
