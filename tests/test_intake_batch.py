@@ -246,3 +246,20 @@ def test_a_batch_that_fails_for_the_database_s_own_reasons_is_not_retried(city_e
     with pytest.raises(OperationalError):
         batcher._register([("t", b"{}")] * 5)
     assert calls == [5]
+
+
+def test_rejected_and_closed_cases_are_not_offered_as_duplicates(city_engine):
+    """Possible duplicates are open cases: the same spot's rejected and closed complaints
+    are history, not something to merge into."""
+    (_code, lon, lat), = interior_points(city_engine)[:1]
+    with city_engine.begin() as conn:
+        token = create_token(conn, "intake", "batch-dups")[1]
+    first = register_batch(city_engine, [(token, _body(lon, lat, f"D-{i}")) for i in range(3)],
+                           get_settings())
+    ids = [o.result.case["id"] for o in first]
+    with city_engine.begin() as conn:
+        conn.execute(text("UPDATE \"case\" SET status = 'rejected' WHERE id = :i"), {"i": ids[0]})
+        conn.execute(text("UPDATE \"case\" SET status = 'closed', closed_at = now() WHERE id = :i"),
+                     {"i": ids[1]})
+    (later,) = register_batch(city_engine, [(token, _body(lon, lat, "D-later"))], get_settings())
+    assert [d["id"] for d in later.result.possible_duplicates] == [ids[2]]
