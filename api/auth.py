@@ -35,16 +35,22 @@ def current_principal(request: Request, creds: BearerCredentials) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
+def role_refusal(principal: Principal, roles: tuple[str, ...] | set[str]) -> Forbidden | None:
+    """The 403 for a principal whose role is not among ``roles`` (admin always admitted),
+    or None when it is."""
+    allowed = set(roles) | {"admin"}
+    if principal.role in allowed:
+        return None
+    return Forbidden(f"role {principal.role!r} may not do this; allowed: {', '.join(sorted(allowed))}",
+                     field="Authorization")
+
+
 def require_roles(*roles: str) -> Callable[..., Principal]:
     """A dependency that admits only the given roles (admin always admitted); 403 otherwise."""
-    allowed = set(roles) | {"admin"}
 
     def dependency(principal: CurrentPrincipal) -> Principal:
-        if principal.role not in allowed:
-            raise Forbidden(
-                f"role {principal.role!r} may not do this; allowed: {', '.join(sorted(allowed))}",
-                field="Authorization",
-            )
+        if (refusal := role_refusal(principal, roles)) is not None:
+            raise refusal
         return principal
 
     return dependency

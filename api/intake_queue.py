@@ -35,7 +35,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException
 
-from casegrid.errors import CasegridError, Forbidden
+from api.auth import role_refusal
+from casegrid.errors import CasegridError
 from casegrid.settings import Settings
 from cases.intake import SUBMITTERS, IntakeResult, NewCase, register_cases
 from cases.tokens import Principal, authenticate_many
@@ -56,13 +57,6 @@ class _Pending:
     secret: str | None
     body: bytes
     future: asyncio.Future = field(repr=False)
-
-
-def _role_error(principal: Principal) -> Forbidden | None:
-    if principal.role in SUBMITTERS:
-        return None
-    return Forbidden(f"role {principal.role!r} may not do this; allowed: {', '.join(sorted(SUBMITTERS))}",
-                     field="Authorization")
 
 
 def parse_submission(body: bytes) -> NewCase:
@@ -99,7 +93,7 @@ def register_batch(engine: Engine, items: list[tuple[str | None, bytes]],
         submissions: list[tuple[NewCase, Principal]] = []
         for i, (secret, body) in enumerate(items):
             who = principals[secret]
-            refusal = who if isinstance(who, CasegridError) else _role_error(who)
+            refusal = who if isinstance(who, CasegridError) else role_refusal(who, SUBMITTERS)
             if refusal is not None:
                 out[i] = refusal
                 continue

@@ -12,9 +12,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from cases.intake import NewCase
-
-CaseIn = NewCase
 # 7 decimal places of a degree are about 1 cm: more is noise (RFC 7946 section 11.2).
 COORD_DECIMALS = 7
 GEOJSON_MEDIA_TYPE = "application/geo+json"

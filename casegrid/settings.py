@@ -45,9 +45,10 @@ class Settings(BaseSettings):
     subdivide_max_vertices: int = 32
 
     # Intake batching (api/intake_queue.py): at most this many submissions per transaction,
-    # and this many batches at the database at once per worker process (1 gave the most
-    # cases/s in the intake benchmark: 417/s vs 347/s with 2 and 210/s with 4, because
-    # fewer, larger batches share the fixed cost of a transaction).
+    # and this many batches at the database at once per worker process. 1 gave the most
+    # cases/s on the 2-core machine (fewer, larger batches share the fixed cost of a
+    # transaction); compare with e.g. `CASEGRID_INTAKE_BATCHES_IN_FLIGHT=2 python -m bench
+    # --only intake --out /tmp/x.md` (the benchmark's server inherits the environment).
     intake_batch_max: int = Field(64, ge=1, le=1000)
     intake_batches_in_flight: int = Field(1, ge=1, le=16)
 

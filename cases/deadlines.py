@@ -88,12 +88,6 @@ def due_after(calendar: WorkCalendar, start: datetime, limit: Limit) -> Deadline
     return calendar.add(start, limit.amount, limit.unit)  # type: ignore[arg-type]
 
 
-def initial_deadlines(conn: Connection, category_code: str, channel: str, received_at: datetime) -> dict:
-    """Due columns of a case about to be registered (review and reply, counted from
-    ``received_at``), so intake writes them with the INSERT instead of updating the row."""
-    return initial_deadlines_many(conn, [(category_code, channel)], received_at)[(category_code, channel)]
-
-
 _EFFECTIVE_MANY_SQL = """
 SELECT DISTINCT ON (k.cat, k.ch, t.step) k.cat, k.ch, t.step, t.amount::float8 AS amount, t.unit,
        t.category_code, t.channel, t.note
@@ -106,8 +100,9 @@ ORDER BY k.cat, k.ch, t.step, (t.category_code = '*'), (t.channel = '*')
 def initial_deadlines_many(
     conn: Connection, keys: list[tuple[str, str]], received_at: datetime
 ) -> dict[tuple[str, str], dict]:
-    """:func:`initial_deadlines` for several ``(category_code, channel)`` pairs received at
-    the same moment (an intake batch): the calendar and all limits in two queries."""
+    """Due columns of cases about to be registered (review and reply, counted from
+    ``received_at``), per ``(category_code, channel)`` pair, so intake writes them with the
+    INSERT instead of updating the rows. The calendar and all limits in two queries."""
     from cases.calendar_store import load_calendar
 
     pairs = sorted(set(keys))

@@ -322,12 +322,13 @@ def register_cases(
     """
     settings = settings or get_settings()
     out: list[IntakeResult | CasegridError | None] = [None] * len(submissions)
-    categories = get_categories(conn, [data.category for data, _ in submissions])
+    # NewCase strips whitespace, so each category text is its lookup key as it stands.
+    found = get_categories(conn, [data.category for data, _ in submissions])
+    categories = [found[data.category] for data, _ in submissions]
     locations: dict[int, _Location] = {}
     points: dict[int, PreparedPoint] = {}
     wheres = locate_all([data for data, _ in submissions])
-    for i, ((data, _actor), where) in enumerate(zip(submissions, wheres, strict=True)):
-        category = categories[data.category.strip()]
+    for i, (category, where) in enumerate(zip(categories, wheres, strict=True)):
         if isinstance(category, CasegridError) or isinstance(where, CasegridError):
             out[i] = category if isinstance(category, CasegridError) else where
         elif isinstance(where, _Location):
@@ -339,8 +340,7 @@ def register_cases(
     # The first due times are computed before the INSERT, so each row is written once.
     received_at = datetime.now(UTC)
     due = initial_deadlines_many(
-        conn, [(categories[submissions[i][0].category.strip()]["code"], submissions[i][0].channel)
-               for i in locations], received_at)
+        conn, [(categories[i]["code"], submissions[i][0].channel) for i in locations], received_at)
     rows = []
     for i, loc in sorted(locations.items()):
         data, actor = submissions[i]
@@ -350,11 +350,11 @@ def register_cases(
         except CasegridError as exc:
             out[i] = exc
             continue
-        code = categories[data.category.strip()]["code"]
+        code = categories[i]["code"]
         rows.append(_insert_row(i, data, actor, loc, code, received_at, due[(code, data.channel)]))
     inserted = {}
     if rows:
-        found = conn.execute(text(INSERT_SQL), {"rows": json.dumps(rows, default=_json_value)})
+        found = conn.execute(text(INSERT_SQL), {"rows": json.dumps(rows, default=str)})
         inserted = {row["ord"]: {k: v for k, v in row.items() if k != "ord"}
                     for row in found.mappings()}
     cases = _known_tickets(conn, [submissions[r["ord"]][0] for r in rows if r["ord"] not in inserted])
@@ -415,12 +415,6 @@ def _insert_row(i: int, data: NewCase, actor: Principal, loc: _Location, categor
     }
 
 
-def _json_value(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
 def _known_tickets(conn: Connection, datas: list[NewCase]) -> dict[tuple[str, str], dict]:
     """The cases already registered under the tickets of ``datas``, by (channel, external_id)."""
     tickets = sorted({(d.channel, d.external_id) for d in datas if d.external_id})
@@ -432,15 +426,20 @@ def _known_tickets(conn: Connection, datas: list[NewCase]) -> dict[tuple[str, st
 
 
 def _duplicates_of(conn: Connection, cases: dict[int, dict],
-                   submissions: list[tuple[NewCase, Principal]], categories: dict,
+                   submissions: list[tuple[NewCase, Principal]], categories: list,
                    settings: Settings) -> dict[int, list[dict]]:
     """Possible duplicates of each case of a batch, in one query."""
     # The radius and window are the submitted category's (that of a resent ticket's case
     # is normally the same).
-    queries = {i: _duplicate_query(case, categories[submissions[i][0].category.strip()],
-                                   submissions[i][1], settings)
-               for i, case in cases.items()}
-    return _run_duplicate_queries(conn, queries, DUPLICATE_LIMIT)
+    out: dict[int, list[dict]] = {i: [] for i in cases}
+    located = [{"ord": i, **q} for i, case in cases.items()
+               if (q := _duplicate_query(case, categories[i], submissions[i][1], settings))]
+    if located:
+        rows = conn.execute(text(DUPLICATES_SQL), {
+            "queries": json.dumps(located, default=str), "limit": DUPLICATE_LIMIT})
+        for row in rows.mappings():
+            out[row["ord"]].append({k: v for k, v in row.items() if k != "ord"})
+    return out
 
 
 # For each query row: open cases of its category within its radius and window, nearest first.
@@ -480,23 +479,7 @@ ORDER BY q.ord, d.distance_m, d.id
 """
 
 
-def find_duplicates(
-    conn: Connection,
-    case: dict,
-    category: dict,
-    *,
-    actor: Principal | None = None,
-    settings: Settings | None = None,
-    limit: int = DUPLICATE_LIMIT,
-) -> list[dict]:
-    """Open cases of the same category within the category's radius and time window of
-    ``case`` (a row as :func:`cases.queries.fetch_case` returns it), nearest first, never
-    ``case`` itself. Cases the ``actor`` may not see are left out."""
-    query = _duplicate_query(case, category, actor, settings or get_settings())
-    return _run_duplicate_queries(conn, {0: query}, limit)[0]
-
-
-def _duplicate_query(case: dict, category: dict, actor: Principal | None,
+def _duplicate_query(case: dict, category: dict, actor: Principal,
                      settings: Settings) -> dict | None:
     """One row of :data:`DUPLICATES_SQL`'s input (None for a case without a location)."""
     if case.get("lon") is None:
@@ -505,19 +488,7 @@ def _duplicate_query(case: dict, category: dict, actor: Principal | None,
     lat = float(case["lat"])
     deg = radius * 1.01 / (_M_PER_DEG * max(0.01, math.cos(math.radians(lat))))
     scope = None
-    if actor is not None and not actor.sees_all_communities:
+    if not actor.sees_all_communities:
         scope = list(actor.communities)
     return {"id": case["id"], "lon": case["lon"], "lat": lat, "category": case["category_code"],
             "at": case["reported_at"], "days": days, "deg": deg, "radius": radius, "scope": scope}
-
-
-def _run_duplicate_queries(conn: Connection, queries: dict[int, dict | None],
-                           limit: int) -> dict[int, list[dict]]:
-    out: dict[int, list[dict]] = {i: [] for i in queries}
-    located = [{"ord": i, **q} for i, q in queries.items() if q is not None]
-    if located:
-        rows = conn.execute(text(DUPLICATES_SQL), {
-            "queries": json.dumps(located, default=_json_value), "limit": limit})
-        for row in rows.mappings():
-            out[row["ord"]].append({k: v for k, v in row.items() if k != "ord"})
-    return out

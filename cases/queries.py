@@ -191,13 +191,7 @@ def split_list(value: str | list[str] | None) -> list[str] | None:
 
 def parse_channels(value: str | list[str] | None) -> list[str] | None:
     """Channel filter values, each checked against the known channels."""
-    items = split_list(value)
-    for item in items or ():
-        if item not in CHANNELS:
-            raise InvalidInput(
-                f"channel {item!r} is unknown; accepted: {', '.join(CHANNELS)}", field="channel"
-            )
-    return items
+    return _known_values(value, CHANNELS, "channel")
 
 
 def parse_statuses(value: str | list[str] | None) -> list[str] | None:
@@ -205,12 +199,15 @@ def parse_statuses(value: str | list[str] | None) -> list[str] | None:
     otherwise silently match nothing)."""
     from cases.workflow import STATES
 
+    return _known_values(value, STATES, "status")
+
+
+def _known_values(value: str | list[str] | None, known, field: str) -> list[str] | None:  # noqa: ANN001
     items = split_list(value)
     for item in items or ():
-        if item not in STATES:
-            raise InvalidInput(
-                f"status {item!r} is unknown; accepted: {', '.join(STATES)}", field="status"
-            )
+        if item not in known:
+            raise InvalidInput(f"{field} {item!r} is unknown; accepted: {', '.join(known)}",
+                               field=field)
     return items
 
 

@@ -349,15 +349,9 @@ def route(
     ``CoordinateError``), converted from ``crs`` (wgs84, gcj02, bd09 or EPSG:NNNN) to WGS-84,
     and looked up in ``generation_id`` (default: the active community generation).
     """
-    point = prepare_point(lon, lat, crs)
-    gen = require_generation(conn, generation_id)
-    tol, margin = _params(tolerance_m, margin_m)
-    row = conn.execute(
-        text(_ROUTE_ONE_SQL.replace("{route}", route_sql(
-            "SELECT 1::bigint AS id, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS geom"))),
-        {"lon": point.lon, "lat": point.lat, "gen": gen, "tol_m": tol, "margin_m": margin},
-    ).mappings().one()
-    return _result(row, point, gen)
+    (result,) = route_prepared(conn, [prepare_point(lon, lat, crs)], generation_id=generation_id,
+                               tolerance_m=tolerance_m, margin_m=margin_m)
+    return result
 
 
 def _finite(value: object, name: str) -> float:

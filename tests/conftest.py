@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -110,3 +113,25 @@ def city_engine(city_db_url: str):
         yield eng
     finally:
         eng.dispose()
+
+
+@contextmanager
+def running_server(app) -> Iterator[str]:  # noqa: ANN001 - a FastAPI app
+    """Serve ``app`` with uvicorn on a free loopback port in a background thread (so
+    requests really overlap, unlike TestClient's); yields the base URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

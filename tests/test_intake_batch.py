@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
 
 import httpx
 import pytest
@@ -24,11 +22,11 @@ from sqlalchemy.exc import DataError
 import api.intake_queue as intake_queue
 from api.app import create_app
 from api.intake_queue import Accepted, register_batch
-from casegrid.cluster import free_port
 from casegrid.errors import CoordinateError, Forbidden, InvalidInput, Unauthorized
 from casegrid.settings import Settings, get_settings
 from cases.intake import NewCase, create_case
 from cases.tokens import Principal, create_token
+from tests.conftest import running_server
 from tests.test_intake_api import interior_points
 
 
@@ -142,22 +140,9 @@ def test_a_batch_the_database_refuses_is_retried_one_by_one(city_engine, monkeyp
 @pytest.fixture
 def live_server(city_engine, city_db_url):
     """The app on a loopback port (uvicorn in a thread), so requests really overlap."""
-    import uvicorn
-
     app = create_app(settings=Settings(database_url=city_db_url), database_url=city_db_url)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    try:
-        yield app, f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with running_server(app) as base:
+        yield app, base
 
 
 def test_concurrent_requests_share_transactions_and_a_raced_ticket_is_one_case(live_server, city_engine):

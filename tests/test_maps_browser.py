@@ -7,8 +7,6 @@ server, show its layers, react to a filter, and leave a screenshot in test-artif
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -16,8 +14,8 @@ import pytest
 from sqlalchemy import text
 
 from api.app import create_app
-from casegrid.cluster import free_port
 from casegrid.settings import Settings
+from tests.conftest import running_server
 from tests.test_maps_pages import make_token, seed_cases
 
 pytestmark = pytest.mark.browser
@@ -43,23 +41,10 @@ def browser():
 @pytest.fixture
 def server(city_engine, city_db_url):
     """The app on a free loopback port in a background thread, with the sample city and cases."""
-    import uvicorn
-
     seed_cases(city_engine, 20)
     app = create_app(settings=Settings(tiles="none", database_url=city_db_url), database_url=city_db_url)
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
+    with running_server(app) as base:
+        yield base
 
 
 class Watch:

@@ -86,7 +86,9 @@ def test_nyc_311_agrees_with_the_city_on_99_percent(nyc, tmp_path):
     assert all(t in alt.split(";") for t, alt in zip(truth[bad.index][close], bad["alternates"][close], strict=True))
 
 
-def test_bad_rows_get_rule_invalid_and_a_reason(engine, tmp_path):
+
+def _one_square_community(engine) -> None:  # noqa: ANN001
+    """A single community "1": the square 117-117.1 E, 35-35.1 N."""
     from shapely.geometry import box
 
     with engine.begin() as conn:
@@ -95,6 +97,10 @@ def test_bad_rows_get_rule_invalid_and_a_reason(engine, tmp_path):
             gpd.GeoDataFrame({"code": ["1"], "name": ["A"]}, geometry=[box(117, 35, 117.1, 35.1)], crs=4326),
             source="t", source_crs="EPSG:4326",
         )
+
+
+def test_bad_rows_get_rule_invalid_and_a_reason(engine, tmp_path):
+    _one_square_community(engine)
     src = tmp_path / "in.csv"
     src.write_text(
         "id,x,y,rule\n"
@@ -118,14 +124,7 @@ def test_bad_rows_get_rule_invalid_and_a_reason(engine, tmp_path):
 
 
 def test_quoted_line_breaks_and_crlf_are_kept(engine, tmp_path):
-    from shapely.geometry import box
-
-    with engine.begin() as conn:
-        store_generation(
-            conn, "community",
-            gpd.GeoDataFrame({"code": ["1"], "name": ["A"]}, geometry=[box(117, 35, 117.1, 35.1)], crs=4326),
-            source="t", source_crs="EPSG:4326",
-        )
+    _one_square_community(engine)
     for name, body in {
         "multiline.csv": 'id,x,y,note\n1,117.05,35.05,"two\nlines"\n2,117.06,35.06,plain\n',
         "crlf.csv": "id,x,y,note\r\n1,117.05,35.05,\"a, b\"\r\n2,117.2,35.06,plain\r\n",
