@@ -1,0 +1,129 @@
+"""``casegrid serve --workers N``: one SO_REUSEPORT socket per worker (api/workers.py)."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.workers import reuse_port_socket, reuse_port_supported
+from casegrid.cluster import free_port
+
+pytestmark = pytest.mark.skipif(not reuse_port_supported(), reason="SO_REUSEPORT is Linux-only")
+
+
+def test_connections_spread_over_the_sockets_of_one_port():
+    """The kernel hands 64 connections to both listening sockets, not all to one."""
+    port = free_port()
+    a, b = reuse_port_socket("127.0.0.1", port), reuse_port_socket("127.0.0.1", port)
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(64)]
+    accepted = {a: 0, b: 0}
+    try:
+        deadline = time.monotonic() + 5
+        while sum(accepted.values()) < len(clients) and time.monotonic() < deadline:
+            ready, _, _ = select.select([a, b], [], [], 0.5)
+            for sock in ready:
+                sock.accept()[0].close()
+                accepted[sock] += 1
+    finally:
+        for sock in (*clients, a, b):
+            sock.close()
+    assert sum(accepted.values()) == 64
+    # A fair hash split of 64 is 32 +- 4 (one standard deviation); 8 is far below any
+    # fair split (and far above the one-sided split of a shared socket).
+    assert min(accepted.values()) >= 8, accepted
+
+
+def test_a_taken_port_is_refused_for_a_socket_without_reuse_port():
+    port = free_port()
+    plain = socket.socket()
+    plain.bind(("127.0.0.1", port))
+    plain.listen()
+    try:
+        with pytest.raises(OSError):
+            reuse_port_socket("127.0.0.1", port)
+    finally:
+        plain.close()
+
+
+def _serve(db_url: str, port: int, workers: int, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", "from casegrid.cli import main; main()", "serve",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+        env={**os.environ, "DATABASE_URL": db_url}, stdout=log.open("w"),
+        stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _wait_healthy(base: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"no /health within 60 s:\n{log.read_text()}")
+
+
+def _children(pid: int) -> set[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return {int(p) for p in out.stdout.split()}
+
+
+def _workers(pid: int) -> set[int]:
+    """Worker processes of the supervisor (spawn also starts a resource tracker)."""
+    found = set()
+    for child in _children(pid):
+        cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        if b"multiprocessing.spawn" in cmdline:
+            found.add(child)
+    return found
+
+
+def test_serve_with_workers_restarts_a_dead_worker_and_stops_cleanly(db_url, tmp_path):
+    port = free_port()
+    log = tmp_path / "serve.log"
+    proc = _serve(db_url, port, 2, log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base, proc, log)
+        workers = _workers(proc.pid)
+        assert len(workers) == 2, log.read_text()
+
+        # a second server on the same port fails at once, naming the cause
+        other = _serve(db_url, port, 2, tmp_path / "other.log")
+        assert other.wait(timeout=60) != 0
+        assert "is another server running there" in (tmp_path / "other.log").read_text()
+
+        # a worker that dies is replaced, and the port keeps answering meanwhile
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = _workers(proc.pid)
+            if len(now) == 2 and victim not in now:
+                break
+            time.sleep(0.3)
+        assert len(_workers(proc.pid)) == 2 and victim not in _workers(proc.pid), log.read_text()
+        assert "starting a new one" in log.read_text()
+        for _ in range(10):
+            _wait_healthy(base, proc, log)
+        survivors = _workers(proc.pid)
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    assert code == 0, log.read_text()
+    for pid in survivors:  # no orphaned worker keeps the port
+        assert not Path(f"/proc/{pid}").exists() or b"zombie" in Path(f"/proc/{pid}/status").read_bytes()
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{base}/health", timeout=2)
