@@ -458,15 +458,17 @@ CROSS JOIN LATERAL (
         -- shorter one, so it is never too small) holds a handful of cases. The values come
         -- from rows, so the planner cannot see how selective the box is and would rather
         -- walk the reported_at index over a week of cases; OFFSET 0 keeps it to the box.
-        -- "Open" as the partial GiST index case_open_geom_gist (0006) spells it, so that
-        -- index answers: in a ledger of mostly closed cases it skips them all.
-        SELECT * FROM "case" c
-        WHERE ST_DWithin(c.geom, here.geom, q.deg)
+        -- "Open" as the partial GiST index case_open_geom_gist (0006, 0009) spells it, so
+        -- that index answers: in a ledger of mostly closed cases it skips them all, and
+        -- with the category as its first column it reads only this category's cases.
+        SELECT c.id, c.case_no, c.status, c.reported_at, c.community_code, c.geom,
+               c.merged_into
+        FROM "case" c
+        WHERE c.category_code = q.category AND ST_DWithin(c.geom, here.geom, q.deg)
           AND c.closed_at IS NULL AND c.status NOT IN ('closed', 'rejected')
         OFFSET 0
     ) c
-    WHERE c.category_code = q.category
-      AND c.merged_into IS NULL
+    WHERE c.merged_into IS NULL
       AND c.id <> q.id
       AND c.reported_at > q.at - make_interval(days => q.days)
       AND c.reported_at < q.at + make_interval(days => q.days)
