@@ -15,6 +15,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from casegrid.errors import Forbidden
 from cases.tokens import Principal, authenticate
@@ -23,6 +24,16 @@ _bearer = HTTPBearer(auto_error=False, description="A casegrid API token (`caseg
 
 
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def bearer_secret(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, as ``HTTPBearer`` with
+    ``auto_error=False`` reads it (scheme case-insensitive; None when absent, of another
+    scheme, or empty), for handlers that read the header themselves."""
+    scheme, secret = get_authorization_scheme_param(authorization)
+    if scheme.lower() != "bearer" or not secret:
+        return None
+    return secret
 
 
 def current_principal(request: Request, creds: BearerCredentials) -> Principal:

@@ -83,3 +83,33 @@ def test_health_and_docs_need_no_token(api):
     spec = api.client.get("/openapi.json")
     assert spec.status_code == 200
     assert "/api/v1/cases" in spec.json()["paths"]
+
+
+def test_intake_docs_show_the_bearer_scheme_body_and_answer(api):
+    """POST /api/v1/cases reads its token and body itself (the hot path declares no
+    dependency); the document must still say both, and what it answers."""
+    spec = api.client.get("/openapi.json").json()
+    op = spec["paths"]["/api/v1/cases"]["post"]
+    assert op["security"] == [{"HTTPBearer": []}]
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    body = op["requestBody"]["content"]["application/json"]["schema"]
+    assert {"category", "channel", "lon", "lat"} <= set(body["properties"])
+    for status in ("200", "201"):
+        ref = op["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+        assert ref.endswith("/IntakeOut")
+
+
+@pytest.mark.parametrize(("header", "status"), [
+    (None, 401), ("Bearer", 401), ("Bearer ", 401), ("Basic abc", 401), ("Bearer nope", 401)])
+def test_intake_reads_the_bearer_header_as_the_rest_of_the_api(api, header, status):
+    headers = {} if header is None else {"Authorization": header}
+    body = {"lon": 117.16, "lat": 35.08, "category": "0599", "channel": "platform"}
+    assert api.client.post("/api/v1/cases", json=body, headers=headers).status_code == status
+    assert api.client.get("/api/v1/cases", headers=headers).status_code == status
+
+
+def test_bearer_scheme_is_case_insensitive_for_intake(api):
+    token = api.headers("intake")["Authorization"].split(" ", 1)[1]
+    body = {"lon": 117.16, "lat": 35.08, "category": "0599", "channel": "platform"}
+    r = api.client.post("/api/v1/cases", json=body, headers={"Authorization": f"bearer  {token}"})
+    assert r.status_code == 201, r.text
