@@ -429,3 +429,61 @@ def test_rebuild_path_statistics_agree_with_a_direct_scan(city_engine, tmp_path,
     strip = [{k: v for k, v in g.items() if k != "p90_handle_hours"} for g in fast["groups"]]
     assert strip == [{k: v for k, v in g.items() if k != "p90_handle_hours"}
                      for g in slow["groups"]]
+
+
+def _case_stat(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT * FROM case_stat ORDER BY dim, day, key")).all()
+
+
+def _stats_trigger_enabled(engine) -> str:
+    with engine.connect() as conn:
+        return conn.execute(text(
+            "SELECT tgenabled FROM pg_trigger WHERE tgname = 'case_stat_ins'"
+            " AND tgrelid = '\"case\"'::regclass")).scalar_one()
+
+
+def test_rebuild_path_statistics_equal_the_trigger_path(city_engine, tmp_path):
+    """The exclusive path adds the statistics itself (trigger off during its INSERT): every
+    case_stat row and column equals what the trigger makes of the same imports, including
+    rows that already existed (the second import lands on days the first one counted)."""
+    from geo.sample_complaints import write_sample_csv
+
+    year = write_sample_csv(tmp_path / "year.csv", n=2_000, seed=5)
+    earlier = write_sample_csv(tmp_path / "earlier.csv", n=300, seed=6)  # same year, other tickets
+    frame = pd.read_csv(earlier, dtype=str, keep_default_na=False)
+    frame["工单编号"] = "EARLIER-" + frame["工单编号"]
+    frame.to_csv(earlier, index=False, encoding="utf-8-sig")
+
+    def run(rebuild: bool) -> list[tuple]:
+        with city_engine.begin() as conn:
+            conn.execute(text('TRUNCATE "case", case_event, case_stat'))
+        import_cases(city_engine, earlier, "hotline12345_zh", commit=True, backdate=True,
+                     rebuild_indexes=False)
+        with city_engine.begin() as conn:  # counted cases further in the loop than 'registered'
+            conn.execute(text("UPDATE \"case\" SET status = 'reviewed', reviewed_at = received_at"
+                              " WHERE right(external_id, 1) IN ('0', '3', '6')"))
+        report = import_cases(city_engine, year, "hotline12345_zh", commit=True, backdate=True,
+                              rebuild_indexes=rebuild)
+        assert report.inserted > 1_900 and ("indexes" in report.seconds) == rebuild
+        return _case_stat(city_engine)
+
+    rebuilt = run(True)
+    assert any(r.accepted > r.registered > 0 for r in rebuilt)  # the imports shared days
+    assert _stats_trigger_enabled(city_engine) == "O"  # switched back on
+    assert rebuilt == run(False)
+    with city_engine.connect() as conn:
+        assert sum(r.accepted for r in rebuilt if r.dim == "channel") == conn.execute(
+            text('SELECT count(*) FROM "case"')).scalar_one()
+
+
+def test_rebuild_path_with_the_statistics_trigger_off_leaves_it_off(city_engine):
+    """An operator who switched the trigger off (e.g. to rebuild case_stat by hand) finds it
+    still off, and the import adds nothing to case_stat behind their back."""
+    with city_engine.begin() as conn:
+        conn.execute(text('ALTER TABLE "case" DISABLE TRIGGER case_stat_ins'))
+    report = import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True,
+                          rebuild_indexes=True)
+    assert report.inserted == 7
+    assert _stats_trigger_enabled(city_engine) == "D"
+    assert _case_stat(city_engine) == []
