@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 
 from casegrid.settings import PROJECT_ROOT, Settings, get_settings
 
@@ -72,3 +72,39 @@ def migrate(url: str) -> None:
     cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
     cfg.attributes["url"] = normalise_url(url)
     command.upgrade(cfg, "head")
+
+
+class RawQuery:
+    """A textual statement for hot paths, run on the driver's own cursor.
+
+    ``conn.execute(text(sql))`` builds result metadata for every column of every execution
+    and wraps each row; for the few statements intake runs per batch (a wide case row, the
+    routing, the duplicates) that bookkeeping cost more Python time than the statement's
+    own round trip. The SQL is written with SQLAlchemy's ``:name`` parameters and compiled
+    once for psycopg (``%(name)s``); rows come back as plain dicts. It runs in the
+    caller's transaction (the same DBAPI connection).
+    """
+
+    def __init__(self, sql: str):
+        from sqlalchemy import text
+        from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+
+        self.sql = str(text(sql).compile(dialect=PGDialect_psycopg()))
+
+    def rows(self, conn: Connection, params: dict) -> list[dict]:
+        """Execute with ``params`` and return every row as a dict of column name to value.
+        Driver errors are raised as SQLAlchemy raises them (``IntegrityError``,
+        ``DataError``, ``OperationalError``...), so callers handle them the same way."""
+        import psycopg
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            with conn.connection.driver_connection.cursor() as cur:
+                cur.execute(self.sql, params)
+                if cur.description is None:
+                    return []
+                names = [column.name for column in cur.description]
+                return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        except psycopg.Error as exc:
+            raise DBAPIError.instance(self.sql, params, exc, psycopg.Error,
+                                      dialect=conn.dialect) from exc

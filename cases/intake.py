@@ -23,6 +23,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 from sqlalchemy import Connection, text
 
+from casegrid.db import RawQuery
 from casegrid.errors import (
     CasegridError,
     Conflict,
@@ -269,6 +270,7 @@ WITH src AS MATERIALIZED (
 SELECT src.ord, q.* FROM (""" + CASE_SELECT_TEMPLATE.replace("{source}", "ins") + """) q
 JOIN src ON src.new_id = q.id
 """
+_INSERT = RawQuery(INSERT_SQL)
 
 _BY_TICKETS_SQL = CASE_SELECT + """
 WHERE (c.channel, c.external_id) IN (
@@ -354,9 +356,8 @@ def register_cases(
         rows.append(_insert_row(i, data, actor, loc, code, received_at, due[(code, data.channel)]))
     inserted = {}
     if rows:
-        found = conn.execute(text(INSERT_SQL), {"rows": json.dumps(rows, default=str)})
-        inserted = {row["ord"]: {k: v for k, v in row.items() if k != "ord"}
-                    for row in found.mappings()}
+        found = _INSERT.rows(conn, {"rows": json.dumps(rows, default=str)})
+        inserted = {row.pop("ord"): row for row in found}
     cases = _known_tickets(conn, [submissions[r["ord"]][0] for r in rows if r["ord"] not in inserted])
     found_cases: dict[int, dict] = {}
     for r in rows:
@@ -435,9 +436,9 @@ def _duplicates_of(conn: Connection, cases: dict[int, dict],
     located = [{"ord": i, **q} for i, case in cases.items()
                if (q := _duplicate_query(case, categories[i], submissions[i][1], settings))]
     if located:
-        rows = conn.execute(text(DUPLICATES_SQL), {
+        rows = _DUPLICATES.rows(conn, {
             "queries": json.dumps(located, default=str), "limit": DUPLICATE_LIMIT})
-        for row in rows.mappings():
+        for row in rows:
             out[row["ord"]].append({k: v for k, v in row.items() if k != "ord"})
     return out
 
@@ -479,6 +480,7 @@ CROSS JOIN LATERAL (
 ) d
 ORDER BY q.ord, d.distance_m, d.id
 """
+_DUPLICATES = RawQuery(DUPLICATES_SQL)
 
 
 def _duplicate_query(case: dict, category: dict, actor: Principal,

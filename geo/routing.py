@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import Connection, text
 
+from casegrid.db import RawQuery
 from casegrid.errors import CasegridError, NotFound
 from casegrid.settings import get_settings
 from geo.boundaries import active_generation
@@ -287,6 +288,7 @@ _ROUTE_MANY_POINTS = (
     "SELECT (u.ord - 1)::bigint AS id, ST_SetSRID(ST_MakePoint(u.lon, u.lat), 4326) AS geom"
     " FROM unnest(CAST(:lons AS float8[]), CAST(:lats AS float8[])) WITH ORDINALITY AS u(lon, lat, ord)"
 )
+_ROUTE_MANY = RawQuery(_ROUTE_ONE_SQL.replace("{route}", route_sql(_ROUTE_MANY_POINTS)))
 
 
 def route_prepared(
@@ -305,11 +307,11 @@ def route_prepared(
     if not points:
         return []
     tol, margin = _params(tolerance_m, margin_m)
-    rows = conn.execute(
-        text(_ROUTE_ONE_SQL.replace("{route}", route_sql(_ROUTE_MANY_POINTS))),
+    rows = _ROUTE_MANY.rows(
+        conn,
         {"lons": [p.lon for p in points], "lats": [p.lat for p in points],
          "gen": gen, "tol_m": tol, "margin_m": margin},
-    ).mappings().all()
+    )
     by_index = {row["point_id"]: row for row in rows}
     return [_result(by_index[i], p, gen) for i, p in enumerate(points)]
 
