@@ -69,11 +69,11 @@ DEFAULT_CHUNK_ROWS = 100_000
 # worth an exclusive lock on the ledger; above it (and when the import at least doubles the
 # table) the indexes are rebuilt instead (module docstring).
 BULK_MIN_ROWS = 100_000
-# work_mem for the INSERTs of a large import (this transaction only, then put back): the
-# statistics trigger's transition table and its aggregate, and the insert's sort, hold a
-# million rows; at the server's 64 MB they spill to temporary files. 1M rows: the case
-# INSERT 37.9 s -> 26.1 s in a scratch database.
+# work_mem for the INSERTs of a large import and maintenance_work_mem for its index
+# rebuild (this transaction only, then put back): their sorts, hash tables and index
+# builds hold a million rows; at the server's settings they spill to temporary files.
 BULK_WORK_MEM = "1GB"
+BULK_MAINTENANCE_WORK_MEM = "1GB"
 # Which phase is running, how far it got, and its total (None when unknown).
 ProgressFn = Callable[[str, float, float | None], None]
 
@@ -223,18 +223,28 @@ CREATE TEMP TABLE cg_stage (
 ) ON COMMIT DROP
 """
 
-_NEW_SQL = """
-CREATE TEMP TABLE cg_new ON COMMIT DROP AS
-SELECT DISTINCT ON (s.channel, s.external_id) s.*
-FROM cg_stage s
-WHERE NOT EXISTS (SELECT 1 FROM "case" c
+# Deduplication in place: the staging table loses the rows whose ticket is already a case,
+# then every repeat of a ticket but its first line, and becomes cg_new (renamed: its
+# primary key on line stays). Copying the survivors into a new table instead sorted all of
+# their columns by ticket.
+_DROP_PRESENT_SQL = """
+WITH gone AS (
+    DELETE FROM cg_stage s
+    WHERE EXISTS (SELECT 1 FROM "case" c
                   WHERE c.channel = s.channel AND c.external_id = s.external_id)
-ORDER BY s.channel, s.external_id, s.line
+    RETURNING 1
+)
+SELECT count(*) FROM gone
 """
-
-_PRESENT_SQL = """
-SELECT count(*) FROM cg_stage s
-WHERE EXISTS (SELECT 1 FROM "case" c WHERE c.channel = s.channel AND c.external_id = s.external_id)
+_DROP_REPEATS_SQL = """
+WITH gone AS (
+    DELETE FROM cg_stage s
+    USING (SELECT channel, external_id, min(line) AS first FROM cg_stage
+           GROUP BY channel, external_id HAVING count(*) > 1) d
+    WHERE s.channel = d.channel AND s.external_id = d.external_id AND s.line > d.first
+    RETURNING 1
+)
+SELECT count(*) FROM gone
 """
 
 _INSERT_SQL = """
@@ -547,11 +557,10 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
         report.seconds["lock_drop"] = round(time.perf_counter() - clock, 3)
         clock = time.perf_counter()
     conn.execute(text("ANALYZE cg_stage"))
-    present = conn.execute(text(_PRESENT_SQL)).scalar_one()
-    conn.execute(text(_NEW_SQL))
-    new = conn.execute(text("SELECT count(*) FROM cg_new")).scalar_one()
-    report.duplicates_in_file = report.valid - present - new
-    conn.execute(text("ALTER TABLE cg_new ADD PRIMARY KEY (line); ANALYZE cg_new"))
+    if conn.execute(text('SELECT EXISTS (SELECT 1 FROM "case")')).scalar_one():
+        conn.execute(text(_DROP_PRESENT_SQL))
+    report.duplicates_in_file = conn.execute(text(_DROP_REPEATS_SQL)).scalar_one()
+    conn.execute(text("ALTER TABLE cg_stage RENAME TO cg_new; ANALYZE cg_new"))
     if progress:
         progress("route", 0, None)
     points = "SELECT line AS id, ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS geom FROM cg_new"
@@ -613,10 +622,14 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
         clock = time.perf_counter()
         if progress:
             progress("indexes", 0, len(recreate))
+        mwm = conn.execute(text("SELECT current_setting('maintenance_work_mem')")).scalar_one()
+        conn.execute(text("SELECT set_config('maintenance_work_mem', :v, true)"),
+                     {"v": BULK_MAINTENANCE_WORK_MEM})
         for i, sql in enumerate(recreate):
             conn.execute(text(sql))
             if progress:
                 progress("indexes", i + 1, len(recreate))
+        conn.execute(text("SELECT set_config('maintenance_work_mem', :v, true)"), {"v": mwm})
         report.seconds["indexes"] = round(time.perf_counter() - clock, 3)
     if progress:
         progress("insert", 1, 1)

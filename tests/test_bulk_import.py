@@ -399,11 +399,12 @@ def test_rebuild_decision_counts_the_tables(city_engine):
 
 def test_rebuild_path_inside_callers_transaction_puts_work_mem_back(city_engine):
     with city_engine.begin() as conn:
-        conn.execute(text("SET LOCAL work_mem = '7MB'"))
+        conn.execute(text("SET LOCAL work_mem = '7MB'; SET LOCAL maintenance_work_mem = '9MB'"))
         report = import_cases(conn, CSV_FIXTURE, "hotline12345_zh", commit=True,
                               rebuild_indexes=True)
         assert report.inserted == 7 and "indexes" in report.seconds
         assert conn.execute(text("SHOW work_mem")).scalar_one() == "7MB"
+        assert conn.execute(text("SHOW maintenance_work_mem")).scalar_one() == "9MB"
     assert _counts(city_engine) == (7, 7)
 
 
