@@ -14,6 +14,7 @@ fresh install never computes provisional deadlines for years the package knows.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import re
@@ -23,8 +24,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-from sqlalchemy import Connection, text
+from sqlalchemy import URL, Connection, text
 
+from casegrid.db import RawQuery
 from casegrid.errors import ImportFailed
 from cases.calendar import KINDS, WorkCalendar, builtin_rows, builtin_source, builtin_years
 
@@ -352,6 +354,17 @@ _cache: dict[str, tuple[tuple, WorkCalendar]] = {}
 _cache_lock = threading.Lock()
 
 
+# Every intake batch runs this (RawQuery: see casegrid.db).
+_STAMP = RawQuery("SELECT count(*), max(imported_at) FROM calendar_year")
+
+
+@functools.lru_cache(maxsize=32)
+def _url_key(url: URL) -> str:
+    """The database's URL without password: the cache key (URLs are immutable; rendering
+    one each batch cost more than the stamp query)."""
+    return url.render_as_string(hide_password=True)
+
+
 def load_calendar(conn: Connection) -> WorkCalendar:
     """The working calendar: database years over the ``chinese-calendar`` package's years.
 
@@ -360,10 +373,8 @@ def load_calendar(conn: Connection) -> WorkCalendar:
     Rows edited in ``calendar_day`` by hand, without touching ``calendar_year``, are not
     noticed until the process restarts.
     """
-    stamp = tuple(conn.execute(
-        text("SELECT count(*), max(imported_at) FROM calendar_year")
-    ).one())
-    key = conn.engine.url.render_as_string(hide_password=True)
+    stamp = tuple(_STAMP.rows(conn, {})[0].values())
+    key = _url_key(conn.engine.url)
     with _cache_lock:
         hit = _cache.get(key)
         if hit is not None and hit[0] == stamp:

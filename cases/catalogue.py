@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
+from casegrid.db import RawQuery
 from casegrid.errors import InvalidInput
 from casegrid.settings import Settings, get_settings
 
@@ -37,15 +38,17 @@ def get_category(conn: Connection, code: object) -> dict:
     return found
 
 
+# Every intake batch runs this (RawQuery: see casegrid.db).
+_BY_CODES = RawQuery(f"SELECT {_COLUMNS} FROM category WHERE code = ANY(:codes)")
+
+
 def get_categories(conn: Connection, codes: list[object]) -> dict[str, dict | InvalidInput]:
     """Each of ``codes`` (stripped) -> its active category row, or the ``InvalidInput`` that
     :func:`get_category` would raise for it. One query for all of them (intake batches)."""
     wanted = sorted({_clean(c) for c in codes})
     rows = {}
     if any(wanted):
-        rows = {r["code"]: dict(r) for r in conn.execute(
-            text(f"SELECT {_COLUMNS} FROM category WHERE code = ANY(:codes)"),
-            {"codes": [c for c in wanted if c]}).mappings()}
+        rows = {r["code"]: r for r in _BY_CODES.rows(conn, {"codes": [c for c in wanted if c]})}
     return {c: _checked(c, rows.get(c)) for c in wanted}
 
 

@@ -28,6 +28,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import Connection, text
 
+from casegrid.db import RawQuery
 from casegrid.errors import InvalidInput, NotFound
 from cases.calendar import UNITS, Deadline, WorkCalendar, due_status
 
@@ -95,6 +96,7 @@ FROM unnest(CAST(:cats AS text[]), CAST(:chs AS text[])) AS k(cat, ch)
 JOIN time_limit t ON t.category_code IN (k.cat, '*') AND t.channel IN (k.ch, '*')
 ORDER BY k.cat, k.ch, t.step, (t.category_code = '*'), (t.channel = '*')
 """
+_EFFECTIVE_MANY = RawQuery(_EFFECTIVE_MANY_SQL)  # every intake batch (see casegrid.db)
 
 
 def initial_deadlines_many(
@@ -108,8 +110,7 @@ def initial_deadlines_many(
     pairs = sorted(set(keys))
     calendar = load_calendar(conn)
     limits: dict[tuple[str, str], dict[str, Limit]] = {p: {} for p in pairs}
-    rows = conn.execute(text(_EFFECTIVE_MANY_SQL),
-                        {"cats": [p[0] for p in pairs], "chs": [p[1] for p in pairs]}).mappings()
+    rows = _EFFECTIVE_MANY.rows(conn, {"cats": [p[0] for p in pairs], "chs": [p[1] for p in pairs]})
     for r in rows:
         limits[(r["cat"], r["ch"])][r["step"]] = Limit(
             r["step"], r["amount"], r["unit"], r["category_code"], r["channel"], r["note"])

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, text
 
+from casegrid.db import RawQuery
 from casegrid.errors import InvalidInput, NotFound, Unauthorized
 
 ROLES = ("admin", "dispatcher", "supervisor", "community_officer", "planner", "intake")
@@ -93,16 +94,19 @@ def authenticate(conn: Connection, secret: str | None) -> Principal:
     return found
 
 
+# Every intake batch runs this (RawQuery: see casegrid.db).
+_BY_HASHES = RawQuery("SELECT id, name, role, communities, revoked_at, token_hash FROM api_token "
+                      "WHERE token_hash = ANY(:h)")
+
+
 def authenticate_many(conn: Connection, secrets: list[str | None]) -> dict[str | None, Principal | Unauthorized]:
     """Each presented token -> its principal, or the ``Unauthorized`` that
     :func:`authenticate` would raise for it. One query for all of them (intake batches)."""
     hashes = {s: hash_token(s) for s in set(secrets) if s}
     rows = {}
     if hashes:
-        rows = {r.token_hash: r for r in conn.execute(
-            text("SELECT id, name, role, communities, revoked_at, token_hash FROM api_token "
-                 "WHERE token_hash = ANY(:h)"),
-            {"h": sorted(set(hashes.values()))})}
+        rows = {r["token_hash"]: r for r in _BY_HASHES.rows(
+            conn, {"h": sorted(set(hashes.values()))})}
     out: dict[str | None, Principal | Unauthorized] = {}
     for secret in set(secrets):
         row = rows.get(hashes.get(secret)) if secret else None
@@ -111,10 +115,11 @@ def authenticate_many(conn: Connection, secrets: list[str | None]) -> dict[str |
                                        field="Authorization")
         elif row is None:
             out[secret] = Unauthorized("unknown token", field="Authorization")
-        elif row.revoked_at is not None:
+        elif row["revoked_at"] is not None:
             out[secret] = Unauthorized("this token was revoked", field="Authorization")
         else:
-            out[secret] = Principal(row.id, row.name, row.role, tuple(row.communities or ()))
+            out[secret] = Principal(row["id"], row["name"], row["role"],
+                                    tuple(row["communities"] or ()))
     return out
 
 

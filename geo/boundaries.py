@@ -16,6 +16,7 @@ import geopandas as gpd
 import shapely
 from sqlalchemy import Connection, text
 
+from casegrid.db import RawQuery
 from casegrid.errors import InvalidInput, NotFound
 from casegrid.settings import get_settings
 
@@ -167,12 +168,15 @@ def activate_generation(conn: Connection, generation_id: int) -> None:
     )
 
 
+# Every intake batch runs this (RawQuery: see casegrid.db).
+_ACTIVE = RawQuery("SELECT id FROM boundary_generation WHERE level = :l AND active")
+
+
 def active_generation(conn: Connection, level: str = "community") -> int | None:
     """Id of the active generation of ``level``, or None when nothing was imported yet."""
     _check_level(level)
-    return conn.execute(
-        text("SELECT id FROM boundary_generation WHERE level = :l AND active"), {"l": level}
-    ).scalar_one_or_none()
+    rows = _ACTIVE.rows(conn, {"l": level})  # at most one: a unique partial index
+    return rows[0]["id"] if rows else None
 
 
 def list_generations(conn: Connection) -> list[Generation]:
