@@ -17,7 +17,9 @@ every submission of the batch (a 503 the client retries); nothing was committed,
 batch was committed entirely.
 
 The response is sent only after the COMMIT (the futures are resolved once the transaction
-is over), as for every other write in the API.
+is over), as for every other write in the API. The nearby-duplicates search runs after the
+COMMIT, so a batch does not hold the statistics rows it updated (which the next batch
+needs) while it searches.
 """
 
 from __future__ import annotations
@@ -32,13 +34,19 @@ import anyio.to_thread
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy import Engine
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from starlette.exceptions import HTTPException
 
 from api.auth import role_refusal
 from casegrid.errors import CasegridError
 from casegrid.settings import Settings
-from cases.intake import SUBMITTERS, IntakeResult, NewCase, register_cases
+from cases.intake import (
+    SUBMITTERS,
+    IntakeResult,
+    NewCase,
+    add_possible_duplicates,
+    register_cases,
+)
 from cases.tokens import Principal, authenticate_many
 
 log = logging.getLogger("casegrid.intake")
@@ -104,9 +112,20 @@ def register_batch(engine: Engine, items: list[tuple[str | None, bytes]],
                 continue
             accepted.append((i, who))
             submissions.append((data, who))
-        results = register_cases(conn, submissions, settings)
+        results = register_cases(conn, submissions, settings, search_duplicates=False)
         for (i, who), result in zip(accepted, results, strict=True):
             out[i] = result if isinstance(result, CasegridError) else Accepted(who, result)
+    # After the COMMIT (see register_cases): the cases are stored whatever happens here, so
+    # a failed search leaves their lists empty instead of failing requests whose case exists.
+    registered = [o.result for o in out if isinstance(o, Accepted)]
+    try:
+        with engine.connect() as conn:
+            add_possible_duplicates(conn, registered)
+    except SQLAlchemyError as exc:
+        log.warning("possible-duplicates search failed after registering %d cases: %s",
+                    len(registered), exc)
+        for result in registered:
+            result.duplicate_query = None
     return out  # type: ignore[return-value]
 
 

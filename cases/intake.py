@@ -159,6 +159,8 @@ class IntakeResult:
     case: dict
     created: bool
     possible_duplicates: list[dict] = field(default_factory=list)
+    # The duplicate search this case still needs (see register_cases' search_duplicates).
+    duplicate_query: dict | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -301,7 +303,7 @@ def create_case(
     Writes the case and its ``register`` event in the caller's transaction. Raises
     ``InvalidInput``/``CoordinateError`` (naming the field) before anything is written.
     """
-    (result,) = register_cases(conn, [(data, actor)], settings)
+    (result,) = register_cases(conn, [(data, actor)], settings, search_duplicates=True)
     if isinstance(result, CasegridError):
         raise result
     return result
@@ -311,6 +313,8 @@ def register_cases(
     conn: Connection,
     submissions: list[tuple[NewCase, Principal]],
     settings: Settings | None = None,
+    *,
+    search_duplicates: bool = True,
 ) -> list[IntakeResult | CasegridError]:
     """:func:`create_case` for a batch of submissions, in one transaction (the caller's)
     and a handful of statements whatever the batch size: one query each for the
@@ -321,6 +325,12 @@ def register_cases(
     category, bad coordinates, outside the submitter's communities...): a bad submission
     is left out and never keeps the others from being registered. Errors of the database
     itself (connection lost, timeout) raise and take the whole batch with them.
+
+    ``search_duplicates=False`` leaves the nearby-duplicates search to the caller, who runs
+    :func:`add_possible_duplicates` after committing. Intake batches do: the INSERT's
+    statistics trigger locks today's ``case_stat`` rows until COMMIT, and the next batch
+    (another worker's) waits for them; the search is a read that need not hold them. Run
+    after the COMMIT it also sees the cases of the same batch, as it does in-transaction.
     """
     settings = settings or get_settings()
     out: list[IntakeResult | CasegridError | None] = [None] * len(submissions)
@@ -374,9 +384,11 @@ def register_cases(
             out[i] = exc
             continue
         found_cases[i] = case
-    duplicates = _duplicates_of(conn, found_cases, submissions, categories, settings)
     for i, case in found_cases.items():
-        out[i] = IntakeResult(case=case, created=i in inserted, possible_duplicates=duplicates[i])
+        out[i] = IntakeResult(case=case, created=i in inserted, duplicate_query=_duplicate_query(
+            case, categories[i], submissions[i][1], settings))
+    if search_duplicates:
+        add_possible_duplicates(conn, [r for r in out if isinstance(r, IntakeResult)])
     return out  # type: ignore[return-value]
 
 
@@ -426,21 +438,20 @@ def _known_tickets(conn: Connection, datas: list[NewCase]) -> dict[tuple[str, st
     return {(r["channel"], r["external_id"]): dict(r) for r in rows.mappings()}
 
 
-def _duplicates_of(conn: Connection, cases: dict[int, dict],
-                   submissions: list[tuple[NewCase, Principal]], categories: list,
-                   settings: Settings) -> dict[int, list[dict]]:
-    """Possible duplicates of each case of a batch, in one query."""
-    # The radius and window are the submitted category's (that of a resent ticket's case
-    # is normally the same).
-    out: dict[int, list[dict]] = {i: [] for i in cases}
-    located = [{"ord": i, **q} for i, case in cases.items()
-               if (q := _duplicate_query(case, categories[i], submissions[i][1], settings))]
-    if located:
-        rows = _DUPLICATES.rows(conn, {
-            "queries": json.dumps(located, default=str), "limit": DUPLICATE_LIMIT})
-        for row in rows:
-            out[row["ord"]].append({k: v for k, v in row.items() if k != "ord"})
-    return out
+def add_possible_duplicates(conn: Connection, results: list[IntakeResult]) -> None:
+    """Fill ``possible_duplicates`` of each result from its ``duplicate_query``, in one
+    query for all of them (the radius and window are the submitted category's)."""
+    located = [{"ord": i, **r.duplicate_query} for i, r in enumerate(results) if r.duplicate_query]
+    if not located:
+        return
+    rows = _DUPLICATES.rows(conn, {"queries": json.dumps(located, default=str),
+                                   "limit": DUPLICATE_LIMIT})
+    for r in results:
+        r.possible_duplicates = []
+    for row in rows:
+        results[row.pop("ord")].possible_duplicates.append(row)
+    for r in results:
+        r.duplicate_query = None
 
 
 # For each query row: open cases of its category within its radius and window, nearest first.

@@ -248,3 +248,48 @@ def test_rejected_and_closed_cases_are_not_offered_as_duplicates(city_engine):
                      {"i": ids[1]})
     (later,) = register_batch(city_engine, [(token, _body(lon, lat, "D-later"))], get_settings())
     assert [d["id"] for d in later.result.possible_duplicates] == [ids[2]]
+
+
+def test_the_duplicate_search_runs_after_commit_holding_no_statistics_row(city_engine, monkeypatch):
+    """The INSERT's statistics trigger locks today's case_stat rows until COMMIT; the next
+    batch (another worker's) needs the same rows. While the search runs, another session
+    must be able to update them at once, and the search still finds the batch's twins."""
+    (_code, lon, lat) = interior_points(city_engine)[2]
+    with city_engine.begin() as conn:
+        intake = create_token(conn, "intake", "after-commit")[1]
+    seen = {}
+    real = intake_queue.add_possible_duplicates
+
+    def search_while_another_session_updates(conn, results):  # noqa: ANN001
+        with city_engine.begin() as other:
+            other.execute(text("SET LOCAL lock_timeout = '2s'"))
+            seen["updated"] = other.execute(text(
+                "UPDATE case_stat SET accepted = accepted WHERE dim = 'channel' "
+                "AND key = 'hotline_12345'")).rowcount
+        real(conn, results)
+
+    monkeypatch.setattr(intake_queue, "add_possible_duplicates", search_while_another_session_updates)
+    out = register_batch(city_engine, [(intake, _body(lon, lat, "AC-1")),
+                                       (intake, _body(lon, lat, "AC-2"))], get_settings())
+    assert seen["updated"] >= 1  # no lock wait (lock_timeout would have raised)
+    first, second = (o.result for o in out)
+    assert [d["id"] for d in first.possible_duplicates] == [second.case["id"]]
+    assert [d["id"] for d in second.possible_duplicates] == [first.case["id"]]
+
+
+def test_a_failed_duplicate_search_after_commit_still_answers_with_the_stored_case(
+        city_engine, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    (_code, lon, lat) = interior_points(city_engine)[3]
+    with city_engine.begin() as conn:
+        intake = create_token(conn, "intake", "after-commit-fails")[1]
+
+    def unreachable(conn, results):  # noqa: ANN001
+        raise OperationalError("SELECT ...", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(intake_queue, "add_possible_duplicates", unreachable)
+    (out,) = register_batch(city_engine, [(intake, _body(lon, lat, "AC-3"))], get_settings())
+    assert isinstance(out, Accepted) and out.result.created
+    assert out.result.possible_duplicates == []
+    assert _stored(city_engine, "AC-3") == 1
