@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import anyio.to_thread
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from starlette.exceptions import HTTPException
 
@@ -95,38 +95,46 @@ def register_batch(engine: Engine, items: list[tuple[str | None, bytes]],
     """Authenticate, validate and register raw submissions in one transaction; each item's
     outcome in order (exceptions are returned, not raised, except the database's own)."""
     out: list[Accepted | CasegridError | RequestValidationError | HTTPException | None] = [None] * len(items)
-    with engine.begin() as conn:
-        principals = authenticate_many(conn, [secret for secret, _ in items])
-        accepted: list[tuple[int, Principal]] = []
-        submissions: list[tuple[NewCase, Principal]] = []
-        for i, (secret, body) in enumerate(items):
-            who = principals[secret]
-            refusal = who if isinstance(who, CasegridError) else role_refusal(who, SUBMITTERS)
-            if refusal is not None:
-                out[i] = refusal
-                continue
-            try:
-                data = parse_submission(body)
-            except (RequestValidationError, HTTPException) as exc:
-                out[i] = exc
-                continue
-            accepted.append((i, who))
-            submissions.append((data, who))
-        results = register_cases(conn, submissions, settings, search_duplicates=False)
-        for (i, who), result in zip(accepted, results, strict=True):
-            out[i] = result if isinstance(result, CasegridError) else Accepted(who, result)
-    # After the COMMIT (see register_cases): the cases are stored whatever happens here, so
-    # a failed search leaves their lists empty instead of failing requests whose case exists.
-    registered = [o.result for o in out if isinstance(o, Accepted)]
-    try:
-        with engine.connect() as conn:
+    # One connection for both steps (one pool checkout and ping per batch).
+    with engine.connect() as conn:
+        with conn.begin():
+            _register(conn, items, settings, out)
+        # After the COMMIT (see register_cases): the cases are stored whatever happens here,
+        # so a failed search leaves their lists empty instead of failing requests whose case
+        # exists.
+        registered = [o.result for o in out if isinstance(o, Accepted)]
+        try:
             add_possible_duplicates(conn, registered)
-    except SQLAlchemyError as exc:
-        log.warning("possible-duplicates search failed after registering %d cases: %s",
-                    len(registered), exc)
-        for result in registered:
-            result.duplicate_query = None
+        except SQLAlchemyError as exc:
+            log.warning("possible-duplicates search failed after registering %d cases: %s",
+                        len(registered), exc)
+            for result in registered:
+                result.duplicate_query = None
     return out  # type: ignore[return-value]
+
+
+def _register(conn: Connection, items: list[tuple[str | None, bytes]], settings: Settings,
+              out: list) -> None:
+    """The transactional part of :func:`register_batch`: each item's outcome into ``out``."""
+    principals = authenticate_many(conn, [secret for secret, _ in items])
+    accepted: list[tuple[int, Principal]] = []
+    submissions: list[tuple[NewCase, Principal]] = []
+    for i, (secret, body) in enumerate(items):
+        who = principals[secret]
+        refusal = who if isinstance(who, CasegridError) else role_refusal(who, SUBMITTERS)
+        if refusal is not None:
+            out[i] = refusal
+            continue
+        try:
+            data = parse_submission(body)
+        except (RequestValidationError, HTTPException) as exc:
+            out[i] = exc
+            continue
+        accepted.append((i, who))
+        submissions.append((data, who))
+    results = register_cases(conn, submissions, settings, search_duplicates=False)
+    for (i, who), result in zip(accepted, results, strict=True):
+        out[i] = result if isinstance(result, CasegridError) else Accepted(who, result)
 
 
 class IntakeBatcher:
