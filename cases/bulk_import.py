@@ -6,13 +6,14 @@ The pipeline, all in ONE transaction:
 2. validate and convert each chunk with pandas/numpy (:mod:`cases.mappings.apply`): category
    through the mapping's value map, timestamps with the mapping's format and time zone,
    coordinates checked and converted to WGS-84; bad rows go to the reject CSV with their line
-   number (header = line 1) and reason;
-3. ``COPY`` the good rows of each chunk into a temporary staging table (psycopg 3);
+   number (header = line 1) and reason; the good rows get their review and reply due times
+   (:mod:`cases.bulk_deadlines`, vectorised);
+3. ``COPY`` the good rows of each chunk into a temporary staging table (psycopg 3). Steps 1-2
+   run in a worker thread a chunk or two ahead, so Python validates while the database
+   ingests (the worker never touches the database);
 4. drop the rows whose ``(channel, external_id)`` is already a case, keep the first of any
    repeated within the file;
-5. route the rest with ONE routing join (``geo.routing.route_sql`` on the staging table),
-   and compute their review and reply deadlines vectorised
-   (``cases.deadlines.stage_initial_deadlines``);
+5. route the rest with ONE routing join (``geo.routing.route_sql`` on the staging table);
 6. ``INSERT ... SELECT ... ON CONFLICT (channel, external_id) DO NOTHING`` into ``case``,
    deadlines included, and the ``register`` history rows with it, in one statement.
 
@@ -28,8 +29,10 @@ everything else: the table is never left without its indexes. The price is an ``
 EXCLUSIVE`` lock on ``"case"`` (and ``case_event``, and on the tables the foreign keys
 reference) from before deduplication until the import commits; holding them, it draws the
 case ids in file order and writes cases and register events as two plain INSERTs (no other
-session can have stored a ticket meanwhile, so step 6's ON CONFLICT is not needed). An
-ordinary import into a populated ledger keeps the row-by-row path and its row locks.
+session can have stored a ticket meanwhile, so step 6's ON CONFLICT is not needed), and it
+adds the new cases' statistics to ``case_stat`` itself with the statistics trigger off for
+that INSERT (see ``_STATS_LOCKED_SQL``). An ordinary import into a populated ledger keeps the
+row-by-row path and its row locks.
 
 Without ``commit`` the same work runs and is rolled back, so the report says exactly what a
 committed run would do (MapIt's dry-run convention). Because everything is one transaction,
@@ -46,20 +49,25 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import queue
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import TypeVar
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, text
 
 from casegrid.errors import ImportFailed
 from casegrid.settings import get_settings
-from cases.deadlines import stage_initial_deadlines
-from cases.mappings import REQUIRED, Mapping, load_mapping
+from cases.bulk_deadlines import InitialDue
+from cases.mappings import CHANNELS, REQUIRED, Mapping, load_mapping
 from cases.mappings.apply import STAGE_COLUMNS, validate_chunk
 from geo.coords import normalise_crs
 from geo.routing import require_generation, route_sql
@@ -219,7 +227,8 @@ CREATE TEMP TABLE cg_stage (
     category_code text NOT NULL, description text, address text, reported_us bigint NOT NULL,
     reporter_name text, reporter_phone text, photo_urls text,
     input_lon double precision, input_lat double precision, input_crs text,
-    lon double precision NOT NULL, lat double precision NOT NULL
+    lon double precision NOT NULL, lat double precision NOT NULL,
+    review_s bigint, reply_s bigint, due_prov boolean
 ) ON COMMIT DROP
 """
 
@@ -261,14 +270,14 @@ WITH ins AS (
            n.input_lon, n.input_lat, n.input_crs, ST_SetSRID(ST_MakePoint(n.lon, n.lat), 4326),
            c.code, c.subdistrict_code, p.id, :gen, r.rule, r.distance_m, r.near_boundary,
            r.alternates, 'registered',
-           d.review_at, d.reply_at, d.review_at, COALESCE(d.prov, false)
+           to_timestamp(n.review_s), to_timestamp(n.reply_s), to_timestamp(n.review_s),
+           COALESCE(n.due_prov, false)
     FROM cg_new n
     CROSS JOIN LATERAL (SELECT timestamptz 'epoch' + n.reported_us * interval '1 microsecond'
                         AS reported_at) t
     JOIN cg_routed r ON r.id = n.line
     LEFT JOIN community c ON c.id = r.community_id
     LEFT JOIN community_post p ON p.community_code = c.code
-    LEFT JOIN cg_due d ON d.key = n.line
     ORDER BY n.line
     ON CONFLICT (channel, external_id) WHERE external_id IS NOT NULL DO NOTHING
     RETURNING id, channel, external_id, reported_at, route_rule, community_code,
@@ -400,15 +409,78 @@ ON CONFLICT (dim, day, key) DO UPDATE SET accepted = t.accepted + EXCLUDED.accep
 """
 
 
-def _copy_chunk(conn: Connection, frame: pd.DataFrame) -> None:
-    """COPY one validated chunk into the staging table (CSV text, '' = NULL)."""
+# The staging table's columns in COPY order: the validated row and its due times.
+_COPY_COLUMNS = (*STAGE_COLUMNS, "review_s", "reply_s", "due_prov")
+
+
+def _chunk_csv(good: pd.DataFrame, due: InitialDue | None, now_s: int | None) -> str:
+    """A validated chunk with its due times (from the reported time when ``now_s`` is None,
+    else from ``now_s``) as the CSV text COPY reads ('' = NULL)."""
+    good = good.reset_index(drop=True)
+    if due is None:
+        good["review_s"] = good["reply_s"] = good["due_prov"] = None
+    else:
+        start = (good["reported_us"].to_numpy() // 1_000_000 if now_s is None
+                 else np.full(len(good), now_s, dtype=np.int64))
+        good["review_s"], good["reply_s"], good["due_prov"] = due.compute(
+            start, good["category_code"].to_numpy(), good["channel"].to_numpy())
     buf = io.StringIO()
-    frame.to_csv(buf, header=False, index=False, columns=list(STAGE_COLUMNS))
+    good.to_csv(buf, header=False, index=False, columns=list(_COPY_COLUMNS))
+    return buf.getvalue()
+
+
+def _copy_chunk(conn: Connection, data: str) -> None:
+    """COPY one chunk's CSV text (:func:`_chunk_csv`) into the staging table."""
     raw = conn.connection.driver_connection
     with raw.cursor() as cur, cur.copy(
-        f"COPY cg_stage ({', '.join(STAGE_COLUMNS)}) FROM STDIN (FORMAT csv)"
+        f"COPY cg_stage ({', '.join(_COPY_COLUMNS)}) FROM STDIN (FORMAT csv)"
     ) as copy:
-        copy.write(buf.getvalue())
+        copy.write(data)
+
+
+_T = TypeVar("_T")
+
+
+def _ahead(items: Iterator[_T], depth: int = 2) -> Iterator[_T]:
+    """Iterate ``items`` in a worker thread, at most ``depth`` items ahead of the consumer:
+    the worker reads and validates the next chunks (pandas, numpy) while the database
+    ingests the current one. An exception in the worker is raised here; when the consumer
+    stops early (its own error), the worker stops at its next item."""
+    box: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(entry: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((end, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put((None, exc))
+
+    worker = threading.Thread(target=work, name="bulk-import-read", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = box.get()
+            if exc is not None:
+                raise exc
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 class _RejectFile:
@@ -461,7 +533,7 @@ def import_cases(
     savepoint of the caller's transaction, rolled back unless ``commit``. ``backdate`` sets
     ``received_at`` and the register event's time to the reported time (replaying history,
     e.g. the synthetic sample year). ``deadlines=False`` leaves the review/reply due times
-    unset (``cases.deadlines`` costs about 1-3 ms per case on a year-long file).
+    unset.
     ``rebuild_indexes`` forces (True) or forbids (False) dropping and rebuilding the
     secondary indexes and foreign keys around the INSERT; ``None`` decides by size (module
     docstring). Raises
@@ -505,6 +577,32 @@ def import_cases(
     return report
 
 
+def _staged(path: Path, mapping: Mapping, catalogue: set[str], default_crs: str,
+            chunk_rows: int, report: BulkReport, reasons: Counter[str], rejects: _RejectFile,
+            due: InitialDue | None, now_s: int | None) -> Iterator[tuple[str, list[tuple]]]:
+    """Read, validate and date the file chunk by chunk (no database): per chunk the CSV
+    text of its good rows for COPY ('' when none) and the progress events it caused.
+    Counts into ``report`` and ``reasons``, rejected rows into ``rejects``."""
+    events: list[tuple] = []
+    next_line = 2  # the header is line 1
+    columns: list[str] | None = None
+    for chunk in read_chunks(path, mapping, chunk_rows, lambda *e: events.append(e)):
+        if columns is None:
+            columns = list(chunk.columns)
+            _check_columns(columns, mapping, report)
+        good, bad = validate_chunk(chunk, mapping, catalogue, default_crs, first_line=next_line)
+        next_line += len(chunk)
+        report.read += len(chunk)
+        report.valid += len(good)
+        report.rejected += len(bad)
+        if not bad.empty:
+            reasons.update(bad["reason_kind"])
+            rejects.write(bad, columns)
+        events.append(("validate+copy", report.read, None))
+        yield (_chunk_csv(good, due, now_s) if not good.empty else ""), events.copy()
+        events.clear()
+
+
 def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, report: BulkReport,
          rejects_path: str | Path | None, progress: ProgressFn | None, chunk_rows: int,
          backdate: bool, actor: str, deadlines: bool, rebuild_indexes: bool | None) -> None:
@@ -518,27 +616,24 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
     if not catalogue:
         raise ImportFailed("the category catalogue is empty: run `casegrid db migrate`",
                            field="category")
+    # Review and reply due times are computed with each chunk (cases.bulk_deadlines) and
+    # staged with its rows, so each case row is written once, due times included.
+    from cases.calendar_store import load_calendar
+
+    due = InitialDue(conn, load_calendar(conn), catalogue, CHANNELS) if deadlines else None
+    now_s = None if backdate else conn.execute(
+        text("SELECT floor(extract(epoch FROM now()))::bigint")).scalar_one()
     reasons: Counter[str] = Counter()
     rejects = _RejectFile(rejects_path)
-    next_line = 2  # the header is line 1
-    columns: list[str] | None = None
+    staged = _staged(path, mapping, catalogue, default_crs, chunk_rows, report, reasons,
+                     rejects, due, now_s)
     try:
-        for chunk in read_chunks(path, mapping, chunk_rows, progress):
-            if columns is None:
-                columns = list(chunk.columns)
-                _check_columns(columns, mapping, report)
-            good, bad = validate_chunk(chunk, mapping, catalogue, default_crs, first_line=next_line)
-            next_line += len(chunk)
-            report.read += len(chunk)
-            report.valid += len(good)
-            report.rejected += len(bad)
-            if not bad.empty:
-                reasons.update(bad["reason_kind"])
-                rejects.write(bad, columns)
-            if not good.empty:
-                _copy_chunk(conn, good)
-            if progress:
-                progress("validate+copy", report.read, None)
+        with closing(_ahead(staged)) as chunks:
+            for data, events in chunks:
+                if data:
+                    _copy_chunk(conn, data)
+                for event in events if progress else ():
+                    progress(*event)
     finally:
         rejects.close()
     if report.read == 0:
@@ -574,25 +669,6 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
             text("SELECT rule, count(*) AS n FROM cg_routed GROUP BY rule ORDER BY rule"))
     }
     report.seconds["route"] = round(time.perf_counter() - clock, 3)
-
-    clock = time.perf_counter()
-    if progress:
-        progress("deadlines", 0, None)
-    # Review and reply due times are computed before the INSERT (vectorised, the ledger's
-    # module) and joined into it, so each case row is written once.
-    from cases.calendar_store import load_calendar
-
-    conn.execute(text("CREATE TEMP TABLE cg_due (key bigint PRIMARY KEY, review_at timestamptz,"
-                      " reply_at timestamptz, prov boolean) ON COMMIT DROP"))
-    if deadlines:
-        conn.execute(text("DROP TABLE cg_due"))
-        stage_initial_deadlines(
-            conn, load_calendar(conn),
-            "SELECT line AS key, CASE WHEN :backdate THEN timestamptz 'epoch' + reported_us"
-            " * interval '1 microsecond' ELSE now() END AS start, category_code, channel FROM cg_new",
-            {"backdate": backdate}, "cg_due",
-        )
-    report.seconds["deadlines"] = round(time.perf_counter() - clock, 3)
 
     clock = time.perf_counter()
     if progress:

@@ -478,7 +478,9 @@ def stage_initial_deadlines(
     out = pd.DataFrame({
         "key": review.index.to_numpy(np.int64),
         "review": review["due"].to_numpy(np.int64),
-        "reply": reply.reindex(review.index).astype("Int64").to_numpy(),
+        # a Series, not its numpy array: the missing replies of pairs without a reply limit
+        # would turn every reply into a float, which COPY refuses as a bigint
+        "reply": reply.reindex(review.index).astype("Int64").reset_index(drop=True),
         "prov": review["prov"].astype(bool).to_numpy(),
     })
     conn.execute(text("CREATE TEMP TABLE _cg_due_raw (key bigint, review bigint, reply bigint,"

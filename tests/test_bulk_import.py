@@ -130,7 +130,7 @@ def test_failure_midway_leaves_zero_rows(city_engine):
     with pytest.raises(RuntimeError, match="simulated crash"):
         import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True,
                      progress=crash_after_insert)
-    assert "route" in stages and "deadlines" in stages
+    assert "route" in stages and "insert" in stages
     assert _counts(city_engine) == (0, 0)
 
 
@@ -488,3 +488,36 @@ def test_rebuild_path_with_the_statistics_trigger_off_leaves_it_off(city_engine)
     assert report.inserted == 7
     assert _stats_trigger_enabled(city_engine) == "D"
     assert _case_stat(city_engine) == []
+
+
+@pytest.mark.parametrize("backdate", [True, False])
+def test_due_times_equal_the_ledgers_set_based_path(city_engine, tmp_path, backdate):
+    """Due times computed with each chunk (cases.bulk_deadlines) equal what
+    cases.deadlines.stage_initial_deadlines computes for the stored cases."""
+    from cases.calendar_store import load_calendar
+    from cases.deadlines import stage_initial_deadlines
+    from geo.sample_complaints import write_sample_csv
+
+    path = write_sample_csv(tmp_path / "year.csv", n=2_000, seed=7)
+    with city_engine.begin() as conn:  # a pair without a reply limit: its reply stays unset
+        conn.execute(text("DELETE FROM time_limit WHERE step = 'reply' AND channel = 'hotline_12345'"))
+        conn.execute(text("UPDATE time_limit SET channel = 'app' WHERE step = 'reply'"
+                          " AND category_code = '*' AND channel = '*'"))
+    report = import_cases(city_engine, path, "hotline12345_zh", commit=True, backdate=backdate)
+    assert report.inserted > 1_900
+    with city_engine.begin() as conn:
+        stage_initial_deadlines(
+            conn, load_calendar(conn),
+            'SELECT id AS key, received_at AS start, category_code, channel FROM "case"', {},
+            "expected_due")
+        differ = conn.execute(text(
+            'SELECT count(*) FROM "case" c LEFT JOIN expected_due d ON d.key = c.id'
+            " WHERE (c.review_due_at, c.reply_due_at, c.current_due_at, c.due_provisional)"
+            " IS DISTINCT FROM (d.review_at, d.reply_at, d.review_at, COALESCE(d.prov, false))"
+        )).scalar_one()
+        kinds = conn.execute(text(
+            'SELECT count(*) FILTER (WHERE review_due_at IS NULL),'
+            ' count(*) FILTER (WHERE reply_due_at IS NULL),'
+            ' count(*) FILTER (WHERE reply_due_at IS NOT NULL) FROM "case"')).one()
+    assert differ == 0
+    assert kinds[0] == 0 and kinds[1] > 0 and kinds[2] > 0
