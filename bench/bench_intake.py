@@ -25,6 +25,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from bench.cpu import cluster_pids, cpu_seconds, session_pids, used_between
 from bench.harness import Context, Outcome, Row, Skip, log, percentile
 from bench.points import generate_points
 from bench.server import serve
@@ -128,21 +129,31 @@ def run(ctx: Context) -> Outcome:
         before = conn.execute(text('SELECT count(*) FROM "case"')).scalar_one()
 
     log_path = ctx.workdir / "serve.log"
-    with serve(ctx.url, workers=WORKERS, log_path=log_path) as base:
+    server: dict = {}
+    with serve(ctx.url, workers=WORKERS, log_path=log_path, info=server) as base:
         log(f"intake: server up at {base} ({WORKERS} workers); warming up")
         _wrk(base, 2, {})
         _wrk(base, 2, {"CG_TOKEN": secret, "CG_POINTS": str(points_file), "CG_PREFIX": "bench-warm"})
         log(f"intake: GET /health, {CLIENTS} clients (wrk), {health_seconds:.0f} s")
         h = _wrk(base, health_seconds, {})
         log(f"intake: POST /api/v1/cases, {CLIENTS} clients (wrk), {seconds:.0f} s")
+        app_pids, db_pids = session_pids(server["session"]), cluster_pids(ctx.cluster.pgdata)
+        app0, db0 = cpu_seconds(app_pids), cpu_seconds(db_pids)
         r = _wrk(base, seconds, {"CG_TOKEN": secret, "CG_POINTS": str(points_file),
                                  "CG_PREFIX": PREFIX})
+        app_cpu = used_between(app0, cpu_seconds(app_pids | session_pids(server["session"])))
+        db_cpu = used_between(db0, cpu_seconds(db_pids | cluster_pids(ctx.cluster.pgdata)))
     with ctx.engine.connect() as conn:
         stored = conn.execute(text(
             "SELECT count(*) FROM \"case\" WHERE channel = 'platform' AND external_id LIKE :p"
             " AND route_rule IS NOT NULL"), {"p": f"{PREFIX}-%"}).scalar_one()
     h_rate = h["requests"] / h["seconds"]
     rate = stored / r["seconds"]
+    # CPU per POST (every one stored a case or was a resend), server and database apart.
+    posts = max(1.0, r["requests"])
+    app_ms, db_ms = app_cpu * 1000 / posts, db_cpu * 1000 / posts
+    cores = os.cpu_count() or 1
+    ceiling = cores * 1000 / (app_ms + db_ms)
     errors = int(r["non2xx"] + r["timeouts"] + r["connect"] + r["read"] + r["write"])
     log(f"intake: {int(r['requests']):,} requests, {stored:,} cases stored, {errors} errors; "
         f"health {h_rate:,.0f} req/s")
@@ -158,6 +169,11 @@ def run(ctx: Context) -> Outcome:
             rate, "/s", "GET /health requests per s", h_rate, "≥ 1,000 cases/s", rate >= 1000,
             note=f"{stored:,} stored in {r['seconds']:.0f} s, {errors} errors; "
                  f"{before:,} cases in the table before"),
+        Row("intake", f"CPU per case: server {app_ms:.2f} ms + PostgreSQL {db_ms:.2f} ms "
+            f"(ceiling on {cores} cores with nothing else running)", ceiling, "/s",
+            "measured rate", rate, "report",
+            note="user+system CPU of the server's processes and the cluster's backends "
+                 "during the run (/proc)"),
         Row("intake", "POST /api/v1/cases p50", p50, "ms", "GET /health p50", h["p50_ms"], "report"),
         Row("intake", "POST /api/v1/cases p99", p99, "ms", "GET /health p99", h["p99_ms"],
             "< 50 ms", p99 < 50),
@@ -177,12 +193,18 @@ def run(ctx: Context) -> Outcome:
         f"{2 * 1000 / d50:,.0f} cases/s on two cores, one transaction per case. The server "
         "therefore registers concurrent submissions together (`api/intake_queue.py`: what "
         "arrives while the database is busy joins the next batch; a lone request is a batch "
-        "of one): the same statements and one COMMIT per batch. In-process, batches of "
+        "of one): the same statements and one COMMIT per batch, then the nearby-duplicate "
+        "search, after the COMMIT so the batch no longer holds the statistics rows the next "
+        "batch updates. Each worker listens on its own SO_REUSEPORT socket (`api/workers.py`), "
+        "so the clients' connections spread over both. In-process, batches of "
         f"{CLIENTS} reach **{batch_rate:,.0f} cases/s**. Over HTTP with {CLIENTS} clients the "
         f"server stored {rate:,.0f} cases/s at p50 {p50:.0f} ms and p99 {p99:.0f} ms, beside "
         f"`GET /health` at {h_rate:,.0f} req/s (p99 {h['p99_ms']:.0f} ms); HTTP parsing, "
         "FastAPI and the JSON response cost the rest, in two worker processes sharing two "
-        "cores with PostgreSQL and wrk.",
+        f"cores with PostgreSQL and wrk. The CPU accounting of the run: {app_ms:.2f} ms in "
+        f"the server and {db_ms:.2f} ms in PostgreSQL per case, so {cores} cores cannot "
+        f"register more than about {ceiling:,.0f} cases/s this way, however the work is "
+        "scheduled.",
         "",
         "Cumulative time per case in the project's own functions, one at a time (cProfile "
         "over the in-process calls; nested, so the lines overlap):",

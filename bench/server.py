@@ -30,8 +30,9 @@ def _casegrid_command() -> list[str]:
 
 @contextmanager
 def serve(database_url: str, workers: int = 1, log_path: Path | None = None,
-          extra_env: dict[str, str] | None = None) -> Iterator[str]:
-    """Start the API, wait until ``/health`` answers, yield its base URL, stop it."""
+          extra_env: dict[str, str] | None = None, info: dict | None = None) -> Iterator[str]:
+    """Start the API, wait until ``/health`` answers, yield its base URL, stop it.
+    ``info`` (when given) gets ``session``: the server's session id, for CPU accounting."""
     port = free_port()
     env = dict(os.environ, DATABASE_URL=database_url, **(extra_env or {}))
     out = log_path.open("w") if log_path else subprocess.DEVNULL
@@ -40,6 +41,8 @@ def serve(database_url: str, workers: int = 1, log_path: Path | None = None,
          "--workers", str(workers)],
         env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
+    if info is not None:
+        info["session"] = proc.pid  # start_new_session: the server leads its own session
     try:
         deadline = time.monotonic() + 60
         while True:

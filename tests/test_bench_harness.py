@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import geopandas as gpd
 import numpy as np
@@ -101,3 +102,27 @@ def test_quick_routing_run_writes_results(tmp_path):
     assert "fsync=on" in md  # a normally configured server, not the tests' fast mode
     assert "| 256 |" in md or "| 256 **fastest** |" in md
     assert "destroying the throwaway cluster" in proc.stdout
+
+
+def test_cpu_accounting_counts_a_session_and_a_cluster(pg_cluster, engine):
+    """bench.cpu: the CPU a busy child session uses is counted; the cluster's processes
+    include the backend serving this test's connection."""
+    from sqlalchemy import text
+
+    from bench.cpu import cluster_pids, cpu_seconds, session_pids, used_between
+
+    child = subprocess.Popen([sys.executable, "-c", "import time\nt=time.process_time()\n"
+                              "while time.process_time() - t < 0.5: pass\ntime.sleep(30)"],
+                             start_new_session=True)
+    try:
+        pids = session_pids(child.pid)
+        assert pids == {child.pid}
+        before = cpu_seconds(pids)
+        time.sleep(1.0)
+        assert 0.3 < used_between(before, cpu_seconds(pids)) < 1.5
+    finally:
+        child.kill()
+        child.wait()
+    with engine.connect() as conn:
+        backend = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        assert backend in cluster_pids(pg_cluster.pgdata)
