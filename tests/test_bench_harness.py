@@ -111,15 +111,15 @@ def test_cpu_accounting_counts_a_session_and_a_cluster(pg_cluster, engine):
 
     from bench.cpu import cluster_pids, cpu_seconds, session_pids, used_between
 
-    child = subprocess.Popen([sys.executable, "-c", "import time\nt=time.process_time()\n"
-                              "while time.process_time() - t < 0.5: pass\ntime.sleep(30)"],
-                             start_new_session=True)
+    child = subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
     try:
         pids = session_pids(child.pid)
         assert pids == {child.pid}
         before = cpu_seconds(pids)
         time.sleep(1.0)
-        assert 0.3 < used_between(before, cpu_seconds(pids)) < 1.5
+        # one busy thread for 1 s of wall time: some CPU (it shares the cores), never more
+        # than the wall time (plus a clock tick)
+        assert 0.1 < used_between(before, cpu_seconds(pids)) < 1.2
     finally:
         child.kill()
         child.wait()
