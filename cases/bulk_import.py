@@ -342,22 +342,25 @@ def _drop_secondary(conn: Connection, new: int) -> tuple[bool, list[str]]:
     return True, [r.create_sql for r in sorted(plan, key=lambda r: r.step)]
 
 
-# The exclusive path (large imports, tables locked before deduplication): case ids are
-# drawn in file order beforehand, so the cases and their register events are two plain
-# INSERTs from the staging tables, without ON CONFLICT's speculative insertion and without
-# carrying a million RETURNING rows through a CTE and a join. Same columns and values as
+# The exclusive path (large imports, tables locked before deduplication): case ids and
+# numbers are drawn in file order beforehand (the numbers formatted by case_no_of, which
+# the planner inlines, where the column default next_case_no() is a function call per
+# row), so the cases and their register events are two plain INSERTs from the staging
+# tables, without ON CONFLICT's speculative insertion and without carrying a million
+# RETURNING rows through a CTE and a join. Same columns and values as
 # _INSERT_SQL (tests compare the two paths).
 _IDS_SQL = """
 CREATE TEMP TABLE cg_ids ON COMMIT DROP AS
-SELECT line, nextval(pg_get_serial_sequence('"case"', 'id')) AS case_id
+SELECT line, nextval(pg_get_serial_sequence('"case"', 'id')) AS case_id,
+       nextval('case_no_seq') AS case_no_n
 FROM (SELECT line FROM cg_new ORDER BY line) x;
 ALTER TABLE cg_ids ADD PRIMARY KEY (line);
 ANALYZE cg_ids
 """
 _INSERT_LOCKED_SQL = (
     _INSERT_SQL.split("WITH ins AS (", 1)[1].split("ON CONFLICT", 1)[0]
-    .replace('INSERT INTO "case" (channel,', 'INSERT INTO "case" (id, channel,', 1)
-    .replace("SELECT n.channel,", "SELECT i.case_id, n.channel,", 1)
+    .replace('INSERT INTO "case" (channel,', 'INSERT INTO "case" (id, case_no, channel,', 1)
+    .replace("SELECT n.channel,", "SELECT i.case_id, case_no_of(i.case_no_n), n.channel,", 1)
     .replace("FROM cg_new n", "FROM cg_new n JOIN cg_ids i ON i.line = n.line", 1)
 )
 if "JOIN cg_ids" not in _INSERT_LOCKED_SQL or "i.case_id" not in _INSERT_LOCKED_SQL:

@@ -521,3 +521,17 @@ def test_due_times_equal_the_ledgers_set_based_path(city_engine, tmp_path, backd
             ' count(*) FILTER (WHERE reply_due_at IS NOT NULL) FROM "case"')).one()
     assert differ == 0
     assert kinds[0] == 0 and kinds[1] > 0 and kinds[2] > 0
+
+
+def test_rebuild_path_numbers_cases_like_the_column_default(city_engine):
+    """The exclusive path draws case numbers itself (case_no_of): in file order, from the
+    same sequence, in next_case_no()'s format, so the next default number follows on."""
+    import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True, rebuild_indexes=True)
+    with city_engine.begin() as conn:
+        stored = conn.execute(text('SELECT case_no FROM "case" ORDER BY id')).scalars().all()
+        after = conn.execute(text("SELECT next_case_no()")).scalar_one()
+        year = conn.execute(text("SELECT to_char(now() AT TIME ZONE 'Asia/Shanghai', 'YYYY')"))
+        prefix = "CG" + year.scalar_one()
+    numbers = [int(no.removeprefix(prefix)) for no in [*stored, after]]
+    assert all(no == f"{prefix}{n:07d}" for no, n in zip([*stored, after], numbers, strict=True))
+    assert numbers == list(range(numbers[0], numbers[0] + len(stored) + 1))
