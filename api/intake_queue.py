@@ -19,7 +19,7 @@ batch was committed entirely.
 The response is sent only after the COMMIT (the futures are resolved once the transaction
 is over), as for every other write in the API. The nearby-duplicates search runs after the
 COMMIT, so a batch does not hold the statistics rows it updated (which the next batch
-needs) while it searches.
+needs) while it searches, and the next batch's transaction starts meanwhile.
 """
 
 from __future__ import annotations
@@ -92,25 +92,40 @@ def parse_submission(body: bytes) -> NewCase:
 
 def register_batch(engine: Engine, items: list[tuple[str | None, bytes]],
                    settings: Settings) -> list[Accepted | CasegridError | RequestValidationError | HTTPException]:
-    """Authenticate, validate and register raw submissions in one transaction; each item's
-    outcome in order (exceptions are returned, not raised, except the database's own)."""
+    """Authenticate, validate and register raw submissions in one transaction, then search
+    their possible duplicates; each item's outcome in order (exceptions are returned, not
+    raised, except the database's own)."""
+    out = register_batch_committed(engine, items, settings)
+    search_duplicates_after_commit(engine, out)
+    return out
+
+
+def register_batch_committed(
+        engine: Engine, items: list[tuple[str | None, bytes]],
+        settings: Settings) -> list[Accepted | CasegridError | RequestValidationError | HTTPException]:
+    """The transaction of :func:`register_batch`: outcomes once committed, the accepted
+    cases still without their possible duplicates."""
     out: list[Accepted | CasegridError | RequestValidationError | HTTPException | None] = [None] * len(items)
-    # One connection for both steps (one pool checkout and ping per batch).
-    with engine.connect() as conn:
-        with conn.begin():
-            _register(conn, items, settings, out)
-        # After the COMMIT (see register_cases): the cases are stored whatever happens here,
-        # so a failed search leaves their lists empty instead of failing requests whose case
-        # exists.
-        registered = [o.result for o in out if isinstance(o, Accepted)]
-        try:
-            add_possible_duplicates(conn, registered)
-        except SQLAlchemyError as exc:
-            log.warning("possible-duplicates search failed after registering %d cases: %s",
-                        len(registered), exc)
-            for result in registered:
-                result.duplicate_query = None
+    with engine.begin() as conn:
+        _register(conn, items, settings, out)
     return out  # type: ignore[return-value]
+
+
+def search_duplicates_after_commit(engine: Engine, outcomes: list) -> None:
+    """Fill the possible duplicates of the accepted outcomes of a committed batch (see
+    :func:`cases.intake.register_cases`). The cases are stored whatever happens here, so a
+    failed search leaves their lists empty instead of failing requests whose case exists."""
+    registered = [o.result for o in outcomes if isinstance(o, Accepted)]
+    if not any(r.duplicate_query for r in registered):
+        return
+    try:
+        with engine.connect() as conn:
+            add_possible_duplicates(conn, registered)
+    except SQLAlchemyError as exc:
+        log.warning("possible-duplicates search failed after registering %d cases: %s",
+                    len(registered), exc)
+        for result in registered:
+            result.duplicate_query = None
 
 
 def _register(conn: Connection, items: list[tuple[str | None, bytes]], settings: Settings,
@@ -140,8 +155,9 @@ def _register(conn: Connection, items: list[tuple[str | None, bytes]], settings:
 class IntakeBatcher:
     """Gathers submissions and registers them in batches; see the module docstring.
 
-    ``max_batch`` caps a batch; ``in_flight`` batches may be at the database at once (while
-    one waits for its COMMIT, the next one is routed).
+    ``max_batch`` caps a batch; ``in_flight`` batch transactions may be open at once (while
+    one waits for its COMMIT, the next one is routed). A committed batch's duplicate search
+    does not count: it runs beside the next transaction.
     """
 
     def __init__(self, engine: Engine, settings: Settings, *, max_batch: int = 64,
@@ -188,14 +204,20 @@ class IntakeBatcher:
             # Whatever queued up while the previous batches were at the database rides along.
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            task = asyncio.get_running_loop().create_task(self._run(batch))
+            task = asyncio.get_running_loop().create_task(self._run(batch, slots))
             self._running.add(task)
-            task.add_done_callback(lambda t: (self._running.discard(t), slots.release()))
+            task.add_done_callback(self._running.discard)
 
-    async def _run(self, batch: list[_Pending]) -> None:
+    async def _run(self, batch: list[_Pending], slots: asyncio.Semaphore) -> None:
         items = [(p.secret, p.body) for p in batch]
         try:
-            outcomes = await anyio.to_thread.run_sync(self._register, items)
+            try:
+                outcomes = await anyio.to_thread.run_sync(self._register, items)
+            finally:
+                # Committed (or failed): the next batch may go to the database while this
+                # one's duplicate search runs, on another connection.
+                slots.release()
+            await anyio.to_thread.run_sync(search_duplicates_after_commit, self.engine, outcomes)
         except BaseException as exc:  # noqa: BLE001 - handed to every waiting request
             outcomes = [exc] * len(batch)
         self.batches += 1
@@ -210,7 +232,7 @@ class IntakeBatcher:
 
     def _register(self, items: list[tuple[str | None, bytes]]) -> list:
         try:
-            return register_batch(self.engine, items, self.settings)
+            return register_batch_committed(self.engine, items, self.settings)
         except (DataError, IntegrityError) as exc:
             # A value one submission carries (the database's own check, not ours); any other
             # failure (unreachable, timed out, a bug) would only repeat per submission.
@@ -220,7 +242,7 @@ class IntakeBatcher:
         outcomes: list = []
         for item in items:
             try:
-                outcomes.extend(register_batch(self.engine, [item], self.settings))
+                outcomes.extend(register_batch_committed(self.engine, [item], self.settings))
             except Exception as exc:  # noqa: BLE001 - this submission's own error
                 outcomes.append(exc)
         return outcomes

@@ -121,14 +121,14 @@ def test_a_batch_the_database_refuses_is_retried_one_by_one(city_engine, monkeyp
     points = interior_points(city_engine)
     with city_engine.begin() as conn:
         token = create_token(conn, "intake", "batch-retry")[1]
-    real = intake_queue.register_batch
+    real = intake_queue.register_batch_committed
 
     def refuse_poison(engine, items, settings):
         if any(b"POISON" in body for _s, body in items):
             raise DataError("INSERT ...", {}, Exception("value refused"))
         return real(engine, items, settings)
 
-    monkeypatch.setattr(intake_queue, "register_batch", refuse_poison)
+    monkeypatch.setattr(intake_queue, "register_batch_committed", refuse_poison)
     batcher = intake_queue.IntakeBatcher(city_engine, get_settings())
     items = [(token, _body(points[i][1], points[i][2], f"R-{i}")) for i in range(3)]
     items.insert(1, (token, _body(points[5][1], points[5][2], "R-POISON")))
@@ -226,7 +226,7 @@ def test_a_batch_that_fails_for_the_database_s_own_reasons_is_not_retried(city_e
         calls.append(len(items))
         raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
 
-    monkeypatch.setattr(intake_queue, "register_batch", unreachable)
+    monkeypatch.setattr(intake_queue, "register_batch_committed", unreachable)
     batcher = intake_queue.IntakeBatcher(city_engine, get_settings())
     with pytest.raises(OperationalError):
         batcher._register([("t", b"{}")] * 5)
@@ -293,3 +293,41 @@ def test_a_failed_duplicate_search_after_commit_still_answers_with_the_stored_ca
     assert isinstance(out, Accepted) and out.result.created
     assert out.result.possible_duplicates == []
     assert _stored(city_engine, "AC-3") == 1
+
+
+def test_the_next_batch_commits_while_the_previous_batch_searches(city_engine, monkeypatch):
+    """With one transaction in flight, a committed batch's duplicate search must not hold
+    the slot: the next batch registers meanwhile."""
+    import threading
+
+    points = interior_points(city_engine)
+    with city_engine.begin() as conn:
+        token = create_token(conn, "intake", "pipeline")[1]
+    first_searching, release_first = threading.Event(), threading.Event()
+    real = intake_queue.search_duplicates_after_commit
+
+    def slow_first_search(engine, outcomes):  # noqa: ANN001
+        if any(o.result.case["external_id"] == "P-1" for o in outcomes if isinstance(o, Accepted)):
+            first_searching.set()
+            assert release_first.wait(30)
+        real(engine, outcomes)
+
+    monkeypatch.setattr(intake_queue, "search_duplicates_after_commit", slow_first_search)
+
+    async def scenario() -> None:
+        batcher = intake_queue.IntakeBatcher(city_engine, get_settings(), in_flight=1)
+        await batcher.start()
+        try:
+            first = asyncio.ensure_future(batcher.submit(token, _body(points[0][1], points[0][2], "P-1")))
+            await asyncio.get_running_loop().run_in_executor(None, first_searching.wait, 30)
+            second = await asyncio.wait_for(
+                batcher.submit(token, _body(points[1][1], points[1][2], "P-2")), 10)
+            assert second.result.created and not first.done()
+            release_first.set()
+            assert (await asyncio.wait_for(first, 30)).result.created
+        finally:
+            release_first.set()
+            await batcher.stop()
+
+    asyncio.run(scenario())
+    assert _stored(city_engine, "P-1") == _stored(city_engine, "P-2") == 1
