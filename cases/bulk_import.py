@@ -77,11 +77,11 @@ DEFAULT_CHUNK_ROWS = 100_000
 # worth an exclusive lock on the ledger; above it (and when the import at least doubles the
 # table) the indexes are rebuilt instead (module docstring).
 BULK_MIN_ROWS = 100_000
-# work_mem for the INSERTs of a large import and maintenance_work_mem for its index
-# rebuild (this transaction only, then put back): their sorts, hash tables and index
-# builds hold a million rows; at the server's settings they spill to temporary files.
+# work_mem for the INSERTs of a large import (this transaction only, then put back): their
+# sorts and hash tables hold a million rows; at the server's 64 MB they spill to temporary
+# files. (maintenance_work_mem for the index rebuild made no difference: 256 MB and 1 GB
+# alike, alternating, in a scratch database.)
 BULK_WORK_MEM = "1GB"
-BULK_MAINTENANCE_WORK_MEM = "1GB"
 # Which phase is running, how far it got, and its total (None when unknown).
 ProgressFn = Callable[[str, float, float | None], None]
 
@@ -701,14 +701,10 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
         clock = time.perf_counter()
         if progress:
             progress("indexes", 0, len(recreate))
-        mwm = conn.execute(text("SELECT current_setting('maintenance_work_mem')")).scalar_one()
-        conn.execute(text("SELECT set_config('maintenance_work_mem', :v, true)"),
-                     {"v": BULK_MAINTENANCE_WORK_MEM})
         for i, sql in enumerate(recreate):
             conn.execute(text(sql))
             if progress:
                 progress("indexes", i + 1, len(recreate))
-        conn.execute(text("SELECT set_config('maintenance_work_mem', :v, true)"), {"v": mwm})
         report.seconds["indexes"] = round(time.perf_counter() - clock, 3)
     if progress:
         progress("insert", 1, 1)
