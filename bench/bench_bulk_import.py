@@ -66,10 +66,16 @@ def _import_with_budget(ctx: Context, csv_path: Path, budget_s: float,
 
     box: dict[str, object] = {}
 
+    last = [time.perf_counter()]
+
     def progress(name: str, done: float, total: float | None) -> None:
         if name not in phase:  # each phase once (read and validate+copy alternate per chunk)
             phase.append(name)
             log(f"bulk_import:   {name}")
+        if name == "indexes" and done:  # each rebuilt index or foreign key, with its time
+            now = time.perf_counter()
+            log(f"bulk_import:     index {done:.0f}/{total}: {now - last[0]:.1f} s")
+        last[0] = time.perf_counter()
 
     def work() -> None:
         try:
