@@ -76,15 +76,27 @@ def _wait_healthy(base: str, proc: subprocess.Popen, log: Path) -> None:
 
 
 def _children(pid: int) -> set[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
-    return {int(p) for p in out.stdout.split()}
+    """Child processes of ``pid`` (from /proc: no dependency on procps' pgrep)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(entry.name))
+    return found
 
 
 def _workers(pid: int) -> set[int]:
     """Worker processes of the supervisor (spawn also starts a resource tracker)."""
     found = set()
     for child in _children(pid):
-        cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:  # ended meanwhile
+            continue
         if b"multiprocessing.spawn" in cmdline:
             found.add(child)
     return found
