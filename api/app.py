@@ -47,8 +47,8 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
         # of the collector's generations makes each full collection under load walk only
         # the objects of requests in flight. A request allocates thousands of short-lived
         # objects, so the default threshold (700) ran a collection every few requests; at
-        # 50,000 they are rarer and cheaper. Under wrk this roughly halved the intake p99
-        # (one-off runs against a scratch ledger, not a kept benchmark).
+        # 50,000 they are rarer and cheaper (under wrk this lowered the intake p99 in
+        # one-off runs; compare with `python -m bench --only intake` before and after).
         if server_process:
             gc.collect()
             gc.freeze()

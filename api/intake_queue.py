@@ -124,8 +124,6 @@ def search_duplicates_after_commit(engine: Engine, outcomes: list) -> None:
     except SQLAlchemyError as exc:
         log.warning("possible-duplicates search failed after registering %d cases: %s",
                     len(registered), exc)
-        for result in registered:
-            result.duplicate_query = None
 
 
 def _register(conn: Connection, items: list[tuple[str | None, bytes]], settings: Settings,

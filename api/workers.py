@@ -2,16 +2,16 @@
 
 uvicorn's ``--workers`` shares one listening socket among its workers, and whichever worker
 wakes first accepts the connection. A few long-lived keep-alive clients (dispatch consoles,
-the 12345 gateway, a load generator) can then all land in one worker while the other idles:
-32 wrk connections split 27 to 5 here, and the worker with 5 registered its cases in
-batches of one. With ``SO_REUSEPORT`` every worker binds its own socket to the same address
+the 12345 gateway, a load generator) can then mostly land in one worker while the other
+idles, and the idle one registers its cases in batches of one. With ``SO_REUSEPORT`` every worker binds its own socket to the same address
 and the kernel spreads new connections over the sockets by a hash of the client's address
 and port, so each worker gets its share.
 
 The parent process only supervises: it checks that the address is free (a second server on
 the same port fails at once with a clear message, instead of silently sharing the port),
-holds it with a bound socket that does not listen (so it receives no connections), restarts a worker that dies, and on SIGINT/SIGTERM stops the workers
-gracefully (uvicorn finishes the requests in flight).
+holds it with a bound socket that does not listen (so it receives no connections), restarts
+a worker that dies, and on SIGINT/SIGTERM stops the workers gracefully (uvicorn finishes the
+requests in flight).
 
 Without ``SO_REUSEPORT`` (not Linux) or with one worker, uvicorn's own runner is used.
 """
@@ -40,19 +40,21 @@ def reuse_port_supported() -> bool:
 def reuse_port_socket(host: str, port: int, *, listen: bool = True) -> socket.socket:
     """A TCP socket bound to ``host:port`` with ``SO_REUSEPORT`` (listening unless
     ``listen=False``); ``OSError`` if the address is taken by a socket without it."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
         if listen:
             sock.listen(2048)
-        sock.set_inheritable(True)
     except OSError:
         sock.close()
         raise
     return sock
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def _run_worker(host: str, port: int, config: dict[str, Any]) -> None:
@@ -75,7 +77,7 @@ def serve(host: str, port: int, workers: int, **config: Any) -> None:
     try:
         # A plain bind first: SO_REUSEPORT sockets of the same user may share a port, so only
         # a socket without it notices another casegrid (or anything else) already there.
-        probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        probe = socket.socket(_family(host), socket.SOCK_STREAM)
         with probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))

@@ -37,18 +37,23 @@ def session_pids(session_id: int) -> set[int]:
     return out
 
 
+def children(parent: int) -> set[int]:
+    """The live child processes of ``parent``."""
+    out = set()
+    for pid in _pids():
+        fields = _stat(pid)
+        if fields and int(fields[1]) == parent:  # field 4: parent
+            out.add(pid)
+    return out
+
+
 def cluster_pids(pgdata: Path) -> set[int]:
     """The postmaster of ``pgdata`` and its children (backends, WAL writer, autovacuum)."""
     try:
         postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return set()
-    out = {postmaster}
-    for pid in _pids():
-        fields = _stat(pid)
-        if fields and int(fields[1]) == postmaster:  # field 4: parent
-            out.add(pid)
-    return out
+    return {postmaster} | children(postmaster)
 
 
 def cpu_seconds(pids: set[int]) -> dict[int, float]:

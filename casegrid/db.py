@@ -79,8 +79,8 @@ class RawQuery:
 
     ``conn.execute(text(sql))`` builds result metadata for every column of every execution
     and wraps each row; for the few statements intake runs per batch (a wide case row, the
-    routing, the duplicates) that bookkeeping cost more Python time than the statement's
-    own round trip. The SQL is written with SQLAlchemy's ``:name`` parameters and compiled
+    routing, the duplicates) that bookkeeping was a large share of the batch's Python time
+    (profiled under load). The SQL is written with SQLAlchemy's ``:name`` parameters and compiled
     once for psycopg (``%(name)s``); rows come back as plain dicts. It runs in the
     caller's transaction (the same DBAPI connection).
     """

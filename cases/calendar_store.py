@@ -360,8 +360,8 @@ _STAMP = RawQuery("SELECT count(*), max(imported_at) FROM calendar_year")
 
 @functools.lru_cache(maxsize=32)
 def _url_key(url: URL) -> str:
-    """The database's URL without password: the cache key (URLs are immutable; rendering
-    one each batch cost more than the stamp query)."""
+    """The database's URL without password: the cache key (URLs are immutable, so it is
+    rendered once per URL rather than on every intake batch)."""
     return url.render_as_string(hide_password=True)
 
 

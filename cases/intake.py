@@ -159,7 +159,8 @@ class IntakeResult:
     case: dict
     created: bool
     possible_duplicates: list[dict] = field(default_factory=list)
-    # The duplicate search this case still needs (see register_cases' search_duplicates).
+    # What the nearby-duplicates search for this case looks for (register_cases'
+    # search_duplicates; add_possible_duplicates runs it).
     duplicate_query: dict | None = field(default=None, repr=False)
 
 
@@ -450,8 +451,6 @@ def add_possible_duplicates(conn: Connection, results: list[IntakeResult]) -> No
         r.possible_duplicates = []
     for row in rows:
         results[row.pop("ord")].possible_duplicates.append(row)
-    for r in results:
-        r.duplicate_query = None
 
 
 # For each query row: open cases of its category within its radius and window, nearest first.
@@ -472,9 +471,9 @@ CROSS JOIN LATERAL (
         -- walk the reported_at index over a week of cases; OFFSET 0 keeps it to the box.
         -- "Open" as the partial GiST index case_open_geom_gist (0006) spells it, so that
         -- index answers: in a ledger of mostly closed cases it skips them all. (Keying it
-        -- by category too, with btree_gist, read 5x fewer pages here, but the text
-        -- opclass has no sorted build in PostgreSQL 15: in the 1M-row import benchmark
-        -- its rebuild took 34 s, the other 15 indexes 0.3-2.2 s each.)
+        -- by category too, with btree_gist, would read fewer pages here, but the text
+        -- opclass has no sorted GiST build in PostgreSQL 15, so a large first import
+        -- would rebuild it many times slower than the other indexes.)
         SELECT c.id, c.case_no, c.status, c.reported_at, c.community_code, c.geom,
                c.merged_into
         FROM "case" c

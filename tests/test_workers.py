@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from api.workers import reuse_port_socket, reuse_port_supported
+from bench.cpu import children
 from casegrid.cluster import free_port
 
 pytestmark = pytest.mark.skipif(not reuse_port_supported(), reason="SO_REUSEPORT is Linux-only")
@@ -75,24 +76,10 @@ def _wait_healthy(base: str, proc: subprocess.Popen, log: Path) -> None:
     raise AssertionError(f"no /health within 60 s:\n{log.read_text()}")
 
 
-def _children(pid: int) -> set[int]:
-    """Child processes of ``pid`` (from /proc: no dependency on procps' pgrep)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.add(int(entry.name))
-    return found
-
-
 def _workers(pid: int) -> set[int]:
     """Worker processes of the supervisor (spawn also starts a resource tracker)."""
     found = set()
-    for child in _children(pid):
+    for child in children(pid):  # from /proc: no dependency on procps' pgrep
         try:
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
         except OSError:  # ended meanwhile

@@ -3,9 +3,8 @@
 * ``case_geom_4527_gist``, a GiST index on ``ST_Transform(geom, 4527)`` (0004): the hotspot
   analysis used to filter cases by metric distance in SQL; it now reads the filtered points
   and projects them with pyproj (``geo.hotspots``), so no query puts the expression in a
-  condition (its ``idx_scan`` was 0 on a scratch ledger of 1M cases used for intake and
-  map experiments). Every insert still paid a projection and a GiST insertion for it, and
-  a large first import rebuilt it.
+  condition. Every insert still paid a projection and a GiST insertion for it, and a large
+  first import rebuilt it.
 * ``case_event_action (case_id, action)`` (0003): ``case_event_case (case_id, at)`` answers
   the same lookups by case (a case has a handful of events; the action is filtered among
   them), so the second index only cost each event insert.
