@@ -106,5 +106,10 @@ class RawQuery:
                 names = [column.name for column in cur.description]
                 return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
         except psycopg.Error as exc:
-            raise DBAPIError.instance(self.sql, params, exc, psycopg.Error,
-                                      dialect=conn.dialect) from exc
+            # As conn.execute does: a lost connection is invalidated, so the pool discards
+            # it instead of resetting a dead socket when it is given back.
+            lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+            if lost:
+                conn.invalidate(exc)
+            raise DBAPIError.instance(self.sql, params, exc, psycopg.Error, dialect=conn.dialect,
+                                      connection_invalidated=lost) from exc

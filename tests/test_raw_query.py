@@ -46,3 +46,24 @@ def test_driver_errors_come_out_as_sqlalchemy_errors(engine, sql, params, error)
     with engine.connect() as conn, pytest.raises(error) as caught:
         RawQuery(sql).rows(conn, params)
     assert caught.value.orig is not None
+
+
+def test_a_lost_connection_is_invalidated_not_reset_by_the_pool(engine, caplog):
+    """A backend that dies under a RawQuery: OperationalError, marked invalidated, and the
+    pool discards the connection instead of logging a failed reset (a traceback)."""
+    import logging
+
+    from sqlalchemy.exc import OperationalError
+
+    caplog.set_level(logging.DEBUG, logger="sqlalchemy.pool")
+    with engine.connect() as conn:
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with engine.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        with pytest.raises(OperationalError) as caught:
+            RawQuery("SELECT 1 AS one").rows(conn, {})
+        assert caught.value.connection_invalidated
+        assert conn.invalidated
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    with engine.connect() as conn:  # the pool gives a working connection again
+        assert RawQuery("SELECT 1 AS one").rows(conn, {}) == [{"one": 1}]
