@@ -119,7 +119,10 @@ def search_duplicates_after_commit(engine: Engine, outcomes: list) -> None:
     if not any(r.duplicate_query for r in registered):
         return
     try:
-        with engine.connect() as conn:
+        # Ended with COMMIT, not the ROLLBACK a plain connect() ends a read with: psycopg
+        # forgets a connection's prepared statements at every rollback, and this runs after
+        # every batch (tests/test_intake_batch.py checks the statements stay prepared).
+        with engine.begin() as conn:
             add_possible_duplicates(conn, registered)
     except SQLAlchemyError as exc:
         log.warning("possible-duplicates search failed after registering %d cases: %s",

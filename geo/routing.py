@@ -199,12 +199,14 @@ SELECT c.id, c.code, c.name, c.subdistrict_code,
 FROM community c LEFT JOIN community_post p ON p.community_code = c.code
 """
 COMMUNITY_DETAILS_SQL = COMMUNITY_DETAILS_SELECT + "WHERE c.id = :cid"
-# One round trip for the points: the routing and the chosen communities' details.
+# One round trip for the points: the routing and the chosen communities' details, looked
+# up per routed point (OFFSET 0 keeps the lateral subquery from being flattened into a join
+# that, for a plan made without knowing the number of points, details every community).
 _ROUTE_ONE_SQL = (
     "SELECT r.id AS point_id, r.rule, r.distance_m, r.near_boundary, r.alternates,"
     " r.community_id, d.*"
-    " FROM (" + "{route}" + ") r LEFT JOIN (" + COMMUNITY_DETAILS_SELECT + ") d"
-    " ON d.id = r.community_id"
+    " FROM (" + "{route}" + ") r LEFT JOIN LATERAL (" + COMMUNITY_DETAILS_SELECT
+    + " WHERE c.id = r.community_id OFFSET 0) d ON true"
 )
 
 
@@ -283,10 +285,15 @@ def prepare_points(coords: list[tuple[object, object, str]]) -> list[PreparedPoi
     return out  # type: ignore[return-value]
 
 
-# Many points in one round trip (intake batches): the points come in as two arrays.
+# Many points in one round trip (intake batches): the points come in as one JSON array of
+# [lon, lat] pairs. Not as two float8 arrays: the planner sizes unnest() by the length of a
+# constant array, so each batch size made a different custom plan and the statement was
+# planned anew at every call; a JSON document has no such estimate, so the prepared
+# statement settles on one generic plan (see pg_stat_statements' ``plans``).
 _ROUTE_MANY_POINTS = (
-    "SELECT (u.ord - 1)::bigint AS id, ST_SetSRID(ST_MakePoint(u.lon, u.lat), 4326) AS geom"
-    " FROM unnest(CAST(:lons AS float8[]), CAST(:lats AS float8[])) WITH ORDINALITY AS u(lon, lat, ord)"
+    "SELECT (u.ord - 1)::bigint AS id,"
+    " ST_SetSRID(ST_MakePoint((u.pt->>0)::float8, (u.pt->>1)::float8), 4326) AS geom"
+    " FROM jsonb_array_elements(CAST(:points AS jsonb)) WITH ORDINALITY AS u(pt, ord)"
 )
 _ROUTE_MANY = RawQuery(_ROUTE_ONE_SQL.replace("{route}", route_sql(_ROUTE_MANY_POINTS)))
 
@@ -309,7 +316,7 @@ def route_prepared(
     tol, margin = _params(tolerance_m, margin_m)
     rows = _ROUTE_MANY.rows(
         conn,
-        {"lons": [p.lon for p in points], "lats": [p.lat for p in points],
+        {"points": json.dumps([(p.lon, p.lat) for p in points]),
          "gen": gen, "tol_m": tol, "margin_m": margin},
     )
     by_index = {row["point_id"]: row for row in rows}

@@ -331,3 +331,37 @@ def test_the_next_batch_commits_while_the_previous_batch_searches(city_engine, m
 
     asyncio.run(scenario())
     assert _stored(city_engine, "P-1") == _stored(city_engine, "P-2") == 1
+
+
+def test_intake_statements_stay_prepared_across_batches(city_db_url, city_engine):
+    """Each batch runs the same handful of statements; they must be prepared once per
+    connection and then run on a cached plan, not parsed and planned per batch. Two things
+    used to defeat that: the duplicate search ended its transaction with ROLLBACK, which
+    makes psycopg forget every prepared statement of the connection, and the routing took
+    its points as float arrays, whose length the planner reads, so it planned each call
+    anew. One pooled connection, so every batch meets the same statement cache."""
+    from casegrid.db import make_engine
+
+    engine = make_engine(city_db_url, Settings(pool_size=1, pool_max_overflow=0))
+    points = interior_points(city_engine)
+    with city_engine.begin() as conn:
+        token = create_token(conn, "intake", "prepared")[1]
+    try:
+        for n in range(14):  # psycopg prepares after 5 runs; PostgreSQL goes generic after 5 more
+            batch = [(token, _body(lon, lat, f"PREP-{n}-{i}"))
+                     for i, (_code, lon, lat) in enumerate(points[: 1 + n % 3])]
+            assert all(isinstance(o, Accepted) for o in register_batch(engine, batch, get_settings()))
+        with engine.connect() as conn:
+            plans = conn.execute(text(
+                "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements")).all()
+    finally:
+        engine.dispose()
+
+    def plans_of(marker: str) -> tuple[int, int]:
+        found = [(g, c) for s, g, c in plans if marker in s]
+        assert found, f"no prepared statement contains {marker!r}"
+        return found[0]
+
+    for marker in ('INSERT INTO "case"', "AS point_id", "SELECT q.ord, d.*"):
+        generic, custom = plans_of(marker)
+        assert generic > 0, f"{marker}: {custom} custom plans and no generic plan"

@@ -190,3 +190,20 @@ def test_histogram_quantile():
     hist[2] = 10  # ten values in [1, 1.5)
     assert 1 <= histogram_quantile(hist, 0.9) <= 1.5
     assert ADMIN.role == "admin"
+
+
+def test_statistics_triggers_run_case_stat_merge_sql_as_static_sql(engine):
+    """The triggers hold case_stat_merge_sql's statement inlined (migration 0011), so
+    PL/pgSQL plans it once per session instead of at every statement as EXECUTE did. The
+    inlined text must be exactly what case_stat_merge_sql makes today: a change to it
+    without regenerating the triggers would leave them counting the old way."""
+    import importlib
+
+    migration = importlib.import_module("migrations.versions.0011_static_stat_triggers")
+    with engine.connect() as conn:
+        for name, source in migration.SOURCES.items():
+            body, expected = conn.execute(text(
+                "SELECT p.prosrc, 'BEGIN ' || case_stat_merge_sql(:src) || '; RETURN NULL; END' "
+                "FROM pg_proc p WHERE p.proname = :name"), {"name": name, "src": source}).one()
+            assert "EXECUTE" not in body
+            assert body == expected, f"{name} differs from case_stat_merge_sql's statement"
