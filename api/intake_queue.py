@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import anyio.to_thread
@@ -95,35 +96,38 @@ def register_batch(engine: Engine, items: list[tuple[str | None, bytes]],
     """Authenticate, validate and register raw submissions in one transaction, then search
     their possible duplicates; each item's outcome in order (exceptions are returned, not
     raised, except the database's own)."""
-    out = register_batch_committed(engine, items, settings)
-    search_duplicates_after_commit(engine, out)
+    with engine.connect() as conn:
+        out = register_batch_committed(conn, items, settings)
+        search_duplicates_after_commit(conn, out)
     return out
 
 
 def register_batch_committed(
-        engine: Engine, items: list[tuple[str | None, bytes]],
+        conn: Connection, items: list[tuple[str | None, bytes]],
         settings: Settings) -> list[Accepted | CasegridError | RequestValidationError | HTTPException]:
-    """The transaction of :func:`register_batch`: outcomes once committed, the accepted
-    cases still without their possible duplicates."""
+    """The transaction of :func:`register_batch`, on ``conn`` (no transaction open):
+    outcomes once committed, the accepted cases still without their possible duplicates."""
     out: list[Accepted | CasegridError | RequestValidationError | HTTPException | None] = [None] * len(items)
-    with engine.begin() as conn:
+    with conn.begin():
         _register(conn, items, settings, out)
     return out  # type: ignore[return-value]
 
 
-def search_duplicates_after_commit(engine: Engine, outcomes: list) -> None:
-    """Fill the possible duplicates of the accepted outcomes of a committed batch (see
-    :func:`cases.intake.register_cases`). The cases are stored whatever happens here, so a
-    failed search leaves their lists empty instead of failing requests whose case exists."""
+def search_duplicates_after_commit(conn: Connection, outcomes: list) -> None:
+    """Fill the possible duplicates of the accepted outcomes of a batch just committed on
+    ``conn`` (see :func:`cases.intake.register_cases`). The cases are stored whatever
+    happens here, so a failed search leaves their lists empty instead of failing requests
+    whose case exists."""
     registered = [o.result for o in outcomes if isinstance(o, Accepted)]
     if not any(r.duplicate_query for r in registered):
         return
     try:
-        # Ended with COMMIT, not the ROLLBACK a plain connect() ends a read with: psycopg
-        # forgets a connection's prepared statements at every rollback, and this runs after
-        # every batch (tests/test_intake_batch.py checks the statements stay prepared).
-        with engine.begin() as conn:
-            add_possible_duplicates(conn, registered)
+        # A single read, in autocommit: one round trip, no BEGIN/COMMIT around it, and no
+        # ROLLBACK at the end (psycopg forgets a connection's prepared statements at every
+        # rollback; tests/test_intake_batch.py checks that they stay prepared). The pool
+        # restores the isolation level when the connection goes back.
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        add_possible_duplicates(conn, registered)
     except SQLAlchemyError as exc:
         log.warning("possible-duplicates search failed after registering %d cases: %s",
                     len(registered), exc)
@@ -211,14 +215,13 @@ class IntakeBatcher:
 
     async def _run(self, batch: list[_Pending], slots: asyncio.Semaphore) -> None:
         items = [(p.secret, p.body) for p in batch]
+        loop = asyncio.get_running_loop()
+
+        def release() -> None:  # from the worker thread, once the transaction is over
+            loop.call_soon_threadsafe(slots.release)
+
         try:
-            try:
-                outcomes = await anyio.to_thread.run_sync(self._register, items)
-            finally:
-                # Committed (or failed): the next batch may go to the database while this
-                # one's duplicate search runs, on another connection.
-                slots.release()
-            await anyio.to_thread.run_sync(search_duplicates_after_commit, self.engine, outcomes)
+            outcomes = await anyio.to_thread.run_sync(self._register_and_search, items, release)
         except BaseException as exc:  # noqa: BLE001 - handed to every waiting request
             outcomes = [exc] * len(batch)
         self.batches += 1
@@ -231,9 +234,27 @@ class IntakeBatcher:
             else:
                 pending.future.set_result(outcome)
 
-    def _register(self, items: list[tuple[str | None, bytes]]) -> list:
+    def _register_and_search(self, items: list[tuple[str | None, bytes]],
+                             release: Callable[[], None]) -> list:
+        """Register the batch, call ``release`` as soon as its transaction is over
+        (committed or failed: the next batch may go to the database), then search the
+        duplicates on the same connection."""
         try:
-            return register_batch_committed(self.engine, items, self.settings)
+            conn = self.engine.connect()
+        except BaseException:
+            release()
+            raise
+        with conn:
+            try:
+                outcomes = self._register(conn, items)
+            finally:
+                release()
+            search_duplicates_after_commit(conn, outcomes)
+        return outcomes
+
+    def _register(self, conn: Connection, items: list[tuple[str | None, bytes]]) -> list:
+        try:
+            return register_batch_committed(conn, items, self.settings)
         except (DataError, IntegrityError) as exc:
             # A value one submission carries (the database's own check, not ours); any other
             # failure (unreachable, timed out, a bug) would only repeat per submission.
@@ -243,7 +264,7 @@ class IntakeBatcher:
         outcomes: list = []
         for item in items:
             try:
-                outcomes.extend(register_batch_committed(self.engine, [item], self.settings))
+                outcomes.extend(register_batch_committed(conn, [item], self.settings))
             except Exception as exc:  # noqa: BLE001 - this submission's own error
                 outcomes.append(exc)
         return outcomes

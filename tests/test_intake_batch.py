@@ -123,16 +123,17 @@ def test_a_batch_the_database_refuses_is_retried_one_by_one(city_engine, monkeyp
         token = create_token(conn, "intake", "batch-retry")[1]
     real = intake_queue.register_batch_committed
 
-    def refuse_poison(engine, items, settings):
+    def refuse_poison(conn, items, settings):  # noqa: ANN001
         if any(b"POISON" in body for _s, body in items):
             raise DataError("INSERT ...", {}, Exception("value refused"))
-        return real(engine, items, settings)
+        return real(conn, items, settings)
 
     monkeypatch.setattr(intake_queue, "register_batch_committed", refuse_poison)
     batcher = intake_queue.IntakeBatcher(city_engine, get_settings())
     items = [(token, _body(points[i][1], points[i][2], f"R-{i}")) for i in range(3)]
     items.insert(1, (token, _body(points[5][1], points[5][2], "R-POISON")))
-    out = batcher._register(items)
+    with city_engine.connect() as conn:
+        out = batcher._register(conn, items)
     assert [type(o).__name__ for o in out] == ["Accepted", "DataError", "Accepted", "Accepted"]
     assert [_stored(city_engine, t) for t in ("R-0", "R-POISON", "R-1", "R-2")] == [1, 0, 1, 1]
 
@@ -222,14 +223,14 @@ def test_a_batch_that_fails_for_the_database_s_own_reasons_is_not_retried(city_e
 
     calls = []
 
-    def unreachable(engine, items, settings):
+    def unreachable(conn, items, settings):  # noqa: ANN001
         calls.append(len(items))
         raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
 
     monkeypatch.setattr(intake_queue, "register_batch_committed", unreachable)
     batcher = intake_queue.IntakeBatcher(city_engine, get_settings())
-    with pytest.raises(OperationalError):
-        batcher._register([("t", b"{}")] * 5)
+    with pytest.raises(OperationalError), city_engine.connect() as conn:
+        batcher._register(conn, [("t", b"{}")] * 5)
     assert calls == [5]
 
 
@@ -306,11 +307,11 @@ def test_the_next_batch_commits_while_the_previous_batch_searches(city_engine, m
     first_searching, release_first = threading.Event(), threading.Event()
     real = intake_queue.search_duplicates_after_commit
 
-    def slow_first_search(engine, outcomes):  # noqa: ANN001
+    def slow_first_search(conn, outcomes):  # noqa: ANN001
         if any(o.result.case["external_id"] == "P-1" for o in outcomes if isinstance(o, Accepted)):
             first_searching.set()
             assert release_first.wait(30)
-        real(engine, outcomes)
+        real(conn, outcomes)
 
     monkeypatch.setattr(intake_queue, "search_duplicates_after_commit", slow_first_search)
 
