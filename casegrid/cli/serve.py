@@ -128,7 +128,10 @@ def serve(
     from casegrid.settings import get_settings
 
     s = get_settings()
-    serve_workers(host or s.host, port or s.port, workers, log_level="info", proxy_headers=False)
+    from api.http_protocol import GatheringHttpToolsProtocol
+
+    serve_workers(host or s.host, port or s.port, workers, log_level="info", proxy_headers=False,
+                  http=GatheringHttpToolsProtocol)
 
 
 def register(app: typer.Typer) -> None:
