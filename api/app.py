@@ -21,6 +21,7 @@ from api.errors import (
     install_error_handlers,
     json_error_bodies,
 )
+from api.intake_fast_path import install_intake_fast_path
 from api.intake_queue import IntakeBatcher
 from api.middleware import install_middleware
 from casegrid import __version__
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_intake_fast_path(app)  # before the request guards, which must run first
     install_middleware(app)
 
     @app.get("/health", tags=["meta"], responses={503: ERROR_RESPONSES[503]})
