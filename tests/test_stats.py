@@ -196,14 +196,46 @@ def test_statistics_triggers_run_case_stat_merge_sql_as_static_sql(engine):
     """The triggers hold case_stat_merge_sql's statement inlined (migration 0011), so
     PL/pgSQL plans it once per session instead of at every statement as EXECUTE did. The
     inlined text must be exactly what case_stat_merge_sql makes today: a change to it
-    without regenerating the triggers would leave them counting the old way."""
+    without regenerating the triggers would leave them counting the old way. The insert
+    trigger also holds the accepted-only upsert of new registrations (migration 0013)."""
     import importlib
 
-    migration = importlib.import_module("migrations.versions.0011_static_stat_triggers")
+    static = importlib.import_module("migrations.versions.0011_static_stat_triggers")
+    fast = importlib.import_module("migrations.versions.0013_stat_insert_fast_path")
     with engine.connect() as conn:
-        for name, source in migration.SOURCES.items():
-            body, expected = conn.execute(text(
-                "SELECT p.prosrc, 'BEGIN ' || case_stat_merge_sql(:src) || '; RETURN NULL; END' "
-                "FROM pg_proc p WHERE p.proname = :name"), {"name": name, "src": source}).one()
+        for name, source in static.SOURCES.items():
+            body, full = conn.execute(text(
+                "SELECT p.prosrc, case_stat_merge_sql(:src) FROM pg_proc p WHERE p.proname = :name"),
+                {"name": name, "src": source}).one()
             assert "EXECUTE" not in body
-            assert body == expected, f"{name} differs from case_stat_merge_sql's statement"
+            if name == "case_stat_ins":
+                assert body == (f"BEGIN IF {fast.ACCEPTED_ONLY_TEST} THEN {fast.ACCEPTED_ONLY_SQL}; "
+                                f"ELSE {full}; END IF; RETURN NULL; END")
+            else:
+                assert body == f"BEGIN {full}; RETURN NULL; END", f"{name} differs from case_stat_merge_sql"
+
+
+@pytest.mark.parametrize("group_by", ["community", "subdistrict", "category", "channel", "month"])
+def test_inserted_cases_in_any_state_are_counted_as_a_direct_scan_counts_them(ledger, group_by):
+    """The insert trigger's two paths: registrations only (accepted alone) and rows that
+    already carry workflow times (a history import, the full aggregate). Copies of the
+    ledger's cases go in both ways; the aggregate table must still agree with a scan."""
+    columns = ("channel, category_code, description, reported_at, received_at, community_code, "
+               "subdistrict_code, post_id, route_rule, status, reviewed_at, dispatched_at, "
+               "handled_at, closed_at, replied_at, handle_due_at, reply_due_at, review_due_at, "
+               "handle_hours, rework_count, extension_count")
+    with ledger.begin() as c:
+        c.execute(text("CREATE TEMP TABLE src ON COMMIT DROP AS "
+                       f'SELECT {columns} FROM "case"'))
+        mixed = c.execute(text(f'INSERT INTO "case" ({columns}) SELECT {columns} FROM src')).rowcount
+        registered = columns.split(", status")[0]  # the same cases, as just registered
+        fresh = c.execute(text(f'INSERT INTO "case" ({registered}, review_due_at, reply_due_at) '
+                               f"SELECT {registered}, review_due_at, reply_due_at FROM src")).rowcount
+        assert mixed == fresh > 0
+        period = (date(2026, 8, 1), date(2026, 10, 31))
+        fast = compute_stats(c, group_by, *period, as_of=AS_OF)
+        slow = compute_stats_direct(c, group_by, *period, as_of=AS_OF)
+        c.rollback()
+    strip = [{k: v for k, v in g.items() if k != "p90_handle_hours"} for g in fast["groups"]]
+    assert strip == [{k: v for k, v in g.items() if k != "p90_handle_hours"} for g in slow["groups"]]
+    assert sum(g["accepted"] for g in fast["groups"]) > 0
