@@ -18,21 +18,26 @@ The pipeline, all in ONE transaction:
    deadlines included, and the ``register`` history rows with it, in one statement.
 
 An import much larger than the ledger (the first load of a city's history: at least
-``BULK_MIN_ROWS`` new cases and at least as many as ``"case"`` holds) does not maintain the
-secondary indexes and foreign keys row by row: inside the same transaction it drops them,
-inserts, and recreates them from their catalogue definitions (``pg_get_indexdef``,
-``pg_get_constraintdef``), which builds each index once from sorted input and checks each
-foreign key with one join. On a million cases into an empty ledger that is several times
-faster (measured figures in the commit history and ``bench/RESULTS.md``). DDL is
+``BULK_MIN_ROWS`` new cases and at least as many as ``"case"`` holds) takes the exclusive
+path. It locks ``"case"`` and ``case_event`` (``ACCESS EXCLUSIVE``) before deduplicating,
+so no other session can store a case or an event until it commits, and drops every index
+of each table it outgrows, its primary key and unique ones included, with the foreign
+keys of and to that table. It then writes in ONE statement (``_INSERT_LOCKED_SQL``): the
+new rows joined once with their routing, community and post, case ids and numbers drawn
+there in file order, the cases, their register events and their statistics (the
+statistics trigger off for that statement, see ``_STATS_LOCKED_CTE``) all from that one
+join; no ON CONFLICT, since no other session can have stored a ticket meanwhile and the
+rows were deduplicated. Last it recreates what it dropped from the catalogue definitions
+(``pg_get_constraintdef``, ``pg_get_indexdef``): keys first, then the other indexes, then
+the foreign keys, each index built once from sorted input and each foreign key checked
+with one join. On a million cases into an empty ledger that is several times faster than
+row-by-row upkeep (figures in the commit history and ``bench/RESULTS.md``). DDL is
 transactional in PostgreSQL, so a failure or a kill at any point rolls the drops back with
-everything else: the table is never left without its indexes. The price is an ``ACCESS
-EXCLUSIVE`` lock on ``"case"`` (and ``case_event``, and on the tables the foreign keys
-reference) from before deduplication until the import commits; holding them, it draws the
-case ids in file order and writes cases and register events as two plain INSERTs (no other
-session can have stored a ticket meanwhile, so step 6's ON CONFLICT is not needed), and it
-adds the new cases' statistics to ``case_stat`` itself with the statistics trigger off for
-that INSERT (see ``_STATS_LOCKED_SQL``). An ordinary import into a populated ledger keeps the
-row-by-row path and its row locks.
+everything else, and a duplicate that a rebuilt key or unique index finds fails the whole
+import: the tables are never left without their indexes or with half an import. The price
+is the exclusive lock (also on the tables the dropped foreign keys reference) until the
+import commits. An ordinary import into a populated ledger keeps the row-by-row path and
+its row locks.
 
 Without ``commit`` the same work runs and is rolled back, so the report says exactly what a
 committed run would do (MapIt's dry-run convention). Because everything is one transaction,
@@ -62,7 +67,7 @@ from typing import TypeVar
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, Row, text
 
 from casegrid.errors import ImportFailed
 from casegrid.settings import get_settings
@@ -296,19 +301,25 @@ RETURNING case_id
 """
 
 
-# Per table: its foreign keys and its plain (non-unique, non-constraint) indexes, as the
-# statement that drops each and the statement that recreates it exactly. Unique indexes and
-# primary keys stay: the INSERT's ON CONFLICT arbiter and case_event's reference need them.
+# Per table: the statement that drops, and the statement that recreates exactly, each of
+# its indexes (primary key and unique ones included), its foreign keys and the foreign keys
+# of other tables that reference it (they depend on its key and go first). step orders the
+# rebuild: keys, then the other indexes, then the foreign keys, which need the keys they
+# reference. An index that backs another kind of constraint (an exclusion) stays.
 _SECONDARY_SQL = """
 SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', conrelid::regclass, conname) AS drop_sql,
        format('ALTER TABLE %s ADD CONSTRAINT %I %s', conrelid::regclass, conname,
-              pg_get_constraintdef(oid)) AS create_sql, 2 AS step
-FROM pg_constraint WHERE contype = 'f' AND conrelid = CAST(:tbl AS regclass)
+              pg_get_constraintdef(oid)) AS create_sql,
+       CASE contype WHEN 'f' THEN 2 ELSE 0 END AS step
+FROM pg_constraint
+WHERE (contype = 'f' AND CAST(:tbl AS regclass) IN (conrelid, confrelid))
+   OR (contype IN ('p', 'u') AND conrelid = CAST(:tbl AS regclass))
 UNION ALL
 SELECT format('DROP INDEX %s', i.indexrelid::regclass), pg_get_indexdef(i.indexrelid), 1
 FROM pg_index i
-WHERE i.indrelid = CAST(:tbl AS regclass) AND NOT i.indisunique AND NOT i.indisprimary
-  AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+WHERE i.indrelid = CAST(:tbl AS regclass)
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint k
+                  WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid)
 ORDER BY step, create_sql
 """
 # Tables whose upkeep a large import takes over, each with how many rows it has to exceed.
@@ -323,64 +334,89 @@ def _rows_up_to(conn: Connection, table: str, limit: int) -> int:
 
 
 def _drop_secondary(conn: Connection, new: int) -> tuple[bool, list[str]]:
-    """For a large import: lock ``"case"`` and ``case_event`` exclusively and drop the
-    foreign keys and plain indexes of each table the import outgrows (``new`` rows at least
-    as many as it holds). Returns (locked, the statements that recreate what was dropped,
-    indexes first). Same transaction: a rollback restores everything. Nothing is locked or
-    dropped when neither table is outgrown."""
+    """For a large import: lock ``"case"`` and ``case_event`` exclusively and drop every
+    index, key and foreign key of each table the import outgrows (``new`` rows at least as
+    many as it holds), and the foreign keys that reference it. Returns (locked, the
+    statements that recreate what was dropped: keys, indexes, foreign keys). Same
+    transaction: a rollback restores everything. Nothing is locked or dropped when neither
+    table is outgrown."""
     tables = [t for t in _BULK_TABLES if _rows_up_to(conn, t, new) <= new]
     if not tables:
         return False, []
     # Both tables, up front, in a fixed order: from here on no other session writes a case,
     # so the INSERT needs no ON CONFLICT and case ids can be assigned before it.
     conn.execute(text(f"LOCK TABLE {', '.join(_BULK_TABLES)} IN ACCESS EXCLUSIVE MODE"))
-    plan = []
-    for table in tables:
-        plan += conn.execute(text(_SECONDARY_SQL), {"tbl": table}).all()
-    for row in plan:
+    plan: dict[str, Row] = {}
+    for table in tables:  # a foreign key between two outgrown tables is found twice
+        for row in conn.execute(text(_SECONDARY_SQL), {"tbl": table}):
+            plan.setdefault(row.drop_sql, row)
+    rows = sorted(plan.values(), key=lambda r: r.step)
+    for row in reversed(rows):  # foreign keys before the keys they reference
         conn.execute(text(row.drop_sql))
-    return True, [r.create_sql for r in sorted(plan, key=lambda r: r.step)]
+    return True, [r.create_sql for r in rows]
 
 
-# The exclusive path (large imports, tables locked before deduplication): case ids and
-# numbers are drawn in file order beforehand (the numbers formatted by case_no_of, which
-# the planner inlines, where the column default next_case_no() is a function call per
-# row), so the cases and their register events are two plain INSERTs from the staging
-# tables, without ON CONFLICT's speculative insertion and without carrying a million
-# RETURNING rows through a CTE and a join. Same columns and values as
-# _INSERT_SQL (tests compare the two paths).
-_IDS_SQL = """
-CREATE TEMP TABLE cg_ids ON COMMIT DROP AS
-SELECT line, nextval(pg_get_serial_sequence('"case"', 'id')) AS case_id,
-       nextval('case_no_seq') AS case_no_n
-FROM (SELECT line FROM cg_new ORDER BY line) x;
-ALTER TABLE cg_ids ADD PRIMARY KEY (line);
-ANALYZE cg_ids
-"""
-_INSERT_LOCKED_SQL = (
-    _INSERT_SQL.split("WITH ins AS (", 1)[1].split("ON CONFLICT", 1)[0]
-    .replace('INSERT INTO "case" (channel,', 'INSERT INTO "case" (id, case_no, channel,', 1)
-    .replace("SELECT n.channel,", "SELECT i.case_id, case_no_of(i.case_no_n), n.channel,", 1)
-    .replace("FROM cg_new n", "FROM cg_new n JOIN cg_ids i ON i.line = n.line", 1)
-)
-if "JOIN cg_ids" not in _INSERT_LOCKED_SQL or "i.case_id" not in _INSERT_LOCKED_SQL:
-    raise RuntimeError("_INSERT_SQL changed shape: update _INSERT_LOCKED_SQL's derivation")
-_EVENTS_LOCKED_SQL = """
-INSERT INTO case_event (case_id, at, actor, role, action, from_state, to_state, note, data)
-SELECT i.case_id,
-       CASE WHEN :backdate THEN timestamptz 'epoch' + n.reported_us * interval '1 microsecond'
-            ELSE now() END,
-       :actor, 'intake', 'register', NULL, 'registered', :note,
-       jsonb_build_object('rule', r.rule, 'community_code', c.code,
+# The register events' data of the exclusive path, per routing rule and community (a few
+# hundred at most): each event takes its kind's object and sets its line in it, which
+# costs a fraction of a jsonb_build_object of eight values per row (whose "any" arguments
+# are looked up and converted at every call).
+_KINDS_SQL = """
+CREATE TEMP TABLE cg_kinds ON COMMIT DROP AS
+SELECT k.rule, k.cid,
+       jsonb_build_object('rule', k.rule, 'community_code', c.code,
                           'subdistrict_code', c.subdistrict_code, 'post_id', p.id,
                           'generation_id', CAST(:gen AS int), 'source', CAST(:source AS text),
-                          'mapping', CAST(:mapping AS text),
-                          'line', n.line)
-FROM cg_new n
-JOIN cg_ids i ON i.line = n.line
-JOIN cg_routed r ON r.id = n.line
-LEFT JOIN community c ON c.id = r.community_id
+                          'mapping', CAST(:mapping AS text)) AS data
+FROM (SELECT DISTINCT rule, COALESCE(community_id, 0) AS cid FROM cg_routed) k
+LEFT JOIN community c ON c.id = k.cid
 LEFT JOIN community_post p ON p.community_code = c.code
+"""
+# The exclusive path (large imports, tables locked before deduplication), ONE statement:
+# ``src`` joins each new row with its routing, community and post once, in file order, and
+# draws its case id and number there (numbers formatted by case_no_of, which the planner
+# inlines, where the column default next_case_no() is a function call per row); the cases,
+# their register events and ({stats}) their statistics are written from it. No ON
+# CONFLICT (no other session can have stored a ticket meanwhile) and no RETURNING rows
+# carried through a join. The id sequence is named as a constant ({case_seq}): a
+# pg_get_serial_sequence() call in the statement would run once per row. Same columns and
+# values as _INSERT_SQL (tests compare the two paths).
+_INSERT_LOCKED_SQL = """
+WITH src AS MATERIALIZED (
+    SELECT nextval(CAST({case_seq} AS regclass)) AS case_id,
+           nextval(CAST('case_no_seq' AS regclass)) AS case_no_n, x.*
+    FROM (SELECT n.*, t.reported_at,
+                 CASE WHEN :backdate THEN t.reported_at ELSE now() END AS received_at,
+                 r.rule, r.distance_m, r.near_boundary, r.alternates, r.community_id,
+                 c.code AS community_code, c.subdistrict_code, p.id AS post_id
+          FROM cg_new n
+          CROSS JOIN LATERAL (SELECT timestamptz 'epoch' + n.reported_us * interval '1 microsecond'
+                              AS reported_at) t
+          JOIN cg_routed r ON r.id = n.line
+          LEFT JOIN community c ON c.id = r.community_id
+          LEFT JOIN community_post p ON p.community_code = c.code
+          ORDER BY n.line) x
+),
+cases AS (
+    INSERT INTO "case" (id, case_no, channel, external_id, category_code, description, address,
+        reported_at, received_at, reporter_name, reporter_phone, photo_urls,
+        input_lon, input_lat, input_crs, geom, community_code, subdistrict_code, post_id,
+        generation_id, route_rule, route_distance_m, near_boundary, route_alternates, status,
+        review_due_at, reply_due_at, current_due_at, due_provisional)
+    SELECT case_id, case_no_of(case_no_n), channel, external_id, category_code,
+           COALESCE(description, ''), address, reported_at, received_at,
+           reporter_name, reporter_phone,
+           COALESCE(regexp_split_to_array(NULLIF(btrim(photo_urls), ''), '[\\s;,]+'), '{{}}'),
+           input_lon, input_lat, input_crs, ST_SetSRID(ST_MakePoint(lon, lat), 4326),
+           community_code, subdistrict_code, post_id, :gen, rule, distance_m, near_boundary,
+           alternates, 'registered',
+           to_timestamp(review_s), to_timestamp(reply_s), to_timestamp(review_s),
+           COALESCE(due_prov, false)
+    FROM src
+){stats}
+INSERT INTO case_event (case_id, at, actor, role, action, from_state, to_state, note, data)
+SELECT s.case_id, s.received_at, :actor, 'intake', 'register', NULL, 'registered', :note,
+       jsonb_set(k.data, '{{line}}', to_jsonb(s.line))
+FROM src s JOIN cg_kinds k ON k.rule = s.rule AND k.cid = COALESCE(s.community_id, 0)
 """
 
 # The statistics of a large import. The row path leaves them to the statement-level trigger
@@ -389,27 +425,36 @@ LEFT JOIN community_post p ON p.community_code = c.code
 # stores is 'registered', with no workflow time, rework or extension yet, so in that
 # aggregate it adds to ``accepted`` only: on the exclusive path the trigger is switched off
 # for the INSERT (ALTER TABLE is transactional, and the table is locked anyway) and the
-# counts are added here with one grouping over the new rows. Day and keys as
+# counts are added by the same statement with one grouping over ``src``. Day and keys as
 # case_stat_merge_sql (migration 0003) derives them; tests compare the two paths' tables.
 _STATS_TRIGGER_SQL = """
 SELECT t.tgenabled = 'O' AND pg_has_role(c.relowner, 'USAGE')
 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
 WHERE t.tgrelid = '"case"'::regclass AND t.tgname = 'case_stat_ins'
 """
-_STATS_LOCKED_SQL = """
-INSERT INTO case_stat AS t (dim, day, key, accepted)
-SELECT v.dim, g.day, v.key, sum(g.n)::int
-FROM (SELECT (c.received_at AT TIME ZONE 'Asia/Shanghai')::date AS day, c.community_code,
-             c.subdistrict_code, c.category_code, c.channel, count(*) AS n
-      FROM "case" c JOIN cg_ids i ON i.case_id = c.id
-      GROUP BY 1, 2, 3, 4, 5) g
-CROSS JOIN LATERAL (VALUES ('community', coalesce(g.community_code, '')),
-                           ('subdistrict', coalesce(g.subdistrict_code, '')),
-                           ('category', g.category_code), ('channel', g.channel)) AS v(dim, key)
-GROUP BY 1, 2, 3
-ORDER BY 1, 2, 3
-ON CONFLICT (dim, day, key) DO UPDATE SET accepted = t.accepted + EXCLUDED.accepted
-"""
+_STATS_LOCKED_CTE = """,
+stats AS (
+    INSERT INTO case_stat AS t (dim, day, key, accepted)
+    SELECT v.dim, g.day, v.key, sum(g.n)::int
+    FROM (SELECT (received_at AT TIME ZONE 'Asia/Shanghai')::date AS day, community_code,
+                 subdistrict_code, category_code, channel, count(*) AS n
+          FROM src
+          GROUP BY 1, 2, 3, 4, 5) g
+    CROSS JOIN LATERAL (VALUES ('community', coalesce(g.community_code, '')),
+                               ('subdistrict', coalesce(g.subdistrict_code, '')),
+                               ('category', g.category_code), ('channel', g.channel))
+        AS v(dim, key)
+    GROUP BY 1, 2, 3
+    ORDER BY 1, 2, 3
+    ON CONFLICT (dim, day, key) DO UPDATE SET accepted = t.accepted + EXCLUDED.accepted
+)"""
+
+
+def _insert_locked_sql(conn: Connection, own_stats: bool) -> str:
+    """_INSERT_LOCKED_SQL for this database, with the statistics CTE when ``own_stats``."""
+    seq = conn.execute(text("""SELECT pg_get_serial_sequence('"case"', 'id')""")).scalar_one()
+    return _INSERT_LOCKED_SQL.format(case_seq="'" + seq.replace("'", "''") + "'",
+                                     stats=_STATS_LOCKED_CTE if own_stats else "")
 
 
 # The staging table's columns in COPY order: the validated row and its due times.
@@ -679,17 +724,16 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
     params = {"gen": gen, "backdate": backdate, "actor": actor, "mapping": mapping.name,
               "source": path.name, "note": f"bulk import of {path.name}"}
     if locked:
-        conn.execute(text(_IDS_SQL))
         work_mem = conn.execute(text("SELECT current_setting('work_mem')")).scalar_one()
         conn.execute(text("SELECT set_config('work_mem', :v, true)"), {"v": BULK_WORK_MEM})
         own_stats = bool(conn.execute(text(_STATS_TRIGGER_SQL)).scalar())
         if own_stats:
             conn.execute(text('ALTER TABLE "case" DISABLE TRIGGER case_stat_ins'))
-        report.inserted = conn.execute(text(_INSERT_LOCKED_SQL), params).rowcount
+        conn.execute(text(_KINDS_SQL), params)
+        conn.execute(text("ANALYZE cg_kinds"))
+        report.inserted = conn.execute(text(_insert_locked_sql(conn, own_stats)), params).rowcount
         if own_stats:
             conn.execute(text('ALTER TABLE "case" ENABLE TRIGGER case_stat_ins'))
-            conn.execute(text(_STATS_LOCKED_SQL))
-        conn.execute(text(_EVENTS_LOCKED_SQL), params)
         conn.execute(text("SELECT set_config('work_mem', :v, true)"), {"v": work_mem})
     else:
         report.inserted = len(conn.execute(text(_INSERT_SQL), params).scalars().all())

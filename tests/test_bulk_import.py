@@ -357,18 +357,46 @@ def test_rebuild_path_stores_the_same_cases_and_restores_every_index(city_engine
         conn.execute(text('UPDATE "case" SET post_id = -1 WHERE external_id = \'12345-2025-000101\''))
 
 
-def test_rebuild_path_crash_restores_indexes_and_leaves_zero_rows(city_engine):
+@pytest.mark.parametrize("stage, at", [
+    ("insert", 0),     # everything dropped, nothing written yet
+    ("indexes", 1),    # the first key rebuilt (the INSERT has run)
+    ("indexes", 4),    # keys back, the plain indexes still dropped
+    ("indexes", -1),   # all but the last foreign key back
+])
+def test_rebuild_path_crash_restores_indexes_and_leaves_zero_rows(city_engine, stage, at):
     schema = _schema(city_engine)
+    seen = []
 
-    def crash_mid_rebuild(stage, done, total):
-        if stage == "indexes" and done == 3:  # some indexes rebuilt, the others still dropped
+    def crash(name, done, total):
+        if name == stage and done == (total + at if at < 0 else at):
+            seen.append((name, done))
             raise RuntimeError("simulated crash while rebuilding")
 
     with pytest.raises(RuntimeError, match="simulated crash"):
         import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True,
-                     rebuild_indexes=True, progress=crash_mid_rebuild)
+                     rebuild_indexes=True, progress=crash)
+    assert seen  # it crashed where meant to
     assert _counts(city_engine) == (0, 0)
+    assert _schema(city_engine) == schema  # keys, unique indexes, foreign keys: all back
+
+
+def test_rebuild_path_duplicate_found_by_a_rebuilt_key_rolls_everything_back(city_engine, tmp_path):
+    """The exclusive path drops the keys and unique indexes too; a duplicate that only their
+    rebuild finds (here case numbers drawn again after the sequence was set back) fails
+    the import, and nothing of it stays: no case, no event, no statistics, every index."""
+    from geo.sample_complaints import write_sample_csv
+
+    import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True)
+    schema, counts, stats = _schema(city_engine), _counts(city_engine), _case_stat(city_engine)
+    path = write_sample_csv(tmp_path / "more.csv", n=50, seed=3)
+    with city_engine.begin() as conn:
+        conn.execute(text("SELECT setval('case_no_seq', 1, false)"))  # numbers 1.. again
+    with pytest.raises(Exception, match="case_case_no_key"):
+        import_cases(city_engine, path, "hotline12345_zh", commit=True, rebuild_indexes=True)
+    assert _counts(city_engine) == counts
+    assert _case_stat(city_engine) == stats
     assert _schema(city_engine) == schema
+    assert _stats_trigger_enabled(city_engine) == "O"
 
 
 def test_small_import_keeps_row_by_row_upkeep(city_engine):
@@ -378,7 +406,8 @@ def test_small_import_keeps_row_by_row_upkeep(city_engine):
 
 
 def test_rebuild_decision_counts_the_tables(city_engine):
-    """A table the import does not outgrow keeps its indexes (only the others are rebuilt)."""
+    """A table the import does not outgrow keeps its indexes (only the others are rebuilt);
+    an outgrown table loses its keys too, and so do the foreign keys that reference them."""
     from cases.bulk_import import _drop_secondary
 
     import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True)
@@ -387,14 +416,31 @@ def test_rebuild_decision_counts_the_tables(city_engine):
         assert _drop_secondary(conn, 6) == (False, [])
         locked, recreate = _drop_secondary(conn, 7)
         assert locked
-        assert any("case_geom_gist" in s for s in recreate)
-        assert any("case_event_case" in s for s in recreate)
+        for name in ("case_geom_gist", "case_event_case", "case_pkey", "case_case_no_key",
+                     "case_channel_external_id", "case_event_pkey", "case_event_case_id_fkey"):
+            assert sum(name + " " in s for s in recreate) == 1, name  # each once
+        # keys first, foreign keys (which need them) last
+        steps = [0 if " PRIMARY KEY " in s or " UNIQUE (" in s else 2 if "FOREIGN KEY" in s else 1
+                 for s in recreate]
+        assert steps == sorted(steps) and steps[0] == 0 and steps[-1] == 2
         left = conn.execute(text(
-            "SELECT count(*) FROM pg_indexes WHERE tablename = 'case' AND indexname = 'case_geom_gist'"
+            "SELECT count(*) FROM pg_indexes WHERE tablename IN ('case', 'case_event')"
         )).scalar_one()
         assert left == 0  # dropped inside this transaction ...
         conn.rollback()
     assert any("case_geom_gist" in s for s in _schema(city_engine))  # ... and back after rollback
+
+    with city_engine.begin() as conn:  # more events than cases: 7 new rows outgrow "case" only
+        conn.execute(text("INSERT INTO case_event (case_id, actor, role, action)"
+                          " SELECT id, 'test', 'dispatcher', 'note' FROM \"case\""))
+    with city_engine.connect() as conn, conn.begin():
+        locked, recreate = _drop_secondary(conn, 7)
+        assert locked and any("case_pkey" in s for s in recreate)
+        # case_event keeps its own indexes, but its reference to case's key is rebuilt
+        assert not any("case_event_pkey" in s or "case_event_case " in s for s in recreate)
+        assert recreate[-1].startswith("ALTER TABLE case_event ADD CONSTRAINT case_event_case_id_fkey")
+        conn.rollback()
+    assert any("case_event_case_id_fkey" in s for s in _schema(city_engine))
 
 
 def test_rebuild_path_inside_callers_transaction_puts_work_mem_back(city_engine):
