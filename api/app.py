@@ -25,7 +25,7 @@ from api.intake_fast_path import install_intake_fast_path
 from api.intake_queue import IntakeBatcher
 from api.middleware import install_middleware
 from casegrid import __version__
-from casegrid.db import make_engine, resolve_database_url
+from casegrid.db import make_engine, resolve_database_url, single_read
 from casegrid.settings import Settings, get_settings
 
 
@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     @app.get("/health", tags=["meta"], responses={503: ERROR_RESPONSES[503]})
     def health() -> dict:
         """Liveness and database reachability (no token needed)."""
-        with app.state.engine.connect() as conn:
+        with single_read(app.state.engine) as conn:
             conn.execute(text("SELECT 1"))
         return {"status": "ok", "version": __version__}
 

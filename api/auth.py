@@ -17,6 +17,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 
+from casegrid.db import single_read
 from casegrid.errors import Forbidden
 from cases.tokens import Principal, authenticate
 
@@ -39,7 +40,7 @@ def bearer_secret(authorization: str | None) -> str | None:
 def current_principal(request: Request, creds: BearerCredentials) -> Principal:
     """The caller, from its bearer token (401 when missing, unknown or revoked)."""
     secret = creds.credentials if creds else None
-    with request.app.state.engine.connect() as conn:
+    with single_read(request.app.state.engine) as conn:
         return authenticate(conn, secret)
 
 

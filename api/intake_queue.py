@@ -122,10 +122,10 @@ def search_duplicates_after_commit(conn: Connection, outcomes: list) -> None:
     if not any(r.duplicate_query for r in registered):
         return
     try:
-        # A single read, in autocommit: one round trip, no BEGIN/COMMIT around it, and no
-        # ROLLBACK at the end (psycopg forgets a connection's prepared statements at every
-        # rollback; tests/test_intake_batch.py checks that they stay prepared). The pool
-        # restores the isolation level when the connection goes back.
+        # A single read, in autocommit, as casegrid.db.single_read: one round trip, no
+        # BEGIN/COMMIT around it and no ROLLBACK after it (tests/test_intake_batch.py checks
+        # that the statements stay prepared). The pool restores the isolation level when
+        # the connection goes back.
         conn.execution_options(isolation_level="AUTOCOMMIT")
         add_possible_duplicates(conn, registered)
     except SQLAlchemyError as exc:

@@ -6,6 +6,8 @@ otherwise the embedded project-local cluster.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -55,6 +57,18 @@ def make_engine(url: str, settings: Settings | None = None) -> Engine:
         dbapi_conn.commit()
 
     return engine
+
+
+@contextmanager
+def single_read(engine: Engine) -> Iterator[Connection]:
+    """A pooled connection in autocommit, for a read of one statement (a token lookup, a
+    health check): no BEGIN or ROLLBACK round trips, and the connection keeps its prepared
+    statements, which psycopg forgets at every ROLLBACK (and a plain ``engine.connect()``
+    ends with one). Each statement sees its own snapshot, so reads that must agree with
+    each other belong in ``engine.begin()``."""
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
 
 
 @lru_cache(maxsize=1)

@@ -67,3 +67,32 @@ def test_a_lost_connection_is_invalidated_not_reset_by_the_pool(engine, caplog):
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
     with engine.connect() as conn:  # the pool gives a working connection again
         assert RawQuery("SELECT 1 AS one").rows(conn, {}) == [{"one": 1}]
+
+
+def test_single_read_keeps_prepared_statements_and_gives_back_a_transactional_connection(db_url):
+    """Reads through single_read leave the connection's prepared statements in place (a
+    plain engine.connect() ends with ROLLBACK, which makes psycopg forget them), and the
+    next user of the pooled connection still gets real transactions."""
+    from casegrid.db import make_engine, single_read
+    from casegrid.settings import Settings
+
+    engine = make_engine(db_url, Settings(pool_size=1, pool_max_overflow=0))
+    lookup = RawQuery("SELECT code FROM category WHERE code = :c")
+    prepared = ("SELECT count(*) FROM pg_prepared_statements "
+                "WHERE statement LIKE 'SELECT code FROM category WHERE code =%'")
+    try:
+        for _ in range(7):  # psycopg prepares after 5 runs
+            with single_read(engine) as conn:
+                lookup.rows(conn, {"c": "0599"})
+        with single_read(engine) as conn:
+            assert conn.execute(text(prepared)).scalar() == 1
+        with engine.connect() as conn:  # the same pooled connection, in a transaction again
+            with conn.begin() as tx:
+                conn.execute(text("INSERT INTO category (code, name_zh, name_en, major_zh, "
+                                  "major_en) VALUES ('9902', 'x', 'x', 'x', 'x')"))
+                tx.rollback()
+            assert conn.execute(text("SELECT count(*) FROM category WHERE code = '9902'")).scalar() == 0
+            conn.rollback()
+            assert conn.execute(text(prepared)).scalar() == 0  # what ROLLBACK does
+    finally:
+        engine.dispose()
