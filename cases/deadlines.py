@@ -21,6 +21,7 @@ time that rests on a year nobody has entered is provisional, never an error.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -92,11 +93,13 @@ def due_after(calendar: WorkCalendar, start: datetime, limit: Limit) -> Deadline
 _EFFECTIVE_MANY_SQL = """
 SELECT DISTINCT ON (k.cat, k.ch, t.step) k.cat, k.ch, t.step, t.amount::float8 AS amount, t.unit,
        t.category_code, t.channel, t.note
-FROM unnest(CAST(:cats AS text[]), CAST(:chs AS text[])) AS k(cat, ch)
+FROM jsonb_to_recordset(CAST(:pairs AS jsonb)) AS k(cat text, ch text)
 JOIN time_limit t ON t.category_code IN (k.cat, '*') AND t.channel IN (k.ch, '*')
 ORDER BY k.cat, k.ch, t.step, (t.category_code = '*'), (t.channel = '*')
 """
-_EFFECTIVE_MANY = RawQuery(_EFFECTIVE_MANY_SQL)  # every intake batch (see casegrid.db)
+# Every intake batch runs this (see casegrid.db). The pairs come as a JSON document, not as
+# arrays, so the prepared statement keeps one generic plan (as geo.routing's points).
+_EFFECTIVE_MANY = RawQuery(_EFFECTIVE_MANY_SQL)
 
 
 def initial_deadlines_many(
@@ -110,7 +113,7 @@ def initial_deadlines_many(
     pairs = sorted(set(keys))
     calendar = load_calendar(conn)
     limits: dict[tuple[str, str], dict[str, Limit]] = {p: {} for p in pairs}
-    rows = _EFFECTIVE_MANY.rows(conn, {"cats": [p[0] for p in pairs], "chs": [p[1] for p in pairs]})
+    rows = _EFFECTIVE_MANY.rows(conn, {"pairs": json.dumps([{"cat": c, "ch": h} for c, h in pairs])})
     for r in rows:
         limits[(r["cat"], r["ch"])][r["step"]] = Limit(
             r["step"], r["amount"], r["unit"], r["category_code"], r["channel"], r["note"])

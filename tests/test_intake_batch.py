@@ -363,6 +363,6 @@ def test_intake_statements_stay_prepared_across_batches(city_db_url, city_engine
         assert found, f"no prepared statement contains {marker!r}"
         return found[0]
 
-    for marker in ('INSERT INTO "case"', "AS point_id", "SELECT q.ord, d.*"):
+    for marker in ('INSERT INTO "case"', "AS point_id", "SELECT q.ord, d.*", "DISTINCT ON (k.cat"):
         generic, custom = plans_of(marker)
         assert generic > 0, f"{marker}: {custom} custom plans and no generic plan"
