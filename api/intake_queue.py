@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import anyio.to_thread
+import psycopg
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy import Connection, Engine
@@ -128,7 +129,7 @@ def search_duplicates_after_commit(conn: Connection, outcomes: list) -> None:
         # the connection goes back.
         conn.execution_options(isolation_level="AUTOCOMMIT")
         add_possible_duplicates(conn, registered)
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, psycopg.Error) as exc:  # the driver's own, e.g. from autocommit=
         log.warning("possible-duplicates search failed after registering %d cases: %s",
                     len(registered), exc)
 

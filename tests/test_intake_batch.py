@@ -278,22 +278,30 @@ def test_the_duplicate_search_runs_after_commit_holding_no_statistics_row(city_e
     assert [d["id"] for d in second.possible_duplicates] == [first.case["id"]]
 
 
+@pytest.mark.parametrize("error", ["sqlalchemy", "driver"])
 def test_a_failed_duplicate_search_after_commit_still_answers_with_the_stored_case(
-        city_engine, monkeypatch):
+        city_engine, monkeypatch, error):
+    """The search runs after COMMIT: whether SQLAlchemy or the driver itself reports the
+    failure (psycopg raises its own error when the connection is already closed as the
+    search switches it to autocommit), the stored case is the answer."""
+    import psycopg
     from sqlalchemy.exc import OperationalError
 
     (_code, lon, lat) = interior_points(city_engine)[3]
     with city_engine.begin() as conn:
-        intake = create_token(conn, "intake", "after-commit-fails")[1]
+        intake = create_token(conn, "intake", f"after-commit-fails-{error}")[1]
 
     def unreachable(conn, results):  # noqa: ANN001
+        if error == "driver":
+            raise psycopg.OperationalError("the connection is closed")
         raise OperationalError("SELECT ...", {}, Exception("server closed the connection"))
 
     monkeypatch.setattr(intake_queue, "add_possible_duplicates", unreachable)
-    (out,) = register_batch(city_engine, [(intake, _body(lon, lat, "AC-3"))], get_settings())
+    ticket = f"AC-3-{error}"
+    (out,) = register_batch(city_engine, [(intake, _body(lon, lat, ticket))], get_settings())
     assert isinstance(out, Accepted) and out.result.created
     assert out.result.possible_duplicates == []
-    assert _stored(city_engine, "AC-3") == 1
+    assert _stored(city_engine, ticket) == 1
 
 
 def test_the_next_batch_commits_while_the_previous_batch_searches(city_engine, monkeypatch):
