@@ -581,3 +581,70 @@ def test_rebuild_path_numbers_cases_like_the_column_default(city_engine):
     numbers = [int(no.removeprefix(prefix)) for no in [*stored, after]]
     assert all(no == f"{prefix}{n:07d}" for no, n in zip([*stored, after], numbers, strict=True))
     assert numbers == list(range(numbers[0], numbers[0] + len(stored) + 1))
+
+
+# --- routing of the new rows: cells first, route_sql for the rest -------------------------
+
+_TEST_POINTS = """
+CREATE TEMP TABLE cg_new ON COMMIT DROP AS
+WITH ext AS (SELECT ST_Extent(geom) AS b FROM community_piece WHERE generation_id = :gen),
+spread AS (    -- anywhere in (and a little beyond) the city
+    SELECT ST_XMin(b) - 0.01 + random() * (ST_XMax(b) - ST_XMin(b) + 0.02) AS lon,
+           ST_YMin(b) - 0.01 + random() * (ST_YMax(b) - ST_YMin(b) + 0.02) AS lat
+    FROM ext, generate_series(1, 20000)
+),
+vertex AS (    -- every boundary vertex exactly, and a cloud of points around some of them
+    SELECT ST_X(d.geom) AS x, ST_Y(d.geom) AS y
+    FROM community c, ST_DumpPoints(c.geom) d WHERE c.generation_id = :gen
+),
+edge AS (      -- points on (or a rounding error off) the edges
+    SELECT ST_X(p) AS lon, ST_Y(p) AS lat
+    FROM community c,
+         LATERAL (SELECT (ST_Dump(ST_Boundary(c.geom))).geom AS ring) r,
+         LATERAL generate_series(1, 40) k,
+         LATERAL ST_LineInterpolatePoint(r.ring, k / 41.0) p
+    WHERE c.generation_id = :gen
+),
+cloud AS (     -- 0-60 m around vertices: near, on and across the margin
+    SELECT x + (random() - 0.5) * 0.0012 AS lon, y + (random() - 0.5) * 0.0012 AS lat
+    FROM (SELECT * FROM vertex ORDER BY random() LIMIT 400) v, generate_series(1, 25)
+)
+SELECT row_number() OVER () + 1 AS line, lon, lat
+FROM (SELECT lon, lat FROM spread UNION ALL SELECT x, y FROM vertex
+      UNION ALL SELECT lon, lat FROM edge UNION ALL SELECT lon, lat FROM cloud) a
+"""
+
+
+def test_bulk_routing_equals_route_sql(city_engine):
+    """Cells first, route_sql for the rest (cases.bulk_import._route_new) gives every point
+    exactly what route_sql alone gives: random points over the city, every boundary vertex,
+    points on edges and clouds of points around vertices (near and across the margin)."""
+    from casegrid.settings import get_settings
+    from cases.bulk_import import _route_new
+    from geo.routing import require_generation, route_sql
+
+    settings = get_settings()
+    with city_engine.connect() as conn, conn.begin():
+        gen = require_generation(conn)
+        params = {"gen": gen, "tol_m": settings.gap_tolerance_m,
+                  "margin_m": settings.near_boundary_margin_m}
+        conn.execute(text("SELECT setseed(0.42)"))
+        conn.execute(text(_TEST_POINTS), {"gen": gen})
+        _route_new(conn, params)
+        points = "SELECT line AS id, ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS geom FROM cg_new"
+        conn.execute(text(f"CREATE TEMP TABLE alone ON COMMIT DROP AS {route_sql(points)}"), params)
+        cols = "id, rule, distance_m, community_id, alternates, near_boundary"
+        only_cells = conn.execute(text(
+            f"SELECT count(*) FROM (SELECT {cols} FROM cg_routed EXCEPT SELECT {cols} FROM alone) x"
+        )).scalar_one()
+        only_alone = conn.execute(text(
+            f"SELECT count(*) FROM (SELECT {cols} FROM alone EXCEPT SELECT {cols} FROM cg_routed) x"
+        )).scalar_one()
+        total, easy = conn.execute(text(
+            "SELECT (SELECT count(*) FROM cg_new), (SELECT count(*) FROM cg_easy)")).one()
+        rules = dict(conn.execute(text("SELECT rule, count(*) FROM alone GROUP BY rule")).all())
+        near = conn.execute(text("SELECT count(*) FROM alone WHERE near_boundary")).scalar_one()
+        conn.rollback()
+    assert (only_cells, only_alone) == (0, 0)
+    assert 0.2 * total < easy < total  # both ways were taken
+    assert set(rules) == {"inside", "on_boundary", "nearest", "outside"} and near > 1000
