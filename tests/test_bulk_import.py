@@ -648,3 +648,44 @@ def test_bulk_routing_equals_route_sql(city_engine):
     assert (only_cells, only_alone) == (0, 0)
     assert 0.2 * total < easy < total  # both ways were taken
     assert set(rules) == {"inside", "on_boundary", "nearest", "outside"} and near > 1000
+
+
+def test_chunk_csv_text_equals_pandas_to_csv(city_engine):
+    """The staged chunk's CSV (cases.bulk_import._csv_text) is pandas' to_csv text byte for
+    byte: quotes, separators and line breaks inside text, blanks and missing values (NULL),
+    floats that need all 17 digits, nullable due times and flags."""
+    import io
+
+    import numpy as np
+
+    from cases.bulk_import import _csv_text
+
+    frame = pd.DataFrame({
+        "line": np.array([2, 3, 4, 5], dtype=np.int64),
+        "text": pd.array(['a "quoted", comma', "line\nbreak\r\n", "", None], dtype="string"),
+        "plain": pd.array(["x", "简体中文", "  spaces  ", "\\N"], dtype="string"),
+        "obj": np.array(["a,b", None, "c", "d"], dtype=object),
+        "lon": np.array([117.14874991734213, np.nan, 0.1 + 0.2, -0.0]),
+        "due": pd.array([1762012885, None, 0, -5], dtype="Int64"),
+        "flag": pd.array([True, None, False, True], dtype="boolean"),
+        "ok": np.array([True, False, True, False]),
+    })
+    columns = tuple(frame.columns)
+    expected = io.StringIO()
+    frame.to_csv(expected, header=False, index=False, columns=list(columns))
+    assert _csv_text(frame, columns) == expected.getvalue()
+    assert _csv_text(frame.iloc[:0], columns) == ""
+    # and COPY reads it back as the same values
+    with city_engine.connect() as conn, conn.begin():
+        conn.execute(text("CREATE TEMP TABLE t (line bigint, text text, plain text, obj text,"
+                          " lon float8, due bigint, flag boolean, ok boolean) ON COMMIT DROP"))
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy("COPY t FROM STDIN (FORMAT csv)") as copy:
+            copy.write(_csv_text(frame, columns))
+        back = conn.execute(text("SELECT * FROM t ORDER BY line")).all()
+        conn.rollback()
+    assert [r.text for r in back] == ['a "quoted", comma', "line\nbreak\r\n", None, None]
+    assert [r.obj for r in back] == ["a,b", None, "c", "d"]
+    assert back[0].lon == 117.14874991734213 and back[2].lon == 0.1 + 0.2 and back[1].lon is None
+    assert [r.due for r in back] == [1762012885, None, 0, -5]
+    assert [r.flag for r in back] == [True, None, False, True]
