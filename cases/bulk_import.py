@@ -85,9 +85,9 @@ DEFAULT_CHUNK_ROWS = 100_000
 # worth an exclusive lock on the ledger; above it (and when the import at least doubles the
 # table) the indexes are rebuilt instead (module docstring).
 BULK_MIN_ROWS = 100_000
-# work_mem for the INSERTs of a large import (this transaction only, then put back): their
-# sorts and hash tables hold a million rows; at the server's 64 MB they spill to temporary
-# files. (maintenance_work_mem for the index rebuild made no difference: 256 MB and 1 GB
+# work_mem for the INSERT statement of a large import (this transaction only, then put
+# back): its sort, hash tables and materialized join (``src``) hold a million rows; at the
+# server's 64 MB they spill to temporary files. (maintenance_work_mem for the index rebuild made no difference: 256 MB and 1 GB
 # alike, alternating, in a scratch database.)
 BULK_WORK_MEM = "1GB"
 # Which phase is running, how far it got, and its total (None when unknown).
