@@ -77,8 +77,7 @@ from cases.bulk_deadlines import InitialDue
 from cases.mappings import CHANNELS, REQUIRED, Mapping, load_mapping
 from cases.mappings.apply import STAGE_COLUMNS, validate_chunk
 from geo.coords import normalise_crs
-from geo.routing import _M_PER_DEG as M_PER_DEG
-from geo.routing import require_generation, route_sql
+from geo.routing import M_PER_DEG, require_generation, route_sql
 
 DEFAULT_CHUNK_ROWS = 100_000
 # Below this many new cases the row-by-row index upkeep costs a few seconds at most, not

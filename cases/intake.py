@@ -38,7 +38,7 @@ from cases.deadlines import initial_deadlines_many
 from cases.queries import CASE_SELECT, CASE_SELECT_TEMPLATE
 from cases.tokens import Principal
 from geo.coords import normalise_crs
-from geo.routing import PreparedPoint, RouteResult, prepare_points, route_prepared
+from geo.routing import M_PER_DEG, PreparedPoint, RouteResult, prepare_points, route_prepared
 
 # Same values as cases.queries.CHANNELS (tests check they agree).
 Channel = Literal["hotline_12345", "platform", "patrol", "app", "open311", "walk_in"]
@@ -51,7 +51,6 @@ MAX_PHOTOS = 10
 # Reporters' and servers' clocks differ; a timestamp a little ahead of ours is still real.
 CLOCK_SKEW = timedelta(minutes=5)
 DUPLICATE_LIMIT = 10
-_M_PER_DEG = 111_320.0
 _PHONE_RE = re.compile(r"^\+?[0-9][0-9 ()\-]{2,38}$")
 
 
@@ -502,7 +501,7 @@ def _duplicate_query(case: dict, category: dict, actor: Principal,
         return None
     radius, days = duplicate_params(category, settings)
     lat = float(case["lat"])
-    deg = radius * 1.01 / (_M_PER_DEG * max(0.01, math.cos(math.radians(lat))))
+    deg = radius * 1.01 / (M_PER_DEG * max(0.01, math.cos(math.radians(lat))))
     scope = None
     if not actor.sees_all_communities:
         scope = list(actor.communities)

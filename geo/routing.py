@@ -36,7 +36,7 @@ from geo.coords import check_point, normalise_crs, snap_tiny, to_wgs84
 
 RULES = ("inside", "on_boundary", "nearest", "outside")
 # Metres per degree of latitude (mean); longitude degrees shrink by cos(latitude).
-_M_PER_DEG = 111_320.0
+M_PER_DEG = 111_320.0
 
 # {points} is replaced by a relation with columns (id bigint, geom geometry(Point, 4326)).
 # Parameters: :gen (community generation), :margin_m, :tol_m.
@@ -128,7 +128,7 @@ _METRES = (
 
 def route_sql(points_relation: str) -> str:
     """The routing query for a points relation ``(id, geom)``."""
-    values = {"mpd": _M_PER_DEG}
+    values = {"mpd": M_PER_DEG}
     values["metres"] = _METRES.format(y="n.y", pt="n.pt") % values
     values["metres_p"] = _METRES.format(y="ST_Y(p.geom)", pt="p.geom") % values
     return ROUTE_SQL.replace("{points}", points_relation) % values
