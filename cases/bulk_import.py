@@ -8,15 +8,18 @@ The pipeline, all in ONE transaction:
    coordinates checked and converted to WGS-84; bad rows go to the reject CSV with their line
    number (header = line 1) and reason; the good rows get their review and reply due times
    (:mod:`cases.bulk_deadlines`, vectorised);
-3. ``COPY`` the good rows of each chunk into a temporary staging table (psycopg 3). Steps 1-2
-   run in a worker thread a chunk or two ahead, so Python validates while the database
-   ingests (the worker never touches the database);
+3. ``COPY`` the good rows of each chunk into a temporary staging table (psycopg 3) and
+   route that chunk's rows (by their line range) at once, appending to the routed table:
+   points whose surroundings hold one community only (binned into small cells, each cell
+   probed once per import: ``_CELLS_SQL``) by a hash join, every other point with ONE
+   routing join (``geo.routing.route_sql``); the same result as route_sql alone. Steps
+   1-2 run in a worker thread a chunk or two ahead, so Python validates the next chunks
+   while the database stages and routes this one (the worker never touches the database);
 4. drop the rows whose ``(channel, external_id)`` is already a case, keep the first of any
-   repeated within the file;
-5. route the rest set-based: points whose surroundings hold one community only (binned into
-   small cells, each cell probed once: ``_CELLS_SQL``) by a hash join, every other point
-   with ONE routing join (``geo.routing.route_sql``); the same result as route_sql alone;
-6. ``INSERT ... SELECT ... ON CONFLICT (channel, external_id) DO NOTHING`` into ``case``,
+   repeated within the file; their routing goes with them (routing a row that is then
+   dropped costs a little, and only for a re-import); the report's ``routed`` counts the
+   rows that remain;
+5. ``INSERT ... SELECT ... ON CONFLICT (channel, external_id) DO NOTHING`` into ``case``,
    deadlines included, and the ``register`` history rows with it, in one statement.
 
 An import much larger than the ledger (the first load of a city's history: at least
@@ -228,7 +231,7 @@ def _check_columns(columns: list[str], mapping: Mapping, report: BulkReport) -> 
 # --- database ----------------------------------------------------------------------------
 
 _STAGE_DDL = """
-DROP TABLE IF EXISTS cg_stage, cg_new, cg_cells, cg_easy, cg_routed, cg_kinds;
+DROP TABLE IF EXISTS cg_stage, cg_new, cg_kinds;
 CREATE TEMP TABLE cg_stage (
     line bigint PRIMARY KEY, channel text NOT NULL, external_id text NOT NULL,
     category_code text NOT NULL, description text, address text, reported_us bigint NOT NULL,
@@ -242,13 +245,16 @@ CREATE TEMP TABLE cg_stage (
 # Deduplication in place: the staging table loses the rows whose ticket is already a case,
 # then every repeat of a ticket but its first line, and becomes cg_new (renamed: its
 # primary key on line stays). Copying the survivors into a new table instead sorted all of
-# their columns by ticket.
+# their columns by ticket. The rows were routed as they were staged: their routing goes
+# with them, so cg_routed (and the report's counts) hold only the rows to import.
 _DROP_PRESENT_SQL = """
 WITH gone AS (
     DELETE FROM cg_stage s
     WHERE EXISTS (SELECT 1 FROM "case" c
                   WHERE c.channel = s.channel AND c.external_id = s.external_id)
-    RETURNING 1
+    RETURNING s.line
+), unrouted AS (
+    DELETE FROM cg_routed r WHERE r.id IN (SELECT line FROM gone)
 )
 SELECT count(*) FROM gone
 """
@@ -258,7 +264,9 @@ WITH gone AS (
     USING (SELECT channel, external_id, min(line) AS first FROM cg_stage
            GROUP BY channel, external_id HAVING count(*) > 1) d
     WHERE s.channel = d.channel AND s.external_id = d.external_id AND s.line > d.first
-    RETURNING 1
+    RETURNING s.line
+), unrouted AS (
+    DELETE FROM cg_routed r WHERE r.id IN (SELECT line FROM gone)
 )
 SELECT count(*) FROM gone
 """
@@ -372,49 +380,89 @@ def _drop_secondary(conn: Connection, new: int) -> tuple[bool, list[str]]:
 # with route_sql alone.
 ROUTE_CELL_DEG = 0.0005
 _CELL = {"s": ROUTE_CELL_DEG, "eps": 1e-9, "mpd": M_PER_DEG}
+# The import routes chunk by chunk, each chunk's rows (lines :first to :last) as soon as
+# they are staged, while the reader thread validates the next chunk. The routing tables
+# collect the chunks: cg_cells every cell probed so far (cid and pieces NULL where the
+# pieces within the margin belong to more than one community or to none), so a cell is
+# probed once per import; cg_easy the points routed by their cell; cg_routed every
+# routed point. cg_chunk holds the chunk's points (its own statistics for the plans).
+_ROUTE_DDL = """
+DROP TABLE IF EXISTS cg_cells, cg_chunk, cg_easy, cg_routed;
+CREATE TEMP TABLE cg_cells (i int, j int, cid int, pieces geometry, PRIMARY KEY (i, j))
+    ON COMMIT DROP;
+CREATE TEMP TABLE cg_chunk (line bigint, lon double precision, lat double precision)
+    ON COMMIT DROP;
+CREATE TEMP TABLE cg_easy (id bigint, cid int) ON COMMIT DROP
+"""
+_CHUNK_SQL = "INSERT INTO cg_chunk SELECT line, lon, lat FROM {table} WHERE line BETWEEN :first AND :last"
 _CELLS_SQL = """
-CREATE TEMP TABLE cg_cells ON COMMIT DROP AS
-SELECT c.i, c.j, min(cp.community_id) AS cid, ST_Collect(cp.geom) AS pieces
-FROM (SELECT DISTINCT floor(lon / {s})::int AS i, floor(lat / {s})::int AS j FROM cg_new) c
-JOIN community_piece cp
+INSERT INTO cg_cells (i, j, cid, pieces)
+SELECT c.i, c.j,
+       CASE WHEN min(cp.community_id) = max(cp.community_id) THEN min(cp.community_id) END,
+       CASE WHEN min(cp.community_id) = max(cp.community_id) THEN ST_Collect(cp.geom) END
+FROM (SELECT DISTINCT floor(lon / {s})::int AS i, floor(lat / {s})::int AS j FROM cg_chunk) c
+LEFT JOIN community_piece cp
   ON cp.generation_id = :gen
  AND ST_DWithin(cp.geom,
                 ST_MakeEnvelope(c.i * {s} - {eps}, c.j * {s} - {eps},
                                 (c.i + 1) * {s} + {eps}, (c.j + 1) * {s} + {eps}, 4326),
                 :margin_m * (1 + 1e-6)
                 / ({mpd} * cos(radians(greatest(abs(c.j * {s}), abs((c.j + 1) * {s})) + {eps}))))
+WHERE NOT EXISTS (SELECT 1 FROM cg_cells k WHERE k.i = c.i AND k.j = c.j)
 GROUP BY c.i, c.j
-HAVING min(cp.community_id) = max(cp.community_id)
 """.format(**_CELL)
 _EASY_SQL = """
-CREATE TEMP TABLE cg_easy ON COMMIT DROP AS
-SELECT n.line AS id, k.cid
-FROM cg_new n
-JOIN cg_cells k ON k.i = floor(n.lon / {s})::int AND k.j = floor(n.lat / {s})::int
-WHERE ST_Covers(k.pieces, ST_SetSRID(ST_MakePoint(n.lon, n.lat), 4326))
+WITH easy AS (
+    INSERT INTO cg_easy
+    SELECT n.line AS id, k.cid
+    FROM cg_chunk n
+    JOIN cg_cells k ON k.i = floor(n.lon / {s})::int AND k.j = floor(n.lat / {s})::int
+    WHERE k.cid IS NOT NULL AND ST_Covers(k.pieces, ST_SetSRID(ST_MakePoint(n.lon, n.lat), 4326))
+    RETURNING 1
+)
+SELECT count(*) FROM easy
 """.format(**_CELL)
 _HARD_POINTS = ("SELECT n.line AS id, ST_SetSRID(ST_MakePoint(n.lon, n.lat), 4326) AS geom"
-                " FROM cg_new n WHERE NOT EXISTS (SELECT 1 FROM cg_easy e WHERE e.id = n.line)")
-_ROUTED_SQL = f"""
-CREATE TEMP TABLE cg_routed ON COMMIT DROP AS
+                " FROM cg_chunk n WHERE NOT EXISTS (SELECT 1 FROM cg_easy e"
+                " WHERE e.id = n.line AND e.id BETWEEN :first AND :last)")
+_ROUTED_SELECT = f"""
 SELECT id, CAST('inside' AS text) AS rule, CAST(0 AS float8) AS distance_m,
        cid AS community_id, CAST('[]' AS jsonb) AS alternates, false AS near_boundary
-FROM cg_easy
+FROM cg_easy WHERE id BETWEEN :first AND :last
 UNION ALL
 SELECT id, rule, distance_m, community_id, alternates, near_boundary
 FROM ({route_sql(_HARD_POINTS)}) hard
 """
 
 
-def _route_new(conn: Connection, params: dict) -> None:
-    """Route cg_new's rows into cg_routed (id = line, rule, distance_m, community_id,
-    alternates, near_boundary) exactly as ``route_sql`` would (see _CELLS_SQL)."""
-    conn.execute(text(_CELLS_SQL), params)
+def _route_begin(conn: Connection, params: dict) -> None:
+    """Create the (empty) routing tables for :func:`_route_lines`; cg_routed has the
+    columns and types of route_sql's result."""
+    conn.execute(text(_ROUTE_DDL))
+    conn.execute(text(f"CREATE TEMP TABLE cg_routed ON COMMIT DROP AS {_ROUTED_SELECT}"
+                      " WITH NO DATA"), {**params, "first": 0, "last": -1})
+
+
+def _route_lines(conn: Connection, params: dict, table: str, first: int, last: int) -> int:
+    """Route the rows of ``table`` (line, lon, lat) with lines ``first`` to ``last`` into
+    cg_routed (id = line, rule, distance_m, community_id, alternates, near_boundary),
+    exactly as ``route_sql`` would (see the comment above ROUTE_CELL_DEG); returns how many
+    went by their cell. After :func:`_route_begin`."""
+    span = {**params, "first": first, "last": last}
+    conn.execute(text("TRUNCATE cg_chunk"))
+    conn.execute(text(_CHUNK_SQL.format(table=table)), span)
+    conn.execute(text("ANALYZE cg_chunk"))
+    conn.execute(text(_CELLS_SQL), span)
     conn.execute(text("ANALYZE cg_cells"))
-    conn.execute(text(_EASY_SQL), params)
+    easy = conn.execute(text(_EASY_SQL), span).scalar_one()
     conn.execute(text("ANALYZE cg_easy"))
-    conn.execute(text(_ROUTED_SQL), params)
-    conn.execute(text("ALTER TABLE cg_routed ADD PRIMARY KEY (id)"))
+    conn.execute(text(f"INSERT INTO cg_routed {_ROUTED_SELECT}"), span)
+    return easy
+
+
+def _route_end(conn: Connection) -> None:
+    """The key of cg_routed, for the INSERT's join (once every chunk is routed)."""
+    conn.execute(text("ALTER TABLE cg_routed ADD PRIMARY KEY (id); ANALYZE cg_routed"))
 
 
 # The register events' data of the exclusive path, per routing rule and community (a few
@@ -736,9 +784,11 @@ def import_cases(
 
 def _staged(path: Path, mapping: Mapping, catalogue: set[str], default_crs: str,
             chunk_rows: int, report: BulkReport, reasons: Counter[str], rejects: _RejectFile,
-            due: InitialDue | None, now_s: int | None) -> Iterator[tuple[str, list[tuple]]]:
+            due: InitialDue | None, now_s: int | None
+            ) -> Iterator[tuple[str, int, int, list[tuple]]]:
     """Read, validate and date the file chunk by chunk (no database): per chunk the CSV
-    text of its good rows for COPY ('' when none) and the progress events it caused.
+    text of its good rows for COPY ('' when none), its first and last line, and the
+    progress events it caused.
     Counts into ``report`` and ``reasons``, rejected rows into ``rejects``."""
     events: list[tuple] = []
     next_line = 2  # the header is line 1
@@ -747,7 +797,8 @@ def _staged(path: Path, mapping: Mapping, catalogue: set[str], default_crs: str,
         if columns is None:
             columns = list(chunk.columns)
             _check_columns(columns, mapping, report)
-        good, bad = validate_chunk(chunk, mapping, catalogue, default_crs, first_line=next_line)
+        first = next_line
+        good, bad = validate_chunk(chunk, mapping, catalogue, default_crs, first_line=first)
         next_line += len(chunk)
         report.read += len(chunk)
         report.valid += len(good)
@@ -756,7 +807,8 @@ def _staged(path: Path, mapping: Mapping, catalogue: set[str], default_crs: str,
             reasons.update(bad["reason_kind"])
             rejects.write(bad, columns)
         events.append(("validate+copy", report.read, None))
-        yield (_chunk_csv(good, due, now_s) if not good.empty else ""), events.copy()
+        yield (_chunk_csv(good, due, now_s) if not good.empty else ""), first, next_line - 1, \
+            events.copy()
         events.clear()
 
 
@@ -769,6 +821,9 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
     # Large imports run longer than the interactive statement timeout; this transaction only.
     conn.execute(text("SET LOCAL statement_timeout = 0"))
     conn.execute(text(_STAGE_DDL))
+    route_params = {"gen": gen, "tol_m": settings.gap_tolerance_m,
+                    "margin_m": settings.near_boundary_margin_m}
+    _route_begin(conn, route_params)
     catalogue = {r[0] for r in conn.execute(text("SELECT code FROM category WHERE active"))}
     if not catalogue:
         raise ImportFailed("the category catalogue is empty: run `casegrid db migrate`",
@@ -786,9 +841,12 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
                      rejects, due, now_s)
     try:
         with closing(_ahead(staged)) as chunks:
-            for data, events in chunks:
+            for data, first, last, events in chunks:
                 if data:
+                    # Each chunk is routed as soon as it is staged, while the worker
+                    # validates the next: the database and Python work at the same time.
                     _copy_chunk(conn, data)
+                    _route_lines(conn, route_params, "cg_stage", first, last)
                 for event in events if progress else ():
                     progress(*event)
     finally:
@@ -796,7 +854,7 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
     if report.read == 0:
         raise ImportFailed(f"{path.name} has no data rows", field="file")
     report.reject_reasons = dict(reasons.most_common())
-    report.seconds["read_validate_copy"] = round(time.perf_counter() - clock, 3)
+    report.seconds["read_validate_copy_route"] = round(time.perf_counter() - clock, 3)
 
     clock = time.perf_counter()
     # A large import takes the tables before deduplicating (module docstring), so what it
@@ -809,19 +867,18 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
         report.seconds["lock_drop"] = round(time.perf_counter() - clock, 3)
         clock = time.perf_counter()
     conn.execute(text("ANALYZE cg_stage"))
+    if progress:
+        progress("route", 0, None)
     if conn.execute(text('SELECT EXISTS (SELECT 1 FROM "case")')).scalar_one():
         conn.execute(text(_DROP_PRESENT_SQL))
     report.duplicates_in_file = conn.execute(text(_DROP_REPEATS_SQL)).scalar_one()
     conn.execute(text("ALTER TABLE cg_stage RENAME TO cg_new; ANALYZE cg_new"))
-    if progress:
-        progress("route", 0, None)
-    _route_new(conn, {"gen": gen, "tol_m": settings.gap_tolerance_m,
-                      "margin_m": settings.near_boundary_margin_m})
+    _route_end(conn)
     report.routed = {
         r.rule: r.n for r in conn.execute(
             text("SELECT rule, count(*) AS n FROM cg_routed GROUP BY rule ORDER BY rule"))
     }
-    report.seconds["route"] = round(time.perf_counter() - clock, 3)
+    report.seconds["dedup"] = round(time.perf_counter() - clock, 3)
 
     clock = time.perf_counter()
     if progress:

@@ -616,11 +616,13 @@ FROM (SELECT lon, lat FROM spread UNION ALL SELECT x, y FROM vertex
 
 
 def test_bulk_routing_equals_route_sql(city_engine):
-    """Cells first, route_sql for the rest (cases.bulk_import._route_new) gives every point
-    exactly what route_sql alone gives: random points over the city, every boundary vertex,
-    points on edges and clouds of points around vertices (near and across the margin)."""
+    """Cells first, route_sql for the rest, chunk by chunk as the import stages them
+    (cases.bulk_import._route_lines, cells probed in one chunk reused by the next) gives
+    every point exactly what route_sql alone gives: random points over the city, every
+    boundary vertex, points on edges and clouds of points around vertices (near and across
+    the margin)."""
     from casegrid.settings import get_settings
-    from cases.bulk_import import _route_new
+    from cases.bulk_import import ROUTE_CELL_DEG, _route_begin, _route_end, _route_lines
     from geo.routing import require_generation, route_sql
 
     settings = get_settings()
@@ -630,7 +632,13 @@ def test_bulk_routing_equals_route_sql(city_engine):
                   "margin_m": settings.near_boundary_margin_m}
         conn.execute(text("SELECT setseed(0.42)"))
         conn.execute(text(_TEST_POINTS), {"gen": gen})
-        _route_new(conn, params)
+        _route_begin(conn, params)
+        last = conn.execute(text("SELECT max(line) FROM cg_new")).scalar_one()
+        # Uneven chunks, the way a file with rejected lines is staged; the last one past the end.
+        bounds = [2, 7001, 7002, 19_000, last + 5]
+        easy = sum(_route_lines(conn, params, "cg_new", a, b - 1)
+                   for a, b in zip(bounds, bounds[1:], strict=False))
+        _route_end(conn)
         points = "SELECT line AS id, ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS geom FROM cg_new"
         conn.execute(text(f"CREATE TEMP TABLE alone ON COMMIT DROP AS {route_sql(points)}"), params)
         cols = "id, rule, distance_m, community_id, alternates, near_boundary"
@@ -640,13 +648,17 @@ def test_bulk_routing_equals_route_sql(city_engine):
         only_alone = conn.execute(text(
             f"SELECT count(*) FROM (SELECT {cols} FROM alone EXCEPT SELECT {cols} FROM cg_routed) x"
         )).scalar_one()
-        total, easy = conn.execute(text(
-            "SELECT (SELECT count(*) FROM cg_new), (SELECT count(*) FROM cg_easy)")).one()
+        total, cells = conn.execute(text(
+            "SELECT (SELECT count(*) FROM cg_new), (SELECT count(*) FROM cg_cells)")).one()
+        distinct_cells = conn.execute(text(
+            "SELECT count(DISTINCT (floor(lon / :s), floor(lat / :s))) FROM cg_new"),
+            {"s": ROUTE_CELL_DEG}).scalar_one()
         rules = dict(conn.execute(text("SELECT rule, count(*) FROM alone GROUP BY rule")).all())
         near = conn.execute(text("SELECT count(*) FROM alone WHERE near_boundary")).scalar_one()
         conn.rollback()
     assert (only_cells, only_alone) == (0, 0)
     assert 0.2 * total < easy < total  # both ways were taken
+    assert cells == distinct_cells  # each cell probed once, whichever chunks it spans
     assert set(rules) == {"inside", "on_boundary", "nearest", "outside"} and near > 1000
 
 
