@@ -89,8 +89,10 @@ DEFAULT_CHUNK_ROWS = 100_000
 BULK_MIN_ROWS = 100_000
 # work_mem for the INSERT statement of a large import (this transaction only, then put
 # back): its sort, hash tables and materialized join (``src``) hold a million rows; at the
-# server's 64 MB they spill to temporary files. (maintenance_work_mem for the index rebuild made no difference: 256 MB and 1 GB
-# alike, alternating, in a scratch database.)
+# server's 64 MB they spill to temporary files. (maintenance_work_mem for the index rebuild
+# made no difference: 256 MB and 1 GB alike, alternating, in a scratch database and in
+# `python -m bench --only bulk_import`; max_parallel_maintenance_workers = 0 instead of the
+# default 2 made the rebuild no faster either.)
 BULK_WORK_MEM = "1GB"
 # Which phase is running, how far it got, and its total (None when unknown).
 ProgressFn = Callable[[str, float, float | None], None]
