@@ -21,8 +21,8 @@ cases_app = typer.Typer(help="Import complaints in bulk.", no_args_is_help=True)
 
 _LABELS = {
     "read": "reading file",
-    "validate+copy": "validating + COPY (rows)",
-    "route": "routing (one join)",
+    "validate+copy": "validating + COPY + routing (rows)",
+    "route": "deduplicating",
     "insert": "inserting cases + history",
     "deadlines": "setting deadlines",
 }
