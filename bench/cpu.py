@@ -26,25 +26,25 @@ def _pids() -> list[int]:
     return [int(p) for p in os.listdir("/proc") if p.isdigit()]
 
 
-def session_pids(session_id: int) -> set[int]:
-    """Processes of a session (a server started with ``start_new_session=True`` leads its
-    own session, so this is the server and every worker it forked)."""
+def _with_stat(field: int, value: int) -> set[int]:
+    """Live processes whose /proc stat ``field`` (counted from the state, 0) is ``value``."""
     out = set()
     for pid in _pids():
         fields = _stat(pid)
-        if fields and int(fields[3]) == session_id:  # field 6: session
+        if fields and int(fields[field]) == value:
             out.add(pid)
     return out
+
+
+def session_pids(session_id: int) -> set[int]:
+    """Processes of a session (a server started with ``start_new_session=True`` leads its
+    own session, so this is the server and every worker it forked)."""
+    return _with_stat(3, session_id)  # stat field 6: session
 
 
 def children(parent: int) -> set[int]:
     """The live child processes of ``parent``."""
-    out = set()
-    for pid in _pids():
-        fields = _stat(pid)
-        if fields and int(fields[1]) == parent:  # field 4: parent
-            out.add(pid)
-    return out
+    return _with_stat(1, parent)  # stat field 4: parent
 
 
 def cluster_pids(pgdata: Path) -> set[int]:

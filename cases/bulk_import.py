@@ -531,12 +531,12 @@ FROM src s JOIN cg_kinds k ON k.rule = s.rule AND k.cid = COALESCE(s.community_i
 """
 
 # The statistics of a large import. The row path leaves them to the statement-level trigger
-# case_stat_ins, which keeps a transition table of every inserted row and runs
-# case_stat_merge_sql's 50-column aggregate over four copies of it. Every case an import
-# stores is 'registered', with no workflow time, rework or extension yet, so in that
-# aggregate it adds to ``accepted`` only: on the exclusive path the trigger is switched off
-# for the INSERT (ALTER TABLE is transactional, and the table is locked anyway) and the
-# counts are added by the same statement with one grouping over ``src``. Day and keys as
+# case_stat_ins, which keeps a transition table of every inserted row (a million, on a first
+# load) and groups it four times over, once per dimension. Every case an import stores is
+# 'registered', with no workflow time yet, so it adds to ``accepted`` only (the trigger's
+# own shortcut since migration 0013): on the exclusive path the trigger is switched off for
+# the INSERT (ALTER TABLE is transactional, and the table is locked anyway) and the counts
+# are added by the same statement, grouped by the five keys first. Day and keys as
 # case_stat_merge_sql (migration 0003) derives them; tests compare the two paths' tables.
 _STATS_TRIGGER_SQL = """
 SELECT t.tgenabled = 'O' AND pg_has_role(c.relowner, 'USAGE')
