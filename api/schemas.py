@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import pydantic_core
 from pydantic import BaseModel, Field
 
 # 7 decimal places of a degree are about 1 cm: more is noise (RFC 7946 section 11.2).
@@ -170,6 +171,23 @@ def case_out(row: dict) -> dict:
     out["routing"] = routing_out(row)
     out["due_status"] = _due_status(row)
     return out
+
+
+_DUPLICATE_FIELDS = tuple(DuplicateOut.model_fields)
+
+
+def intake_json(row: dict, created: bool, duplicates: list[dict]) -> bytes:
+    """The body of an intake answer (:class:`IntakeOut`) for a case row already redacted
+    for the caller, as JSON bytes.
+
+    Every value comes from casegrid's own database row in the type the model declares, so
+    the dict is serialized by pydantic-core directly: validating it into an ``IntakeOut``
+    first doubled the cost of every intake answer (tests compare the two byte for byte
+    once parsed)."""
+    out = case_out(row)
+    out["created"] = created
+    out["possible_duplicates"] = [{k: d[k] for k in _DUPLICATE_FIELDS} for d in duplicates]
+    return pydantic_core.to_json(out)
 
 
 def _due_status(row: dict) -> str | None:

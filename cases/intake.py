@@ -234,10 +234,13 @@ def routing_summary(loc: _Location) -> dict:
 # One statement for a whole batch: insert the cases (skipping tickets already known) and
 # their first events, and return the inserted cases with their position in the batch. Ids
 # are drawn up front so each returned row maps back to its submission without relying on
-# the order of RETURNING.
+# the order of RETURNING. Case numbers too, formatted by case_no_of (0010), which the
+# planner inlines: the column default next_case_no() is a SQL function that PostgreSQL
+# plans again for every row it numbers.
 INSERT_SQL = """
 WITH src AS MATERIALIZED (
-    SELECT r.*, nextval(pg_get_serial_sequence('"case"', 'id')) AS new_id
+    SELECT r.*, nextval(pg_get_serial_sequence('"case"', 'id')) AS new_id,
+           nextval('case_no_seq') AS new_no
     FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
         ord int, channel text, external_id text, category text, description text, address text,
         reported_at timestamptz, received_at timestamptz, reporter_name text,
@@ -248,13 +251,13 @@ WITH src AS MATERIALIZED (
         current_due_at timestamptz, due_provisional boolean, actor text, role text,
         event_data jsonb)
 ), ins AS (
-    INSERT INTO "case" (id, channel, external_id, category_code, description, address,
+    INSERT INTO "case" (id, case_no, channel, external_id, category_code, description, address,
                         reported_at, received_at, reporter_name, reporter_phone, photo_urls,
                         input_lon, input_lat, input_crs, geom,
                         community_code, subdistrict_code, post_id, generation_id,
                         route_rule, route_distance_m, near_boundary, route_alternates,
                         review_due_at, reply_due_at, current_due_at, due_provisional)
-    SELECT new_id, channel, external_id, category, description, address,
+    SELECT new_id, case_no_of(new_no), channel, external_id, category, description, address,
            COALESCE(reported_at, now()), received_at, reporter_name, reporter_phone,
            photo_urls, input_lon, input_lat, input_crs,
            CASE WHEN lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(lon, lat), 4326) END,

@@ -28,6 +28,7 @@ from api.schemas import (
     case_feature,
     case_out,
     feature_collection,
+    intake_json,
 )
 from cases import queries
 from cases.intake import NewCase
@@ -77,11 +78,10 @@ async def intake_response(request: Request) -> Response:
     accepted = await request.app.state.intake.submit(
         bearer_secret(request.headers.get("authorization")), await request.body())
     result = accepted.result
-    out = case_out(queries.redact(result.case, accepted.principal))
-    out["created"] = result.created
-    out["possible_duplicates"] = result.possible_duplicates
-    return Response(IntakeOut.model_validate(out).model_dump_json(),
-                    status_code=201 if result.created else 200, media_type="application/json")
+    body = intake_json(queries.redact(result.case, accepted.principal), result.created,
+                       result.possible_duplicates)
+    return Response(body, status_code=201 if result.created else 200,
+                    media_type="application/json")
 
 
 @router.get("/cases/{case_id}", response_model=CaseOut)
