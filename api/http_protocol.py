@@ -12,7 +12,8 @@ made during one turn of the event loop and sends them together when that turn en
 ``call_soon``): a response written in one go leaves in one ``send()``. Large writes (a
 GeoJSON page, a map) go out at once, after whatever was gathered before them, so nothing
 large is copied and the order of bytes never changes. Closing the transport sends what is
-pending first. Everything else is uvicorn's own protocol.
+pending first. The access log's lines are gathered per turn too, where the access logger
+is uvicorn's default (:mod:`api.access_log`). Everything else is uvicorn's own protocol.
 
 Used by ``casegrid serve`` (``api.workers``): ``uvicorn.Config(http=GatheringHttpToolsProtocol)``.
 """
@@ -23,6 +24,8 @@ import asyncio
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from api.access_log import turn_access_log
 
 # Writes up to this size wait for the end of the loop turn; larger ones are sent at once.
 GATHER_MAX_BYTES = 64 * 1024
@@ -72,7 +75,15 @@ class GatheringTransport:
 
 
 class GatheringHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol on a :class:`GatheringTransport`."""
+    """uvicorn's httptools protocol on a :class:`GatheringTransport`, with the access log of
+    :func:`api.access_log.turn_access_log` where it applies."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.access_log:
+            gathered = turn_access_log(self.access_logger, self.loop)
+            if gathered is not None:
+                self.access_logger = gathered  # type: ignore[assignment]
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(GatheringTransport(transport, self.loop))  # type: ignore[arg-type]
