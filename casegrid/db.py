@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
+import pydantic_core
 from sqlalchemy import Connection, Engine, create_engine, event
 
 from casegrid.settings import PROJECT_ROOT, Settings, get_settings
@@ -86,6 +87,15 @@ def migrate(url: str) -> None:
     cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
     cfg.attributes["url"] = normalise_url(url)
     command.upgrade(cfg, "head")
+
+
+def json_param(value: object) -> str:
+    """``value`` as the text of a JSON parameter (``CAST(:x AS jsonb)``), for the documents
+    intake batches send (rows to insert, points to route). pydantic-core writes them about
+    three times faster than ``json.dumps(..., default=str)``, whose per-datetime Python
+    call dominated (timestamps go as ISO 8601, which ``timestamptz`` reads; floats in their
+    shortest exact form, so PostgreSQL gets the same doubles)."""
+    return pydantic_core.to_json(value, fallback=str).decode()
 
 
 class RawQuery:

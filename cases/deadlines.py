@@ -21,7 +21,6 @@ time that rests on a year nobody has entered is provisional, never an error.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import Connection, text
 
-from casegrid.db import RawQuery
+from casegrid.db import RawQuery, json_param
 from casegrid.errors import InvalidInput, NotFound
 from cases.calendar import UNITS, Deadline, WorkCalendar, due_status
 
@@ -113,7 +112,7 @@ def initial_deadlines_many(
     pairs = sorted(set(keys))
     calendar = load_calendar(conn)
     limits: dict[tuple[str, str], dict[str, Limit]] = {p: {} for p in pairs}
-    rows = _EFFECTIVE_MANY.rows(conn, {"pairs": json.dumps([{"cat": c, "ch": h} for c, h in pairs])})
+    rows = _EFFECTIVE_MANY.rows(conn, {"pairs": json_param([{"cat": c, "ch": h} for c, h in pairs])})
     for r in rows:
         limits[(r["cat"], r["ch"])][r["step"]] = Limit(
             r["step"], r["amount"], r["unit"], r["category_code"], r["channel"], r["note"])

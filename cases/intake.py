@@ -13,7 +13,6 @@ callers get the same case.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 from sqlalchemy import Connection, text
 
-from casegrid.db import RawQuery
+from casegrid.db import RawQuery, json_param
 from casegrid.errors import (
     CasegridError,
     Conflict,
@@ -369,7 +368,7 @@ def register_cases(
         rows.append(_insert_row(i, data, actor, loc, code, received_at, due[(code, data.channel)]))
     inserted = {}
     if rows:
-        found = _INSERT.rows(conn, {"rows": json.dumps(rows, default=str)})
+        found = _INSERT.rows(conn, {"rows": json_param(rows)})
         inserted = {row.pop("ord"): row for row in found}
     cases = _known_tickets(conn, [submissions[r["ord"]][0] for r in rows if r["ord"] not in inserted])
     found_cases: dict[int, dict] = {}
@@ -447,7 +446,7 @@ def add_possible_duplicates(conn: Connection, results: list[IntakeResult]) -> No
     located = [{"ord": i, **r.duplicate_query} for i, r in enumerate(results) if r.duplicate_query]
     if not located:
         return
-    rows = _DUPLICATES.rows(conn, {"queries": json.dumps(located, default=str),
+    rows = _DUPLICATES.rows(conn, {"queries": json_param(located),
                                    "limit": DUPLICATE_LIMIT})
     for r in results:
         r.possible_duplicates = []

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import Connection, text
 
-from casegrid.db import RawQuery
+from casegrid.db import RawQuery, json_param
 from casegrid.errors import CasegridError, NotFound
 from casegrid.settings import get_settings
 from geo.boundaries import active_generation
@@ -316,7 +316,7 @@ def route_prepared(
     tol, margin = _params(tolerance_m, margin_m)
     rows = _ROUTE_MANY.rows(
         conn,
-        {"points": json.dumps([(p.lon, p.lat) for p in points]),
+        {"points": json_param([(p.lon, p.lat) for p in points]),
          "gen": gen, "tol_m": tol, "margin_m": margin},
     )
     by_index = {row["point_id"]: row for row in rows}

@@ -96,3 +96,31 @@ def test_single_read_keeps_prepared_statements_and_gives_back_a_transactional_co
             assert conn.execute(text(prepared)).scalar() == 0  # what ROLLBACK does
     finally:
         engine.dispose()
+
+
+def test_json_param_reaches_postgresql_as_the_same_values(engine):
+    """Intake sends its rows as JSON documents: floats must arrive as the same doubles,
+    timestamps as the same instants (aware or naive, read in the session's zone), text
+    intact, and anything else as its string."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+    from zoneinfo import ZoneInfo
+
+    from casegrid.db import json_param
+
+    aware = datetime(2026, 11, 26, 23, 59, 59, 999999, tzinfo=ZoneInfo("Asia/Shanghai"))
+    rows = [
+        {"f": 117.17316912206752, "t": aware, "s": "广场舞噪音 \"quoted\" \\ 13800000000", "d": Decimal("0.1")},
+        {"f": 5e-324, "t": datetime(2026, 1, 1, 0, 0, 0), "s": "", "d": None},
+        {"f": -0.0, "t": datetime(2025, 12, 31, 16, 0, tzinfo=UTC), "s": "x\ny", "d": Decimal("2")},
+    ]
+    sql = ("SELECT r.f, r.t, r.s, r.d FROM jsonb_to_recordset(CAST(:rows AS jsonb)) "
+           "AS r(f float8, t timestamptz, s text, d text)")
+    with engine.connect() as conn:
+        conn.execute(text("SET TIME ZONE 'Asia/Shanghai'"))
+        got = RawQuery(sql).rows(conn, {"rows": json_param(rows)})
+    assert [g["f"] for g in got] == [117.17316912206752, 5e-324, 0.0]
+    assert got[0]["t"] == aware and got[2]["t"] == datetime(2026, 1, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
+    assert got[1]["t"] == datetime(2026, 1, 1, tzinfo=ZoneInfo("Asia/Shanghai"))  # naive: local
+    assert [g["s"] for g in got] == [rows[0]["s"], "", "x\ny"]
+    assert [g["d"] for g in got] == ["0.1", None, "2"]
