@@ -15,10 +15,10 @@ The pipeline, all in ONE transaction:
    routing join (``geo.routing.route_sql``); the same result as route_sql alone. Steps
    1-2 run in a worker thread a chunk or two ahead, so Python validates the next chunks
    while the database stages and routes this one (the worker never touches the database);
-4. drop the rows whose ``(channel, external_id)`` is already a case, keep the first of any
-   repeated within the file; their routing goes with them (routing a row that is then
-   dropped costs a little, and only for a re-import); the report's ``routed`` counts the
-   rows that remain;
+4. drop the rows whose ``(channel, external_id)`` is already a case; their routing goes
+   with them (routing a row that is then dropped costs a little, and only for a
+   re-import); the report's ``routed`` counts the rows that remain. Repeats within the file
+   never get this far: step 2 keeps the first line of each ticket and stages no other;
 5. ``INSERT ... SELECT ... ON CONFLICT (channel, external_id) DO NOTHING`` into ``case``,
    deadlines included, and the ``register`` history rows with it, in one statement.
 
@@ -244,11 +244,12 @@ CREATE TEMP TABLE cg_stage (
 ) ON COMMIT DROP
 """
 
-# Deduplication in place: the staging table loses the rows whose ticket is already a case,
-# then every repeat of a ticket but its first line, and becomes cg_new (renamed: its
-# primary key on line stays). Copying the survivors into a new table instead sorted all of
-# their columns by ticket. The rows were routed as they were staged: their routing goes
-# with them, so cg_routed (and the report's counts) hold only the rows to import.
+# Deduplication. Repeats within the file never reach the database: the reader keeps the
+# first line of each ticket (:class:`_Repeats`), so nothing groups a million staged tickets
+# to find the few repeated ones. In the database the staging table then loses the rows
+# whose ticket is already a case, with their routing, and becomes cg_new (renamed: its
+# primary key on line stays). The rows were routed as they were staged: cg_routed (and the
+# report's counts) hold only the rows to import.
 _DROP_PRESENT_SQL = """
 WITH gone AS (
     DELETE FROM cg_stage s
@@ -260,18 +261,48 @@ WITH gone AS (
 )
 SELECT count(*) FROM gone
 """
-_DROP_REPEATS_SQL = """
-WITH gone AS (
-    DELETE FROM cg_stage s
-    USING (SELECT channel, external_id, min(line) AS first FROM cg_stage
-           GROUP BY channel, external_id HAVING count(*) > 1) d
-    WHERE s.channel = d.channel AND s.external_id = d.external_id AND s.line > d.first
-    RETURNING s.line
-), unrouted AS (
-    DELETE FROM cg_routed r WHERE r.id IN (SELECT line FROM gone)
-)
-SELECT count(*) FROM gone
+# Of the tickets repeated in the file, the later lines of those already stored: the report
+# counts them as already present, not as duplicates in the file (as it always has).
+_PRESENT_REPEATS_SQL = """
+SELECT COALESCE(sum(u.n), 0)
+FROM unnest(CAST(:channels AS text[]), CAST(:ids AS text[]), CAST(:n AS int[])) AS u(ch, id, n)
+WHERE EXISTS (SELECT 1 FROM "case" c WHERE c.channel = u.ch AND c.external_id = u.id)
 """
+
+
+class _Repeats:
+    """Tickets ``(channel, external_id)`` seen so far in the file; drops later lines of a
+    ticket (the first line wins) and counts them per ticket."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+        self.dropped: Counter[str] = Counter()
+
+    def drop(self, good: pd.DataFrame) -> pd.DataFrame:
+        """``good`` (validated rows, in file order) without the lines whose ticket came
+        earlier, in this chunk or an earlier one."""
+        if good.empty:
+            return good
+        # A channel is a fixed word without \x1f, so the key splits back unambiguously.
+        keys = (good["channel"].astype(object) + "\x1f" + good["external_id"].astype(object))
+        listed = keys.tolist()
+        repeat = keys.duplicated().to_numpy() | np.fromiter(
+            map(self._seen.__contains__, listed), dtype=bool, count=len(listed))
+        self._seen.update(listed)
+        if not repeat.any():
+            return good
+        self.dropped.update(keys[repeat].tolist())
+        return good[~repeat]
+
+    def stored_already(self, conn: Connection) -> int:
+        """How many dropped lines repeat a ticket that is already a case."""
+        if not self.dropped:
+            return 0
+        pairs = [k.split("\x1f", 1) for k in self.dropped]
+        return conn.execute(text(_PRESENT_REPEATS_SQL), {
+            "channels": [p[0] for p in pairs], "ids": [p[1] for p in pairs],
+            "n": list(self.dropped.values())}).scalar_one()
+
 
 _INSERT_SQL = """
 WITH ins AS (
@@ -796,12 +827,13 @@ def import_cases(
 
 def _staged(path: Path, mapping: Mapping, catalogue: set[str], default_crs: str,
             chunk_rows: int, report: BulkReport, reasons: Counter[str], rejects: _RejectFile,
-            due: InitialDue | None, now_s: int | None
+            due: InitialDue | None, now_s: int | None, repeats: _Repeats
             ) -> Iterator[tuple[str, int, int, list[tuple]]]:
     """Read, validate and date the file chunk by chunk (no database): per chunk the CSV
     text of its good rows for COPY ('' when none), its first and last line, and the
     progress events it caused.
-    Counts into ``report`` and ``reasons``, rejected rows into ``rejects``."""
+    Counts into ``report`` and ``reasons``, rejected rows into ``rejects``, later lines of
+    a ticket into ``repeats`` (they are not staged)."""
     events: list[tuple] = []
     next_line = 2  # the header is line 1
     columns: list[str] | None = None
@@ -818,6 +850,7 @@ def _staged(path: Path, mapping: Mapping, catalogue: set[str], default_crs: str,
         if not bad.empty:
             reasons.update(bad["reason_kind"])
             rejects.write(bad, columns)
+        good = repeats.drop(good)
         events.append(("validate+copy", report.read, None))
         yield (_chunk_csv(good, due, now_s) if not good.empty else ""), first, next_line - 1, \
             events.copy()
@@ -849,8 +882,9 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
         text("SELECT floor(extract(epoch FROM now()))::bigint")).scalar_one()
     reasons: Counter[str] = Counter()
     rejects = _RejectFile(rejects_path)
+    repeats = _Repeats()
     staged = _staged(path, mapping, catalogue, default_crs, chunk_rows, report, reasons,
-                     rejects, due, now_s)
+                     rejects, due, now_s, repeats)
     try:
         with closing(_ahead(staged)) as chunks:
             for data, first, last, events in chunks:
@@ -881,10 +915,13 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
     conn.execute(text("ANALYZE cg_stage"))
     if progress:
         progress("route", 0, None)
+    report.duplicates_in_file = sum(repeats.dropped.values())
     if conn.execute(text('SELECT EXISTS (SELECT 1 FROM "case")')).scalar_one():
-        conn.execute(text(_DROP_PRESENT_SQL))
-    report.duplicates_in_file = conn.execute(text(_DROP_REPEATS_SQL)).scalar_one()
-    conn.execute(text("ALTER TABLE cg_stage RENAME TO cg_new; ANALYZE cg_new"))
+        report.duplicates_in_file -= repeats.stored_already(conn)
+        if conn.execute(text(_DROP_PRESENT_SQL)).scalar_one():
+            conn.execute(text("ANALYZE cg_stage"))
+    # Renamed, the table keeps its statistics.
+    conn.execute(text("ALTER TABLE cg_stage RENAME TO cg_new"))
     _route_end(conn)
     report.routed = {
         r.rule: r.n for r in conn.execute(

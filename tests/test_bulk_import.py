@@ -701,3 +701,47 @@ def test_chunk_csv_text_equals_pandas_to_csv(city_engine):
     assert back[0].lon == 117.14874991734213 and back[2].lon == 0.1 + 0.2 and back[1].lon is None
     assert [r.due for r in back] == [1762012885, None, 0, -5]
     assert [r.flag for r in back] == [True, None, False, True]
+
+
+def test_repeats_keep_the_first_line_across_chunks(city_engine, tmp_path):
+    """A ticket repeated within the file is stored once, from its first line, whichever
+    chunks the lines fall in; a repeat of a ticket that is already a case counts as already
+    present, not as a duplicate in the file."""
+    lines = CSV_FIXTURE.read_text(encoding="utf-8-sig").splitlines()
+    # line 14 repeats line 2 (chunks of 4: lines 2-5 and 14-17); a third copy in between
+    path = tmp_path / "repeats.csv"
+    path.write_text("\n".join([*lines[:8], lines[13], *lines[8:]]) + "\n", encoding="utf-8")
+    report = import_cases(city_engine, path, "hotline12345_zh", commit=True, chunk_rows=4)
+    assert (report.valid, report.inserted, report.duplicates_in_file) == (9, 7, 2)
+    assert report.already_present == 2 and sum(report.routed.values()) == 7
+    with city_engine.connect() as conn:
+        kept = conn.execute(text(
+            "SELECT c.description, e.data->>'line' FROM \"case\" c JOIN case_event e"
+            " ON e.case_id = c.id WHERE c.external_id = '12345-2025-000101'")).all()
+    assert len(kept) == 1 and kept[0][1] == "2" and kept[0][0].startswith("晚上广场舞")
+
+    with city_engine.begin() as conn:
+        conn.execute(text('TRUNCATE "case", case_event, case_stat'))
+    only = tmp_path / "only.csv"
+    only.write_text("\n".join(lines[:2]) + "\n", encoding="utf-8")
+    assert import_cases(city_engine, only, "hotline12345_zh", commit=True).inserted == 1
+    again = import_cases(city_engine, path, "hotline12345_zh", commit=True, chunk_rows=4)
+    # the ticket of lines 2, 9 and 15 is stored: all three are already present
+    assert (again.inserted, again.duplicates_in_file, again.already_present) == (6, 0, 3)
+
+
+def test_repeats_filter_counts_each_ticket():
+    """_Repeats drops later lines of a ticket, within one chunk and across chunks, and
+    tells the same external id on two channels apart."""
+    from cases.bulk_import import _Repeats
+
+    def chunk(*rows):
+        return pd.DataFrame(rows, columns=["channel", "external_id"])
+
+    r = _Repeats()
+    first = r.drop(chunk(("app", "1"), ("patrol", "1"), ("app", "1"), ("app", "2")))
+    assert first.values.tolist() == [["app", "1"], ["patrol", "1"], ["app", "2"]]
+    second = r.drop(chunk(("app", "2"), ("app", "3"), ("patrol", "1"), ("app", "1\x1fx")))
+    assert second.values.tolist() == [["app", "3"], ["app", "1\x1fx"]]
+    assert r.dropped == {"app\x1f1": 1, "app\x1f2": 1, "patrol\x1f1": 1}
+    assert r.drop(chunk()).empty
