@@ -49,7 +49,8 @@ from cases.intake import (
     add_possible_duplicates,
     register_cases,
 )
-from cases.tokens import Principal, authenticate_many
+from cases.intake_lookups import fetch_intake_lookups
+from cases.tokens import Principal, hash_token, principals_from_rows
 
 log = logging.getLogger("casegrid.intake")
 
@@ -136,24 +137,34 @@ def search_duplicates_after_commit(conn: Connection, outcomes: list) -> None:
 
 def _register(conn: Connection, items: list[tuple[str | None, bytes]], settings: Settings,
               out: list) -> None:
-    """The transactional part of :func:`register_batch`: each item's outcome into ``out``."""
-    principals = authenticate_many(conn, [secret for secret, _ in items])
+    """The transactional part of :func:`register_batch`: each item's outcome into ``out``.
+
+    The bodies are parsed first, so that the tokens and everything the submissions need
+    are read in one statement (:mod:`cases.intake_lookups`); the outcomes keep the API's
+    order all the same: a refused token or role is the answer, whatever the body."""
+    parsed: list[NewCase | RequestValidationError | HTTPException] = []
+    for _secret, body in items:
+        try:
+            parsed.append(parse_submission(body))
+        except (RequestValidationError, HTTPException) as exc:
+            parsed.append(exc)
+    datas = [p for p in parsed if isinstance(p, NewCase)]
+    lookups = fetch_intake_lookups(
+        conn, token_hashes=[hash_token(s) for s, _ in items if s],
+        codes=[d.category for d in datas], pairs=[(d.category, d.channel) for d in datas])
+    principals = principals_from_rows([secret for secret, _ in items], lookups.tokens)
     accepted: list[tuple[int, Principal]] = []
     submissions: list[tuple[NewCase, Principal]] = []
-    for i, (secret, body) in enumerate(items):
+    for i, ((secret, _body), data) in enumerate(zip(items, parsed, strict=True)):
         who = principals[secret]
         refusal = who if isinstance(who, CasegridError) else role_refusal(who, SUBMITTERS)
-        if refusal is not None:
-            out[i] = refusal
-            continue
-        try:
-            data = parse_submission(body)
-        except (RequestValidationError, HTTPException) as exc:
-            out[i] = exc
+        if refusal is not None or not isinstance(data, NewCase):
+            out[i] = refusal if refusal is not None else data
             continue
         accepted.append((i, who))
         submissions.append((data, who))
-    results = register_cases(conn, submissions, settings, search_duplicates=False)
+    results = register_cases(conn, submissions, settings, search_duplicates=False,
+                             lookups=lookups)
     for (i, who), result in zip(accepted, results, strict=True):
         out[i] = result if isinstance(result, CasegridError) else Accepted(who, result)
 

@@ -354,8 +354,10 @@ _cache: dict[str, tuple[tuple, WorkCalendar]] = {}
 _cache_lock = threading.Lock()
 
 
-# Every intake batch runs this (RawQuery: see casegrid.db).
-_STAMP = RawQuery("SELECT count(*), max(imported_at) FROM calendar_year")
+# What identifies the stored calendar: load_calendar's cache key (intake reads it with its
+# other lookups, cases.intake_lookups).
+STAMP_SQL = "SELECT count(*) AS years, max(imported_at) AS imported_at FROM calendar_year"
+_STAMP = RawQuery(STAMP_SQL)
 
 
 @functools.lru_cache(maxsize=32)
@@ -365,15 +367,17 @@ def _url_key(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def load_calendar(conn: Connection) -> WorkCalendar:
+def load_calendar(conn: Connection, stamp: tuple | None = None) -> WorkCalendar:
     """The working calendar: database years over the ``chinese-calendar`` package's years.
 
     Cached per database in this process; the cache is dropped when ``calendar_year``
     changes (row count or latest ``imported_at``), which every import and seed updates.
     Rows edited in ``calendar_day`` by hand, without touching ``calendar_year``, are not
-    noticed until the process restarts.
+    noticed until the process restarts. ``stamp``: the ``(years, imported_at)`` of
+    :data:`STAMP_SQL` when the caller has just read it in this transaction.
     """
-    stamp = tuple(_STAMP.rows(conn, {})[0].values())
+    if stamp is None:
+        stamp = tuple(_STAMP.rows(conn, {})[0].values())
     key = _url_key(conn.engine.url)
     with _cache_lock:
         hit = _cache.get(key)

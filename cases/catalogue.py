@@ -16,7 +16,7 @@ from casegrid.settings import Settings, get_settings
 
 HOW_TO_LIST = "list the valid codes with GET /api/v1/categories (or Open311 GET /open311/v2/services)"
 
-_COLUMNS = (
+CATEGORY_COLUMNS = (
     "code, name_zh, name_en, major_zh, major_en, description, active,"
     " duplicate_radius_m, duplicate_window_days"
 )
@@ -25,7 +25,7 @@ _COLUMNS = (
 def list_categories(conn: Connection, *, include_inactive: bool = False) -> list[dict]:
     """All categories ordered by code (active ones only unless ``include_inactive``)."""
     where = "" if include_inactive else " WHERE active"
-    rows = conn.execute(text(f"SELECT {_COLUMNS} FROM category{where} ORDER BY code")).mappings()
+    rows = conn.execute(text(f"SELECT {CATEGORY_COLUMNS} FROM category{where} ORDER BY code")).mappings()
     return [dict(r) for r in rows]
 
 
@@ -39,17 +39,21 @@ def get_category(conn: Connection, code: object) -> dict:
 
 
 # Every intake batch runs this (RawQuery: see casegrid.db).
-_BY_CODES = RawQuery(f"SELECT {_COLUMNS} FROM category WHERE code = ANY(:codes)")
+_BY_CODES = RawQuery(f"SELECT {CATEGORY_COLUMNS} FROM category WHERE code = ANY(:codes)")
 
 
 def get_categories(conn: Connection, codes: list[object]) -> dict[str, dict | InvalidInput]:
     """Each of ``codes`` (stripped) -> its active category row, or the ``InvalidInput`` that
     :func:`get_category` would raise for it. One query for all of them (intake batches)."""
-    wanted = sorted({_clean(c) for c in codes})
-    rows = {}
-    if any(wanted):
-        rows = {r["code"]: r for r in _BY_CODES.rows(conn, {"codes": [c for c in wanted if c]})}
-    return {c: _checked(c, rows.get(c)) for c in wanted}
+    wanted = sorted({_clean(c) for c in codes} - {""})
+    rows = {r["code"]: r for r in _BY_CODES.rows(conn, {"codes": wanted})} if wanted else {}
+    return categories_from_rows(codes, rows)
+
+
+def categories_from_rows(codes: list[object], rows_by_code: dict[str, dict]) -> dict[str, dict | InvalidInput]:
+    """:func:`get_categories` from the ``category`` rows (:data:`CATEGORY_COLUMNS`) already
+    read for those codes (intake reads them with its other lookups)."""
+    return {c: _checked(c, rows_by_code.get(c)) for c in {_clean(c) for c in codes}}
 
 
 def _clean(code: object) -> str:

@@ -89,7 +89,7 @@ def due_after(calendar: WorkCalendar, start: datetime, limit: Limit) -> Deadline
     return calendar.add(start, limit.amount, limit.unit)  # type: ignore[arg-type]
 
 
-_EFFECTIVE_MANY_SQL = """
+EFFECTIVE_MANY_SQL = """
 SELECT DISTINCT ON (k.cat, k.ch, t.step) k.cat, k.ch, t.step, t.amount::float8 AS amount, t.unit,
        t.category_code, t.channel, t.note
 FROM jsonb_to_recordset(CAST(:pairs AS jsonb)) AS k(cat text, ch text)
@@ -98,7 +98,7 @@ ORDER BY k.cat, k.ch, t.step, (t.category_code = '*'), (t.channel = '*')
 """
 # Every intake batch runs this (see casegrid.db). The pairs come as a JSON document, not as
 # arrays, so the prepared statement keeps one generic plan (as geo.routing's points).
-_EFFECTIVE_MANY = RawQuery(_EFFECTIVE_MANY_SQL)
+_EFFECTIVE_MANY = RawQuery(EFFECTIVE_MANY_SQL)
 
 
 def initial_deadlines_many(
@@ -110,12 +110,21 @@ def initial_deadlines_many(
     from cases.calendar_store import load_calendar
 
     pairs = sorted(set(keys))
-    calendar = load_calendar(conn)
-    limits: dict[tuple[str, str], dict[str, Limit]] = {p: {} for p in pairs}
     rows = _EFFECTIVE_MANY.rows(conn, {"pairs": json_param([{"cat": c, "ch": h} for c, h in pairs])})
-    for r in rows:
-        limits[(r["cat"], r["ch"])][r["step"]] = Limit(
-            r["step"], r["amount"], r["unit"], r["category_code"], r["channel"], r["note"])
+    return initial_deadlines_from(load_calendar(conn), rows, keys, received_at)
+
+
+def initial_deadlines_from(calendar: WorkCalendar, limit_rows: list[dict],
+                           keys: list[tuple[str, str]], received_at: datetime
+                           ) -> dict[tuple[str, str], dict]:
+    """:func:`initial_deadlines_many` from the rows of :data:`EFFECTIVE_MANY_SQL` already read
+    (for these pairs and maybe others, which are ignored) and the working calendar."""
+    limits: dict[tuple[str, str], dict[str, Limit]] = {p: {} for p in set(keys)}
+    for r in limit_rows:
+        pair = limits.get((r["cat"], r["ch"]))
+        if pair is not None:
+            pair[r["step"]] = Limit(r["step"], float(r["amount"]), r["unit"],
+                                    r["category_code"], r["channel"], r["note"])
     out = {}
     for pair, lims in limits.items():
         review = due_after(calendar, received_at, lims["review"]) if "review" in lims else None

@@ -29,15 +29,16 @@ from casegrid.errors import (
     CoordinateError,
     Forbidden,
     InvalidInput,
-    NotFound,
 )
 from casegrid.settings import Settings, get_settings
-from cases.catalogue import duplicate_params, get_categories
-from cases.deadlines import initial_deadlines_many
+from cases.calendar_store import load_calendar
+from cases.catalogue import categories_from_rows, duplicate_params
+from cases.deadlines import initial_deadlines_from
+from cases.intake_lookups import IntakeLookups, fetch_intake_lookups
 from cases.queries import CASE_SELECT, CASE_SELECT_TEMPLATE
 from cases.tokens import Principal
 from geo.coords import normalise_crs
-from geo.routing import M_PER_DEG, PreparedPoint, RouteResult, prepare_points, route_prepared
+from geo.routing import M_PER_DEG, PreparedPoint, RouteResult, prepare_points, route_in_generation
 
 # Same values as cases.queries.CHANNELS (tests check they agree).
 Channel = Literal["hotline_12345", "platform", "patrol", "app", "open311", "walk_in"]
@@ -195,18 +196,17 @@ def locate_all(datas: list[NewCase]) -> list[_Location | PreparedPoint | Casegri
     return out  # type: ignore[return-value]
 
 
-def _route_all(conn: Connection, points: dict[int, PreparedPoint]) -> dict[int, _Location]:
-    """Route the validated points of a batch in one query."""
+def _route_all(conn: Connection, points: dict[int, PreparedPoint],
+               generation_id: int | None) -> dict[int, _Location]:
+    """Route the validated points of a batch in one query, in the active community
+    generation ``generation_id`` (read with the batch's lookups)."""
     if not points:
         return {}
-    try:
-        routed = route_prepared(conn, list(points.values()))
-    except NotFound as exc:
-        if exc.field != "generation":
-            raise
+    if generation_id is None:
         # No boundaries loaded yet: the complaints are still taken, as unrouted cases.
         return {i: _Location("outside", p.input_lon, p.input_lat, p.input_crs, p.lon, p.lat,
                              note="no community boundaries loaded") for i, p in points.items()}
+    routed = route_in_generation(conn, list(points.values()), generation_id)
     return {i: _Location(r.rule, r.input_lon, r.input_lat, r.input_crs, r.lon, r.lat, routed=r)
             for i, r in zip(points, routed, strict=True)}
 
@@ -317,11 +317,13 @@ def register_cases(
     settings: Settings | None = None,
     *,
     search_duplicates: bool = True,
+    lookups: IntakeLookups | None = None,
 ) -> list[IntakeResult | CasegridError]:
     """:func:`create_case` for a batch of submissions, in one transaction (the caller's)
-    and a handful of statements whatever the batch size: one query each for the
-    categories, the routing, the due times, the insert, the tickets already known and the
-    duplicates.
+    and a handful of statements whatever the batch size: one for what the batch looks up
+    (categories, time limits, generation, calendar: :mod:`cases.intake_lookups`; pass
+    ``lookups`` when the caller has read them already, with its tokens), one each for the
+    routing, the insert, the tickets already known and the duplicates.
 
     Returns, in order, each submission's result or the error it alone caused (bad
     category, bad coordinates, outside the submitter's communities...): a bad submission
@@ -336,8 +338,11 @@ def register_cases(
     """
     settings = settings or get_settings()
     out: list[IntakeResult | CasegridError | None] = [None] * len(submissions)
+    if lookups is None:
+        lookups = fetch_intake_lookups(conn, codes=[d.category for d, _ in submissions],
+                                       pairs=[(d.category, d.channel) for d, _ in submissions])
     # NewCase strips whitespace, so each category text is its lookup key as it stands.
-    found = get_categories(conn, [data.category for data, _ in submissions])
+    found = categories_from_rows([data.category for data, _ in submissions], lookups.categories)
     categories = [found[data.category] for data, _ in submissions]
     locations: dict[int, _Location] = {}
     points: dict[int, PreparedPoint] = {}
@@ -349,12 +354,13 @@ def register_cases(
             locations[i] = where
         else:
             points[i] = where
-    locations.update(_route_all(conn, points))
+    locations.update(_route_all(conn, points, lookups.generation_id))
 
     # The first due times are computed before the INSERT, so each row is written once.
     received_at = datetime.now(UTC)
-    due = initial_deadlines_many(
-        conn, [(categories[i]["code"], submissions[i][0].channel) for i in locations], received_at)
+    due = initial_deadlines_from(
+        load_calendar(conn, lookups.calendar_stamp), lookups.limits,
+        [(categories[i]["code"], submissions[i][0].channel) for i in locations], received_at)
     rows = []
     for i, loc in sorted(locations.items()):
         data, actor = submissions[i]

@@ -94,22 +94,26 @@ def authenticate(conn: Connection, secret: str | None) -> Principal:
     return found
 
 
-# Every intake batch runs this (RawQuery: see casegrid.db).
-_BY_HASHES = RawQuery("SELECT id, name, role, communities, revoked_at, token_hash FROM api_token "
-                      "WHERE token_hash = ANY(:h)")
+# What authentication reads of a token (cases.intake_lookups reads the same).
+TOKEN_COLUMNS = "id, name, role, communities, revoked_at, token_hash"
+_BY_HASHES = RawQuery(f"SELECT {TOKEN_COLUMNS} FROM api_token WHERE token_hash = ANY(:h)")
 
 
 def authenticate_many(conn: Connection, secrets: list[str | None]) -> dict[str | None, Principal | Unauthorized]:
     """Each presented token -> its principal, or the ``Unauthorized`` that
     :func:`authenticate` would raise for it. One query for all of them (intake batches)."""
-    hashes = {s: hash_token(s) for s in set(secrets) if s}
-    rows = {}
-    if hashes:
-        rows = {r["token_hash"]: r for r in _BY_HASHES.rows(
-            conn, {"h": sorted(set(hashes.values()))})}
+    hashes = sorted({hash_token(s) for s in secrets if s})
+    rows = {r["token_hash"]: r for r in _BY_HASHES.rows(conn, {"h": hashes})} if hashes else {}
+    return principals_from_rows(secrets, rows)
+
+
+def principals_from_rows(secrets: list[str | None],
+                         rows_by_hash: dict[str, dict]) -> dict[str | None, Principal | Unauthorized]:
+    """:func:`authenticate_many` from the ``api_token`` rows (:data:`TOKEN_COLUMNS`) already
+    read for the secrets' hashes (intake reads them with its other lookups)."""
     out: dict[str | None, Principal | Unauthorized] = {}
     for secret in set(secrets):
-        row = rows.get(hashes.get(secret)) if secret else None
+        row = rows_by_hash.get(hash_token(secret)) if secret else None
         if not secret:
             out[secret] = Unauthorized("missing token: send `Authorization: Bearer <token>`",
                                        field="Authorization")

@@ -311,6 +311,20 @@ def route_prepared(
     Raises ``NotFound(field='generation')`` when no community boundaries are loaded.
     """
     gen = require_generation(conn, generation_id)
+    return route_in_generation(conn, points, gen, tolerance_m=tolerance_m, margin_m=margin_m)
+
+
+def route_in_generation(
+    conn: Connection,
+    points: list[PreparedPoint],
+    gen: int,
+    *,
+    tolerance_m: float | None = None,
+    margin_m: float | None = None,
+) -> list[RouteResult]:
+    """:func:`route_prepared` in community generation ``gen``, which the caller has just
+    read from the database in this transaction (intake batches read the active one with
+    their other lookups), so it is not looked up again."""
     if not points:
         return []
     tol, margin = _params(tolerance_m, margin_m)

@@ -371,6 +371,12 @@ def test_intake_statements_stay_prepared_across_batches(city_db_url, city_engine
         assert found, f"no prepared statement contains {marker!r}"
         return found[0]
 
-    for marker in ('INSERT INTO "case"', "AS point_id", "SELECT q.ord, d.*", "DISTINCT ON (k.cat"):
+    # The insert, the routing, the duplicate search, and the lookups (tokens, categories,
+    # time limits, generation, calendar) in one statement: cases.intake_lookups.
+    for marker in ('INSERT INTO "case"', "AS point_id", "SELECT q.ord, d.*", "AS generation_id"):
         generic, custom = plans_of(marker)
         assert generic > 0, f"{marker}: {custom} custom plans and no generic plan"
+    assert "DISTINCT ON (k.cat" in next(s for s, _g, _c in plans if "AS generation_id" in s)
+    alone = [s for s, _g, _c in plans if "AS generation_id" not in s and (
+        "FROM api_token" in s or "FROM category" in s or "FROM calendar_year" in s)]
+    assert alone == [], "a lookup ran as a statement of its own"
