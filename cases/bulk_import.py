@@ -643,7 +643,7 @@ def _csv_fields(col: pd.Series) -> list[str]:
             out[i] = ""
         return out
     if col.dtype in (np.int64, pd.Int64Dtype()):
-        out = col.to_numpy(dtype=np.int64, na_value=0).astype(str).tolist()
+        out = list(map(str, col.to_numpy(dtype=np.int64, na_value=0).tolist()))
     elif col.dtype in (np.bool_, pd.BooleanDtype()):
         out = np.where(col.to_numpy(dtype=bool, na_value=False), "True", "False").tolist()
     else:
@@ -655,9 +655,19 @@ def _csv_fields(col: pd.Series) -> list[str]:
 
 def _csv_text_fields(col: pd.Series) -> list[str]:
     """A text (or other object) column's CSV fields; see :func:`_csv_fields`."""
+    values = col.to_numpy(dtype=object, na_value=None).tolist()
+    texts = ["" if v is None else v for v in values]
+    try:
+        joined = "".join(texts)
+    except TypeError:  # a value that is not text: field by field below
+        joined = None
+    # Most columns (ids, codes, names, phones) hold no character CSV quotes: one search of
+    # the whole column, instead of one per field, finds that out.
+    if joined is not None and not _CSV_SPECIAL.search(joined):
+        return texts
     out = []
     special = _CSV_SPECIAL.search
-    for v in col.to_numpy(dtype=object, na_value=None).tolist():
+    for v in values:
         if v is None:
             out.append("")
             continue

@@ -677,6 +677,8 @@ def test_chunk_csv_text_equals_pandas_to_csv(city_engine):
         "text": pd.array(['a "quoted", comma', "line\nbreak\r\n", "", None], dtype="string"),
         "plain": pd.array(["x", "简体中文", "  spaces  ", "\\N"], dtype="string"),
         "obj": np.array(["a,b", None, "c", "d"], dtype=object),
+        "ids": np.array(["A-1", None, "", "b"], dtype=object),  # nothing to quote
+        "mixed": np.array([1, "x", None, 2.5], dtype=object),  # not all text
         "lon": np.array([117.14874991734213, np.nan, 0.1 + 0.2, -0.0]),
         "due": pd.array([1762012885, None, 0, -5], dtype="Int64"),
         "flag": pd.array([True, None, False, True], dtype="boolean"),
@@ -690,7 +692,8 @@ def test_chunk_csv_text_equals_pandas_to_csv(city_engine):
     # and COPY reads it back as the same values
     with city_engine.connect() as conn, conn.begin():
         conn.execute(text("CREATE TEMP TABLE t (line bigint, text text, plain text, obj text,"
-                          " lon float8, due bigint, flag boolean, ok boolean) ON COMMIT DROP"))
+                          " ids text, mixed text, lon float8, due bigint, flag boolean,"
+                          " ok boolean) ON COMMIT DROP"))
         raw = conn.connection.driver_connection
         with raw.cursor() as cur, cur.copy("COPY t FROM STDIN (FORMAT csv)") as copy:
             copy.write(_csv_text(frame, columns))
@@ -698,6 +701,8 @@ def test_chunk_csv_text_equals_pandas_to_csv(city_engine):
         conn.rollback()
     assert [r.text for r in back] == ['a "quoted", comma', "line\nbreak\r\n", None, None]
     assert [r.obj for r in back] == ["a,b", None, "c", "d"]
+    assert [r.ids for r in back] == ["A-1", None, None, "b"]
+    assert [r.mixed for r in back] == ["1", "x", None, "2.5"]
     assert back[0].lon == 117.14874991734213 and back[2].lon == 0.1 + 0.2 and back[1].lon is None
     assert [r.due for r in back] == [1762012885, None, 0, -5]
     assert [r.flag for r in back] == [True, None, False, True]
