@@ -750,3 +750,36 @@ def test_repeats_filter_counts_each_ticket():
     assert second.values.tolist() == [["app", "3"], ["app", "1\x1fx"]]
     assert r.dropped == {"app\x1f1": 1, "app\x1f2": 1, "patrol\x1f1": 1}
     assert r.drop(chunk()).empty
+
+
+def test_validation_strips_cells_and_decides_each_distinct_value():
+    """Cells lose leading and trailing whitespace of any kind (as str.strip), and channel,
+    category and coordinate system are decided per distinct value and given to the right
+    rows, reasons included."""
+    from cases.mappings.apply import validate_chunk
+
+    mapping = load_mapping("hotline12345_zh")
+    catalogue = set(mapping.category_map.values()) - {"reject"}
+    base = {"工单编号": "A1", "来源渠道": "巡查上报", "诉求类型": "私搭乱建", "诉求内容": "x",
+            "地址": "", "经度": "117.15", "纬度": "35.09", "坐标系": "WGS84",
+            "来电时间": "2025-06-13 09:12:00", "来电人": "", "联系电话": "", "附件": ""}
+    rows = [
+        {**base, "工单编号": " A1\u3000", "来源渠道": "\xa0巡查上报 ", "诉求类型": "\t私搭乱建\n",
+         "诉求内容": " \u2003 ", "坐标系": " WGS84 "},
+        {**base, "工单编号": "A2", "诉求类型": "nope"},
+        {**base, "工单编号": "A3", "来源渠道": "bogus"},
+        {**base, "工单编号": "A4", "坐标系": "weird"},
+        {**base, "工单编号": "A5", "来电时间": "2025-13-01 00:00:00"},
+        {**base, "工单编号": "A6"},
+    ]
+    good, bad = validate_chunk(pd.DataFrame(rows, dtype=str), mapping, catalogue, "wgs84",
+                               first_line=2)
+    assert good["external_id"].tolist() == ["A1", "A6"]
+    assert good["channel"].tolist() == ["patrol", "patrol"]
+    assert good["category_code"].tolist() == [mapping.category_map["私搭乱建"]] * 2
+    assert good["description"].tolist() == ["", "x"] and good["input_crs"].tolist() == ["wgs84"] * 2
+    reasons = dict(zip(bad["line"], bad["reason"], strict=True))
+    assert sorted(reasons) == [3, 4, 5, 6]
+    assert "unknown category 'nope'" in reasons[3] and "channel 'bogus'" in reasons[4]
+    assert "coordinate system 'weird'" in reasons[5]
+    assert "reported_at '2025-13-01 00:00:00' does not match" in reasons[6]
