@@ -45,13 +45,13 @@ class IntakeLookups:
 
 _LOOKUPS = RawQuery(f"""
 SELECT
-  (SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]') FROM (
+  (SELECT coalesce(json_agg(t), '[]') FROM (
      SELECT {TOKEN_COLUMNS} FROM api_token
      WHERE token_hash IN (SELECT jsonb_array_elements_text(CAST(:hashes AS jsonb)))) t) AS tokens,
-  (SELECT coalesce(jsonb_agg(to_jsonb(c)), '[]') FROM (
+  (SELECT coalesce(json_agg(c), '[]') FROM (
      SELECT {CATEGORY_COLUMNS} FROM category
      WHERE code IN (SELECT jsonb_array_elements_text(CAST(:codes AS jsonb)))) c) AS categories,
-  (SELECT coalesce(jsonb_agg(to_jsonb(l)), '[]') FROM ({EFFECTIVE_MANY_SQL}) l) AS limits,
+  (SELECT coalesce(json_agg(l), '[]') FROM ({EFFECTIVE_MANY_SQL}) l) AS limits,
   (SELECT id FROM boundary_generation WHERE level = 'community' AND active) AS generation_id,
   s.years, s.imported_at
 FROM ({STAMP_SQL}) s
