@@ -1,7 +1,7 @@
 """Intake batching: concurrent ``POST /api/v1/cases`` requests share a transaction.
 
-Each case costs a handful of statements (token, category, routing, due times, insert,
-duplicates) and a COMMIT with its fsync. Under load, a worker gathers the submissions that
+Each case costs a handful of statements (the lookups of tokens, categories, time limits and
+boundaries in one, the routing, the insert, the duplicates) and a COMMIT with its fsync. Under load, a worker gathers the submissions that
 arrive while the database is busy with the previous batch and registers them together
 (:func:`cases.intake.register_cases`): the same statements and one COMMIT per batch
 instead of per case. With one request at a time a batch is that one request: nothing ever

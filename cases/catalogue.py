@@ -38,13 +38,13 @@ def get_category(conn: Connection, code: object) -> dict:
     return found
 
 
-# Every intake batch runs this (RawQuery: see casegrid.db).
 _BY_CODES = RawQuery(f"SELECT {CATEGORY_COLUMNS} FROM category WHERE code = ANY(:codes)")
 
 
 def get_categories(conn: Connection, codes: list[object]) -> dict[str, dict | InvalidInput]:
     """Each of ``codes`` (stripped) -> its active category row, or the ``InvalidInput`` that
-    :func:`get_category` would raise for it. One query for all of them (intake batches)."""
+    :func:`get_category` would raise for it. One query for all of them (intake batches
+    read the rows with their other lookups: :func:`categories_from_rows`)."""
     wanted = sorted({_clean(c) for c in codes} - {""})
     rows = {r["code"]: r for r in _BY_CODES.rows(conn, {"codes": wanted})} if wanted else {}
     return categories_from_rows(codes, rows)

@@ -96,8 +96,9 @@ FROM jsonb_to_recordset(CAST(:pairs AS jsonb)) AS k(cat text, ch text)
 JOIN time_limit t ON t.category_code IN (k.cat, '*') AND t.channel IN (k.ch, '*')
 ORDER BY k.cat, k.ch, t.step, (t.category_code = '*'), (t.channel = '*')
 """
-# Every intake batch runs this (see casegrid.db). The pairs come as a JSON document, not as
-# arrays, so the prepared statement keeps one generic plan (as geo.routing's points).
+# Intake batches read it within cases.intake_lookups' statement. The pairs come as a JSON
+# document, not as arrays, so a prepared statement keeps one generic plan (as geo.routing's
+# points).
 _EFFECTIVE_MANY = RawQuery(EFFECTIVE_MANY_SQL)
 
 

@@ -101,7 +101,8 @@ _BY_HASHES = RawQuery(f"SELECT {TOKEN_COLUMNS} FROM api_token WHERE token_hash =
 
 def authenticate_many(conn: Connection, secrets: list[str | None]) -> dict[str | None, Principal | Unauthorized]:
     """Each presented token -> its principal, or the ``Unauthorized`` that
-    :func:`authenticate` would raise for it. One query for all of them (intake batches)."""
+    :func:`authenticate` would raise for it. One query for all of them (intake batches
+    read the rows with their other lookups: :func:`principals_from_rows`)."""
     hashes = sorted({hash_token(s) for s in secrets if s})
     rows = {r["token_hash"]: r for r in _BY_HASHES.rows(conn, {"h": hashes})} if hashes else {}
     return principals_from_rows(secrets, rows)

@@ -168,7 +168,6 @@ def activate_generation(conn: Connection, generation_id: int) -> None:
     )
 
 
-# Every intake batch runs this (RawQuery: see casegrid.db).
 _ACTIVE = RawQuery("SELECT id FROM boundary_generation WHERE level = :l AND active")
 
 
