@@ -417,8 +417,10 @@ _CELL = {"s": ROUTE_CELL_DEG, "eps": 1e-9, "mpd": M_PER_DEG}
 # they are staged, while the reader thread validates the next chunk. The routing tables
 # collect the chunks: cg_cells every cell probed so far (cid and pieces NULL where the
 # pieces within the margin belong to more than one community or to none), so a cell is
-# probed once per import; cg_easy the points routed by their cell; cg_routed every
-# routed point. cg_chunk holds the chunk's points (its own statistics for the plans).
+# probed once per import; cg_routed every routed point. cg_chunk holds the chunk's points
+# and cg_easy those of them routed by their cell, both emptied for each chunk (a
+# cumulative cg_easy was scanned whole, twice, for every chunk), each with its own
+# statistics for the plans.
 _ROUTE_DDL = """
 DROP TABLE IF EXISTS cg_cells, cg_chunk, cg_easy, cg_routed;
 CREATE TEMP TABLE cg_cells (i int, j int, cid int, pieces geometry, PRIMARY KEY (i, j))
@@ -482,11 +484,13 @@ def _route_lines(conn: Connection, params: dict, table: str, first: int, last: i
     exactly as ``route_sql`` would (see the comment above ROUTE_CELL_DEG); returns how many
     went by their cell. After :func:`_route_begin`."""
     span = {**params, "first": first, "last": last}
-    conn.execute(text("TRUNCATE cg_chunk"))
+    conn.execute(text("TRUNCATE cg_chunk, cg_easy"))
     conn.execute(text(_CHUNK_SQL.format(table=table)), span)
     conn.execute(text("ANALYZE cg_chunk"))
     conn.execute(text(_CELLS_SQL), span)
-    conn.execute(text("ANALYZE cg_cells"))
+    # The plans join cells by (i, j) and filter on cid; statistics of the collected
+    # pieces (a geometry histogram over every sampled cell) would cost more than the rest.
+    conn.execute(text("ANALYZE cg_cells (i, j, cid)"))
     easy = conn.execute(text(_EASY_SQL), span).scalar_one()
     conn.execute(text("ANALYZE cg_easy"))
     conn.execute(text(f"INSERT INTO cg_routed {_ROUTED_SELECT}"), span)
