@@ -2,8 +2,8 @@
 
 uvicorn logs each response through the ``logging`` module: a ``LogRecord``, the handler's
 lock, its ``AccessFormatter`` (a copy of the record, the status phrase, the request line),
-then a write and a flush of the stream for every line. Under intake load that was about a
-tenth of a worker's time (``py-spy`` of a worker under ``wrk``).
+then a write and a flush of the stream for every line: a visible share of a worker's time
+under intake load (``py-spy`` of a worker under ``wrk``).
 
 When the access logger is set up as uvicorn sets it up by default (one stream handler
 with uvicorn's ``AccessFormatter`` and its default format, no colours, INFO enabled),

@@ -182,8 +182,8 @@ def intake_json(row: dict, created: bool, duplicates: list[dict]) -> bytes:
 
     Every value comes from casegrid's own database row in the type the model declares, so
     the dict is serialized by pydantic-core directly: validating it into an ``IntakeOut``
-    first doubled the cost of every intake answer (tests compare the two byte for byte
-    once parsed)."""
+    first cost as much again as the serialization, on every intake answer (a test compares
+    the two answers, parsed)."""
     out = case_out(row)
     out["created"] = created
     out["possible_duplicates"] = [{k: d[k] for k in _DUPLICATE_FIELDS} for d in duplicates]

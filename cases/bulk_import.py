@@ -94,7 +94,8 @@ BULK_MIN_ROWS = 100_000
 # `python -m bench --only bulk_import`; max_parallel_maintenance_workers = 0 instead of the
 # default 2 made the rebuild no faster either.)
 BULK_WORK_MEM = "1GB"
-# Which phase is running, how far it got, and its total (None when unknown).
+# Which phase is running ("read", "validate+copy" (validating, COPY and routing, chunk by
+# chunk), "dedup", "insert", "indexes"), how far it got, and its total (None when unknown).
 ProgressFn = Callable[[str, float, float | None], None]
 
 
@@ -464,12 +465,11 @@ WITH easy AS (
 SELECT count(*) FROM easy
 """.format(**_CELL)
 _HARD_POINTS = ("SELECT n.line AS id, ST_SetSRID(ST_MakePoint(n.lon, n.lat), 4326) AS geom"
-                " FROM cg_chunk n WHERE NOT EXISTS (SELECT 1 FROM cg_easy e"
-                " WHERE e.id = n.line AND e.id BETWEEN :first AND :last)")
+                " FROM cg_chunk n WHERE NOT EXISTS (SELECT 1 FROM cg_easy e WHERE e.id = n.line)")
 _ROUTED_SELECT = f"""
 SELECT id, CAST('inside' AS text) AS rule, CAST(0 AS float8) AS distance_m,
        cid AS community_id, CAST('[]' AS jsonb) AS alternates, false AS near_boundary
-FROM cg_easy WHERE id BETWEEN :first AND :last
+FROM cg_easy
 UNION ALL
 SELECT id, rule, distance_m, community_id, alternates, near_boundary
 FROM ({route_sql(_HARD_POINTS)}) hard
@@ -481,7 +481,7 @@ def _route_begin(conn: Connection, params: dict) -> None:
     columns and types of route_sql's result."""
     conn.execute(text(_ROUTE_DDL))
     conn.execute(text(f"CREATE TEMP TABLE cg_routed ON COMMIT DROP AS {_ROUTED_SELECT}"
-                      " WITH NO DATA"), {**params, "first": 0, "last": -1})
+                      " WITH NO DATA"), params)
 
 
 def _route_lines(conn: Connection, params: dict, table: str, first: int, last: int) -> int:
@@ -934,7 +934,7 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
         clock = time.perf_counter()
     conn.execute(text(_ANALYZE_STAGE))
     if progress:
-        progress("route", 0, None)
+        progress("dedup", 0, None)
     report.duplicates_in_file = sum(repeats.dropped.values())
     if conn.execute(text('SELECT EXISTS (SELECT 1 FROM "case")')).scalar_one():
         report.duplicates_in_file -= repeats.stored_already(conn)

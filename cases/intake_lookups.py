@@ -3,8 +3,7 @@
 A batch needs the presented tokens, the submitted categories, the active community
 generation, the calendar's cache stamp and the time limits of its (category, channel)
 pairs. Read one statement each, they were five round trips per batch, each costing the
-worker and the database more than the lookup itself (an in-process comparison, batches of
-8, without them: about an eighth less CPU per case). :func:`fetch_intake_lookups` reads
+worker and the database more than the lookup itself. :func:`fetch_intake_lookups` reads
 them all in one statement built from each module's own SQL (the token and category
 columns, the limits query, the calendar stamp), and the modules turn the rows into what
 their one-query functions return: :func:`cases.tokens.principals_from_rows`,

@@ -130,7 +130,7 @@ def test_failure_midway_leaves_zero_rows(city_engine):
     with pytest.raises(RuntimeError, match="simulated crash"):
         import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True,
                      progress=crash_after_insert)
-    assert "route" in stages and "insert" in stages
+    assert "dedup" in stages and "insert" in stages
     assert _counts(city_engine) == (0, 0)
 
 
@@ -783,3 +783,32 @@ def test_validation_strips_cells_and_decides_each_distinct_value():
     assert "unknown category 'nope'" in reasons[3] and "channel 'bogus'" in reasons[4]
     assert "coordinate system 'weird'" in reasons[5]
     assert "reported_at '2025-13-01 00:00:00' does not match" in reasons[6]
+
+
+def test_the_cli_progress_names_every_phase_and_closes_reading_at_dedup(city_engine):
+    """`casegrid cases import` draws one labelled bar per phase the import reports; when
+    the deduplication starts, reading and validating are over."""
+    from io import StringIO
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from casegrid.cli.cases_import import _LABELS, RichProgress
+
+    seen: list[str] = []
+    with Progress(console=Console(file=StringIO())) as bar:
+        hook = RichProgress(bar)
+
+        def progress(phase: str, done: float, total: float | None) -> None:
+            seen.append(phase)
+            hook(phase, done, total)
+            if phase == "dedup":
+                for earlier in ("read", "validate+copy"):
+                    task = bar.tasks[hook.tasks[earlier]]
+                    assert task.finished, f"{earlier} still open when dedup started"
+
+        import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=False, progress=progress)
+        hook.close()
+        labels = [t.description for t in bar.tasks]
+    assert {"read", "validate+copy", "dedup", "insert"} <= set(seen)
+    assert labels == [_LABELS[p] for p in dict.fromkeys(seen)]

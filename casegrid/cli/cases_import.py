@@ -22,8 +22,9 @@ cases_app = typer.Typer(help="Import complaints in bulk.", no_args_is_help=True)
 _LABELS = {
     "read": "reading file",
     "validate+copy": "validating + COPY + routing (rows)",
-    "route": "deduplicating",
+    "dedup": "deduplicating",
     "insert": "inserting cases + history",
+    "indexes": "rebuilding indexes + keys",
     "deadlines": "setting deadlines",
 }
 
@@ -40,7 +41,7 @@ class RichProgress:
         if phase not in self.tasks:
             if self.last and self.last not in ("read", "validate+copy"):
                 self._finish(self.last)
-            if phase == "route":  # reading is over when routing starts
+            if phase == "dedup":  # reading (and routing, chunk by chunk) is over
                 for p in ("read", "validate+copy"):
                     if p in self.tasks:
                         self._finish(p)
