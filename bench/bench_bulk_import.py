@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
+from bench import pgstat
 from bench.harness import Context, Outcome, Row, log, median, timed
 from bench.ledger import MAPPING, case_count, write_hotline_csv
 
@@ -123,7 +124,9 @@ def run(ctx: Context) -> Outcome:
     before = case_count(ctx.engine)
     log(f"bulk_import: import_cases on {n:,} rows (committed, backdated; budget {budget:.0f} s)")
     phase: list[str] = []
+    tracked = pgstat.reset(ctx.engine)
     t_imp, report, error = _import_with_budget(ctx, csv_path, budget, phase)
+    statements = pgstat.top(ctx.engine, 10) if tracked else []
     stored = case_count(ctx.engine) - before
     t, _ = timed(lambda: bare_copy_join(ctx.engine, csv_path, ctx.community_generation))
     base.append(t)
@@ -147,4 +150,12 @@ def run(ctx: Context) -> Outcome:
         Row("bulk_import", "import throughput", n / t_imp, "rows/s", "bare COPY + join",
             n / b, "report"),
     ]
-    return Outcome(rows)
+    if not statements:
+        return Outcome(rows)
+    section = "\n".join([
+        "## Bulk import: PostgreSQL's time by statement", "",
+        f"The {n:,}-row import's statements that took the most time (`pg_stat_statements`, "
+        "top-level statements; the import's own transaction, so its COPY chunks, routing, "
+        "INSERT and each rebuilt index appear apart), per 1,000 rows:", "",
+        *pgstat.table(statements, max(1, n // 1000), "1,000 rows")])
+    return Outcome(rows, [section])

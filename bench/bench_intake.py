@@ -25,6 +25,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from bench import pgstat
 from bench.cpu import cluster_pids, cpu_seconds, session_pids, used_between
 from bench.harness import Context, Outcome, Row, Skip, log, percentile
 from bench.points import generate_points
@@ -138,11 +139,13 @@ def run(ctx: Context) -> Outcome:
         h = _wrk(base, health_seconds, {})
         log(f"intake: POST /api/v1/cases, {CLIENTS} clients (wrk), {seconds:.0f} s")
         app_pids, db_pids = session_pids(server["session"]), cluster_pids(ctx.cluster.pgdata)
+        tracked = pgstat.reset(ctx.engine)
         app0, db0 = cpu_seconds(app_pids), cpu_seconds(db_pids)
         r = _wrk(base, seconds, {"CG_TOKEN": secret, "CG_POINTS": str(points_file),
                                  "CG_PREFIX": PREFIX})
         app_cpu = used_between(app0, cpu_seconds(app_pids | session_pids(server["session"])))
         db_cpu = used_between(db0, cpu_seconds(db_pids | cluster_pids(ctx.cluster.pgdata)))
+        statements = pgstat.top(ctx.engine) if tracked else []
     with ctx.engine.connect() as conn:
         stored = conn.execute(text(
             "SELECT count(*) FROM \"case\" WHERE channel = 'platform' AND external_id LIKE :p"
@@ -209,6 +212,11 @@ def run(ctx: Context) -> Outcome:
         f"register more than about {ceiling:,.0f} cases/s this way, however the work is "
         "scheduled.",
         "",
+        *([f"PostgreSQL's time by statement during the {seconds:.0f} s under wrk "
+           "(`pg_stat_statements`, top-level statements, so a trigger's work counts in the "
+           "INSERT that fired it; wall time inside the server, waits for a CPU included), "
+           f"per case over the {int(r['requests']):,} POSTs:", "",
+           *pgstat.table(statements, int(r["requests"]), "case"), ""] if statements else []),
         "Cumulative time per case in the project's own functions, one at a time (cProfile "
         "over the in-process calls; nested, so the lines overlap):",
         "",

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
+from bench.pgstat import PRELOAD
 from casegrid.cluster import Cluster, free_port
 from casegrid.db import make_engine, migrate
 from casegrid.settings import PROJECT_ROOT, Settings
@@ -265,7 +266,8 @@ def throwaway_database(workdir: Path) -> Iterator[tuple[Cluster, str]]:
     cluster = Cluster(data_dir=workdir / "pg", port=free_port(), db_name="casegrid_bench")
     try:
         log(f"starting a throwaway PostgreSQL on port {cluster.port} in {cluster.data_dir}")
-        cluster.start()
+        # pg_stat_statements loaded: benchmarks can show which statements took the time.
+        cluster.start(settings=PRELOAD)
         cluster.create_database("casegrid_bench")
         url = cluster.url("casegrid_bench")
         migrate(url)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -140,11 +141,19 @@ class Cluster:
             return False
         return self._run_as_owner(["pg_ctl", "status", "-D", str(self.pgdata)], check=False).returncode == 0
 
-    def start(self, fast: bool = False) -> None:
+    def start(self, fast: bool = False, settings: dict[str, str] | None = None) -> None:
         """Start the server (initialising it first) and wait until it accepts connections.
 
         ``fast`` trades durability for speed (fsync off), for throwaway test clusters only.
+        ``settings`` are more server settings (name to value) for this start, e.g. the
+        benchmarks' ``shared_preload_libraries``.
         """
+        extra = []
+        for name, value in (settings or {}).items():
+            # pg_ctl hands the options to a shell: plain names and values only.
+            if not re.fullmatch(r"[a-z_.]+", name) or not re.fullmatch(r"[\w.,/-]+", value):
+                raise ClusterError(f"server setting {name}={value!r} is not a plain name=value")
+            extra.append(f"-c {name}={value}")
         self.init()
         self._prepare_dirs()
         if self.running():
@@ -161,6 +170,7 @@ class Cluster:
         ]
         if fast:
             opts += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        opts += extra
         self._run_as_owner(
             ["pg_ctl", "start", "-w", "-t", "60", "-D", str(self.pgdata),
              "-l", str(self.log_file), "-o", " ".join(opts)]
