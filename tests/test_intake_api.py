@@ -407,6 +407,33 @@ def test_possible_duplicates_are_open_same_category_nearby_nearest_first(api):
     assert {"case_no", "status", "reported_at"} <= set(dups[0])
 
 
+def _projected(engine: Engine, lon: float, lat: float, metres: float, azimuth_deg: float
+               ) -> tuple[float, float]:
+    """The point ``metres`` from (lon, lat) along the geodesic at ``azimuth_deg``."""
+    with engine.connect() as conn:
+        x, y = conn.execute(text(
+            "SELECT ST_X(p::geometry), ST_Y(p::geometry) FROM ST_Project("
+            "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :m, radians(:az)) p"),
+            {"lon": lon, "lat": lat, "m": metres, "az": azimuth_deg}).one()
+    return x, y
+
+
+def test_duplicates_just_inside_the_radius_are_found_in_every_direction(api):
+    """The candidate box is narrower in latitude than in longitude: a neighbour 49 m away
+    due north, east, south, west or on a diagonal is offered, one 51 m away is not."""
+    code, lon, lat = interior_points(api.engine)[40]
+    at = "2025-06-01T21:30:00+08:00"
+    inside, outside = set(), set()
+    for azimuth in range(0, 360, 45):
+        inside.add(_post(api, *_projected(api.engine, lon, lat, 49.0, azimuth),
+                         category="0504", reported_at=at)["id"])
+        outside.add(_post(api, *_projected(api.engine, lon, lat, 51.0, azimuth),
+                          category="0504", reported_at=at)["id"])
+    dups = _post(api, lon, lat, category="0504", reported_at=at)["possible_duplicates"]
+    assert {d["id"] for d in dups} == inside and not outside & inside
+    assert all(d["distance_m"] == pytest.approx(49.0, abs=0.01) for d in dups)
+
+
 def test_per_category_radius_override_widens_the_search_for_noise(api):
     code, lon, lat = interior_points(api.engine)[30]
     noise80 = _post(api, *east_of(lon, lat, 80), category="0599")   # 0599: 100 m, 1 day
@@ -428,7 +455,7 @@ def test_duplicate_search_uses_the_spatial_index(api):
         conn.execute(text('ANALYZE "case"'))
         conn.execute(text("SET LOCAL enable_seqscan = off"))
         query = {"ord": 0, "id": 0, "lon": lon, "lat": lat, "category": "0504",
-                 "at": "2025-06-01T00:00:00+00:00", "days": 7, "deg": 0.0006, "radius": 50.0,
+                 "at": "2025-06-01T00:00:00+00:00", "days": 7, "deg": 0.0006, "deg_lat": 0.0005, "radius": 50.0,
                  "scope": None}
         plan = "\n".join(conn.execute(text("EXPLAIN " + DUPLICATES_SQL), {
             "queries": json.dumps([query, {**query, "ord": 1}]), "limit": 10}).scalars())
