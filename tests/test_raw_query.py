@@ -124,3 +124,21 @@ def test_json_param_reaches_postgresql_as_the_same_values(engine):
     assert got[1]["t"] == datetime(2026, 1, 1, tzinfo=ZoneInfo("Asia/Shanghai"))  # naive: local
     assert [g["s"] for g in got] == [rows[0]["s"], "", "x\ny"]
     assert [g["d"] for g in got] == ["0.1", None, "2"]
+
+
+def test_the_pool_hands_out_the_connection_given_back_last(db_url):
+    """LIFO: after a burst opened several connections, steady work reuses the latest."""
+    from casegrid.db import make_engine
+
+    engine = make_engine(db_url)
+    try:
+        first, second, third = engine.connect(), engine.connect(), engine.connect()
+        raw = {name: c.connection.dbapi_connection
+               for name, c in (("first", first), ("second", second), ("third", third))}
+        for conn in (third, first, second):  # second is given back last
+            conn.close()
+        for _ in range(3):
+            with engine.connect() as again:
+                assert again.connection.dbapi_connection is raw["second"]
+    finally:
+        engine.dispose()
