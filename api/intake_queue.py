@@ -1,11 +1,12 @@
 """Intake batching: concurrent ``POST /api/v1/cases`` requests share a transaction.
 
 Each case costs a handful of statements (the lookups of tokens, categories, time limits and
-boundaries in one, the routing, the insert, the duplicates) and a COMMIT with its fsync. Under load, a worker gathers the submissions that
-arrive while the database is busy with the previous batch and registers them together
-(:func:`cases.intake.register_cases`): the same statements and one COMMIT per batch
-instead of per case. With one request at a time a batch is that one request: nothing ever
-waits for company (there is no timer), so a quiet server answers as fast as before.
+boundaries in one, the routing, the insert, the duplicates) and a COMMIT with its fsync.
+Under load, a worker gathers the submissions that arrive while the database is busy with
+the previous batch and registers them together (:func:`cases.intake.register_cases`): the
+same statements and one COMMIT per batch instead of per case. With one request at a time a
+batch is that one request: nothing ever waits for company (there is no timer), so a quiet
+server answers as fast as before.
 
 Each submission keeps its own outcome. A bad token, a role that may not submit, an invalid
 body or bad coordinates fail only that request (401/403/422 as before), in the same order

@@ -97,9 +97,9 @@ def migrate(url: str) -> None:
 def json_param(value: object) -> str:
     """``value`` as the text of a JSON parameter (``CAST(:x AS jsonb)``), for the documents
     intake batches send (rows to insert, points to route). pydantic-core writes them in
-    Rust; ``json.dumps(..., default=str)`` made a Python call per datetime, which
-    dominated its time (timestamps go as ISO 8601, which ``timestamptz`` reads; floats in their
-    shortest exact form, so PostgreSQL gets the same doubles)."""
+    Rust; ``json.dumps(..., default=str)`` made a Python call per datetime, which dominated
+    its time. Timestamps go as ISO 8601, which ``timestamptz`` reads; floats in their
+    shortest exact form, so PostgreSQL gets the same doubles."""
     return pydantic_core.to_json(value, fallback=str).decode()
 
 

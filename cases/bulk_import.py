@@ -91,8 +91,8 @@ BULK_MIN_ROWS = 100_000
 # back): its sort, hash tables and materialized join (``src``) hold a million rows; at the
 # server's 64 MB they spill to temporary files. (maintenance_work_mem for the index rebuild
 # made no difference: 256 MB and 1 GB alike, alternating, in a scratch database and in
-# `python -m bench --only bulk_import`; max_parallel_maintenance_workers = 0 instead of the
-# default 2 made the rebuild no faster either.)
+# `python -m bench --only bulk_import`. The btree rebuilds run with the server's parallel
+# maintenance workers, in this transaction too; without them they take longer.)
 BULK_WORK_MEM = "1GB"
 # Which phase is running ("read", "validate+copy" (validating, COPY and routing, chunk by
 # chunk), "dedup", "insert", "indexes"), how far it got, and its total (None when unknown).

@@ -423,14 +423,14 @@ def test_duplicates_just_inside_the_radius_are_found_in_every_direction(api):
     due north, east, south, west or on a diagonal is offered, one 51 m away is not."""
     code, lon, lat = interior_points(api.engine)[40]
     at = "2025-06-01T21:30:00+08:00"
-    inside, outside = set(), set()
+    inside = set()
     for azimuth in range(0, 360, 45):
         inside.add(_post(api, *_projected(api.engine, lon, lat, 49.0, azimuth),
                          category="0504", reported_at=at)["id"])
-        outside.add(_post(api, *_projected(api.engine, lon, lat, 51.0, azimuth),
-                          category="0504", reported_at=at)["id"])
+        _post(api, *_projected(api.engine, lon, lat, 51.0, azimuth), category="0504",
+              reported_at=at)
     dups = _post(api, lon, lat, category="0504", reported_at=at)["possible_duplicates"]
-    assert {d["id"] for d in dups} == inside and not outside & inside
+    assert {d["id"] for d in dups} == inside  # none of the eight just outside
     assert all(d["distance_m"] == pytest.approx(49.0, abs=0.01) for d in dups)
 
 
