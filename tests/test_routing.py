@@ -22,7 +22,7 @@ from pyproj import Geod
 from shapely.geometry import Point, box
 
 from casegrid.errors import CoordinateError, InvalidInput, NotFound
-from geo.boundaries import store_generation
+from geo.boundaries import store_generation, subdivide_generation
 from geo.coords import from_wgs84
 from geo.routing import route
 
@@ -223,6 +223,29 @@ def test_huge_polygon_is_subdivided_and_edges_still_count(engine):
     vx, vy = np.asarray(ring.exterior.coords)[1234]
     assert _route(engine, float(vx), float(vy)).rule == "inside"
     assert _route(engine, 117.2, 35.2 + 0.0502, tolerance_m=0).rule == "outside"
+
+
+def _piece_index_pages(conn) -> int:  # noqa: ANN001 - a SQLAlchemy connection
+    return conn.exec_driver_sql(
+        "SELECT pg_relation_size('community_piece_geom_gist')"
+        " / current_setting('block_size')::int").scalar_one()
+
+
+def test_piece_index_keeps_small_leaves_after_every_subdivision(engine):
+    # Routing tests a point against every entry of each leaf page it visits: the piece index
+    # is built with small leaves (migration 0015) and rebuilt after the pieces are written.
+    # Filled whole (the sorted build, or pieces inserted into it one by one), its leaves
+    # hold about 200 pieces each and the index has a page per 150 pieces or fewer.
+    ring = Point(117.2, 35.2).buffer(0.05, quad_segs=5000)
+    gdf = gpd.GeoDataFrame({"code": ["999"], "name": ["huge"]}, geometry=[ring], crs=4326)
+    with engine.begin() as conn:
+        gen = store_generation(conn, "community", gdf, source="t", source_crs="EPSG:4326").id
+        for max_vertices in (None, 16):
+            if max_vertices:
+                subdivide_generation(conn, gen, max_vertices=max_vertices)
+            pieces = conn.exec_driver_sql("SELECT count(*) FROM community_piece").scalar_one()
+            assert pieces > 300
+            assert _piece_index_pages(conn) >= pieces / 40, (pieces, _piece_index_pages(conn))
 
 
 def test_every_point_gets_exactly_one_documented_rule(engine, layout):
