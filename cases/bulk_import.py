@@ -11,7 +11,7 @@ The pipeline, all in ONE transaction:
 3. ``COPY`` the good rows of each chunk into a temporary staging table (psycopg 3) and
    route that chunk's rows (by their line range) at once, appending to the routed table:
    points whose surroundings hold one community only (binned into small cells, each cell
-   probed once per import: ``_CELLS_SQL``) by a hash join, every other point with ONE
+   probed once per import: ``geo.route_cells``) by a hash join, every other point with ONE
    routing join (``geo.routing.route_sql``); the same result as route_sql alone. Steps
    1-2 run in a worker thread a chunk or two ahead, so Python validates the next chunks
    while the database stages and routes this one (the worker never touches the database);
@@ -59,7 +59,6 @@ from __future__ import annotations
 import codecs
 import csv
 import queue
-import re
 import threading
 import time
 from collections import Counter
@@ -74,13 +73,15 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, Row, text
 
+from casegrid.csv_text import csv_text
 from casegrid.errors import ImportFailed
 from casegrid.settings import get_settings
 from cases.bulk_deadlines import InitialDue
 from cases.mappings import CHANNELS, REQUIRED, Mapping, load_mapping
 from cases.mappings.apply import STAGE_COLUMNS, validate_chunk
+from geo import route_cells
 from geo.coords import normalise_crs
-from geo.routing import M_PER_DEG, require_generation, route_sql
+from geo.routing import require_generation
 
 DEFAULT_CHUNK_ROWS = 100_000
 # Below this many new cases the row-by-row index upkeep costs a few seconds at most, not
@@ -406,108 +407,6 @@ def _drop_secondary(conn: Connection, new: int) -> tuple[bool, list[str]]:
     return True, [r.create_sql for r in rows]
 
 
-# Routing of the new rows, in two steps. Most points lie well inside one community, and
-# route_sql spends as much on grouping and joining every point as on its index probe. So
-# the points are first binned into cells of ROUTE_CELL_DEG degrees, and each cell (not
-# each point) is probed once: the boundary pieces within the margin of the cell, with the
-# radius route_sql uses for a point at the cell's latitude farthest from the equator (the
-# largest; a little more for rounding), and the box a little larger than the cell so
-# that floor() cannot put a point outside its cell. Where all those pieces belong to one
-# community, route_sql's first probe for any point of the cell finds only pieces of that
-# community; a point one of them covers (ST_Covers of their collection: the
-# point-in-polygon test per part) is then 'inside' it, at distance 0, not near a boundary,
-# without alternates. Every other point goes through route_sql. Tests compare the result
-# with route_sql alone.
-ROUTE_CELL_DEG = 0.0005
-_CELL = {"s": ROUTE_CELL_DEG, "eps": 1e-9, "mpd": M_PER_DEG}
-# The import routes chunk by chunk, each chunk's rows (lines :first to :last) as soon as
-# they are staged, while the reader thread validates the next chunk. The routing tables
-# collect the chunks: cg_cells every cell probed so far (cid and pieces NULL where the
-# pieces within the margin belong to more than one community or to none), so a cell is
-# probed once per import; cg_routed every routed point. cg_chunk holds the chunk's points
-# and cg_easy those of them routed by their cell, both emptied for each chunk (a
-# cumulative cg_easy was scanned whole, twice, for every chunk), each with its own
-# statistics for the plans.
-_ROUTE_DDL = """
-DROP TABLE IF EXISTS cg_cells, cg_chunk, cg_easy, cg_routed;
-CREATE TEMP TABLE cg_cells (i int, j int, cid int, pieces geometry, PRIMARY KEY (i, j))
-    ON COMMIT DROP;
-CREATE TEMP TABLE cg_chunk (line bigint, lon double precision, lat double precision)
-    ON COMMIT DROP;
-CREATE TEMP TABLE cg_easy (id bigint, cid int) ON COMMIT DROP
-"""
-_CHUNK_SQL = "INSERT INTO cg_chunk SELECT line, lon, lat FROM {table} WHERE line BETWEEN :first AND :last"
-_CELLS_SQL = """
-INSERT INTO cg_cells (i, j, cid, pieces)
-SELECT c.i, c.j,
-       CASE WHEN min(cp.community_id) = max(cp.community_id) THEN min(cp.community_id) END,
-       CASE WHEN min(cp.community_id) = max(cp.community_id) THEN ST_Collect(cp.geom) END
-FROM (SELECT DISTINCT floor(lon / {s})::int AS i, floor(lat / {s})::int AS j FROM cg_chunk) c
-LEFT JOIN community_piece cp
-  ON cp.generation_id = :gen
- AND ST_DWithin(cp.geom,
-                ST_MakeEnvelope(c.i * {s} - {eps}, c.j * {s} - {eps},
-                                (c.i + 1) * {s} + {eps}, (c.j + 1) * {s} + {eps}, 4326),
-                :margin_m * (1 + 1e-6)
-                / ({mpd} * cos(radians(greatest(abs(c.j * {s}), abs((c.j + 1) * {s})) + {eps}))))
-WHERE NOT EXISTS (SELECT 1 FROM cg_cells k WHERE k.i = c.i AND k.j = c.j)
-GROUP BY c.i, c.j
-""".format(**_CELL)
-_EASY_SQL = """
-WITH easy AS (
-    INSERT INTO cg_easy
-    SELECT n.line AS id, k.cid
-    FROM cg_chunk n
-    JOIN cg_cells k ON k.i = floor(n.lon / {s})::int AND k.j = floor(n.lat / {s})::int
-    WHERE k.cid IS NOT NULL AND ST_Covers(k.pieces, ST_SetSRID(ST_MakePoint(n.lon, n.lat), 4326))
-    RETURNING 1
-)
-SELECT count(*) FROM easy
-""".format(**_CELL)
-_HARD_POINTS = ("SELECT n.line AS id, ST_SetSRID(ST_MakePoint(n.lon, n.lat), 4326) AS geom"
-                " FROM cg_chunk n WHERE NOT EXISTS (SELECT 1 FROM cg_easy e WHERE e.id = n.line)")
-_ROUTED_SELECT = f"""
-SELECT id, CAST('inside' AS text) AS rule, CAST(0 AS float8) AS distance_m,
-       cid AS community_id, CAST('[]' AS jsonb) AS alternates, false AS near_boundary
-FROM cg_easy
-UNION ALL
-SELECT id, rule, distance_m, community_id, alternates, near_boundary
-FROM ({route_sql(_HARD_POINTS)}) hard
-"""
-
-
-def _route_begin(conn: Connection, params: dict) -> None:
-    """Create the (empty) routing tables for :func:`_route_lines`; cg_routed has the
-    columns and types of route_sql's result."""
-    conn.execute(text(_ROUTE_DDL))
-    conn.execute(text(f"CREATE TEMP TABLE cg_routed ON COMMIT DROP AS {_ROUTED_SELECT}"
-                      " WITH NO DATA"), params)
-
-
-def _route_lines(conn: Connection, params: dict, table: str, first: int, last: int) -> int:
-    """Route the rows of ``table`` (line, lon, lat) with lines ``first`` to ``last`` into
-    cg_routed (id = line, rule, distance_m, community_id, alternates, near_boundary),
-    exactly as ``route_sql`` would (see the comment above ROUTE_CELL_DEG); returns how many
-    went by their cell. After :func:`_route_begin`."""
-    span = {**params, "first": first, "last": last}
-    conn.execute(text("TRUNCATE cg_chunk, cg_easy"))
-    conn.execute(text(_CHUNK_SQL.format(table=table)), span)
-    conn.execute(text("ANALYZE cg_chunk"))
-    conn.execute(text(_CELLS_SQL), span)
-    # The plans join cells by (i, j) and filter on cid; statistics of the collected
-    # pieces (a geometry histogram over every sampled cell) would cost more than the rest.
-    conn.execute(text("ANALYZE cg_cells (i, j, cid)"))
-    easy = conn.execute(text(_EASY_SQL), span).scalar_one()
-    conn.execute(text("ANALYZE cg_easy"))
-    conn.execute(text(f"INSERT INTO cg_routed {_ROUTED_SELECT}"), span)
-    return easy
-
-
-def _route_end(conn: Connection) -> None:
-    """The key of cg_routed, for the INSERT's join (once every chunk is routed)."""
-    conn.execute(text("ALTER TABLE cg_routed ADD PRIMARY KEY (id); ANALYZE cg_routed"))
-
-
 # The register events' data of the exclusive path, per routing rule and community (a few
 # hundred at most): each event takes its kind's object and sets its line in it, which
 # costs a fraction of a jsonb_build_object of eight values per row (whose "any" arguments
@@ -634,67 +533,7 @@ def _chunk_csv(good: pd.DataFrame, due: InitialDue | None, now_s: int | None) ->
                  else np.full(len(good), now_s, dtype=np.int64))
         good["review_s"], good["reply_s"], good["due_prov"] = due.compute(
             start, good["category_code"].to_numpy(), good["channel"].to_numpy())
-    return _csv_text(good, _COPY_COLUMNS)
-
-
-# A field CSV must quote (COPY's CSV format, as the csv module's QUOTE_MINIMAL decides).
-_CSV_SPECIAL = re.compile(r'[,"\r\n]')
-
-
-def _csv_fields(col: pd.Series) -> list[str]:
-    """One column's CSV fields: '' for a missing value (NULL to COPY), floats as repr()
-    (the shortest text that reads back as the same double), text quoted where needed."""
-    # By the column's own dtype: a nullable Int64 column's to_numpy() is float64 (NaN for
-    # NA), whose repr() would write 1.0 for 1.
-    if col.dtype == np.float64:
-        values = col.to_numpy()
-        out = [repr(v) for v in values.tolist()]
-        for i in np.flatnonzero(np.isnan(values)).tolist():
-            out[i] = ""
-        return out
-    if col.dtype in (np.int64, pd.Int64Dtype()):
-        out = list(map(str, col.to_numpy(dtype=np.int64, na_value=0).tolist()))
-    elif col.dtype in (np.bool_, pd.BooleanDtype()):
-        out = np.where(col.to_numpy(dtype=bool, na_value=False), "True", "False").tolist()
-    else:
-        return _csv_text_fields(col)
-    for i in np.flatnonzero(col.isna().to_numpy()).tolist():
-        out[i] = ""
-    return out
-
-
-def _csv_text_fields(col: pd.Series) -> list[str]:
-    """A text (or other object) column's CSV fields; see :func:`_csv_fields`."""
-    values = col.to_numpy(dtype=object, na_value=None).tolist()
-    texts = ["" if v is None else v for v in values]
-    try:
-        joined = "".join(texts)
-    except TypeError:  # a value that is not text: field by field below
-        joined = None
-    # Most columns (ids, codes, names, phones) hold no character CSV quotes: one search of
-    # the whole column, instead of one per field, finds that out.
-    if joined is not None and not _CSV_SPECIAL.search(joined):
-        return texts
-    out = []
-    special = _CSV_SPECIAL.search
-    for v in values:
-        if v is None:
-            out.append("")
-            continue
-        v = v if isinstance(v, str) else str(v)
-        out.append('"' + v.replace('"', '""') + '"' if special(v) else v)
-    return out
-
-
-def _csv_text(frame: pd.DataFrame, columns: tuple[str, ...]) -> str:
-    """``frame[columns].to_csv(header=False, index=False)``, the same text (a test compares
-    them) in a fraction of the time: pandas' writer formats every float through Python and
-    hands each row to the csv module; here each column is formatted at once and the rows
-    joined."""
-    if frame.empty:
-        return ""
-    fields = [_csv_fields(frame[c]) for c in columns]
-    return "\n".join(map(",".join, zip(*fields, strict=True))) + "\n"
+    return csv_text(good, _COPY_COLUMNS)
 
 
 def _copy_chunk(conn: Connection, data: str) -> None:
@@ -888,7 +727,7 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
     conn.execute(text(_STAGE_DDL))
     route_params = {"gen": gen, "tol_m": settings.gap_tolerance_m,
                     "margin_m": settings.near_boundary_margin_m}
-    _route_begin(conn, route_params)
+    route_cells.begin(conn, route_params)
     catalogue = {r[0] for r in conn.execute(text("SELECT code FROM category WHERE active"))}
     if not catalogue:
         raise ImportFailed("the category catalogue is empty: run `casegrid db migrate`",
@@ -912,7 +751,7 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
                     # Each chunk is routed as soon as it is staged, while the worker
                     # validates the next: the database and Python work at the same time.
                     _copy_chunk(conn, data)
-                    _route_lines(conn, route_params, "cg_stage", first, last)
+                    route_cells.route_lines(conn, route_params, "cg_stage", first, last)
                 for event in events if progress else ():
                     progress(*event)
     finally:
@@ -942,7 +781,7 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
             conn.execute(text(_ANALYZE_STAGE))
     # Renamed, the table keeps its statistics.
     conn.execute(text("ALTER TABLE cg_stage RENAME TO cg_new"))
-    _route_end(conn)
+    route_cells.finish(conn)
     report.routed = {
         r.rule: r.n for r in conn.execute(
             text("SELECT rule, count(*) AS n FROM cg_routed GROUP BY rule ORDER BY rule"))

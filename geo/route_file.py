@@ -1,7 +1,7 @@
 """Route every row of a CSV file set-based in PostGIS.
 
 Rows are validated and converted to WGS-84 with numpy, COPYed into a temporary staging
-table, and routed with the one routing query of ``geo/routing.py`` (no query per row). Every
+table, and routed set-based by ``geo/route_cells.py`` (no query per row). Every
 input column is kept; ``community_code``, ``community_name``, ``subdistrict_code``, ``rule``,
 ``distance_m``, ``near_boundary``, ``alternates``, ``generation_id`` and ``reason`` are
 appended. Rows with unusable coordinates get ``rule=invalid`` and a reason; they never stop
@@ -20,10 +20,12 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, text
 
+from casegrid.csv_text import csv_text
 from casegrid.errors import ImportFailed, InvalidInput
 from casegrid.settings import get_settings
+from geo import route_cells
 from geo.coords import check_points, normalise_crs, snap_tiny, to_wgs84
-from geo.routing import require_generation, route_sql
+from geo.routing import require_generation
 
 Progress = Callable[[str, int, int], None]
 COPY_CHUNK = 200_000
@@ -140,13 +142,13 @@ def route_points(
         conn.execute(text("SET LOCAL statement_timeout = 0"))
         conn.execute(
             text(
-                "CREATE TEMP TABLE route_staging (id bigint PRIMARY KEY, lon float8, lat float8)"
+                "CREATE TEMP TABLE route_staging (line bigint PRIMARY KEY, lon float8, lat float8)"
                 " ON COMMIT DROP"
             )
         )
         raw = conn.connection.driver_connection
         with raw.cursor() as cur, cur.copy(
-            "COPY route_staging (id, lon, lat) FROM STDIN (FORMAT binary)"
+            "COPY route_staging (line, lon, lat) FROM STDIN (FORMAT binary)"
         ) as copy:
             copy.write(_PGCOPY_HEADER)
             for start in range(0, len(idx), COPY_CHUNK):
@@ -156,29 +158,28 @@ def route_points(
                     progress("copy", min(start + COPY_CHUNK, len(idx)), len(idx))
             copy.write(_PGCOPY_TRAILER)
         conn.execute(text("ANALYZE route_staging"))
+        # Most points by the cell they fall in, the rest by route_sql (geo.route_cells), a
+        # chunk of rows at a time for the progress bar.
+        params = {"gen": gen, "tol_m": tol, "margin_m": margin}
+        route_cells.begin(conn, params)
         if progress:
-            progress("route", 0, 1)
-        conn.execute(
-            text(
-                "CREATE TEMP TABLE route_result ON COMMIT DROP AS"
-                " SELECT r.id, r.rule, round(r.distance_m::numeric, 2) AS distance_m,"
-                " r.near_boundary, r.alternates::text AS alternates,"
-                " c.code, c.name, c.subdistrict_code FROM ("
-                + route_sql(
-                    "SELECT id, ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS geom FROM route_staging"
-                )
-                + ") r LEFT JOIN community c ON c.id = r.community_id"
-            ),
-            {"gen": gen, "tol_m": tol, "margin_m": margin},
-        )
+            progress("route", 0, len(idx))
+        for start in range(0, len(idx), COPY_CHUNK):
+            part = idx[start : start + COPY_CHUNK]
+            route_cells.route_lines(conn, params, "route_staging", int(part[0]), int(part[-1]))
+            if progress:
+                progress("route", start + len(part), len(idx))
         # Results come back through COPY and pandas' C reader: a million Row objects would
         # cost more than the routing query.
         buf = io.BytesIO()
-        with raw.cursor() as cur, cur.copy("COPY route_result TO STDOUT (FORMAT csv)") as copy:
+        with raw.cursor() as cur, cur.copy(
+            "COPY (SELECT r.id, r.rule, round(r.distance_m::numeric, 2), r.near_boundary,"
+            " r.alternates::text, c.code, c.name, c.subdistrict_code"
+            " FROM cg_routed r LEFT JOIN community c ON c.id = r.community_id)"
+            " TO STDOUT (FORMAT csv)"
+        ) as copy:
             for block in copy:
                 buf.write(block)
-        if progress:
-            progress("route", 1, 1)
     buf.seek(0)
     res = pd.read_csv(
         buf, header=None,
@@ -260,7 +261,8 @@ def _append_to_lines(in_path: Path, rows: int, routed: pd.DataFrame, out_path: P
     if len(lines) != rows + 1 or any(not line.strip() for line in lines):
         return False
     lines = [line[:-1] if line.endswith("\r") else line for line in lines]
-    suffix = routed.to_csv(index=False).split("\n")
+    header = routed.iloc[:0].to_csv(index=False).rstrip("\n")
+    suffix = [header, *csv_text(routed, tuple(routed.columns)).split("\n")]
     with open(out_path, "w", encoding="utf-8", newline="") as out:
         out.write("\n".join(f"{a},{b}" for a, b in zip(lines, suffix, strict=False)))
         out.write("\n")

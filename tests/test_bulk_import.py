@@ -617,12 +617,12 @@ FROM (SELECT lon, lat FROM spread UNION ALL SELECT x, y FROM vertex
 
 def test_bulk_routing_equals_route_sql(city_engine):
     """Cells first, route_sql for the rest, chunk by chunk as the import stages them
-    (cases.bulk_import._route_lines, cells probed in one chunk reused by the next) gives
+    (geo.route_cells.route_lines, cells probed in one chunk reused by the next) gives
     every point exactly what route_sql alone gives: random points over the city, every
     boundary vertex, points on edges and clouds of points around vertices (near and across
     the margin)."""
     from casegrid.settings import get_settings
-    from cases.bulk_import import ROUTE_CELL_DEG, _route_begin, _route_end, _route_lines
+    from geo.route_cells import ROUTE_CELL_DEG, begin, finish, route_lines
     from geo.routing import require_generation, route_sql
 
     settings = get_settings()
@@ -632,13 +632,13 @@ def test_bulk_routing_equals_route_sql(city_engine):
                   "margin_m": settings.near_boundary_margin_m}
         conn.execute(text("SELECT setseed(0.42)"))
         conn.execute(text(_TEST_POINTS), {"gen": gen})
-        _route_begin(conn, params)
+        begin(conn, params)
         last = conn.execute(text("SELECT max(line) FROM cg_new")).scalar_one()
         # Uneven chunks, the way a file with rejected lines is staged; the last one past the end.
         bounds = [2, 7001, 7002, 19_000, last + 5]
-        easy = sum(_route_lines(conn, params, "cg_new", a, b - 1)
+        easy = sum(route_lines(conn, params, "cg_new", a, b - 1)
                    for a, b in zip(bounds, bounds[1:], strict=False))
-        _route_end(conn)
+        finish(conn)
         points = "SELECT line AS id, ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS geom FROM cg_new"
         conn.execute(text(f"CREATE TEMP TABLE alone ON COMMIT DROP AS {route_sql(points)}"), params)
         cols = "id, rule, distance_m, community_id, alternates, near_boundary"
@@ -663,14 +663,14 @@ def test_bulk_routing_equals_route_sql(city_engine):
 
 
 def test_chunk_csv_text_equals_pandas_to_csv(city_engine):
-    """The staged chunk's CSV (cases.bulk_import._csv_text) is pandas' to_csv text byte for
+    """The staged chunk's CSV (casegrid.csv_text.csv_text) is pandas' to_csv text byte for
     byte: quotes, separators and line breaks inside text, blanks and missing values (NULL),
     floats that need all 17 digits, nullable due times and flags."""
     import io
 
     import numpy as np
 
-    from cases.bulk_import import _csv_text
+    from casegrid.csv_text import csv_text as _csv_text
 
     frame = pd.DataFrame({
         "line": np.array([2, 3, 4, 5], dtype=np.int64),

@@ -137,3 +137,48 @@ def test_quoted_line_breaks_and_crlf_are_kept(engine, tmp_path):
         assert got[original.columns].equals(original), name
         assert got["community_code"].tolist()[0] == "1"
         assert "\r" not in out.read_text()
+
+
+def test_route_points_in_chunks_agrees_with_single_point_routing(city_engine, monkeypatch):
+    """route_points routes its rows a chunk at a time (most by their cell, the rest by
+    route_sql: geo.route_cells); with chunks of 7 rows, invalid rows among them, every
+    valid point gets what routing it alone gives, near boundaries and vertices included,
+    and the progress reaches every row."""
+    import geo.route_file
+    from geo.route_file import route_points
+    from geo.routing import route
+
+    with city_engine.connect() as conn:
+        ring = conn.exec_driver_sql(
+            "SELECT ST_X(p.geom), ST_Y(p.geom) FROM community c,"
+            " LATERAL ST_DumpPoints(c.geom) p WHERE c.generation_id ="
+            " (SELECT id FROM boundary_generation WHERE level = 'community' AND active)"
+            " ORDER BY c.code, p.path LIMIT 2000").all()
+    rng = np.random.default_rng(11)
+    vertices = np.array(ring)[rng.choice(len(ring), 40, replace=False)]
+    near = vertices + rng.uniform(-0.0004, 0.0004, vertices.shape)  # within ~40 m
+    spread = np.column_stack([rng.uniform(117.05, 117.25, 40), rng.uniform(35.0, 35.2, 40)])
+    points = np.vstack([vertices, near, spread])
+    lon = points[:, 0].astype(object)
+    lat = points[:, 1].astype(object)
+    lon[[3, 50, 51]] = [None, "abc", 200.0]  # three invalid rows in different chunks
+    monkeypatch.setattr(geo.route_file, "COPY_CHUNK", 7)
+    events: list[tuple[str, int, int]] = []
+    got = route_points(city_engine, lon, lat, progress=lambda *e: events.append(e))
+
+    assert got.loc[[3, 50, 51], "rule"].tolist() == ["invalid"] * 3
+    valid = [i for i in range(len(points)) if i not in (3, 50, 51)]
+    assert events[-1] == ("route", len(valid), len(valid))
+    with city_engine.connect() as conn:
+        for i in valid:
+            alone = route(conn, float(lon[i]), float(lat[i]))
+            row = got.loc[i]
+            assert (row["rule"], row["community_code"], bool(row["near_boundary"])) == (
+                alone.rule, alone.community_code, alone.near_boundary), i
+            assert row["alternates"] == ";".join(a["code"] for a in alone.alternates), i
+            if alone.distance_m is None:
+                assert np.isnan(row["distance_m"]), i
+            else:
+                assert row["distance_m"] == pytest.approx(alone.distance_m, abs=0.01), i
+    rules = set(got.loc[valid, "rule"])
+    assert {"inside", "on_boundary"} <= rules and got.loc[valid, "near_boundary"].sum() > 10
