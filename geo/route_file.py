@@ -11,7 +11,6 @@ the run.
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from casegrid.errors import ImportFailed, InvalidInput
 from casegrid.settings import get_settings
 from geo import route_cells
 from geo.coords import check_points, normalise_crs, snap_tiny, to_wgs84
-from geo.routing import require_generation
+from geo.routing import RULES, require_generation
 
 Progress = Callable[[str, int, int], None]
 COPY_CHUNK = 200_000
@@ -169,40 +168,62 @@ def route_points(
             route_cells.route_lines(conn, params, "route_staging", int(part[0]), int(part[-1]))
             if progress:
                 progress("route", start + len(part), len(idx))
-        # Results come back through COPY and pandas' C reader: a million Row objects would
-        # cost more than the routing query.
-        buf = io.BytesIO()
-        with raw.cursor() as cur, cur.copy(
-            "COPY (SELECT r.id, r.rule, round(r.distance_m::numeric, 2), r.near_boundary,"
-            " r.alternates::text, c.code, c.name, c.subdistrict_code"
-            " FROM cg_routed r LEFT JOIN community c ON c.id = r.community_id)"
-            " TO STDOUT (FORMAT csv)"
-        ) as copy:
-            for block in copy:
-                buf.write(block)
-    buf.seek(0)
-    res = pd.read_csv(
-        buf, header=None,
-        names=["id", "rule", "distance_m", "near_boundary", "alternates", "code", "name", "sub"],
-        dtype={"id": np.int64, "rule": str, "distance_m": float, "near_boundary": str,
-               "alternates": str, "code": object, "name": object, "sub": object},
-        keep_default_na=False, na_values={"distance_m": [""], "code": [""], "name": [""], "sub": [""]},
-    )
-    if len(res):
-        ids = res["id"].to_numpy()
-        out.loc[ids, "rule"] = res["rule"].to_numpy()
-        out.loc[ids, "distance_m"] = res["distance_m"].to_numpy()
-        out.loc[ids, "near_boundary"] = (res["near_boundary"] == "t").to_numpy()
-        alts = res["alternates"].to_numpy(dtype=object)
-        some = np.flatnonzero(alts != "[]")  # only near a boundary: few rows to parse
-        joined = np.full(len(alts), "", dtype=object)
-        joined[some] = [";".join(d["code"] for d in json.loads(alts[i])) for i in some]
-        out.loc[ids, "alternates"] = joined
-        for column, source in (("community_code", "code"), ("community_name", "name"),
-                               ("subdistrict_code", "sub")):
-            values = res[source].to_numpy(dtype=object)
-            out.loc[ids, column] = np.where(pd.isna(values), None, values)
+        numbers, alternates, communities = _fetch_results(conn, gen)
+    if len(numbers):
+        ids = numbers["id"].to_numpy()
+        out.loc[ids, "rule"] = np.asarray(RULES, dtype=object)[numbers["rule"].to_numpy() - 1]
+        out.loc[ids, "distance_m"] = numbers["distance_m"].to_numpy()
+        near = np.fromiter((a[0] for a in alternates), dtype=np.int64, count=len(alternates))
+        out.loc[near, "near_boundary"] = True
+        out.loc[near, "alternates"] = [a[1] for a in alternates]
+        # community_id -> its code, name and subdistrict; 0 (none) -> None
+        cid = numbers["community_id"].to_numpy()
+        known = np.array([c[0] for c in communities], dtype=np.int64)
+        lookup = np.zeros(max(cid.max(), known.max(initial=0)) + 1, dtype=np.int64)
+        lookup[known] = np.arange(1, len(known) + 1)
+        pos = lookup[cid]
+        for k, column in enumerate(("community_code", "community_name", "subdistrict_code"), 1):
+            values = np.asarray([None, *(c[k] for c in communities)], dtype=object)
+            out.loc[ids, column] = values[pos]
     return out
+
+
+# The routed points' numbers, read back as a few large texts (a chunk of ids each) instead
+# of a million rows: every field is a number, so none needs quoting. Rule = its position in
+# RULES (1-based), community 0 = none, distance '' = none.
+_NUMBERS_SQL = """
+SELECT string_agg(concat_ws(',', r.id, array_position(CAST(:rules AS text[]), r.rule),
+                            COALESCE(r.community_id, 0),
+                            COALESCE(round(r.distance_m::numeric, 2)::text, '')), E'\\n')
+FROM cg_routed r
+GROUP BY r.id / :per
+"""
+# The points near a boundary (a few in a hundred): id and the codes of the other
+# communities, nearest first, joined with ';'.
+_ALTERNATES_SQL = """
+SELECT r.id, (SELECT string_agg(a.item ->> 'code', ';' ORDER BY a.n)
+              FROM jsonb_array_elements(r.alternates) WITH ORDINALITY AS a(item, n))
+FROM cg_routed r
+WHERE r.near_boundary
+"""
+
+
+def _fetch_results(conn, gen: int) -> tuple[pd.DataFrame, list, list]:  # noqa: ANN001
+    """cg_routed as (numbers: id, rule, community_id, distance_m), the alternates of the
+    points near a boundary [(id, codes)], and the generation's communities
+    [(id, code, name, subdistrict_code)]."""
+    blocks = conn.execute(text(_NUMBERS_SQL), {"rules": list(RULES), "per": 100_000}).scalars().all()
+    columns = {"id": np.int64, "rule": np.int64, "community_id": np.int64, "distance_m": float}
+    if blocks:
+        numbers = pd.read_csv(io.StringIO("\n".join(blocks)), header=None,
+                              names=list(columns), dtype=columns)
+    else:
+        numbers = pd.DataFrame({c: np.array([], dtype=t) for c, t in columns.items()})
+    alternates = conn.execute(text(_ALTERNATES_SQL)).all()
+    communities = conn.execute(text(
+        "SELECT id, code, name, subdistrict_code FROM community WHERE generation_id = :g"),
+        {"g": gen}).all()
+    return numbers, alternates, communities
 
 
 def route_file(
@@ -262,11 +283,23 @@ def _append_to_lines(in_path: Path, rows: int, routed: pd.DataFrame, out_path: P
         return False
     lines = [line[:-1] if line.endswith("\r") else line for line in lines]
     header = routed.iloc[:0].to_csv(index=False).rstrip("\n")
-    suffix = [header, *csv_text(routed, tuple(routed.columns)).split("\n")]
+    suffix = [header, *_row_texts(routed)]
     with open(out_path, "w", encoding="utf-8", newline="") as out:
         out.write("\n".join(f"{a},{b}" for a, b in zip(lines, suffix, strict=False)))
         out.write("\n")
     return True
+
+
+def _row_texts(frame: pd.DataFrame) -> list[str]:
+    """Each row of ``frame`` as CSV text (no line break). Routing columns repeat: the points
+    inside a community share one text per community, so each distinct row is formatted
+    once and the texts are repeated."""
+    if frame.empty:
+        return []
+    group = frame.groupby(list(frame.columns), dropna=False, sort=False).ngroup().to_numpy()
+    _, first = np.unique(group, return_index=True)  # the first row of group 0, 1, ...
+    texts = csv_text(frame.iloc[first], tuple(frame.columns)).split("\n")[:-1]
+    return np.asarray(texts, dtype=object)[group].tolist()
 
 
 def distances_to_communities(

@@ -182,3 +182,14 @@ def test_route_points_in_chunks_agrees_with_single_point_routing(city_engine, mo
                 assert row["distance_m"] == pytest.approx(alone.distance_m, abs=0.01), i
     rules = set(got.loc[valid, "rule"])
     assert {"inside", "on_boundary"} <= rules and got.loc[valid, "near_boundary"].sum() > 10
+
+
+def test_a_file_with_no_usable_coordinates_is_written_whole(engine, tmp_path):
+    _one_square_community(engine)
+    src = tmp_path / "in.csv"
+    src.write_text("id,x,y\n1,,35.05\n2,abc,35.05\n")
+    out = tmp_path / "out.csv"
+    report = route_file(engine, src, out, lon_col="x", lat_col="y")
+    got = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert got["id"].tolist() == ["1", "2"] and got["rule"].tolist() == ["invalid"] * 2
+    assert report.invalid == 2 and report.by_rule == {"invalid": 2}
