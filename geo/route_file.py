@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from casegrid.csv_text import csv_text
 from casegrid.errors import ImportFailed, InvalidInput
@@ -168,23 +168,8 @@ def route_points(
             route_cells.route_lines(conn, params, "route_staging", int(part[0]), int(part[-1]))
             if progress:
                 progress("route", start + len(part), len(idx))
-        numbers, alternates, communities = _fetch_results(conn, gen)
-    if len(numbers):
-        ids = numbers["id"].to_numpy()
-        out.loc[ids, "rule"] = np.asarray(RULES, dtype=object)[numbers["rule"].to_numpy() - 1]
-        out.loc[ids, "distance_m"] = numbers["distance_m"].to_numpy()
-        near = np.fromiter((a[0] for a in alternates), dtype=np.int64, count=len(alternates))
-        out.loc[near, "near_boundary"] = True
-        out.loc[near, "alternates"] = [a[1] for a in alternates]
-        # community_id -> its code, name and subdistrict; 0 (none) -> None
-        cid = numbers["community_id"].to_numpy()
-        known = np.array([c[0] for c in communities], dtype=np.int64)
-        lookup = np.zeros(max(cid.max(), known.max(initial=0)) + 1, dtype=np.int64)
-        lookup[known] = np.arange(1, len(known) + 1)
-        pos = lookup[cid]
-        for k, column in enumerate(("community_code", "community_name", "subdistrict_code"), 1):
-            values = np.asarray([None, *(c[k] for c in communities)], dtype=object)
-            out.loc[ids, column] = values[pos]
+        results = _fetch_results(conn, gen)
+    _apply_results(out, *results)
     return out
 
 
@@ -208,7 +193,7 @@ WHERE r.near_boundary
 """
 
 
-def _fetch_results(conn, gen: int) -> tuple[pd.DataFrame, list, list]:  # noqa: ANN001
+def _fetch_results(conn: Connection, gen: int) -> tuple[pd.DataFrame, list, list]:
     """cg_routed as (numbers: id, rule, community_id, distance_m), the alternates of the
     points near a boundary [(id, codes)], and the generation's communities
     [(id, code, name, subdistrict_code)]."""
@@ -224,6 +209,28 @@ def _fetch_results(conn, gen: int) -> tuple[pd.DataFrame, list, list]:  # noqa: 
         "SELECT id, code, name, subdistrict_code FROM community WHERE generation_id = :g"),
         {"g": gen}).all()
     return numbers, alternates, communities
+
+
+def _apply_results(out: pd.DataFrame, numbers: pd.DataFrame, alternates: list,
+                   communities: list) -> None:
+    """Write :func:`_fetch_results`' answer into ``out`` (one row per input, by position)."""
+    if not len(numbers):
+        return
+    ids = numbers["id"].to_numpy()
+    out.loc[ids, "rule"] = np.asarray(RULES, dtype=object)[numbers["rule"].to_numpy() - 1]
+    out.loc[ids, "distance_m"] = numbers["distance_m"].to_numpy()
+    near = np.fromiter((a[0] for a in alternates), dtype=np.int64, count=len(alternates))
+    out.loc[near, "near_boundary"] = True
+    out.loc[near, "alternates"] = [a[1] for a in alternates]
+    # community_id -> its code, name and subdistrict; 0 (none) -> None
+    cid = numbers["community_id"].to_numpy()
+    known = np.array([c[0] for c in communities], dtype=np.int64)
+    lookup = np.zeros(max(cid.max(), known.max(initial=0)) + 1, dtype=np.int64)
+    lookup[known] = np.arange(1, len(known) + 1)
+    pos = lookup[cid]
+    for k, column in enumerate(("community_code", "community_name", "subdistrict_code"), 1):
+        values = np.asarray([None, *(c[k] for c in communities)], dtype=object)
+        out.loc[ids, column] = values[pos]
 
 
 def route_file(
