@@ -22,8 +22,9 @@ from geo.routing import M_PER_DEG, route_sql
 # community, route_sql's first probe for any point of the cell finds only pieces of that
 # community; a point one of them covers (ST_Covers of their collection: the
 # point-in-polygon test per part) is then 'inside' it, at distance 0, not near a boundary,
-# without alternates. Every other point goes through route_sql. Tests compare the result
-# with route_sql alone.
+# without alternates. A cell with no piece within the margin nor within the gap tolerance
+# (the same conservative radius) is far from every community: its points are 'outside'.
+# Every other point goes through route_sql. Tests compare the result with route_sql alone.
 ROUTE_CELL_DEG = 0.0005
 _CELL = {"s": ROUTE_CELL_DEG, "eps": 1e-9, "mpd": M_PER_DEG}
 # A caller routes chunk by chunk (rows with lines :first to :last), e.g. the bulk import as
@@ -36,36 +37,45 @@ _CELL = {"s": ROUTE_CELL_DEG, "eps": 1e-9, "mpd": M_PER_DEG}
 # statistics for the plans.
 _ROUTE_DDL = """
 DROP TABLE IF EXISTS cg_cells, cg_chunk, cg_easy, cg_routed;
-CREATE TEMP TABLE cg_cells (i int, j int, cid int, pieces geometry, PRIMARY KEY (i, j))
+CREATE TEMP TABLE cg_cells (i int, j int, cid int, pieces geometry, far boolean,
+                             PRIMARY KEY (i, j))
     ON COMMIT DROP;
 CREATE TEMP TABLE cg_chunk (line bigint, lon double precision, lat double precision)
     ON COMMIT DROP;
 CREATE TEMP TABLE cg_easy (id bigint, cid int) ON COMMIT DROP
 """
 _CHUNK_SQL = "INSERT INTO cg_chunk SELECT line, lon, lat FROM {table} WHERE line BETWEEN :first AND :last"
+_ENVELOPE = ("ST_MakeEnvelope(c.i * {s} - {eps}, c.j * {s} - {eps},"
+             " (c.i + 1) * {s} + {eps}, (c.j + 1) * {s} + {eps}, 4326)")
+# Degrees that hold a radius of {metres} at the cell's latitude farthest from the equator.
+_DEGREES = ("{metres} * (1 + 1e-6)"
+            " / ({mpd} * cos(radians(greatest(abs(c.j * {s}), abs((c.j + 1) * {s})) + {eps})))")
 _CELLS_SQL = """
-INSERT INTO cg_cells (i, j, cid, pieces)
+INSERT INTO cg_cells (i, j, cid, pieces, far)
 SELECT c.i, c.j,
        CASE WHEN min(cp.community_id) = max(cp.community_id) THEN min(cp.community_id) END,
-       CASE WHEN min(cp.community_id) = max(cp.community_id) THEN ST_Collect(cp.geom) END
+       CASE WHEN min(cp.community_id) = max(cp.community_id) THEN ST_Collect(cp.geom) END,
+       -- no piece within the margin, nor within the gap tolerance: every point is outside
+       CASE WHEN count(cp.community_id) = 0 THEN NOT EXISTS (
+           SELECT 1 FROM community_piece f
+           WHERE f.generation_id = :gen
+             AND ST_DWithin(f.geom, {envelope}, {tolerance})) ELSE false END
 FROM (SELECT DISTINCT floor(lon / {s})::int AS i, floor(lat / {s})::int AS j FROM cg_chunk) c
 LEFT JOIN community_piece cp
-  ON cp.generation_id = :gen
- AND ST_DWithin(cp.geom,
-                ST_MakeEnvelope(c.i * {s} - {eps}, c.j * {s} - {eps},
-                                (c.i + 1) * {s} + {eps}, (c.j + 1) * {s} + {eps}, 4326),
-                :margin_m * (1 + 1e-6)
-                / ({mpd} * cos(radians(greatest(abs(c.j * {s}), abs((c.j + 1) * {s})) + {eps}))))
+  ON cp.generation_id = :gen AND ST_DWithin(cp.geom, {envelope}, {margin})
 WHERE NOT EXISTS (SELECT 1 FROM cg_cells k WHERE k.i = c.i AND k.j = c.j)
 GROUP BY c.i, c.j
-""".format(**_CELL)
+""".format(envelope=_ENVELOPE.format(**_CELL),
+           margin=_DEGREES.format(metres=":margin_m", **_CELL),
+           tolerance=_DEGREES.format(metres=":tol_m", **_CELL), **_CELL)
 _EASY_SQL = """
 WITH easy AS (
     INSERT INTO cg_easy
     SELECT n.line AS id, k.cid
     FROM cg_chunk n
     JOIN cg_cells k ON k.i = floor(n.lon / {s})::int AND k.j = floor(n.lat / {s})::int
-    WHERE k.cid IS NOT NULL AND ST_Covers(k.pieces, ST_SetSRID(ST_MakePoint(n.lon, n.lat), 4326))
+    WHERE k.far
+       OR (k.cid IS NOT NULL AND ST_Covers(k.pieces, ST_SetSRID(ST_MakePoint(n.lon, n.lat), 4326)))
     RETURNING 1
 )
 SELECT count(*) FROM easy
@@ -73,7 +83,8 @@ SELECT count(*) FROM easy
 _HARD_POINTS = ("SELECT n.line AS id, ST_SetSRID(ST_MakePoint(n.lon, n.lat), 4326) AS geom"
                 " FROM cg_chunk n WHERE NOT EXISTS (SELECT 1 FROM cg_easy e WHERE e.id = n.line)")
 _ROUTED_SELECT = f"""
-SELECT id, CAST('inside' AS text) AS rule, CAST(0 AS float8) AS distance_m,
+SELECT id, CASE WHEN cid IS NULL THEN CAST('outside' AS text) ELSE 'inside' END AS rule,
+       CASE WHEN cid IS NULL THEN NULL ELSE CAST(0 AS float8) END AS distance_m,
        cid AS community_id, CAST('[]' AS jsonb) AS alternates, false AS near_boundary
 FROM cg_easy
 UNION ALL
@@ -103,7 +114,7 @@ def route_lines(conn: Connection, params: dict, table: str, first: int, last: in
     conn.execute(text(_CELLS_SQL), span)
     # The plans join cells by (i, j) and filter on cid; statistics of the collected
     # pieces (a geometry histogram over every sampled cell) would cost more than the rest.
-    conn.execute(text("ANALYZE cg_cells (i, j, cid)"))
+    conn.execute(text("ANALYZE cg_cells (i, j, cid, far)"))
     easy = conn.execute(text(_EASY_SQL), span).scalar_one()
     conn.execute(text("ANALYZE cg_easy"))
     conn.execute(text(f"INSERT INTO cg_routed {_ROUTED_SELECT}"), span)

@@ -618,9 +618,9 @@ FROM (SELECT lon, lat FROM spread UNION ALL SELECT x, y FROM vertex
 def test_bulk_routing_equals_route_sql(city_engine):
     """Cells first, route_sql for the rest, chunk by chunk as the import stages them
     (geo.route_cells.route_lines, cells probed in one chunk reused by the next) gives
-    every point exactly what route_sql alone gives: random points over the city, every
-    boundary vertex, points on edges and clouds of points around vertices (near and across
-    the margin)."""
+    every point exactly what route_sql alone gives: random points over the city and up to
+    1 km beyond it, every boundary vertex, points on edges and clouds of points around
+    vertices (near and across the margin)."""
     from casegrid.settings import get_settings
     from geo.route_cells import ROUTE_CELL_DEG, begin, finish, route_lines
     from geo.routing import require_generation, route_sql
@@ -648,8 +648,9 @@ def test_bulk_routing_equals_route_sql(city_engine):
         only_alone = conn.execute(text(
             f"SELECT count(*) FROM (SELECT {cols} FROM alone EXCEPT SELECT {cols} FROM cg_routed) x"
         )).scalar_one()
-        total, cells = conn.execute(text(
-            "SELECT (SELECT count(*) FROM cg_new), (SELECT count(*) FROM cg_cells)")).one()
+        total, cells, far = conn.execute(text(
+            "SELECT (SELECT count(*) FROM cg_new), (SELECT count(*) FROM cg_cells),"
+            " (SELECT count(*) FROM cg_cells WHERE far)")).one()
         distinct_cells = conn.execute(text(
             "SELECT count(DISTINCT (floor(lon / :s), floor(lat / :s))) FROM cg_new"),
             {"s": ROUTE_CELL_DEG}).scalar_one()
@@ -658,6 +659,7 @@ def test_bulk_routing_equals_route_sql(city_engine):
         conn.rollback()
     assert (only_cells, only_alone) == (0, 0)
     assert 0.2 * total < easy < total  # both ways were taken
+    assert far > 100  # the points far beyond the city went by their cell too
     assert cells == distinct_cells  # each cell probed once, whichever chunks it spans
     assert set(rules) == {"inside", "on_boundary", "nearest", "outside"} and near > 1000
 

@@ -193,3 +193,16 @@ def test_a_file_with_no_usable_coordinates_is_written_whole(engine, tmp_path):
     got = pd.read_csv(out, dtype=str, keep_default_na=False)
     assert got["id"].tolist() == ["1", "2"] and got["rule"].tolist() == ["invalid"] * 2
     assert report.invalid == 2 and report.by_rule == {"invalid": 2}
+
+
+def test_blank_lines_fall_back_to_rewriting_the_rows(engine, tmp_path):
+    # Lines are copied as they are only when each record is one line; a blank line (pandas
+    # skips it) makes route_file write the rows through pandas instead, still in order.
+    _one_square_community(engine)
+    src = tmp_path / "in.csv"
+    src.write_text("id,x,y\n1,117.05,35.05\n\n2,117.2,35.05\n   \n3,117.06,35.06\n")
+    out = tmp_path / "out.csv"
+    route_file(engine, src, out, lon_col="x", lat_col="y")
+    got = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert got["id"].tolist() == ["1", "2", "3"]
+    assert got["rule"].tolist() == ["inside", "outside", "inside"]
