@@ -156,7 +156,7 @@ def subdivide_generation(conn: Connection, generation_id: int, max_vertices: int
     ).rowcount
     conn.execute(text("REINDEX INDEX community_piece_geom_gist"))
     # Fresh statistics too: planned without them, routing reads the pieces through two
-    # bitmap index scans, several times slower than the GiST probe.
+    # bitmap index scans, much slower than the GiST probe.
     conn.execute(text("ANALYZE community_piece"))
     return count
 

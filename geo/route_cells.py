@@ -14,11 +14,12 @@ from sqlalchemy import Connection, text
 from geo.routing import M_PER_DEG, route_sql
 
 # Most points lie well inside one community, and route_sql spends as much on grouping and
-# joining every point as on its index probe. So the points are first binned into cells of ROUTE_CELL_DEG degrees, and each cell (not
-# each point) is probed once: the boundary pieces within the margin of the cell, with the
-# radius route_sql uses for a point at the cell's latitude farthest from the equator (the
-# largest; a little more for rounding), and the box a little larger than the cell so
-# that floor() cannot put a point outside its cell. Where all those pieces belong to one
+# joining every point as on its index probe. So the points are first binned into cells of
+# ROUTE_CELL_DEG degrees, and each cell (not each point) is probed once: the boundary
+# pieces within the margin of the cell, with the radius route_sql uses for a point at the
+# cell's latitude farthest from the equator (the largest; a little more for rounding), and
+# the box a little larger than the cell so that floor() cannot put a point outside its
+# cell. Where all those pieces belong to one
 # community, route_sql's first probe for any point of the cell finds only pieces of that
 # community; a point one of them covers (ST_Covers of their collection: the
 # point-in-polygon test per part) is then 'inside' it, at distance 0, not near a boundary,
@@ -30,8 +31,8 @@ _CELL = {"s": ROUTE_CELL_DEG, "eps": 1e-9, "mpd": M_PER_DEG}
 # A caller routes chunk by chunk (rows with lines :first to :last), e.g. the bulk import as
 # soon as it has staged a chunk, while its reader thread validates the next. The routing
 # tables collect the chunks: cg_cells every cell probed so far (cid and pieces NULL where
-# the pieces within the margin belong to more than one community or to none), so a cell is
-# probed once per transaction; cg_routed every routed point. cg_chunk holds the chunk's
+# the pieces within the margin belong to more than one community or to none; far true where
+# none lies within the tolerance either), so a cell is probed once per transaction; cg_routed every routed point. cg_chunk holds the chunk's
 # points and cg_easy those of them routed by their cell, both emptied for each chunk (a
 # cumulative cg_easy was scanned whole, twice, for every chunk), each with its own
 # statistics for the plans.

@@ -5,7 +5,7 @@ every point routed. Built with the defaults, its GiST index packs the pieces int
 four leaf pages of about two hundred entries each, and every probe tests the point against
 every entry of each leaf it visits. Built with ``fillfactor = 10`` the leaves hold about
 twenty entries each, and a probe tests a tenth as many boxes: the point-in-polygon
-routing join reads the pieces several times faster (``bench/RESULTS.md``, routing).
+routing join reads the pieces much faster (``bench/RESULTS.md``, routing).
 
 A GiST index honours its fillfactor only while it is built, and only in the insertion
 build: the sorted build (the default where the operator class can sort, as PostGIS's can)
