@@ -139,10 +139,13 @@ def test_quoted_line_breaks_and_crlf_are_kept(engine, tmp_path):
         assert "\r" not in out.read_text()
 
 
-def test_route_points_in_chunks_agrees_with_single_point_routing(city_engine, monkeypatch):
+@pytest.mark.parametrize("tolerance_m, margin_m", [(None, None), (30.0, 50.0)])
+def test_route_points_in_chunks_agrees_with_single_point_routing(city_engine, monkeypatch,
+                                                                 tolerance_m, margin_m):
     """route_points routes its rows a chunk at a time (most by their cell, the rest by
     route_sql: geo.route_cells); with chunks of 7 rows, invalid rows among them, every
-    valid point gets what routing it alone gives, near boundaries and vertices included,
+    valid point gets what routing it alone gives, near boundaries and vertices and far
+    outside the city included, with the default gap tolerance and margin and with others;
     and the progress reaches every row."""
     import geo.route_file
     from geo.route_file import route_points
@@ -157,21 +160,24 @@ def test_route_points_in_chunks_agrees_with_single_point_routing(city_engine, mo
     rng = np.random.default_rng(11)
     vertices = np.array(ring)[rng.choice(len(ring), 40, replace=False)]
     near = vertices + rng.uniform(-0.0004, 0.0004, vertices.shape)  # within ~40 m
-    spread = np.column_stack([rng.uniform(117.05, 117.25, 40), rng.uniform(35.0, 35.2, 40)])
+    # over the city and up to ~10 km beyond it (gaps, nearest, far outside)
+    spread = np.column_stack([rng.uniform(116.95, 117.35, 60), rng.uniform(34.9, 35.3, 60)])
     points = np.vstack([vertices, near, spread])
     lon = points[:, 0].astype(object)
     lat = points[:, 1].astype(object)
     lon[[3, 50, 51]] = [None, "abc", 200.0]  # three invalid rows in different chunks
     monkeypatch.setattr(geo.route_file, "COPY_CHUNK", 7)
     events: list[tuple[str, int, int]] = []
-    got = route_points(city_engine, lon, lat, progress=lambda *e: events.append(e))
+    got = route_points(city_engine, lon, lat, tolerance_m=tolerance_m, margin_m=margin_m,
+                       progress=lambda *e: events.append(e))
 
     assert got.loc[[3, 50, 51], "rule"].tolist() == ["invalid"] * 3
     valid = [i for i in range(len(points)) if i not in (3, 50, 51)]
     assert events[-1] == ("route", len(valid), len(valid))
     with city_engine.connect() as conn:
         for i in valid:
-            alone = route(conn, float(lon[i]), float(lat[i]))
+            alone = route(conn, float(lon[i]), float(lat[i]), tolerance_m=tolerance_m,
+                          margin_m=margin_m)
             row = got.loc[i]
             assert (row["rule"], row["community_code"], bool(row["near_boundary"])) == (
                 alone.rule, alone.community_code, alone.near_boundary), i
@@ -181,7 +187,8 @@ def test_route_points_in_chunks_agrees_with_single_point_routing(city_engine, mo
             else:
                 assert row["distance_m"] == pytest.approx(alone.distance_m, abs=0.01), i
     rules = set(got.loc[valid, "rule"])
-    assert {"inside", "on_boundary"} <= rules and got.loc[valid, "near_boundary"].sum() > 10
+    assert {"inside", "on_boundary", "outside"} <= rules
+    assert got.loc[valid, "near_boundary"].sum() > 10
 
 
 def test_a_file_with_no_usable_coordinates_is_written_whole(engine, tmp_path):
