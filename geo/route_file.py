@@ -175,14 +175,16 @@ def route_points(
 
 # The routed points' numbers, read back as a few large texts (a chunk of ids each) instead
 # of a million rows: every field is a number, so none needs quoting. Rule = its position in
-# RULES (1-based), community 0 = none, distance '' = none.
+# RULES (1-based), community 0 = none, distance '' = none; a distance of 0 (most points) is
+# written without the numeric rounding the others need.
 _NUMBERS_SQL = """
-SELECT string_agg(concat_ws(',', r.id, array_position(CAST(:rules AS text[]), r.rule),
-                            COALESCE(r.community_id, 0),
-                            COALESCE(round(r.distance_m::numeric, 2)::text, '')), E'\\n')
+SELECT string_agg(concat_ws(',', r.id, CASE r.rule {rules} END, COALESCE(r.community_id, 0),
+                            CASE WHEN r.distance_m = 0 THEN '0'
+                                 ELSE COALESCE(round(r.distance_m::numeric, 2)::text, '') END),
+                  E'\\n')
 FROM cg_routed r
 GROUP BY r.id / :per
-"""
+""".format(rules=" ".join(f"WHEN '{rule}' THEN {n}" for n, rule in enumerate(RULES, 1)))
 # The points near a boundary (a few in a hundred): id and the codes of the other
 # communities, nearest first, joined with ';'.
 _ALTERNATES_SQL = """
@@ -197,7 +199,7 @@ def _fetch_results(conn: Connection, gen: int) -> tuple[pd.DataFrame, list, list
     """cg_routed as (numbers: id, rule, community_id, distance_m), the alternates of the
     points near a boundary [(id, codes)], and the generation's communities
     [(id, code, name, subdistrict_code)]."""
-    blocks = conn.execute(text(_NUMBERS_SQL), {"rules": list(RULES), "per": 100_000}).scalars().all()
+    blocks = conn.execute(text(_NUMBERS_SQL), {"per": 100_000}).scalars().all()
     columns = {"id": np.int64, "rule": np.int64, "community_id": np.int64, "distance_m": float}
     if blocks:
         numbers = pd.read_csv(io.StringIO("\n".join(blocks)), header=None,
