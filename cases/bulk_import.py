@@ -10,11 +10,12 @@ The pipeline, all in ONE transaction:
    (:mod:`cases.bulk_deadlines`, vectorised);
 3. ``COPY`` the good rows of each chunk into a temporary staging table (psycopg 3) and
    route that chunk's rows (by their line range) at once, appending to the routed table:
-   points whose surroundings hold one community only (binned into small cells, each cell
-   probed once per import: ``geo.route_cells``) by a hash join, every other point with ONE
-   routing join (``geo.routing.route_sql``); the same result as route_sql alone. Steps
-   1-2 run in a worker thread a chunk or two ahead, so Python validates the next chunks
-   while the database stages and routes this one (the worker never touches the database);
+   points whose surroundings hold one community only, or none within the gap tolerance
+   (binned into small cells, each cell probed once per import: ``geo.route_cells``) by a
+   hash join, every other point with ONE routing join (``geo.routing.route_sql``); the
+   same result as route_sql alone. Steps 1-2 run in a worker thread a chunk or two
+   ahead, so Python validates the next chunks while the database stages and routes this
+   one (the worker never touches the database);
 4. drop the rows whose ``(channel, external_id)`` is already a case; their routing goes
    with them (routing a row that is then dropped costs a little, and only for a
    re-import); the report's ``routed`` counts the rows that remain. Repeats within the file
