@@ -31,9 +31,13 @@ class Settings(BaseSettings):
     db_name: str = "casegrid"
     db_port: int = 55432
 
-    # Connection pool: bounded on purpose (2-core machines, many workers).
-    pool_size: int = 10
-    pool_max_overflow: int = 5
+    # Connection pool: bounded on purpose (2-core machines, many workers), and fixed: an
+    # overflow connection is closed whenever it comes back to a pool that has pool_size
+    # idle ones, so a load that hovers around pool_size opens and closes connections all
+    # the time (a new backend each, forked and set up while the cores are busy), which
+    # gave health checks under load latencies of seconds.
+    pool_size: int = 15
+    pool_max_overflow: int = 0
     pool_recycle_s: int = 1800
     statement_timeout_ms: int = 30000
 

@@ -142,3 +142,41 @@ def test_the_pool_hands_out_the_connection_given_back_last(db_url):
                 assert again.connection.dbapi_connection is raw["second"]
     finally:
         engine.dispose()
+
+
+def test_concurrent_requests_reuse_the_pool_without_opening_new_connections(db_url):
+    """With the default settings, more threads than the pool holds (a web server's thread
+    pool under load) share its connections: each stays open and is reused, none is closed
+    and replaced by a new backend. (With overflow connections, which the pool closes when
+    they come back to a full pool, the same load opens more backends than the pool holds,
+    and a server's steady load keeps replacing them.)"""
+    import threading
+
+    from casegrid.db import make_engine, single_read
+    from casegrid.settings import Settings
+
+    settings = Settings()
+    engine = make_engine(db_url, settings)
+    seen: set[int] = set()
+    lock = threading.Lock()
+    start = threading.Barrier(settings.pool_size + 4)
+
+    def work() -> None:
+        start.wait()
+        for _ in range(40):
+            with single_read(engine) as conn:
+                pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            with lock:
+                seen.add(pid)
+
+    threads = [threading.Thread(target=work) for _ in range(settings.pool_size + 4)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not any(t.is_alive() for t in threads)
+        assert len(seen) <= settings.pool_size
+        assert engine.pool.checkedout() == 0
+    finally:
+        engine.dispose()
