@@ -290,8 +290,9 @@ def _append_to_lines(in_path: Path, rows: int, routed: pd.DataFrame, out_path: P
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    # (map and all() keep the per-line work in C: a million lines.)
-    if len(lines) != rows + 1 or not all(map(str.strip, lines)):
+    # A blank line (pandas skips it) or a quoted line break adds a physical line: the
+    # count tells both.
+    if len(lines) != rows + 1:
         return False
     header = routed.iloc[:0].to_csv(index=False).rstrip("\n")
     suffix = [header, *_row_texts(routed)]

@@ -203,13 +203,16 @@ def test_a_file_with_no_usable_coordinates_is_written_whole(engine, tmp_path):
 
 
 def test_blank_lines_fall_back_to_rewriting_the_rows(engine, tmp_path):
-    # Lines are copied as they are only when each record is one line; a blank line (pandas
-    # skips it) makes route_file write the rows through pandas instead, still in order.
+    # Lines are copied as they are only when there is one per record. A quoted line break
+    # and a blank line (pandas skips it) each add a physical line: route_file writes the
+    # rows through pandas instead, in order.
     _one_square_community(engine)
     src = tmp_path / "in.csv"
-    src.write_text("id,x,y\n1,117.05,35.05\n\n2,117.2,35.05\n   \n3,117.06,35.06\n")
+    src.write_text('id,x,y,note\n1,117.05,35.05,"two\nlines"\n   \n2,117.2,35.05,b\n'
+                   "3,117.06,35.06,c\n")
     out = tmp_path / "out.csv"
     route_file(engine, src, out, lon_col="x", lat_col="y")
     got = pd.read_csv(out, dtype=str, keep_default_na=False)
     assert got["id"].tolist() == ["1", "2", "3"]
+    assert got["note"].tolist() == ["two\nlines", "b", "c"]
     assert got["rule"].tolist() == ["inside", "outside", "inside"]
