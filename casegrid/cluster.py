@@ -133,6 +133,13 @@ class Cluster:
                 "--auth=trust",
                 "--encoding=UTF8",
                 "--locale=C.UTF-8",
+                # Sort order "C": byte order, which for UTF-8 is the code point order that
+                # glibc's C.UTF-8 (2.35 on) collates by too, so nothing sorts differently;
+                # but PostgreSQL 15 only knows "C" as plain byte order, and compares every
+                # other collation through strcoll() without abbreviated sort keys. Text
+                # indexes build faster with "C" (the bulk import rebuilds several). The
+                # character classes (upper(), regular expressions) stay C.UTF-8's.
+                "--lc-collate=C",
             ]
         )
 

@@ -67,3 +67,19 @@ def test_case_numbers_grow_past_seven_digits_instead_of_repeating(engine):
             "INSERT INTO \"case\" (channel, category_code, reported_at) VALUES ('patrol', '9998', now())"
             " RETURNING case_no")).scalar_one()
     assert first == 41 and no == f"CG{year}0000042"
+
+
+def test_embedded_cluster_sorts_text_by_code_point_with_unicode_character_classes(engine):
+    # casegrid's own cluster sorts with "C" (byte order; PostgreSQL's fast path for text
+    # comparisons and index builds) and keeps C.UTF-8's character classes. Byte order of
+    # UTF-8 is code point order, the order C.UTF-8 sorted by before: Python's sorted().
+    words = ["滕州", "Zebra", "apple", "龙泉街道", "0599", "北辛", "Äpfel", "_x", "éclair", "荆河"]
+    with engine.connect() as conn:
+        assert conn.execute(text("SHOW lc_collate")).scalar_one() == "C"
+        assert conn.execute(text("SHOW lc_ctype")).scalar_one() == "C.UTF-8"
+        ordered = conn.execute(text("SELECT w FROM unnest(CAST(:w AS text[])) w ORDER BY w"),
+                               {"w": words}).scalars().all()
+        assert ordered == sorted(words)
+        # upper() and regular expressions still know letters beyond ASCII.
+        assert conn.execute(text("SELECT upper('éclair äpfel')")).scalar_one() == "ÉCLAIR ÄPFEL"
+        assert conn.execute(text("SELECT 'Ölpreis' ~ '^[[:alpha:]]+$'")).scalar_one() is True
