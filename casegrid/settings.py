@@ -44,9 +44,11 @@ class Settings(BaseSettings):
     # Routing defaults (metres).
     gap_tolerance_m: float = 200.0
     near_boundary_margin_m: float = 20.0
-    # Vertices per subdivided boundary piece: 16-64 are within noise of each other in the
-    # piece-size sweep of bench/bench_routing.py (bench/RESULTS.md); 32 had the best run.
-    subdivide_max_vertices: int = 32
+    # Vertices per subdivided boundary piece, chosen by the piece-size sweep of
+    # bench/bench_routing.py (bench/RESULTS.md): since the piece index keeps small pages
+    # (migration 0015), 64 had the lowest minimum time in every full run, a few percent
+    # under 32 and 128. Boundaries imported before keep their pieces until re-imported.
+    subdivide_max_vertices: int = 64
 
     # Intake batching (api/intake_queue.py): at most this many submissions per transaction,
     # and this many batches at the database at once per worker process. 1 gave the most
