@@ -46,8 +46,9 @@ class Settings(BaseSettings):
     near_boundary_margin_m: float = 20.0
     # Vertices per subdivided boundary piece, chosen by the piece-size sweep of
     # bench/bench_routing.py (bench/RESULTS.md): since the piece index keeps small pages
-    # (migration 0015), 64 had the lowest minimum time in every full run, a few percent
-    # under 32 and 128. Boundaries imported before keep their pieces until re-imported.
+    # (migration 0015), 64 had a lower minimum time than 32 in each full run, and than
+    # 128 in all but one, by a few percent. Boundaries imported before keep their pieces
+    # until they are imported again.
     subdivide_max_vertices: int = 64
 
     # Intake batching (api/intake_queue.py): at most this many submissions per transaction,
