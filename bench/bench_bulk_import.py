@@ -9,13 +9,16 @@ conversion (it routes the raw coordinates), no deduplication, no insert into the
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, text
 
 from bench import pgstat
+from bench.cpu import cluster_cpu, cpu_seconds, used_between
 from bench.harness import Context, Outcome, Row, log, median, timed
 from bench.ledger import MAPPING, case_count, write_hotline_csv
 
@@ -50,6 +53,40 @@ def bare_copy_join(engine: Engine, csv_path: Path, gen: int) -> int:
         return conn.execute(text("SELECT count(*) FROM bare_routed")).scalar_one()
 
 
+@dataclass
+class _Mark:
+    """Where a phase began: its name, the time and the CPU readings of this process (the
+    import and its reader thread) and of the cluster."""
+
+    phase: str
+    at: float
+    python: dict[int, float]
+    postgres: dict[int, float]
+
+
+def _mark(ctx: Context, phase: str) -> _Mark:
+    return _Mark(phase, time.perf_counter(), cpu_seconds({os.getpid()}),
+                 cluster_cpu(ctx.cluster.pgdata))
+
+
+def _cpu_table(marks: list[_Mark]) -> list[str]:
+    """Markdown rows, one per phase between consecutive marks (the last mark ends the last
+    phase): wall time, CPU of Python and of PostgreSQL, and how many cores were busy."""
+    rows = []
+    for here, after in zip(marks, marks[1:], strict=False):
+        wall = after.at - here.at
+        py = used_between(here.python, after.python)
+        pg = used_between(here.postgres, after.postgres)
+        rows.append(f"| {here.phase} | {wall:.1f} | {py:.1f} | {pg:.1f} | "
+                    f"{(py + pg) / wall if wall > 0 else 0:.2f} |")
+    return rows
+
+
+# The import's progress phases, folded as its report times them ("read" and "validate+copy"
+# alternate chunk by chunk; the last "insert" event comes after the indexes).
+_PHASES = {"read": "read, validate, COPY, route", "validate+copy": "read, validate, COPY, route"}
+
+
 def _cancel_other_queries(engine: Engine) -> int:
     """Cancel the running statements of the other sessions of this (benchmark-only)
     database: the bulk import, which then rolls back. Returns how many were cancelled."""
@@ -60,9 +97,10 @@ def _cancel_other_queries(engine: Engine) -> int:
         )).all())
 
 
-def _import_with_budget(ctx: Context, csv_path: Path, budget_s: float,
-                        phase: list[str]) -> tuple[float, object | None, str | None]:
-    """Run the import in a thread; past ``budget_s`` cancel it. (seconds, report, error)."""
+def _import_with_budget(ctx: Context, csv_path: Path, budget_s: float, phase: list[str],
+                        marks: list[_Mark]) -> tuple[float, object | None, str | None]:
+    """Run the import in a thread; past ``budget_s`` cancel it. (seconds, report, error).
+    ``marks`` gets where each phase began, and the end."""
     from cases.bulk_import import import_cases
 
     box: dict[str, object] = {}
@@ -73,6 +111,9 @@ def _import_with_budget(ctx: Context, csv_path: Path, budget_s: float,
         if name not in phase:  # each phase once (read and validate+copy alternate per chunk)
             phase.append(name)
             log(f"bulk_import:   {name}")
+        folded = _PHASES.get(name, name)
+        if folded not in {m.phase for m in marks}:
+            marks.append(_mark(ctx, folded))
         if name == "indexes" and done:  # each rebuilt index or foreign key, with its time
             now = time.perf_counter()
             log(f"bulk_import:     index {done:.0f}/{total}: {now - last[0]:.1f} s")
@@ -86,10 +127,12 @@ def _import_with_budget(ctx: Context, csv_path: Path, budget_s: float,
         except Exception as exc:  # noqa: BLE001 - reported as the benchmark's outcome
             box["error"] = exc
 
+    marks.append(_mark(ctx, _PHASES["read"]))
     t0 = time.perf_counter()
     thread = threading.Thread(target=work, name="bulk-import", daemon=True)
     thread.start()
     thread.join(budget_s)
+    marks.append(_mark(ctx, "end"))
     if thread.is_alive():
         log(f"bulk_import: still running after {budget_s:.0f} s (phase {phase[-1] if phase else '?'}):"
             " cancelling it")
@@ -124,11 +167,14 @@ def run(ctx: Context) -> Outcome:
     before = case_count(ctx.engine)
     log(f"bulk_import: import_cases on {n:,} rows (committed, backdated; budget {budget:.0f} s)")
     phase: list[str] = []
+    marks: list[_Mark] = []
     tracked = pgstat.reset(ctx.engine)
-    t_imp, report, error = _import_with_budget(ctx, csv_path, budget, phase)
+    t_imp, report, error = _import_with_budget(ctx, csv_path, budget, phase, marks)
     statements = pgstat.top(ctx.engine, 10) if tracked else []
     stored = case_count(ctx.engine) - before
+    base_marks = [_mark(ctx, "bare COPY + join (baseline)")]
     t, _ = timed(lambda: bare_copy_join(ctx.engine, csv_path, ctx.community_generation))
+    base_marks.append(_mark(ctx, "end"))
     base.append(t)
     log(f"bulk_import: bare COPY + join {t:.1f} s")
     csv_path.unlink(missing_ok=True)
@@ -150,12 +196,23 @@ def run(ctx: Context) -> Outcome:
         Row("bulk_import", "import throughput", n / t_imp, "rows/s", "bare COPY + join",
             n / b, "report"),
     ]
-    if not statements:
-        return Outcome(rows)
-    section = "\n".join([
-        "## Bulk import: PostgreSQL's time by statement", "",
-        f"The {n:,}-row import's statements that took the most time (`pg_stat_statements`, "
-        "top-level statements; the import's own transaction, so its COPY chunks, routing, "
-        "INSERT and each rebuilt index appear apart), per 1,000 rows:", "",
-        *pgstat.table(statements, max(1, n // 1000), "1,000 rows")])
-    return Outcome(rows, [section])
+    cpu = [*_cpu_table(marks), *_cpu_table(base_marks)]
+    for line in cpu:
+        log(f"bulk_import:   {line}")
+    sections = ["\n".join([
+        "## Bulk import: where the time goes", "",
+        f"Each phase of the {n:,}-row import, then the baseline measured after it: wall time, "
+        "and the CPU time of the benchmark's own process (the import and its reader thread) "
+        "and of the cluster's processes (backends with their parallel workers, WAL writer, "
+        "checkpointer; from /proc). Cores busy = CPU / wall, of "
+        f"{os.cpu_count()}:", "",
+        "| phase | wall s | Python CPU s | PostgreSQL CPU s | cores busy |",
+        "|---|---|---|---|---|", *cpu])]
+    if statements:
+        sections.append("\n".join([
+            "## Bulk import: PostgreSQL's time by statement", "",
+            f"The {n:,}-row import's statements that took the most time (`pg_stat_statements`, "
+            "top-level statements; the import's own transaction, so its COPY chunks, routing, "
+            "INSERT and each rebuilt index appear apart), per 1,000 rows:", "",
+            *pgstat.table(statements, max(1, n // 1000), "1,000 rows")]))
+    return Outcome(rows, sections)

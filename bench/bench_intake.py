@@ -26,7 +26,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 from bench import pgstat
-from bench.cpu import cluster_pids, cpu_seconds, session_pids, used_between
+from bench.cpu import cluster_cpu, cpu_seconds, session_pids, used_between
 from bench.harness import Context, Outcome, Row, Skip, log, percentile
 from bench.points import generate_points
 from bench.server import serve
@@ -153,13 +153,13 @@ def run(ctx: Context) -> Outcome:
         log("intake: warming up POST /api/v1/cases")
         _wrk(base, 2, {"CG_TOKEN": secret, "CG_POINTS": str(points_file), "CG_PREFIX": "bench-warm"})
         log(f"intake: POST /api/v1/cases, {CLIENTS} clients (wrk), {seconds:.0f} s")
-        app_pids, db_pids = session_pids(server["session"]), cluster_pids(ctx.cluster.pgdata)
+        app_pids = session_pids(server["session"])
         tracked = pgstat.reset(ctx.engine)
-        app0, db0 = cpu_seconds(app_pids), cpu_seconds(db_pids)
+        app0, db0 = cpu_seconds(app_pids), cluster_cpu(ctx.cluster.pgdata)
         r = _wrk(base, seconds, {"CG_TOKEN": secret, "CG_POINTS": str(points_file),
                                  "CG_PREFIX": PREFIX})
         app_cpu = used_between(app0, cpu_seconds(app_pids | session_pids(server["session"])))
-        db_cpu = used_between(db0, cpu_seconds(db_pids | cluster_pids(ctx.cluster.pgdata)))
+        db_cpu = used_between(db0, cluster_cpu(ctx.cluster.pgdata))
         statements = pgstat.top(ctx.engine) if tracked else []
     with ctx.engine.connect() as conn:
         stored = conn.execute(text(

@@ -47,13 +47,17 @@ def children(parent: int) -> set[int]:
     return _with_stat(1, parent)  # stat field 4: parent
 
 
+def _postmaster(pgdata: Path) -> int | None:
+    try:
+        return int((pgdata / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def cluster_pids(pgdata: Path) -> set[int]:
     """The postmaster of ``pgdata`` and its children (backends, WAL writer, autovacuum)."""
-    try:
-        postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return set()
-    return {postmaster} | children(postmaster)
+    postmaster = _postmaster(pgdata)
+    return set() if postmaster is None else {postmaster} | children(postmaster)
 
 
 def cpu_seconds(pids: set[int]) -> dict[int, float]:
@@ -66,7 +70,31 @@ def cpu_seconds(pids: set[int]) -> dict[int, float]:
     return out
 
 
+# The key of :func:`cluster_cpu`'s reaped total (no process has pid 0).
+REAPED = 0
+
+
+def cluster_cpu(pgdata: Path) -> dict[int, float]:
+    """:func:`cpu_seconds` of a cluster's processes, and under :data:`REAPED` the CPU of the
+    postmaster's children that have ended: the kernel adds an ended child's time to its
+    parent's cutime and cstime. Parallel workers (of an index build, say) and autovacuum
+    workers often live less than a second, between two readings."""
+    postmaster = _postmaster(pgdata)
+    if postmaster is None:
+        return {}
+    out = cpu_seconds({postmaster} | children(postmaster))
+    fields = _stat(postmaster)
+    if fields:
+        out[REAPED] = (int(fields[13]) + int(fields[14])) / _TICK  # fields 16, 17
+    return out
+
+
 def used_between(before: dict[int, float], after: dict[int, float]) -> float:
-    """CPU seconds used between two :func:`cpu_seconds` readings (a process that started
-    in between counts from zero; one that ended is lost, which only undercounts)."""
-    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
+    """CPU seconds used between two readings (:func:`cpu_seconds` or :func:`cluster_cpu`).
+    A process that started in between counts from zero. One that ended is lost, which only
+    undercounts, except in :func:`cluster_cpu` readings: there its whole time is in the
+    reaped total, so what it had used before the first reading comes off."""
+    used = sum(t - before.get(pid, 0.0) for pid, t in after.items())
+    if REAPED in after:
+        used -= sum(t for pid, t in before.items() if pid not in after)
+    return used

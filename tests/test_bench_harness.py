@@ -126,3 +126,59 @@ def test_cpu_accounting_counts_a_session_and_a_cluster(pg_cluster, engine):
     with engine.connect() as conn:
         backend = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
         assert backend in cluster_pids(pg_cluster.pgdata)
+
+
+def test_cluster_cpu_counts_parallel_workers_that_ended_between_readings(pg_cluster, engine):
+    """bench.cpu.cluster_cpu: a parallel query's workers start and end between two readings;
+    their CPU still counts (the postmaster's reaped total), and the leader's own share is
+    small when it does not scan itself."""
+    from sqlalchemy import text
+
+    from bench.cpu import REAPED, cluster_cpu, cpu_seconds, used_between
+
+    with engine.connect() as conn:
+        conn.execute(text("CREATE UNLOGGED TABLE burn AS SELECT i FROM generate_series(1, 3000000) i"))
+        conn.execute(text("ANALYZE burn"))
+        for setting in ("parallel_setup_cost = 0", "parallel_tuple_cost = 0",
+                        "min_parallel_table_scan_size = 0", "max_parallel_workers_per_gather = 2",
+                        "parallel_leader_participation = off"):
+            conn.execute(text(f"SET {setting}"))
+        backend = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        plan = "\n".join(conn.execute(text("EXPLAIN SELECT sum(sqrt(i) * ln(i + 1)) FROM burn")).scalars())
+        assert "Workers Planned: 2" in plan, plan
+        cluster0, leader0 = cluster_cpu(pg_cluster.pgdata), cpu_seconds({backend})
+        t0 = time.perf_counter()
+        for _ in range(3):
+            conn.execute(text("SELECT sum(sqrt(i) * ln(i + 1)) FROM burn")).scalar_one()
+        wall = time.perf_counter() - t0
+        after = cluster_cpu(pg_cluster.pgdata)
+        cluster = used_between(cluster0, after)
+        leader = used_between(leader0, cpu_seconds({backend}))
+    assert REAPED in after
+    # The workers scanned everything and are gone: without the reaped total the cluster
+    # would show little more than the leader's own CPU.
+    assert cluster > 0.5 * wall, (cluster, wall, leader)
+    assert leader < 0.5 * cluster, (cluster, wall, leader)
+
+
+@pytest.mark.slow
+def test_quick_bulk_import_run_shows_where_the_time_goes(tmp_path):
+    out = tmp_path / "RESULTS.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "bulk_import", "--out", str(out)],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    md = out.read_text(encoding="utf-8")
+    section = md.split("## Bulk import: where the time goes", 1)[1].split("\n## ", 1)[0]
+    rows = {cells[0]: [float(c) for c in cells[1:]]
+            for cells in ([c.strip() for c in line.strip().strip("|").split("|")]
+                          for line in section.splitlines()
+                          if line.startswith("| ") and not line.startswith("| phase"))}
+    assert list(rows) == ["read, validate, COPY, route", "dedup", "insert",
+                          "bare COPY + join (baseline)"], rows
+    for phase, (wall, python, postgres, busy) in rows.items():
+        assert python >= 0 and postgres >= 0, phase
+        if wall >= 0.1:  # the figures shown are rounded to 0.1 s
+            assert busy == pytest.approx((python + postgres) / wall, abs=0.6), phase
+    # The database does the routing and the insert: its CPU shows in those phases.
+    assert rows["read, validate, COPY, route"][2] > 0 and rows["insert"][2] > 0
