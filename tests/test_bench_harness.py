@@ -169,6 +169,7 @@ def test_quick_bulk_import_run_shows_where_the_time_goes(tmp_path):
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     md = out.read_text(encoding="utf-8")
+    assert any(line.startswith("| bulk_import | import's CPU time ÷ ") for line in md.splitlines())
     section = md.split("## Bulk import: where the time goes", 1)[1].split("\n## ", 1)[0]
     rows = {cells[0]: [float(c) for c in cells[1:]]
             for cells in ([c.strip() for c in line.strip().strip("|").split("|")]
