@@ -5,6 +5,10 @@ the bare COPY of the same file + one ``ST_Covers`` routing join, materialised.
 The baseline is the floor of the database work only: no validation, no GCJ-02/BD-09
 conversion (it routes the raw coordinates), no deduplication, no insert into the indexed
 ``case`` table, no history rows, no deadlines. The import does all of those.
+
+Each phase of the import and the baseline are also measured in CPU time (this process and
+the cluster's, :mod:`bench.cpu`), with the least wall time the import's CPU allows on this
+machine's cores: what separates a slow schedule from too much work.
 """
 
 from __future__ import annotations
@@ -213,8 +217,7 @@ def run(ctx: Context) -> Outcome:
         f"Each phase of the {n:,}-row import, then the baseline measured after it: wall time, "
         "and the CPU time of the benchmark's own process (the import and its reader thread) "
         "and of the cluster's processes (backends with their parallel workers, WAL writer, "
-        "checkpointer; from /proc). Cores busy = CPU / wall, of "
-        f"{os.cpu_count()}:", "",
+        f"checkpointer; from /proc). Cores busy = CPU / wall, of {cores}:", "",
         "| phase | wall s | Python CPU s | PostgreSQL CPU s | cores busy |",
         "|---|---|---|---|---|", *cpu])]
     if statements:
