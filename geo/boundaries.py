@@ -161,6 +161,40 @@ def subdivide_generation(conn: Connection, generation_id: int, max_vertices: int
     return count
 
 
+# ST_Subdivide needs at least 5 vertices a piece; the piece-size sweep of
+# bench/bench_routing.py runs from 8 to 256, and much larger pieces are no longer small.
+PIECE_VERTICES = (8, 1024)
+
+
+def repiece_generation(conn: Connection, generation_id: int | None = None,
+                       max_vertices: int | None = None) -> tuple[int, int, int]:
+    """Cut a community generation's polygons into routing pieces again: the active one by
+    default, with at most ``max_vertices`` vertices a piece (default: the
+    ``subdivide_max_vertices`` setting). Boundaries imported before a change of that setting
+    keep their pieces until this runs. Routing answers the same with any piece size; only
+    its speed changes. Returns (generation, pieces before, pieces now)."""
+    low, high = PIECE_VERTICES
+    if max_vertices is not None and not low <= max_vertices <= high:
+        raise InvalidInput(f"max_vertices must be between {low} and {high}, got {max_vertices}",
+                           field="max_vertices")
+    if generation_id is None:
+        generation_id = active_generation(conn, "community")
+        if generation_id is None:
+            raise NotFound("there is no active community generation: import one with "
+                           "`casegrid boundaries import`", field="generation")
+    level = conn.execute(text("SELECT level FROM boundary_generation WHERE id = :g"),
+                         {"g": generation_id}).scalar_one_or_none()
+    if level is None:
+        raise NotFound(f"no boundary generation {generation_id}; see `casegrid boundaries list`",
+                       field="generation")
+    if level != "community":
+        raise InvalidInput(f"generation {generation_id} holds {level} boundaries; only community "
+                           "generations are cut into routing pieces", field="generation")
+    before = conn.execute(text("SELECT count(*) FROM community_piece WHERE generation_id = :g"),
+                          {"g": generation_id}).scalar_one()
+    return generation_id, before, subdivide_generation(conn, generation_id, max_vertices)
+
+
 def activate_generation(conn: Connection, generation_id: int) -> None:
     """Make ``generation_id`` the active one of its level (the previous one is kept)."""
     level = conn.execute(

@@ -1,4 +1,4 @@
-"""``casegrid boundaries import|check|list|activate``, ``casegrid posts import`` and
+"""``casegrid boundaries import|check|list|activate|subdivide``, ``casegrid posts import`` and
 ``casegrid poi import``: loading the city's geography, as dry runs that report until
 ``--commit`` is given."""
 
@@ -120,6 +120,22 @@ def activate_cmd(generation: int = typer.Argument(..., help="generation id from 
     with engine().begin() as conn:
         activate_generation(conn, generation)
     console.print(f"generation {generation} is now active")
+
+
+@boundaries_app.command("subdivide")
+@cli_errors
+def subdivide_cmd(
+    generation: int = typer.Option(None, help="community generation id (default: the active one)"),
+    max_vertices: int = typer.Option(
+        None, help="vertices a piece at most (default: the subdivide_max_vertices setting)"),
+) -> None:
+    """Cut a community generation into routing pieces again, e.g. after a change of
+    CASEGRID_SUBDIVIDE_MAX_VERTICES; routing answers stay the same, only its speed changes."""
+    from geo.boundaries import repiece_generation
+
+    with console.status("cutting the boundaries into pieces..."), engine().begin() as conn:
+        gen, before, now = repiece_generation(conn, generation, max_vertices)
+    console.print(f"generation {gen}: {now:,} routing pieces (were {before:,})")
 
 
 @posts_app.command("import")
