@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     # bench/bench_routing.py (bench/RESULTS.md): since the piece index keeps small pages
     # (migration 0015), 64 had a lower minimum time than 32 in each full run, and than
     # 128 in all but one, by a few percent. Boundaries imported before keep their pieces
-    # until they are imported again.
+    # until `casegrid boundaries subdivide` cuts them again.
     subdivide_max_vertices: int = 64
 
     # Intake batching (api/intake_queue.py): at most this many submissions per transaction,
