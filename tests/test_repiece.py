@@ -103,3 +103,38 @@ def test_subdivide_command(city_db_url, city_engine):
     with city_engine.connect() as conn:
         now = _pieces(conn, gen)
     assert now > was and f"{now:,} routing pieces (were {was:,})" in ok.stdout
+
+
+def test_two_recuts_of_one_generation_leave_one_set_of_pieces(city_engine):
+    # The second waits for the first to commit (the first's REINDEX holds the piece index,
+    # which the second's DELETE must open), then plans its DELETE afresh and so replaces
+    # the first's pieces instead of leaving both sets.
+    import threading
+
+    with city_engine.connect() as conn:
+        gen = active_generation(conn)
+    first_in = threading.Event()
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        first_in.wait()
+        try:
+            with city_engine.begin() as conn:
+                repiece_generation(conn, gen, 16)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with city_engine.begin() as conn:
+        repiece_generation(conn, gen, 8)
+        first_in.set()
+        thread.join(1.0)
+        assert thread.is_alive()  # waiting on the first re-cut's lock
+    thread.join(30)
+    assert not errors and not thread.is_alive()
+    with city_engine.connect() as conn:
+        expected = conn.execute(text(
+            "SELECT count(*) FROM community c, ST_Subdivide(c.geom, 16) p WHERE c.generation_id = :g"),
+            {"g": gen}).scalar_one()
+        assert _pieces(conn, gen) == expected
