@@ -173,23 +173,13 @@ def repiece_generation(conn: Connection, generation_id: int | None = None,
     ``subdivide_max_vertices`` setting). Boundaries imported before a change of that setting
     keep their pieces until this runs. Routing answers the same with any piece size; only
     its speed changes. Returns (generation, pieces before, pieces now)."""
+    from geo.routing import require_generation  # geo.routing imports this module
+
     low, high = PIECE_VERTICES
     if max_vertices is not None and not low <= max_vertices <= high:
         raise InvalidInput(f"max_vertices must be between {low} and {high}, got {max_vertices}",
                            field="max_vertices")
-    if generation_id is None:
-        generation_id = active_generation(conn, "community")
-        if generation_id is None:
-            raise NotFound("there is no active community generation: import one with "
-                           "`casegrid boundaries import`", field="generation")
-    level = conn.execute(text("SELECT level FROM boundary_generation WHERE id = :g"),
-                         {"g": generation_id}).scalar_one_or_none()
-    if level is None:
-        raise NotFound(f"no boundary generation {generation_id}; see `casegrid boundaries list`",
-                       field="generation")
-    if level != "community":
-        raise InvalidInput(f"generation {generation_id} holds {level} boundaries; only community "
-                           "generations are cut into routing pieces", field="generation")
+    generation_id = require_generation(conn, generation_id)
     before = conn.execute(text("SELECT count(*) FROM community_piece WHERE generation_id = :g"),
                           {"g": generation_id}).scalar_one()
     return generation_id, before, subdivide_generation(conn, generation_id, max_vertices)

@@ -19,11 +19,10 @@ from geo.routing import M_PER_DEG, route_sql
 # pieces within the margin of the cell, with the radius route_sql uses for a point at the
 # cell's latitude farthest from the equator (the largest; a little more for rounding), and
 # the box a little larger than the cell so that floor() cannot put a point outside its
-# cell. Where all those pieces belong to one
-# community, route_sql's first probe for any point of the cell finds only pieces of that
-# community; a point one of them covers (ST_Covers of their collection: the
-# point-in-polygon test per part) is then 'inside' it, at distance 0, not near a boundary,
-# without alternates. A cell with no piece within the margin nor within the gap tolerance
+# cell. Where all those pieces belong to one community, route_sql's first probe for any
+# point of the cell finds only pieces of that community; a point one of them covers
+# (ST_Covers of their collection: the point-in-polygon test per part) is then 'inside' it,
+# at distance 0, not near a boundary, without alternates. A cell with no piece within the margin nor within the gap tolerance
 # (the same conservative radius) is far from every community: its points are 'outside'.
 # Every other point goes through route_sql. Tests compare the result with route_sql alone.
 ROUTE_CELL_DEG = 0.0005
@@ -32,10 +31,10 @@ _CELL = {"s": ROUTE_CELL_DEG, "eps": 1e-9, "mpd": M_PER_DEG}
 # soon as it has staged a chunk, while its reader thread validates the next. The routing
 # tables collect the chunks: cg_cells every cell probed so far (cid and pieces NULL where
 # the pieces within the margin belong to more than one community or to none; far true where
-# none lies within the tolerance either), so a cell is probed once per transaction; cg_routed every routed point. cg_chunk holds the chunk's
-# points and cg_easy those of them routed by their cell, both emptied for each chunk (a
-# cumulative cg_easy was scanned whole, twice, for every chunk), each with its own
-# statistics for the plans.
+# none lies within the tolerance either), so a cell is probed once per transaction;
+# cg_routed every routed point. cg_chunk holds the chunk's points and cg_easy those of them
+# routed by their cell, both emptied for each chunk (a cumulative cg_easy was scanned
+# whole, twice, for every chunk), each with its own statistics for the plans.
 _ROUTE_DDL = """
 DROP TABLE IF EXISTS cg_cells, cg_chunk, cg_easy, cg_routed;
 CREATE TEMP TABLE cg_cells (i int, j int, cid int, pieces geometry, far boolean,

@@ -75,7 +75,7 @@ def test_repiecing_refuses_what_it_cannot_cut(city_engine):
         for kwargs, exc, field in (
             ({"max_vertices": 4}, InvalidInput, "max_vertices"),
             ({"max_vertices": 5000}, InvalidInput, "max_vertices"),
-            ({"generation_id": subdistricts}, InvalidInput, "generation"),
+            ({"generation_id": subdistricts}, NotFound, "generation"),
             ({"generation_id": 987654}, NotFound, "generation"),
         ):
             with pytest.raises(exc) as err:
