@@ -490,6 +490,53 @@ def _stats_trigger_enabled(engine) -> str:
             " AND tgrelid = '\"case\"'::regclass")).scalar_one()
 
 
+def _stats_trigger_def(engine) -> str:
+    with engine.connect() as conn:
+        return conn.execute(text(
+            "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname = 'case_stat_ins'"
+            " AND tgrelid = '\"case\"'::regclass")).scalar_one()
+
+
+# Triggers that make PostgreSQL keep a transition table of the rows an INSERT into "case"
+# writes (tgtype bit 2 = INSERT), whether they are enabled or not.
+_CAPTURING_TRIGGERS_SQL = """
+SELECT tgname || ':' || tgenabled::text FROM pg_trigger
+WHERE tgrelid = '"case"'::regclass AND tgnewtable IS NOT NULL AND tgtype & 4 <> 0
+"""
+
+
+@pytest.mark.parametrize("state", ["on", "off"])
+def test_rebuild_path_insert_runs_with_no_transition_table(city_engine, monkeypatch, state):
+    """While the exclusive INSERT runs, no trigger on "case" asks for its new rows (a
+    disabled one still would: PostgreSQL fills transition tables before it looks at
+    tgenabled), and afterwards case_stat_ins is back exactly as it was, on or off."""
+    import cases.bulk_import as bulk
+
+    if state == "off":
+        with city_engine.begin() as conn:
+            conn.execute(text('ALTER TABLE "case" DISABLE TRIGGER case_stat_ins'))
+    before = _stats_trigger_def(city_engine), _stats_trigger_enabled(city_engine)
+    seen: list[list[str]] = []
+    build_sql = bulk._insert_locked_sql
+
+    def spy(conn, own_stats):  # called on the import's connection just before the INSERT
+        seen.append(conn.execute(text(_CAPTURING_TRIGGERS_SQL)).scalars().all())
+        return build_sql(conn, own_stats)
+
+    monkeypatch.setattr(bulk, "_insert_locked_sql", spy)
+    report = import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True,
+                          rebuild_indexes=True)
+    assert report.inserted == 7 and "indexes" in report.seconds
+    assert seen == [[]]
+    assert (_stats_trigger_def(city_engine), _stats_trigger_enabled(city_engine)) == before
+    with city_engine.connect() as conn:
+        assert conn.execute(text(_CAPTURING_TRIGGERS_SQL)).scalars().all() == [
+            "case_stat_ins:" + ("O" if state == "on" else "D")]
+        counted = conn.execute(text(
+            "SELECT coalesce(sum(accepted), 0) FROM case_stat WHERE dim = 'channel'")).scalar_one()
+    assert counted == (7 if state == "on" else 0)
+
+
 def test_rebuild_path_statistics_equal_the_trigger_path(city_engine, tmp_path):
     """The exclusive path adds the statistics itself (trigger off during its INSERT): every
     case_stat row and column equals what the trigger makes of the same imports, including
