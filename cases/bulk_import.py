@@ -74,7 +74,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, Row, text
 
-from casegrid.csv_text import csv_text
+from casegrid.csv_text import copy_csv
 from casegrid.errors import ImportFailed
 from casegrid.settings import get_settings
 from cases.bulk_deadlines import InitialDue
@@ -547,9 +547,9 @@ def _insert_locked_sql(conn: Connection, own_stats: bool) -> str:
 _COPY_COLUMNS = (*STAGE_COLUMNS, "review_s", "reply_s", "due_prov")
 
 
-def _chunk_csv(good: pd.DataFrame, due: InitialDue | None, now_s: int | None) -> str:
+def _chunk_csv(good: pd.DataFrame, due: InitialDue | None, now_s: int | None) -> bytes:
     """A validated chunk with its due times (from the reported time when ``now_s`` is None,
-    else from ``now_s``) as the CSV text COPY reads ('' = NULL)."""
+    else from ``now_s``) as the CSV COPY reads (an unquoted empty field = NULL)."""
     good = good.reset_index(drop=True)
     if due is None:
         good["review_s"] = good["reply_s"] = good["due_prov"] = None
@@ -558,11 +558,11 @@ def _chunk_csv(good: pd.DataFrame, due: InitialDue | None, now_s: int | None) ->
                  else np.full(len(good), now_s, dtype=np.int64))
         good["review_s"], good["reply_s"], good["due_prov"] = due.compute(
             start, good["category_code"].to_numpy(), good["channel"].to_numpy())
-    return csv_text(good, _COPY_COLUMNS)
+    return copy_csv(good, _COPY_COLUMNS)
 
 
-def _copy_chunk(conn: Connection, data: str) -> None:
-    """COPY one chunk's CSV text (:func:`_chunk_csv`) into the staging table."""
+def _copy_chunk(conn: Connection, data: bytes) -> None:
+    """COPY one chunk's CSV (:func:`_chunk_csv`) into the staging table."""
     raw = conn.connection.driver_connection
     with raw.cursor() as cur, cur.copy(
         f"COPY cg_stage ({', '.join(_COPY_COLUMNS)}) FROM STDIN (FORMAT csv)"
@@ -712,9 +712,9 @@ def import_cases(
 def _staged(path: Path, mapping: Mapping, catalogue: set[str], default_crs: str,
             chunk_rows: int, report: BulkReport, reasons: Counter[str], rejects: _RejectFile,
             due: InitialDue | None, now_s: int | None, repeats: _Repeats
-            ) -> Iterator[tuple[str, int, int, list[tuple]]]:
+            ) -> Iterator[tuple[bytes, int, int, list[tuple]]]:
     """Read, validate and date the file chunk by chunk (no database): per chunk the CSV
-    text of its good rows for COPY ('' when none), its first and last line, and the
+    of its good rows for COPY (b'' when none), its first and last line, and the
     progress events it caused.
     Counts into ``report`` and ``reasons``, rejected rows into ``rejects``, later lines of
     a ticket into ``repeats`` (they are not staged)."""
@@ -736,7 +736,7 @@ def _staged(path: Path, mapping: Mapping, catalogue: set[str], default_crs: str,
             rejects.write(bad, columns)
         good = repeats.drop(good)
         events.append(("validate+copy", report.read, None))
-        yield (_chunk_csv(good, due, now_s) if not good.empty else ""), first, next_line - 1, \
+        yield (_chunk_csv(good, due, now_s) if not good.empty else b""), first, next_line - 1, \
             events.copy()
         events.clear()
 

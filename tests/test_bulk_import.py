@@ -757,6 +757,49 @@ def test_chunk_csv_text_equals_pandas_to_csv(city_engine):
     assert [r.flag for r in back] == [True, None, False, True]
 
 
+def test_copy_csv_reads_back_as_csv_text(city_engine):
+    """The import's staging CSV (casegrid.csv_text.copy_csv, Arrow's writer) gives COPY the
+    same values as csv_text: NULL for missing values and empty text alike, quotes, commas and
+    line breaks kept, every digit of a float, nullable integers and flags, a column of
+    mixed values as their text."""
+    import numpy as np
+
+    from casegrid.csv_text import copy_csv, csv_text
+
+    frame = pd.DataFrame({
+        "line": np.array([2, 3, 4, 5, 6], dtype=np.int64),
+        "text": pd.array(['a "quoted", comma', "line\nbreak\r\n", "", None, "\\N"],
+                         dtype="string"),
+        "plain": pd.Series(["x", "简体中文", "  spaces  ", "", None], dtype="str"),
+        "obj": np.array(["a,b", None, "c", "", "d"], dtype=object),
+        "mixed": np.array([1, "x", None, 2.5, np.nan], dtype=object),
+        "lon": np.array([117.14874991734213, np.nan, 0.1 + 0.2, -0.0, 1e-300]),
+        "due": pd.array([1762012885, None, 0, -5, 2**62], dtype="Int64"),
+        "flag": pd.array([True, None, False, True, False], dtype="boolean"),
+        "ok": np.array([True, False, True, False, True]),
+    })
+    columns = tuple(frame.columns)
+    assert copy_csv(frame.iloc[:0], columns) == b""
+
+    def copied(data) -> list[tuple]:
+        with city_engine.connect() as conn, conn.begin():
+            conn.execute(text("CREATE TEMP TABLE t (line bigint, text text, plain text,"
+                              " obj text, mixed text, lon float8, due bigint, flag boolean,"
+                              " ok boolean) ON COMMIT DROP"))
+            raw = conn.connection.driver_connection
+            with raw.cursor() as cur, cur.copy("COPY t FROM STDIN (FORMAT csv)") as copy:
+                copy.write(data)
+            back = [tuple(r) for r in conn.execute(text("SELECT * FROM t ORDER BY line"))]
+            conn.rollback()
+        return back
+
+    back = copied(copy_csv(frame, columns))
+    assert back == copied(csv_text(frame, columns))
+    assert [r[1] for r in back] == ['a "quoted", comma', "line\nbreak\r\n", None, None, "\\N"]
+    assert [r[4] for r in back] == ["1", "x", None, "2.5", None]
+    assert [r[5] for r in back][2:] == [0.1 + 0.2, -0.0, 1e-300]
+
+
 def test_repeats_keep_the_first_line_across_chunks(city_engine, tmp_path):
     """A ticket repeated within the file is stored once, from its first line, whichever
     chunks the lines fall in; a repeat of a ticket that is already a case counts as already
