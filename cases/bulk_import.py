@@ -74,7 +74,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, Row, text
 
-from casegrid.csv_text import copy_csv
+from casegrid.csv_text import TEXT, copy_csv
 from casegrid.errors import ImportFailed
 from casegrid.settings import get_settings
 from cases.bulk_deadlines import InitialDue
@@ -144,7 +144,7 @@ def _csv_chunks(path: Path, mapping: Mapping, chunk_rows: int,
     with path.open("rb") as fh:
         try:
             reader = pd.read_csv(
-                fh, dtype=str, keep_default_na=False, na_filter=False, encoding=encoding,
+                fh, dtype=TEXT, keep_default_na=False, na_filter=False, encoding=encoding,
                 sep=mapping.delimiter, chunksize=chunk_rows, skipinitialspace=False,
             )
             for chunk in reader:
@@ -197,13 +197,13 @@ def _xlsx_chunks(path: Path, mapping: Mapping, chunk_rows: int,
             done += len(block)
             if progress:
                 progress("read", done, total)
-            yield pd.DataFrame(block, columns=names, dtype=str)
+            yield pd.DataFrame(block, columns=names, dtype=TEXT)
             block = []
     if block:
         done += len(block)
         if progress:
             progress("read", done, total)
-        yield pd.DataFrame(block, columns=names, dtype=str)
+        yield pd.DataFrame(block, columns=names, dtype=TEXT)
     wb.close()
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, text
 
-from casegrid.csv_text import csv_text
+from casegrid.csv_text import TEXT, csv_text
 from casegrid.errors import ImportFailed, InvalidInput
 from casegrid.settings import get_settings
 from geo import route_cells
@@ -65,7 +65,7 @@ def read_points_csv(path: Path, lon_col: str, lat_col: str) -> pd.DataFrame:
     if not path.exists():
         raise ImportFailed(f"input file {path} does not exist", field="IN")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        frame = pd.read_csv(path, dtype=TEXT, keep_default_na=False, encoding="utf-8-sig")
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise ImportFailed(f"cannot read {path} as CSV: {exc}", field="IN") from exc
     for col, opt in ((lon_col, "--lon-col"), (lat_col, "--lat-col")):

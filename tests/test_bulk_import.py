@@ -711,6 +711,19 @@ def test_bulk_routing_equals_route_sql(city_engine):
     assert set(rules) == {"inside", "on_boundary", "nearest", "outside"} and near > 1000
 
 
+def _copied(engine, columns_ddl: str, data: str | bytes) -> list:
+    """The rows ``COPY ... (FORMAT csv)`` reads from ``data`` into a temporary table of
+    ``columns_ddl`` (the first column is ``line``), in line order."""
+    with engine.connect() as conn, conn.begin():
+        conn.execute(text(f"CREATE TEMP TABLE t ({columns_ddl}) ON COMMIT DROP"))
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy("COPY t FROM STDIN (FORMAT csv)") as copy:
+            copy.write(data)
+        back = conn.execute(text("SELECT * FROM t ORDER BY line")).all()
+        conn.rollback()
+    return back
+
+
 def test_chunk_csv_text_equals_pandas_to_csv(city_engine):
     """The staged chunk's CSV (casegrid.csv_text.csv_text) is pandas' to_csv text byte for
     byte: quotes, separators and line breaks inside text, blanks and missing values (NULL),
@@ -739,15 +752,9 @@ def test_chunk_csv_text_equals_pandas_to_csv(city_engine):
     assert _csv_text(frame, columns) == expected.getvalue()
     assert _csv_text(frame.iloc[:0], columns) == ""
     # and COPY reads it back as the same values
-    with city_engine.connect() as conn, conn.begin():
-        conn.execute(text("CREATE TEMP TABLE t (line bigint, text text, plain text, obj text,"
-                          " ids text, mixed text, lon float8, due bigint, flag boolean,"
-                          " ok boolean) ON COMMIT DROP"))
-        raw = conn.connection.driver_connection
-        with raw.cursor() as cur, cur.copy("COPY t FROM STDIN (FORMAT csv)") as copy:
-            copy.write(_csv_text(frame, columns))
-        back = conn.execute(text("SELECT * FROM t ORDER BY line")).all()
-        conn.rollback()
+    back = _copied(city_engine, "line bigint, text text, plain text, obj text, ids text,"
+                   " mixed text, lon float8, due bigint, flag boolean, ok boolean",
+                   _csv_text(frame, columns))
     assert [r.text for r in back] == ['a "quoted", comma', "line\nbreak\r\n", None, None]
     assert [r.obj for r in back] == ["a,b", None, "c", "d"]
     assert [r.ids for r in back] == ["A-1", None, None, "b"]
@@ -780,21 +787,10 @@ def test_copy_csv_reads_back_as_csv_text(city_engine):
     })
     columns = tuple(frame.columns)
     assert copy_csv(frame.iloc[:0], columns) == b""
-
-    def copied(data) -> list[tuple]:
-        with city_engine.connect() as conn, conn.begin():
-            conn.execute(text("CREATE TEMP TABLE t (line bigint, text text, plain text,"
-                              " obj text, mixed text, lon float8, due bigint, flag boolean,"
-                              " ok boolean) ON COMMIT DROP"))
-            raw = conn.connection.driver_connection
-            with raw.cursor() as cur, cur.copy("COPY t FROM STDIN (FORMAT csv)") as copy:
-                copy.write(data)
-            back = [tuple(r) for r in conn.execute(text("SELECT * FROM t ORDER BY line"))]
-            conn.rollback()
-        return back
-
-    back = copied(copy_csv(frame, columns))
-    assert back == copied(csv_text(frame, columns))
+    ddl = ("line bigint, text text, plain text, obj text, mixed text, lon float8, due bigint,"
+           " flag boolean, ok boolean")
+    back = _copied(city_engine, ddl, copy_csv(frame, columns))
+    assert back == _copied(city_engine, ddl, csv_text(frame, columns))
     assert [r[1] for r in back] == ['a "quoted", comma', "line\nbreak\r\n", None, None, "\\N"]
     assert [r[4] for r in back] == ["1", "x", None, "2.5", None]
     assert [r[5] for r in back][2:] == [0.1 + 0.2, -0.0, 1e-300]
