@@ -16,8 +16,8 @@ import pyarrow.csv as pa_csv
 # The dtype casegrid reads CSV cells as: text in Python strings, which is what ``dtype=str``
 # gives when pyarrow is not installed. With pyarrow installed (copy_csv needs it) pandas 3
 # keeps ``dtype=str`` text in Arrow memory, on which the bulk import's reading and validation
-# ran slower (one-off, a million rows: 12.8 s of CPU against 10.3-11.5 s, alternating; the
-# same as before with this dtype: 8.9-10.4 s against 9.5-9.6 s).
+# ran slower (one-off, a million rows: 12.8 s of CPU against 10.3-11.5 s without Arrow
+# text, alternating; with this dtype in the readers 8.9-10.4 s, against 9.5-9.6 s).
 TEXT = pd.StringDtype("python", na_value=np.nan)
 
 # A field CSV must quote (COPY's CSV format, as the csv module's QUOTE_MINIMAL decides).

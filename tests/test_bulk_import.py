@@ -711,6 +711,21 @@ def test_bulk_routing_equals_route_sql(city_engine):
     assert set(rules) == {"inside", "on_boundary", "nearest", "outside"} and near > 1000
 
 
+@pytest.mark.parametrize("fixture", [CSV_FIXTURE, XLSX_FIXTURE], ids=["csv", "xlsx"])
+def test_readers_keep_text_in_python_strings(fixture):
+    """Every cell comes out as casegrid.csv_text.TEXT (text in Python strings, NaN for
+    missing), not pandas 3's Arrow-backed default that pyarrow's presence would give
+    ``dtype=str``: the validation runs slower on that (figures at TEXT)."""
+    from casegrid.csv_text import TEXT
+    from cases.bulk_import import read_chunks
+
+    chunks = list(read_chunks(fixture, load_mapping("hotline12345_zh"), chunk_rows=3))
+    assert len(chunks) > 1  # the last, short chunk too
+    for chunk in chunks:
+        assert set(chunk.dtypes) == {TEXT}
+        assert type(chunk.iloc[:, 0].array).__name__ == "StringArray"
+
+
 def _copied(engine, columns_ddl: str, data: str | bytes) -> list:
     """The rows ``COPY ... (FORMAT csv)`` reads from ``data`` into a temporary table of
     ``columns_ddl`` (the first column is ``line``), in line order."""
