@@ -429,12 +429,13 @@ LEFT JOIN community_post p ON p.community_code = c.code
 # inlines, where the column default next_case_no() is a function call per row); the cases,
 # their register events and ({stats}) their statistics are written from it. No ON
 # CONFLICT (no other session can have stored a ticket meanwhile) and no RETURNING rows
-# carried through a join. The id sequence is named as a constant ({case_seq}): a
-# pg_get_serial_sequence() call in the statement would run once per row. Same columns and
-# values as _INSERT_SQL (tests compare the two paths).
+# carried through a join. The id sequence is named as the constant its bigserial column
+# gave it (0001), as cases.intake's INSERT names it: a pg_get_serial_sequence() call in the
+# statement would run once per row. Same columns and values as _INSERT_SQL (tests compare
+# the two paths).
 _INSERT_LOCKED_SQL = """
 WITH src AS MATERIALIZED (
-    SELECT nextval(CAST({case_seq} AS regclass)) AS case_id,
+    SELECT nextval(CAST('case_id_seq' AS regclass)) AS case_id,
            nextval(CAST('case_no_seq' AS regclass)) AS case_no_n, x.*
     FROM (SELECT n.*, t.reported_at,
                  CASE WHEN :backdate THEN t.reported_at ELSE now() END AS received_at,
@@ -537,11 +538,9 @@ def _drop_stats_trigger(conn: Connection) -> tuple[str, list[str]] | None:
     return row.tgenabled, restore
 
 
-def _insert_locked_sql(conn: Connection, own_stats: bool) -> str:
-    """_INSERT_LOCKED_SQL for this database, with the statistics CTE when ``own_stats``."""
-    seq = conn.execute(text("""SELECT pg_get_serial_sequence('"case"', 'id')""")).scalar_one()
-    return _INSERT_LOCKED_SQL.format(case_seq="'" + seq.replace("'", "''") + "'",
-                                     stats=_STATS_LOCKED_CTE if own_stats else "")
+def _insert_locked_sql(own_stats: bool) -> str:
+    """_INSERT_LOCKED_SQL with the statistics CTE when ``own_stats``."""
+    return _INSERT_LOCKED_SQL.format(stats=_STATS_LOCKED_CTE if own_stats else "")
 
 
 # The staging table's columns in COPY order: the validated row and its due times.
@@ -826,7 +825,7 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
         own_stats = restore_trigger is not None and restore_trigger[0] == "O"
         conn.execute(text(_KINDS_SQL), params)
         conn.execute(text("ANALYZE cg_kinds"))
-        report.inserted = conn.execute(text(_insert_locked_sql(conn, own_stats)), params).rowcount
+        report.inserted = conn.execute(text(_insert_locked_sql(own_stats)), params).rowcount
         if restore_trigger is not None:
             for sql in restore_trigger[1]:
                 conn.execute(text(sql))

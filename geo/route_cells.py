@@ -22,9 +22,10 @@ from geo.routing import M_PER_DEG, route_sql
 # cell. Where all those pieces belong to one community, route_sql's first probe for any
 # point of the cell finds only pieces of that community; a point one of them covers
 # (ST_Covers of their collection: the point-in-polygon test per part) is then 'inside' it,
-# at distance 0, not near a boundary, without alternates. A cell with no piece within the margin nor within the gap tolerance
-# (the same conservative radius) is far from every community: its points are 'outside'.
-# Every other point goes through route_sql. Tests compare the result with route_sql alone.
+# at distance 0, not near a boundary, without alternates. A cell with no piece within the
+# margin nor within the gap tolerance (the same conservative radius) is far from every
+# community: its points are 'outside'. Every other point goes through route_sql. Tests
+# compare the result with route_sql alone.
 ROUTE_CELL_DEG = 0.0005
 _CELL = {"s": ROUTE_CELL_DEG, "eps": 1e-9, "mpd": M_PER_DEG}
 # A caller routes chunk by chunk (rows with lines :first to :last), e.g. the bulk import as

@@ -517,13 +517,14 @@ def test_rebuild_path_insert_runs_with_no_transition_table(city_engine, monkeypa
             conn.execute(text('ALTER TABLE "case" DISABLE TRIGGER case_stat_ins'))
     before = _stats_trigger_def(city_engine), _stats_trigger_enabled(city_engine)
     seen: list[list[str]] = []
-    build_sql = bulk._insert_locked_sql
+    take_trigger = bulk._drop_stats_trigger
 
-    def spy(conn, own_stats):  # called on the import's connection just before the INSERT
+    def spy(conn):  # on the import's connection, the last DDL before the INSERT
+        restore = take_trigger(conn)
         seen.append(conn.execute(text(_CAPTURING_TRIGGERS_SQL)).scalars().all())
-        return build_sql(conn, own_stats)
+        return restore
 
-    monkeypatch.setattr(bulk, "_insert_locked_sql", spy)
+    monkeypatch.setattr(bulk, "_drop_stats_trigger", spy)
     report = import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True,
                           rebuild_indexes=True)
     assert report.inserted == 7 and "indexes" in report.seconds
