@@ -54,13 +54,14 @@ def bare_join(engine: Engine, csv_path: Path, gen: int) -> int:
 
 
 def _phases(start: float, end: float, marks: dict[str, float]) -> str:
-    """route-file's phases from its progress calls: read CSV, convert + COPY, the routing
-    query, then building and writing the output CSV."""
+    """route-file's phases from its progress calls: read CSV, check and convert the
+    coordinates, COPY and route (chunk by chunk, on two connections), then building and
+    writing the output CSV."""
     read_end = marks.get("read:end", start)
     query_start = marks.get("route:start", read_end)
     query_end = marks.get("route:end", query_start)
-    return (f"read {read_end - start:.0f} s, convert+COPY {query_start - read_end:.0f} s, "
-            f"query {query_end - query_start:.0f} s, write {end - query_end:.0f} s")
+    return (f"read {read_end - start:.0f} s, convert {query_start - read_end:.0f} s, "
+            f"COPY + route {query_end - query_start:.0f} s, write {end - query_end:.0f} s")
 
 
 def _routing_query(engine: Engine, csv_path: Path, gen: int) -> float:

@@ -1,7 +1,8 @@
 """Route every row of a CSV file set-based in PostGIS.
 
-Rows are validated and converted to WGS-84 with numpy, COPYed into a temporary staging
-table, and routed set-based by ``geo/route_cells.py`` (no query per row). Every
+Rows are validated and converted to WGS-84 with numpy, then COPYed and routed chunk by
+chunk, set-based, by ``geo/route_cells.py`` (no query per row), on two connections at once
+(``geo/route_parallel.py``). Every
 input column is kept; ``community_code``, ``community_name``, ``subdistrict_code``, ``rule``,
 ``distance_m``, ``near_boundary``, ``alternates``, ``generation_id`` and ``reason`` are
 appended. Rows with unusable coordinates get ``rule=invalid`` and a reason; they never stop
@@ -11,7 +12,10 @@ the run.
 from __future__ import annotations
 
 import io
+import queue
+import threading
 from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,12 +26,16 @@ from sqlalchemy import Connection, Engine, text
 from casegrid.csv_text import TEXT, csv_text
 from casegrid.errors import ImportFailed, InvalidInput
 from casegrid.settings import get_settings
-from geo import route_cells
 from geo.coords import check_points, normalise_crs, snap_tiny, to_wgs84
+from geo.route_parallel import RouteConnection
 from geo.routing import RULES, require_generation
 
 Progress = Callable[[str, int, int], None]
-COPY_CHUNK = 200_000
+COPY_CHUNK = 100_000
+# Connections that route a file's chunks at once, each on its own backend (and core).
+# Two: the benchmark machine has two cores; more connections than the database server has
+# cores only add switching.
+ROUTE_CONNECTIONS = 2
 
 
 @dataclass
@@ -42,22 +50,6 @@ class RouteFileReport:
 
     def to_dict(self) -> dict:
         return self.__dict__.copy()
-
-
-# PostgreSQL's binary COPY format: built with numpy, the staging of a million points is a
-# few milliseconds of Python instead of a million formatted text lines.
-_PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
-_PGCOPY_TRAILER = b"\xff\xff"
-_ROW = np.dtype([("n", ">i2"), ("l1", ">i4"), ("id", ">i8"), ("l2", ">i4"), ("x", ">f8"),
-                 ("l3", ">i4"), ("y", ">f8")])
-
-
-def _binary_rows(ids: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> bytes:
-    """Rows (bigint, float8, float8) in binary COPY encoding."""
-    rec = np.empty(len(ids), dtype=_ROW)
-    rec["n"], rec["l1"], rec["l2"], rec["l3"] = 3, 8, 8, 8
-    rec["id"], rec["x"], rec["y"] = ids, lon, lat
-    return rec.tobytes()
 
 
 def read_points_csv(path: Path, lon_col: str, lat_col: str) -> pd.DataFrame:
@@ -133,44 +125,64 @@ def route_points(
         }
     )
     idx = np.flatnonzero(ok)
-    with engine.begin() as conn:
+    with engine.connect() as conn:
         gen = require_generation(conn, generation_id)
-        out["generation_id"] = gen
-        # A million points take longer than the interactive statement timeout; this
-        # transaction only.
-        conn.execute(text("SET LOCAL statement_timeout = 0"))
-        conn.execute(
-            text(
-                "CREATE TEMP TABLE route_staging (line bigint PRIMARY KEY, lon float8, lat float8)"
-                " ON COMMIT DROP"
-            )
-        )
-        raw = conn.connection.driver_connection
-        with raw.cursor() as cur, cur.copy(
-            "COPY route_staging (line, lon, lat) FROM STDIN (FORMAT binary)"
-        ) as copy:
-            copy.write(_PGCOPY_HEADER)
-            for start in range(0, len(idx), COPY_CHUNK):
-                part = idx[start : start + COPY_CHUNK]
-                copy.write(_binary_rows(part, wx[part], wy[part]))
-                if progress:
-                    progress("copy", min(start + COPY_CHUNK, len(idx)), len(idx))
-            copy.write(_PGCOPY_TRAILER)
-        conn.execute(text("ANALYZE route_staging"))
-        # Most points by the cell they fall in, the rest by route_sql (geo.route_cells), a
-        # chunk of rows at a time for the progress bar.
-        params = {"gen": gen, "tol_m": tol, "margin_m": margin}
-        route_cells.begin(conn, params)
-        if progress:
-            progress("route", 0, len(idx))
-        for start in range(0, len(idx), COPY_CHUNK):
-            part = idx[start : start + COPY_CHUNK]
-            route_cells.route_lines(conn, params, "route_staging", int(part[0]), int(part[-1]))
-            if progress:
-                progress("route", start + len(part), len(idx))
-        results = _fetch_results(conn, gen)
-    _apply_results(out, *results)
+        communities = conn.execute(text(
+            "SELECT id, code, name, subdistrict_code FROM community WHERE generation_id = :g"),
+            {"g": gen}).all()
+    out["generation_id"] = gen
+    params = {"gen": gen, "tol_m": tol, "margin_m": margin}
+    numbers, alternates = _route_on_connections(engine, params, idx, wx, wy, progress)
+    _apply_results(out, numbers, alternates, communities)
     return out
+
+
+def _route_on_connections(engine: Engine, params: dict, idx: np.ndarray, wx: np.ndarray,
+                          wy: np.ndarray, progress: Progress | None
+                          ) -> tuple[pd.DataFrame, list]:
+    """Route the points ``idx`` (line = position in the input) a chunk at a time on up
+    to ROUTE_CONNECTIONS connections at once (geo.route_parallel: each its own backend,
+    so PostgreSQL routes on as many cores), most by their cell, the rest by route_sql
+    (geo.route_cells); returns :func:`_fetch_results` of them all."""
+    starts: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for start in range(0, len(idx), COPY_CHUNK):
+        starts.put(start)
+    routed: queue.SimpleQueue[int] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def work() -> tuple[pd.DataFrame, list]:
+        with RouteConnection(engine, params) as router:
+            while not stop.is_set():
+                try:
+                    start = starts.get_nowait()
+                except queue.Empty:
+                    return _fetch_results(router.conn)
+                part = idx[start : start + COPY_CHUNK]
+                router.route(part, wx[part], wy[part])
+                routed.put(len(part))
+        raise InterruptedError("stopped")  # another connection failed; its error is raised
+
+    lanes = max(1, min(ROUTE_CONNECTIONS, -(-len(idx) // COPY_CHUNK)))
+    if progress:
+        progress("route", 0, len(idx))
+    with ThreadPoolExecutor(lanes, thread_name_prefix="route-file") as pool:
+        futures = [pool.submit(work) for _ in range(lanes)]
+        try:
+            done = 0
+            pending = set(futures)
+            while pending:
+                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+                for future in finished:
+                    future.result()  # a worker's error, raised here
+                while not routed.empty():
+                    done += routed.get()
+                    if progress:
+                        progress("route", done, len(idx))
+        finally:
+            stop.set()
+        results = [f.result() for f in futures]
+    numbers = pd.concat([r[0] for r in results], ignore_index=True)
+    return numbers, [a for r in results for a in r[1]]
 
 
 # The routed points' numbers, read back as a few large texts (a chunk of ids each) instead
@@ -195,10 +207,9 @@ WHERE r.near_boundary
 """
 
 
-def _fetch_results(conn: Connection, gen: int) -> tuple[pd.DataFrame, list, list]:
-    """cg_routed as (numbers: id, rule, community_id, distance_m), the alternates of the
-    points near a boundary [(id, codes)], and the generation's communities
-    [(id, code, name, subdistrict_code)]."""
+def _fetch_results(conn: Connection) -> tuple[pd.DataFrame, list]:
+    """cg_routed as (numbers: id, rule, community_id, distance_m) and the alternates of
+    the points near a boundary [(id, codes)]."""
     blocks = conn.execute(text(_NUMBERS_SQL), {"per": 100_000}).scalars().all()
     columns = {"id": np.int64, "rule": np.int64, "community_id": np.int64, "distance_m": float}
     if blocks:
@@ -206,11 +217,7 @@ def _fetch_results(conn: Connection, gen: int) -> tuple[pd.DataFrame, list, list
                               names=list(columns), dtype=columns)
     else:
         numbers = pd.DataFrame({c: np.array([], dtype=t) for c, t in columns.items()})
-    alternates = conn.execute(text(_ALTERNATES_SQL)).all()
-    communities = conn.execute(text(
-        "SELECT id, code, name, subdistrict_code FROM community WHERE generation_id = :g"),
-        {"g": gen}).all()
-    return numbers, alternates, communities
+    return numbers, conn.execute(text(_ALTERNATES_SQL)).all()
 
 
 def _apply_results(out: pd.DataFrame, numbers: pd.DataFrame, alternates: list,

@@ -4,6 +4,7 @@ with the city's own assignment; and bad rows never stop a run."""
 from __future__ import annotations
 
 import re
+import time
 
 import geopandas as gpd
 import numpy as np
@@ -189,6 +190,71 @@ def test_route_points_in_chunks_agrees_with_single_point_routing(city_engine, mo
     rules = set(got.loc[valid, "rule"])
     assert {"inside", "on_boundary", "outside"} <= rules
     assert got.loc[valid, "near_boundary"].sum() > 10
+
+
+def _spread_points(n: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(5)
+    return rng.uniform(117.10, 117.22, n), rng.uniform(35.03, 35.13, n)
+
+
+def test_route_points_shares_the_chunks_between_two_backends(city_engine, monkeypatch):
+    """The chunks are routed on ROUTE_CONNECTIONS (2) connections at once, each its own
+    backend: both route some, every chunk is routed once, and the answer is the same as
+    with one connection."""
+    import geo.route_file
+    from geo.route_file import route_points
+    from geo.route_parallel import RouteConnection
+
+    lon, lat = _spread_points(120)
+    monkeypatch.setattr(geo.route_file, "COPY_CHUNK", 10)
+    monkeypatch.setattr(geo.route_file, "ROUTE_CONNECTIONS", 1)
+    one = route_points(city_engine, lon, lat)
+
+    seen: list[tuple[int, int]] = []
+    real_route = RouteConnection.route
+
+    def spy(self, lines, x, y):
+        pid = self.conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        seen.append((pid, int(lines[0])))
+        time.sleep(0.05)  # so that the second connection is open before the chunks run out
+        return real_route(self, lines, x, y)
+
+    monkeypatch.setattr(RouteConnection, "route", spy)
+    monkeypatch.setattr(geo.route_file, "ROUTE_CONNECTIONS", 2)
+    two = route_points(city_engine, lon, lat)
+
+    assert len({pid for pid, _ in seen}) == 2
+    assert sorted(first for _, first in seen) == list(range(0, 120, 10))
+    pd.testing.assert_frame_equal(two, one)
+    assert set(two["rule"]) >= {"inside"}
+
+
+def test_a_failing_routing_connection_fails_the_run_and_returns_its_connections(
+        city_engine, monkeypatch):
+    """When one routing connection fails, route_points raises that error (not a
+    follow-on one), the other connection stops, and both go back to the pool."""
+    import geo.route_file
+    from geo.route_file import route_points
+    from geo.route_parallel import RouteConnection
+
+    lon, lat = _spread_points(100)
+    monkeypatch.setattr(geo.route_file, "COPY_CHUNK", 10)
+    real_route = RouteConnection.route
+    calls = []
+
+    def failing(self, lines, x, y):
+        calls.append(int(lines[0]))
+        if len(calls) == 3:
+            raise RuntimeError("lost the connection")
+        time.sleep(0.02)
+        return real_route(self, lines, x, y)
+
+    monkeypatch.setattr(RouteConnection, "route", failing)
+    before = city_engine.pool.checkedout()
+    with pytest.raises(RuntimeError, match="lost the connection"):
+        route_points(city_engine, lon, lat)
+    assert city_engine.pool.checkedout() == before
+    assert len(calls) < 10  # the rest were not routed
 
 
 def test_a_file_with_no_usable_coordinates_is_written_whole(engine, tmp_path):
