@@ -2,16 +2,15 @@
 
 A statement runs on one backend, and one backend uses one core; the routing of many
 points (``geo.route_cells``) writes temporary tables, which PostgreSQL's parallel query
-cannot scan. So a caller with much to route opens a :class:`RouteConnection` or two and
-gives each chunks of points: each connection stages its chunks and routes them in its
-own transaction, on its own backend, while the caller's connection does other work or
-another routing connection routes other chunks.
+cannot scan. So ``route-file`` opens two :class:`RouteConnection` and gives each chunks of
+points: each stages its chunks and routes them in its own transaction, on its own backend.
 
 A routing connection only reads what other transactions committed (the boundary pieces
 of the generation it is given) and writes nothing but its temporary tables; its
-transaction is rolled back when it closes. A caller whose own transaction may hold
-boundaries not yet committed (the bulk import inside a caller's transaction) must route
-on its own connection instead.
+transaction is rolled back when it closes. The bulk import routes on its own connection:
+its caller's transaction may hold boundaries that no other connection can see yet, and on
+the two-core machine a second routing connection made the import no faster (the reader
+thread's Python keeps the second core busy already; one-off figures in the issue notes).
 """
 
 from __future__ import annotations
@@ -23,13 +22,13 @@ from geo import route_cells
 
 # PostgreSQL's binary COPY format: built with numpy, staging a million points costs a few
 # milliseconds of Python instead of a million formatted text lines.
-PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
-PGCOPY_TRAILER = b"\xff\xff"
+_PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+_PGCOPY_TRAILER = b"\xff\xff"
 _ROW = np.dtype([("n", ">i2"), ("l1", ">i4"), ("id", ">i8"), ("l2", ">i4"), ("x", ">f8"),
                  ("l3", ">i4"), ("y", ">f8")])
 
 
-def binary_rows(ids: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> bytes:
+def _binary_rows(ids: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> bytes:
     """Rows (bigint, float8, float8) in binary COPY encoding (without header or trailer)."""
     rec = np.empty(len(ids), dtype=_ROW)
     rec["n"], rec["l1"], rec["l2"], rec["l3"] = 3, 8, 8, 8
@@ -39,9 +38,8 @@ def binary_rows(ids: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> bytes:
 
 class RouteConnection:
     """A connection of its own that routes chunks of points into its temporary
-    ``cg_routed`` (``geo.route_cells``): :meth:`route` a chunk, read the results back
-    with :meth:`routed_copy` or on :attr:`conn`, then :meth:`close` (rolls back). Used
-    by one thread at a time."""
+    ``cg_routed`` (``geo.route_cells``): :meth:`route` a chunk, read the results on
+    :attr:`conn`, then :meth:`close` (rolls back). Used by one thread at a time."""
 
     def __init__(self, engine: Engine, params: dict):
         """``params``: ``gen``, ``margin_m`` and ``tol_m``, as route_cells takes them."""
@@ -67,22 +65,9 @@ class RouteConnection:
         raw = self.conn.connection.driver_connection
         with raw.cursor() as cur, cur.copy(
                 "COPY route_points (line, lon, lat) FROM STDIN (FORMAT binary)") as copy:
-            copy.write(PGCOPY_HEADER + binary_rows(lines, lon, lat) + PGCOPY_TRAILER)
+            copy.write(_PGCOPY_HEADER + _binary_rows(lines, lon, lat) + _PGCOPY_TRAILER)
         return route_cells.route_lines(self.conn, self.params, "route_points",
                                        int(lines[0]), int(lines[-1]))
-
-    def routed_copy(self, first: int, last: int) -> bytes:
-        """The routed rows with ids ``first`` to ``last`` as binary COPY data (header and
-        trailer included) in cg_routed's column order, for ``COPY cg_routed FROM STDIN
-        (FORMAT binary)`` on another connection."""
-        raw = self.conn.connection.driver_connection
-        out = bytearray()
-        with raw.cursor() as cur, cur.copy(
-                "COPY (SELECT * FROM cg_routed WHERE id BETWEEN %s AND %s)"
-                " TO STDOUT (FORMAT binary)", (first, last)) as copy:
-            for block in copy:
-                out += block
-        return bytes(out)
 
     def close(self) -> None:
         """Roll back (the temporary tables go with it) and give the connection back."""
