@@ -143,7 +143,7 @@ def _single(ctx: Context) -> list[Row]:
 
 def _sweep(ctx: Context) -> tuple[list[Row], str]:
     n = ctx.n(200_000, 5_000)
-    repeats = ctx.repeats(3)
+    repeats = ctx.repeats(5)
     csv_path = ctx.workdir / "sweep_points.csv"
     write_points_csv(csv_path, n, seed=11)
     gen = ctx.community_generation
@@ -167,33 +167,38 @@ def _sweep(ctx: Context) -> tuple[list[Row], str]:
         with ctx.engine.begin() as conn:
             subdivide_generation(conn, gen, max_vertices=configured)
             conn.execute(text("ANALYZE community_piece"))
-    results = {nv: (pieces[nv], median(times[nv]), times[nv]) for nv in SWEEP_VERTICES}
+    # Each size is judged by its fastest run: the query does the same work every time, and
+    # the machine's other users only ever add time (runs of one size spread by up to 1.8x on
+    # this shared machine), so the minimum is the estimate of its own cost that noise
+    # disturbs least (timeit's convention); the median is shown beside it.
+    results = {nv: (pieces[nv], min(times[nv]), times[nv]) for nv in SWEEP_VERTICES}
     best = min(results, key=lambda k: results[k][1])
     lines = [
         "## Routing: piece size sweep",
         "",
         f"The production routing query (`geo.routing.route_sql`, CREATE TABLE AS) on {n:,} "
         f"staged points, after re-subdividing the sample city with `ST_Subdivide(geom, N)`; "
-        f"median of {repeats}. The shipped setting is "
+        f"fastest of {repeats} runs. The shipped setting is "
         f"`Settings.subdivide_max_vertices = {configured}`.",
         "",
-        "| max vertices N | pieces | median s | min s | runs s |",
+        "| max vertices N | pieces | min s | median s | runs s |",
         "|---|---|---|---|---|",
     ]
-    for nv, (count, med, runs) in results.items():
+    for nv, (count, fastest, runs) in results.items():
         mark = " **fastest**" if nv == best else ""
-        lines.append(f"| {nv}{mark} | {count} | {med:.2f} | {min(runs):.2f} | "
+        lines.append(f"| {nv}{mark} | {count} | {fastest:.2f} | {median(runs):.2f} | "
                      f"{', '.join(f'{t:.2f}' for t in runs)} |")
     spread = max(r[1] for r in results.values()) / results[best][1]
-    lines += ["", f"Fastest by median: N = {best} (slowest/fastest = {spread:.2f}×). The sizes "
-              "are timed round robin; other users' load only ever adds time, so the min column "
-              "is the cleaner view of each size's own cost. Differences under ~10% are noise on "
-              "this shared machine."]
+    lines += ["", f"Fastest by its fastest run: N = {best} (slowest/fastest = {spread:.2f}×). "
+              "The sizes are timed round robin, so a burst of load lands on all of them alike; "
+              "the query does the same work every run and other users' load only ever adds "
+              "time, so each size's fastest run is the cleanest view of its own cost (the "
+              "median is beside it). Differences under ~10% are noise on this shared machine."]
     shipped = results[configured][1] if configured in results else None
     row = Row("routing", f"piece-size sweep: fastest max_vertices = {best}", results[best][1], "s",
               f"shipped N = {configured}", shipped, "shipped within 10% of the fastest",
               shipped is not None and shipped <= 1.1 * results[best][1],
-              note=f"{n:,} points, median of {repeats}")
+              note=f"{n:,} points, fastest of {repeats} runs each")
     return [row], "\n".join(lines)
 
 
