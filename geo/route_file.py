@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.pool import QueuePool
 
 from casegrid.csv_text import TEXT, csv_text
 from casegrid.errors import ImportFailed, InvalidInput
@@ -137,6 +138,17 @@ def route_points(
     return out
 
 
+def _pool_room(engine: Engine) -> int:
+    """How many connections the engine's pool hands out at once (a large number when it
+    sets no limit): a second routing connection from a pool of one would wait for the
+    first until the pool's timeout."""
+    pool = engine.pool
+    if not isinstance(pool, QueuePool):
+        return ROUTE_CONNECTIONS
+    overflow = pool._max_overflow  # noqa: SLF001 - QueuePool has no public reader for it
+    return ROUTE_CONNECTIONS if overflow < 0 else pool.size() + overflow
+
+
 def _route_on_connections(engine: Engine, params: dict, idx: np.ndarray, wx: np.ndarray,
                           wy: np.ndarray, progress: Progress | None
                           ) -> tuple[pd.DataFrame, list]:
@@ -162,7 +174,7 @@ def _route_on_connections(engine: Engine, params: dict, idx: np.ndarray, wx: np.
                 routed.put(len(part))
         raise InterruptedError("stopped")  # another connection failed; its error is raised
 
-    lanes = max(1, min(ROUTE_CONNECTIONS, -(-len(idx) // COPY_CHUNK)))
+    lanes = max(1, min(ROUTE_CONNECTIONS, -(-len(idx) // COPY_CHUNK), _pool_room(engine)))
     if progress:
         progress("route", 0, len(idx))
     with ThreadPoolExecutor(lanes, thread_name_prefix="route-file") as pool:

@@ -229,6 +229,33 @@ def test_route_points_shares_the_chunks_between_two_backends(city_engine, monkey
     assert set(two["rule"]) >= {"inside"}
 
 
+def test_a_pool_of_one_connection_routes_on_that_one(city_engine, monkeypatch):
+    """An engine whose pool holds one connection routes every chunk on it (a second
+    routing connection would wait for the first until the pool timed out)."""
+    from sqlalchemy import create_engine
+
+    import geo.route_file
+    from geo.route_file import route_points
+    from geo.route_parallel import RouteConnection
+
+    lon, lat = _spread_points(50)
+    monkeypatch.setattr(geo.route_file, "COPY_CHUNK", 10)
+    expected = route_points(city_engine, lon, lat)
+    real_route = RouteConnection.route
+
+    def slow(self, lines, x, y):  # the one connection stays busy past the pool's timeout
+        time.sleep(0.4)
+        return real_route(self, lines, x, y)
+
+    monkeypatch.setattr(RouteConnection, "route", slow)
+    single = create_engine(city_engine.url, pool_size=1, max_overflow=0, pool_timeout=1)
+    try:
+        got = route_points(single, lon, lat)
+    finally:
+        single.dispose()
+    pd.testing.assert_frame_equal(got, expected)
+
+
 def test_a_failing_routing_connection_fails_the_run_and_returns_its_connections(
         city_engine, monkeypatch):
     """When one routing connection fails, route_points raises that error (not a
