@@ -139,9 +139,9 @@ def route_points(
 
 
 def _pool_room(engine: Engine) -> int:
-    """How many connections the engine's pool hands out at once (a large number when it
-    sets no limit): a second routing connection from a pool of one would wait for the
-    first until the pool's timeout."""
+    """How many routing connections the engine's pool can hand out at once
+    (ROUTE_CONNECTIONS when it sets no limit): a second routing connection from a pool of
+    one would wait for the first until the pool's timeout."""
     pool = engine.pool
     if not isinstance(pool, QueuePool):
         return ROUTE_CONNECTIONS

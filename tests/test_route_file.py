@@ -193,6 +193,7 @@ def test_route_points_in_chunks_agrees_with_single_point_routing(city_engine, mo
 
 
 def _spread_points(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` random points over the sample city's centre (inside, near boundaries, gaps)."""
     rng = np.random.default_rng(5)
     return rng.uniform(117.10, 117.22, n), rng.uniform(35.03, 35.13, n)
 
