@@ -12,6 +12,7 @@ the run.
 from __future__ import annotations
 
 import io
+import math
 import queue
 import threading
 from collections.abc import Callable
@@ -174,7 +175,8 @@ def _route_on_connections(engine: Engine, params: dict, idx: np.ndarray, wx: np.
                 routed.put(len(part))
         raise InterruptedError("stopped")  # another connection failed; its error is raised
 
-    lanes = max(1, min(ROUTE_CONNECTIONS, -(-len(idx) // COPY_CHUNK), _pool_room(engine)))
+    chunks = math.ceil(len(idx) / COPY_CHUNK)
+    lanes = max(1, min(ROUTE_CONNECTIONS, chunks, _pool_room(engine)))
     if progress:
         progress("route", 0, len(idx))
     with ThreadPoolExecutor(lanes, thread_name_prefix="route-file") as pool:

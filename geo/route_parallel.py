@@ -4,6 +4,8 @@ A statement runs on one backend, and one backend uses one core; the routing of m
 points (``geo.route_cells``) writes temporary tables, which PostgreSQL's parallel query
 cannot scan. So ``route-file`` opens two :class:`RouteConnection` and gives each chunks of
 points: each stages its chunks and routes them in its own transaction, on its own backend.
+Each connection keeps its own cell cache (``cg_cells``), so a cell whose points fall in
+chunks on both connections is probed twice (one probe per cell and connection).
 
 A routing connection only reads what other transactions committed (the boundary pieces
 of the generation it is given) and writes nothing but its temporary tables; its
