@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from api import routes as routes_pkg
+from api.db_gate import DatabaseGate, gate_slots
 from api.errors import (
     ERROR_RESPONSES,
     error_responses_for,
@@ -72,6 +73,10 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     )
     app.state.settings = settings
     install_error_handlers(app)
+    # Middleware added last runs first: request guards, then the intake fast path, then the
+    # queue for the pool (which the intake, served by its batcher, never joins).
+    app.add_middleware(DatabaseGate, slots=gate_slots(settings.pool_size, settings.intake_batches_in_flight),
+                       wait_s=settings.db_queue_wait_s)
     install_intake_fast_path(app)  # before the request guards, which must run first
     install_middleware(app)
 

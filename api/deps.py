@@ -25,5 +25,10 @@ def get_conn(request: Request) -> Iterator[Connection]:
 # ("request") it runs after, so a 201 could go out for a case whose COMMIT then fails (the
 # database going away at that moment): an acknowledged case that was never stored. Now a
 # failed COMMIT reaches the error handlers and the client gets a 503 it can retry.
+# Declare it AFTER the principal parameter: FastAPI resolves parameters in order, and
+# authentication takes a pooled connection of its own. Taken the other way round, a full
+# pool deadlocks (each request holds its transaction's connection and waits for one to
+# authenticate with) until the pool times out: 503s for everyone
+# (tests/test_pool_waits.py checks every route).
 ConnDep = Annotated[Connection, Depends(get_conn, scope="function")]
 EngineDep = Annotated[Engine, Depends(get_engine)]

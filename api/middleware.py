@@ -59,14 +59,14 @@ def _is_json(content_type: str) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
-async def _send_json(send: Send, status: int, body: dict | list) -> None:
+async def send_json(send: Send, status: int, body: dict | list, retry_after: str | None = None) -> None:
+    """Answer a request from ASGI middleware with a JSON body (and ``Retry-After`` when
+    given), before any route runs."""
     payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"),
-                    (b"content-length", str(len(payload)).encode())],
-    })
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    if retry_after is not None:
+        headers.append((b"retry-after", retry_after.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
 
@@ -105,17 +105,17 @@ class RequestGuardMiddleware:
             try:
                 length = int(length_text)
             except ValueError:
-                await _send_json(send, 400, {"detail": f"Content-Length {length_text!r} is not a number",
+                await send_json(send, 400, {"detail": f"Content-Length {length_text!r} is not a number",
                                              "code": "invalid_input", "field": "Content-Length"})
                 return
             if length > self.limit:
-                await _send_json(send, 413, _too_large_body(self.limit))
+                await send_json(send, 413, _too_large_body(self.limit))
                 return
         if (refusal := _nul_refusal(scope)) is not None:
             if scope.get("path", "").startswith(OPEN311_PREFIX):  # the spec's error list
-                await _send_json(send, 400, [{"code": 400, "description": refusal["detail"]}])
+                await send_json(send, 400, [{"code": 400, "description": refusal["detail"]}])
             else:
-                await _send_json(send, 422, refusal)
+                await send_json(send, 422, refusal)
             return
         has_body = chunked or (length or 0) > 0
         path = scope.get("path", "")
@@ -123,7 +123,7 @@ class RequestGuardMiddleware:
                 and path.startswith(JSON_ONLY_PREFIXES) and not path.startswith(JSON_EXEMPT_PREFIXES)
                 and not _is_json(headers.get("content-type", ""))):
             sent = headers.get("content-type") or "none"
-            await _send_json(send, 415, {
+            await send_json(send, 415, {
                 "detail": f"Content-Type {sent!r} is not accepted here: send the body as JSON "
                           "with `Content-Type: application/json`",
                 "code": "unsupported_media_type", "field": "Content-Type"})

@@ -48,7 +48,7 @@ def make_engine(url: str, settings: Settings | None = None) -> Engine:
         # other requests opened; the idle ones age out through pool_recycle.
         pool_use_lifo=True,
         pool_recycle=s.pool_recycle_s,
-        pool_timeout=10,
+        pool_timeout=s.db_queue_wait_s,
         connect_args={"connect_timeout": 5},
     )
     timeout = s.statement_timeout_ms

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     pool_size: int = 15
     pool_max_overflow: int = 0
     pool_recycle_s: int = 1800
+    # How long a request may wait for its turn at the pool (api.db_gate), and a thread for
+    # a connection (the pool's timeout), before the client gets a 503 to retry.
+    db_queue_wait_s: float = Field(10.0, gt=0, le=300)
     statement_timeout_ms: int = 30000
 
     # Routing defaults (metres).

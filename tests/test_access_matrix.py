@@ -25,6 +25,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
+from starlette.routing import BaseRoute
 from typer.testing import CliRunner
 
 from api.app import create_app
@@ -105,22 +106,26 @@ def matrix(pg_cluster, city_template) -> Iterator[Matrix]:
 # --- the table covers every route ----------------------------------------------------------
 
 
-def app_routes(app: FastAPI) -> set[tuple[str, str]]:
-    """(method, path template) of every route of the app, HEAD aside, walking included
-    routers whatever way the installed FastAPI nests them."""
+def walk_routes(app: FastAPI) -> Iterator[tuple[str, BaseRoute]]:
+    """(full path template, route) of every route of the app, walking included routers
+    whatever way the installed FastAPI nests them."""
 
-    def walk(routes, prefix: str = "") -> Iterator[tuple[str, str]]:
+    def walk(routes, prefix: str = "") -> Iterator[tuple[str, BaseRoute]]:
         for route in routes:
             if hasattr(route, "original_router"):  # FastAPI >= 0.16x keeps included routers
                 yield from walk(route.original_router.routes, prefix + route.include_context.prefix)
             elif hasattr(route, "routes") and not hasattr(route, "methods"):
                 yield from walk(route.routes, prefix + getattr(route, "path", ""))
             else:
-                for method in getattr(route, "methods", None) or {"GET"}:
-                    if method != "HEAD":
-                        yield method, prefix + route.path
+                yield prefix + route.path, route
 
-    return set(walk(app.routes))
+    return walk(app.routes)
+
+
+def app_routes(app: FastAPI) -> set[tuple[str, str]]:
+    """(method, path template) of every route of the app, HEAD aside."""
+    return {(method, path) for path, route in walk_routes(app)
+            for method in getattr(route, "methods", None) or {"GET"} if method != "HEAD"}
 
 
 def test_the_table_has_a_row_for_every_route():

@@ -60,7 +60,7 @@ def _csv(rows: list[dict], rings: tuple[float, ...]) -> str:
 
 @router.get("/pois", response_model=None)
 def hotspot_pois(
-    request: Request, conn: ConnDep, principal: PagePrincipal,
+    request: Request, principal: PagePrincipal, conn: ConnDep,
     category: ListQ = [], kind: ListQ = [], date_from: date | None = None, date_to: date | None = None,  # noqa: B006
     hour_from: int | None = None, hour_to: int | None = None, cell_m: float = 250.0,
     rings: str | None = None, sort: str = "rate", ring: float | None = None, format: str = "json",

@@ -110,7 +110,7 @@ ListQ = Annotated[list[str], Query()]
 
 @router.get("/maps/dispatch", response_class=HTMLResponse)
 def dispatch_page(
-    request: Request, conn: ConnDep, principal: PagePrincipal,
+    request: Request, principal: PagePrincipal, conn: ConnDep,
     subdistrict: ListQ = [], community: ListQ = [], category: ListQ = [], channel: ListQ = [],  # noqa: B006
     state: ListQ = [], date_from: date | None = None, date_to: date | None = None,  # noqa: B006
     lang: str = "zh", tiles: str | None = None,
@@ -127,7 +127,7 @@ def dispatch_page(
 
 @router.get("/maps/api/cases")
 def cases_in_view(
-    request: Request, conn: ConnDep, principal: PagePrincipal, bbox: str,
+    request: Request, principal: PagePrincipal, conn: ConnDep, bbox: str,
     subdistrict: ListQ = [], community: ListQ = [], category: ListQ = [], channel: ListQ = [],  # noqa: B006
     state: ListQ = [], date_from: date | None = None, date_to: date | None = None,  # noqa: B006
     tiles: str | None = None, lang: str = "zh", zoom: int | None = None,
@@ -149,7 +149,7 @@ def cases_in_view(
 
 
 @router.get("/maps/api/cases/{case_id}")
-def case_popup(conn: ConnDep, principal: PagePrincipal, case_id: int, lang: str = "zh") -> dict:
+def case_popup(principal: PagePrincipal, conn: ConnDep, case_id: int, lang: str = "zh") -> dict:
     """What a case's popup shows (no reporter data)."""
     allow(principal, MAP_ROLES)
     row = _readable(map_data.case_summary(conn, case_id, scope_of(principal)), principal)
@@ -157,7 +157,7 @@ def case_popup(conn: ConnDep, principal: PagePrincipal, case_id: int, lang: str 
 
 
 @router.get("/maps/cases/{case_id}", response_class=HTMLResponse)
-def case_page(request: Request, conn: ConnDep, principal: PagePrincipal, case_id: int,
+def case_page(request: Request, principal: PagePrincipal, conn: ConnDep, case_id: int,
               lang: str = "zh", tiles: str | None = None) -> Response:
     """One case on a map: its community, alternates, post and nearby possible duplicates."""
     allow(principal, MAP_ROLES)
@@ -190,7 +190,7 @@ def parse_rings(rings: str | None) -> tuple[float, ...]:
 
 @router.get("/maps/hotspots", response_class=HTMLResponse)
 def hotspots_page(
-    request: Request, conn: ConnDep, principal: PagePrincipal,
+    request: Request, principal: PagePrincipal, conn: ConnDep,
     category: ListQ = [], kind: ListQ = [], date_from: date | None = None, date_to: date | None = None,  # noqa: B006
     hour_from: int | None = None, hour_to: int | None = None, cell_m: float = 250.0,
     rings: str | None = None, lang: str = "zh", tiles: str | None = None,

@@ -1,0 +1,88 @@
+"""A first-come, first-served queue in front of the connection pool.
+
+A worker's sync handlers run in a pool of 40 threads and take their connections from a
+pool of ``pool_size`` (15). Without a queue in front, a burst of requests larger than the
+pool turns into threads blocked inside ``QueuePool`` (each for up to its 10 s timeout),
+which goes wrong two ways:
+
+* the pool is not fair: a connection given back goes to whichever thread asks next, so
+  some requests wait many times over (one worker, 32 clients of GET /api/v1/cases right
+  after a burst of map requests: p99 9.8 s, just under the timeout that turns a wait into
+  a 503; 1.7 s with this queue);
+* the threads run out: a request holds its connection (``ConnDep``) between the thread
+  that opened it and the thread that runs its handler. With 40 threads all blocked in the
+  pool, the requests that hold the 15 connections never get a thread to finish on, and
+  nothing moves until the pool's timeouts answer 503 (100 clients on one worker: 40
+  answers in 15 s, all 503s; 2,057 answers, p99 866 ms, with this queue).
+
+:class:`DatabaseGate` lets at most ``slots`` requests of a worker past it at once and queues
+the rest on the event loop, in arrival order, where waiting costs no thread and no
+connection. ``slots`` is the pool less the connections the intake batcher may hold, so a
+request past the gate finds a connection free (each request holds at most one at a time:
+tests/test_pool_waits.py). A request that waits longer than ``wait_s`` for its turn gets
+the 503 the pool's timeout would have given, with ``Retry-After``.
+
+Not queued: ``POST /api/v1/cases`` (the intake batcher registers those on its own
+connections, :mod:`api.intake_queue`), and the static files and API documentation, which
+need no database.
+"""
+
+from __future__ import annotations
+
+import anyio
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.errors import RETRY_AFTER_S
+from api.intake_fast_path import PATH as INTAKE_PATH
+from api.middleware import send_json
+
+NO_DATABASE_PREFIXES = ("/static/", "/docs", "/redoc", "/openapi.json")
+
+
+def gate_slots(pool_size: int, intake_batches_in_flight: int) -> int:
+    """Requests a worker lets at its pool at once: the pool less the intake batcher's
+    connections (a batch's transaction and, beside the next one, its duplicate search),
+    at least one."""
+    return max(1, pool_size - 2 * intake_batches_in_flight)
+
+
+def waits_its_turn(scope: Scope) -> bool:
+    """Whether a request waits its turn at the gate (see the module docstring)."""
+    if scope["type"] != "http":
+        return False
+    path = scope.get("path", "")
+    if path == INTAKE_PATH and scope.get("method") == "POST":
+        return False
+    return not path.startswith(NO_DATABASE_PREFIXES)
+
+
+class DatabaseGate:
+    """ASGI middleware: at most ``slots`` requests at a time, first come first served;
+    a request that waits past ``wait_s`` is answered 503."""
+
+    def __init__(self, app: ASGIApp, slots: int, wait_s: float):
+        self.app = app
+        self.slots = slots
+        self.wait_s = wait_s
+        self._turns: anyio.Semaphore | None = None  # made on the serving event loop
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not waits_its_turn(scope):
+            await self.app(scope, receive, send)
+            return
+        if self._turns is None:
+            # anyio's semaphore hands a released turn to the longest waiter (no barging).
+            self._turns = anyio.Semaphore(self.slots, fast_acquire=True)
+        try:
+            with anyio.fail_after(self.wait_s):
+                await self._turns.acquire()
+        except TimeoutError:
+            await send_json(send, 503, {
+                "detail": f"The server is busy: this request waited {self.wait_s:g} s for a "
+                          "database connection; retry shortly.",
+                "code": "database_unavailable"}, retry_after=RETRY_AFTER_S)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self._turns.release()

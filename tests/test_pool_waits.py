@@ -1,0 +1,179 @@
+"""No request holds one pooled connection while it waits for another.
+
+A request's transaction (``ConnDep``) and its authentication each take a connection from
+the app's pool. Taken in that order, a full pool is a deadlock: every request holds its
+transaction's connection and waits for one to authenticate with, until the pool's timeout
+turns them all into 503s. (The dispatcher map's viewport endpoint did this: with 32
+clients on one worker every answer was a 503 after 10 s.) Authentication therefore comes
+first and gives its connection back before the transaction takes one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import anyio
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+
+from api.app import create_app
+from api.auth import current_principal
+from api.db_gate import DatabaseGate, gate_slots, waits_its_turn
+from api.deps import get_conn
+from api.routes.maps import page_principal
+from casegrid.settings import Settings
+from maps.assets import REQUIRED
+from tests.conftest import running_server
+from tests.test_access_matrix import walk_routes
+from tests.test_maps_pages import CITY_BBOX, make_token, seed_cases
+
+AUTHENTICATION = {current_principal, page_principal}
+
+
+def _resolution_order(dependant) -> list:  # noqa: ANN001 - a FastAPI Dependant
+    """The dependency callables of ``dependant`` in the order FastAPI runs them: each
+    parameter's own dependencies before it, parameters in declaration order."""
+    order = []
+    for sub in dependant.dependencies:
+        order += _resolution_order(sub)
+        order.append(sub.call)
+    return order
+
+
+def test_every_route_authenticates_before_it_takes_its_connection():
+    app = create_app(settings=Settings(database_url="postgresql://unused/none"),
+                     database_url="postgresql://unused/none")
+    checked = 0
+    for path, route in walk_routes(app):
+        if not isinstance(route, APIRoute):
+            continue
+        order = _resolution_order(route.dependant)
+        if get_conn not in order or not AUTHENTICATION & set(order):
+            continue
+        checked += 1
+        first_auth = min(order.index(a) for a in AUTHENTICATION if a in order)
+        assert first_auth < order.index(get_conn), (
+            f"{path}: its connection (ConnDep) is taken before the caller is "
+            "authenticated; declare the principal parameter first")
+    assert checked >= 15  # the cases, workflow, geo, maps and hotspot routes
+
+
+@pytest.fixture
+def small_pool_server(city_engine, city_db_url):
+    """The app with a pool of two connections on a loopback port (requests overlap)."""
+    seed_cases(city_engine, n_per_community=2)
+    settings = Settings(database_url=city_db_url, tiles="none", pool_size=2)
+    with running_server(create_app(settings=settings, database_url=city_db_url)) as base:
+        yield base
+
+
+def test_more_concurrent_requests_than_pooled_connections_all_succeed(small_pool_server, city_engine):
+    with city_engine.connect() as conn:
+        case_id = conn.exec_driver_sql('SELECT min(id) FROM "case" WHERE geom IS NOT NULL').scalar_one()
+    paths = [f"/maps/api/cases?bbox={CITY_BBOX}", f"/maps/api/cases/{case_id}",
+             f"/maps/cases/{case_id}", "/maps/dispatch", "/maps/hotspots",
+             "/api/v1/hotspots/pois", f"/api/v1/cases/{case_id}", "/api/v1/cases"]
+    headers = {"Authorization": f"Bearer {make_token(city_engine, 'dispatcher')}"}
+
+    async def fire() -> list[httpx.Response]:
+        # Well under the pool's 10 s timeout: a deadlock shows as a client timeout.
+        async with httpx.AsyncClient(base_url=small_pool_server, headers=headers, timeout=8) as client:
+            return await asyncio.gather(*[client.get(p) for p in paths for _ in range(4)])
+
+    answers = asyncio.run(fire())
+    assert [r.status_code for r in answers] == [200] * len(answers), [
+        (str(r.url), r.status_code, r.text[:200]) for r in answers if r.status_code != 200]
+
+
+# --- the queue in front of the pool (api.db_gate) -------------------------------------------
+
+
+def test_a_burst_larger_than_the_thread_pool_is_served_not_deadlocked(small_pool_server, city_engine):
+    # 60 requests on one worker: more than its 40 threads. Without the queue, threads
+    # blocked in the pool starve the requests that hold the connections of a thread to
+    # finish on, and every answer waits for the pool's 10 s timeout.
+    headers = {"Authorization": f"Bearer {make_token(city_engine, 'dispatcher')}"}
+
+    async def fire() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=small_pool_server, headers=headers, timeout=8,
+                                     limits=httpx.Limits(max_connections=60)) as client:
+            return await asyncio.gather(*[client.get("/api/v1/cases?limit=5") for _ in range(60)])
+
+    answers = asyncio.run(fire())
+    assert [r.status_code for r in answers] == [200] * 60
+
+
+def test_a_request_that_waits_too_long_for_its_turn_gets_a_503_to_retry(city_engine, city_db_url):
+    # A pool of two leaves the queue one slot; the case table locked holds it.
+    settings = Settings(database_url=city_db_url, tiles="none", pool_size=2, db_queue_wait_s=0.5)
+    headers = {"Authorization": f"Bearer {make_token(city_engine, 'dispatcher')}"}
+    with running_server(create_app(settings=settings, database_url=city_db_url)) as base, \
+            httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+        assert client.get("/health").status_code == 200
+        with city_engine.connect() as locker, ThreadPoolExecutor(1) as pool:
+            locker.exec_driver_sql('LOCK TABLE "case" IN ACCESS EXCLUSIVE MODE')
+            held = pool.submit(client.get, "/api/v1/cases?limit=5")
+            deadline = time.monotonic() + 10
+            while not _waiting_on_lock(city_engine) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            busy = client.get("/health")
+            asset = client.get(f"/static/vendor/leaflet/{REQUIRED['leaflet'][0]}")
+            docs = client.get("/openapi.json")
+            locker.rollback()
+            assert held.result(timeout=20).status_code == 200
+    assert busy.status_code == 503
+    assert busy.headers["Retry-After"] and busy.json()["code"] == "database_unavailable"
+    assert "retry" in busy.json()["detail"]
+    # Files and the API's documentation need no connection and do not queue.
+    assert asset.status_code == 200 and docs.status_code == 200
+
+
+def _waiting_on_lock(engine) -> bool:  # noqa: ANN001
+    with engine.connect() as conn:
+        return conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND datname = current_database()").scalar_one() > 0
+
+
+def test_the_gate_admits_its_slots_in_arrival_order():
+    inside, most, order = [0], [0], []
+
+    async def app(scope, receive, send):  # noqa: ANN001 - ASGI
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        order.append(scope["path"])
+        await anyio.sleep(0.01)
+        inside[0] -= 1
+
+    gate = DatabaseGate(app, slots=3, wait_s=5)
+
+    async def burst() -> None:
+        async with anyio.create_task_group() as tg:
+            for i in range(20):
+                tg.start_soon(gate, {"type": "http", "method": "GET", "path": f"/r{i}"}, None, None)
+                await anyio.sleep(0)  # arrive one after the other
+
+    anyio.run(burst)
+    assert most[0] == 3
+    assert order == [f"/r{i}" for i in range(20)]
+
+
+@pytest.mark.parametrize(("method", "path", "queued"), [
+    ("POST", "/api/v1/cases", False),  # the intake batcher has connections of its own
+    ("GET", "/api/v1/cases", True),
+    ("GET", "/static/vendor/leaflet/leaflet.js", False),
+    ("GET", "/docs", False),
+    ("GET", "/health", True),
+    ("POST", "/open311/v2/requests.json", True),
+])
+def test_which_requests_queue(method, path, queued):
+    assert waits_its_turn({"type": "http", "method": method, "path": path}) is queued
+
+
+def test_gate_slots_leave_the_intake_batcher_its_connections():
+    assert gate_slots(15, 1) == 13
+    assert gate_slots(15, 3) == 9
+    assert gate_slots(2, 1) == 1  # never none
