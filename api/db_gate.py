@@ -24,13 +24,15 @@ the 503 the pool's timeout would have given, with ``Retry-After``.
 
 Not queued: ``POST /api/v1/cases`` (the intake batcher registers those on its own
 connections, :mod:`api.intake_queue`), and the static files and API documentation, which
-need no database.
+need no database. A request's turn ends when its response starts: the handler has given its
+connection back by then (a streaming response that reads the database while it sends
+would need its turn until the end; casegrid has none).
 """
 
 from __future__ import annotations
 
 import anyio
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import RETRY_AFTER_S
 from api.intake_fast_path import PATH as INTAKE_PATH
@@ -82,7 +84,23 @@ class DatabaseGate:
                           "database connection; retry shortly.",
                 "code": "database_unavailable"}, retry_after=RETRY_AFTER_S)
             return
+        turns, released = self._turns, False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                turns.release()
+
+        async def send_then_release(message: Message) -> None:
+            # A response starts after its handler has given its connection back (ConnDep
+            # commits before the response is sent): the turn ends here, so a client slow
+            # to read a large answer does not keep others from the pool.
+            if message["type"] == "http.response.start":
+                release()
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_then_release)
         finally:
-            self._turns.release()
+            release()

@@ -177,3 +177,36 @@ def test_gate_slots_leave_the_intake_batcher_its_connections():
     assert gate_slots(15, 1) == 13
     assert gate_slots(15, 3) == 9
     assert gate_slots(2, 1) == 1  # never none
+
+
+def test_a_turn_ends_when_the_response_starts():
+    # The second request gets the only slot while the first is still sending its answer
+    # (a slow client reading a large GeoJSON) and no longer needs the database.
+    entered, sent = [], []
+    finish = None
+
+    async def app(scope, receive, send):  # noqa: ANN001 - ASGI
+        entered.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        if scope["path"] == "/slow":
+            await finish.wait()
+        await send({"type": "http.response.body", "body": b""})
+
+    async def record(message) -> None:  # noqa: ANN001
+        sent.append(message["type"])
+
+    gate = DatabaseGate(app, slots=1, wait_s=2)
+
+    async def two() -> None:
+        nonlocal finish
+        finish = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(gate, {"type": "http", "method": "GET", "path": "/slow"}, None, record)
+            await anyio.sleep(0.01)
+            with anyio.fail_after(1):
+                await gate({"type": "http", "method": "GET", "path": "/next"}, None, record)
+            assert entered == ["/slow", "/next"]
+            finish.set()
+
+    anyio.run(two)
+    assert sent.count("http.response.start") == 2
