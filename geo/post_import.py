@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, text
 
+from casegrid.csv_text import text_to_float
 from casegrid.errors import ImportFailed
 from geo.boundaries import active_generation
 from geo.boundary_import import ImportReport, as_code, check_file, open_vector, require_fields
@@ -53,8 +54,8 @@ def points_from_columns(
     blank = lon_raw.isna() & lat_raw.isna()
     ok, reasons = check_points(lon_raw.where(~blank, 0), lat_raw.where(~blank, 0))
     ok = np.asarray(ok, dtype=bool)
-    lon = pd.to_numeric(lon_raw, errors="coerce").to_numpy(np.float64, copy=True)
-    lat = pd.to_numeric(lat_raw, errors="coerce").to_numpy(np.float64, copy=True)
+    lon = text_to_float(lon_raw)
+    lat = text_to_float(lat_raw)
     for i in np.flatnonzero(~ok & ~blank.to_numpy()):
         report.reject(i + 1, None if codes is None else codes[i],
                       f"bad coordinates ({lon_field}/{lat_field}): {reasons[i]}")

@@ -25,7 +25,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.pool import QueuePool
 
-from casegrid.csv_text import TEXT, csv_text
+from casegrid.csv_text import TEXT, csv_text, text_to_float
 from casegrid.errors import ImportFailed, InvalidInput
 from casegrid.settings import get_settings
 from geo.coords import check_points, normalise_crs, snap_tiny, to_wgs84
@@ -89,8 +89,8 @@ def route_points(
     s = get_settings()
     tol = s.gap_tolerance_m if tolerance_m is None else tolerance_m
     margin = s.near_boundary_margin_m if margin_m is None else margin_m
-    x = pd.to_numeric(pd.Series(lon), errors="coerce").to_numpy(float)
-    y = pd.to_numeric(pd.Series(lat), errors="coerce").to_numpy(float)
+    x = text_to_float(lon)
+    y = text_to_float(lat)
     reasons = np.full(n, None, dtype=object)
     if crs in ("wgs84", "gcj02", "bd09"):
         ok = np.isfinite(x) & np.isfinite(y) & (np.abs(x) <= 180) & (np.abs(y) <= 90)

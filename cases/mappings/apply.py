@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyproj
 
+from casegrid.csv_text import text_to_float
 from casegrid.errors import InvalidInput
 from cases.mappings import CHANNELS, REJECT, Mapping
 from geo.coords import BD09, GCJ02, WGS84, check_points, normalise_crs, to_wgs84
@@ -188,8 +189,8 @@ def _coordinates(chunk_lon: pd.Series, chunk_lat: pd.Series, crs: pd.Series, ok:
                  problems: _Problems) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(input x, input y, WGS-84 lon, WGS-84 lat) as float arrays; bad rows reported."""
     n = len(chunk_lon)
-    x = pd.to_numeric(chunk_lon, errors="coerce").to_numpy(np.float64)
-    y = pd.to_numeric(chunk_lat, errors="coerce").to_numpy(np.float64)
+    x = text_to_float(chunk_lon)
+    y = text_to_float(chunk_lat)
     lon = np.full(n, np.nan)
     lat = np.full(n, np.nan)
     unparsed = np.isnan(x) | np.isnan(y)
