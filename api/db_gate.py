@@ -52,7 +52,9 @@ def waits_its_turn(scope: Scope) -> bool:
     """Whether a request waits its turn at the gate (see the module docstring)."""
     if scope["type"] != "http":
         return False
-    path = scope.get("path", "")
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    if root and path.startswith(root):  # behind a proxy's prefix: the app's own path
+        path = path[len(root):]
     if path == INTAKE_PATH and scope.get("method") == "POST":
         return False
     return not path.startswith(NO_DATABASE_PREFIXES)

@@ -171,6 +171,9 @@ def test_the_gate_admits_its_slots_in_arrival_order():
 ])
 def test_which_requests_queue(method, path, queued):
     assert waits_its_turn({"type": "http", "method": method, "path": path}) is queued
+    # The same behind a proxy that serves the app under a prefix.
+    scope = {"type": "http", "method": method, "path": "/casegrid" + path, "root_path": "/casegrid"}
+    assert waits_its_turn(scope) is queued
 
 
 def test_gate_slots_leave_the_intake_batcher_its_connections():
