@@ -48,3 +48,10 @@ def test_missing_cells_floats_and_mixed_objects():
     np.testing.assert_array_equal(text_to_float(np.array(["1", 2.5, None], dtype=object)),
                                   [1.0, 2.5, np.nan])
     assert text_to_float(np.array([], dtype=object)).shape == (0,)
+
+
+def test_the_answer_is_a_new_array_even_for_a_numeric_column():
+    column = pd.Series([117.1, 35.0])
+    got = text_to_float(column)
+    got[0] = 0.0
+    assert column[0] == 117.1
