@@ -229,6 +229,36 @@ def test_case_map_shows_community_alternates_and_duplicates(app_client, city_eng
     assert "Near a boundary" in html and "张三" not in html and "13800000000" not in html
 
 
+def test_nearby_cases_keep_to_the_radius_and_window_at_their_edges(city_engine):
+    """The index box must never cut off a case the exact test keeps: cases just inside and
+    just outside 50 m east, west, north and south (metres of EPSG:4527, the ones the list
+    shows), and just inside and outside the 7-day window."""
+    from geo.map_data import nearby_cases
+
+    with city_engine.begin() as conn:
+        base = conn.execute(text(
+            """INSERT INTO "case" (channel, category_code, reported_at, geom, case_no)
+               SELECT 'app', '0508', timestamptz '2025-06-01 12:00+08',
+                      ST_SetSRID(ST_MakePoint(117.16, 35.09), 4326), 'BASE'
+               RETURNING id""")).scalar_one()
+        placed = {}
+        spots = {"e49": (49.9, 0, 0), "e51": (50.1, 0, 0), "w49": (-49.9, 0, 0), "n49": (0, 49.9, 0),
+                 "n51": (0, 50.1, 0), "s49": (0, -49.9, 0), "d7": (10, 0, 7 * 86400),
+                 "d7late": (10, 0, 7 * 86400 + 1), "d7early": (10, 0, -7 * 86400)}
+        for name, (dx, dy, secs) in spots.items():
+            placed[name] = conn.execute(text(
+                """INSERT INTO "case" (channel, category_code, reported_at, geom, case_no)
+                   SELECT 'app', '0508', reported_at + make_interval(secs => :s),
+                          ST_Transform(ST_Translate(ST_Transform(geom, 4527), :dx, :dy), 4326), :name
+                   FROM "case" WHERE id = :b RETURNING id"""),
+                {"s": secs, "dx": dx, "dy": dy, "name": name, "b": base}).scalar_one()
+        found = {r["id"]: r["distance_m"] for r in nearby_cases(conn, base, 50.0, 7)}
+    names = {v: k for k, v in placed.items()}
+    assert sorted(names[i] for i in found) == ["d7", "d7early", "e49", "n49", "s49", "w49"]
+    assert found[placed["e49"]] == pytest.approx(49.9, abs=1e-6)
+    assert found[placed["n49"]] == pytest.approx(49.9, abs=1e-6)
+
+
 def test_hotspot_page_and_poi_endpoints(app_client):
     h = _h(app_client.tokens["planner"])
     assert app_client.get("/maps/hotspots", headers=_h(app_client.tokens["intake"])).status_code == 403
