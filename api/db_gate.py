@@ -6,9 +6,9 @@ pool turns into threads blocked inside ``QueuePool`` (each for up to its 10 s ti
 which goes wrong two ways:
 
 * the pool is not fair: a connection given back goes to whichever thread asks next, so
-  some requests wait many times over (one worker, 32 clients of GET /api/v1/cases right
-  after a burst of map requests: p99 9.8 s, just under the timeout that turns a wait into
-  a 503; 1.7 s with this queue);
+  some requests wait many times over (one-off figures, wrk on a million-case ledger, one
+  worker: 32 clients of GET /api/v1/cases right after a burst of map requests had a p99
+  of 9.8 s, just under the timeout that turns a wait into a 503; 1.7 s with this queue);
 * the threads run out: a request holds its connection (``ConnDep``) between the thread
   that opened it and the thread that runs its handler. With 40 threads all blocked in the
   pool, the requests that hold the 15 connections never get a thread to finish on, and

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, text
 
 from casegrid.errors import InvalidInput, NotFound
 from geo.boundaries import active_generation
+from geo.routing import M_PER_DEG
 
 # Map state groups over the ledger's statuses; "overdue" is orthogonal (open and past due).
 STATE_GROUPS: dict[str, tuple[str, ...]] = {
@@ -283,19 +284,19 @@ def community_geometries(conn: Connection, codes: list[str]) -> list[dict]:
 # A case's possible duplicates, measured in EPSG:4527 (CGCS2000 3-degree Gauss-Krüger, central
 # meridian 117°E: metres at Tengzhou). The exact test transforms both points, which no index
 # can serve, so a box in degrees that holds the radius picks the candidates from the GiST
-# index on geom first: 10 % over the radius, a degree of latitude counted at its shortest
-# (110,574 m, at the equator) and one of longitude shrunk by cos(latitude). Without the box
-# every case of the category was transformed: 390-460 ms for one case page on a ledger of
-# a million (one-off), growing with the ledger. The window is a range on reported_at, the
-# same instants as |o.reported_at - c0.reported_at| <= window.
+# index on geom first: the radius 10 % over, in degrees of M_PER_DEG metres (routing's
+# conversion; a degree of latitude is at most 0.7 % shorter), longitude ones shrunk by
+# cos(latitude). Without the box every case of the category was transformed: 390-460 ms for
+# one case page on a ledger of a million (one-off), growing with the ledger. The window is
+# a range on reported_at, the same instants as |o.reported_at - c0.reported_at| <= window.
 _NEARBY_SQL = """
 SELECT o.id, o.case_no, o.status, o.reported_at, ST_X(o.geom) AS lon, ST_Y(o.geom) AS lat,
        ST_Distance(ST_Transform(o.geom, 4527), ST_Transform(c0.geom, 4527)) AS distance_m
 FROM "case" c0
 JOIN "case" o
   ON o.geom && ST_Expand(c0.geom,
-                         :r * 1.1 / (111320 * greatest(cos(radians(ST_Y(c0.geom))), 0.01)),
-                         :r * 1.1 / 110574)
+                         :r * 1.1 / (:mpd * greatest(cos(radians(ST_Y(c0.geom))), 0.01)),
+                         :r * 1.1 / :mpd)
  AND o.id <> c0.id AND o.category_code = c0.category_code AND o.merged_into IS NULL
  AND o.reported_at BETWEEN c0.reported_at - make_interval(secs => :secs)
                        AND c0.reported_at + make_interval(secs => :secs)
@@ -315,7 +316,7 @@ def nearby_cases(
     if radius_m <= 0 or window_days < 0:
         raise InvalidInput("radius_m must be > 0 and window_days >= 0", field="radius_m")
     rows = conn.execute(text(_NEARBY_SQL), {
-        "id": case_id, "r": radius_m, "secs": window_days * 86400.0, "lim": limit,
+        "id": case_id, "r": radius_m, "secs": window_days * 86400.0, "lim": limit, "mpd": M_PER_DEG,
         "scope": list(scope) if scope is not None else None}).mappings()
     return [dict(r) for r in rows]
 
