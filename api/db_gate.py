@@ -24,12 +24,18 @@ the 503 the pool's timeout would have given, with ``Retry-After``.
 
 Not queued: ``POST /api/v1/cases`` (the intake batcher registers those on its own
 connections, :mod:`api.intake_queue`), and the static files and API documentation, which
-need no database. A request's turn ends when its response starts: the handler has given its
-connection back by then (a streaming response that reads the database while it sends
-would need its turn until the end; casegrid has none).
+need no database. A request's turn starts once its body has arrived (the gate reads it and
+hands it on unchanged), so a client that sends a form or an action slowly, or stalls
+halfway, waits on the event loop instead of holding a turn that the next dispatcher needs;
+one that hangs up before its body is complete is not served at all. A turn ends when the
+response starts: the handler has given its connection back by then (a streaming response
+that reads the database while it sends would need its turn until the end; casegrid has
+none).
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -74,6 +80,10 @@ class DatabaseGate:
         if not waits_its_turn(scope):
             await self.app(scope, receive, send)
             return
+        if _has_body(scope):
+            receive = await _received_body(receive)
+            if receive is None:  # the client hung up before its body was complete
+                return
         if self._turns is None:
             # anyio's semaphore hands a released turn to the longest waiter (no barging).
             self._turns = anyio.Semaphore(self.slots, fast_acquire=True)
@@ -106,3 +116,45 @@ class DatabaseGate:
             await self.app(scope, receive, send_then_release)
         finally:
             release()
+
+
+def _has_body(scope: Scope) -> bool:
+    """Whether the request announces a body (a length above zero, or chunked)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            if value.strip().lstrip(b"0"):  # "0" is no body
+                return True
+        elif name == b"transfer-encoding" and b"chunked" in value.lower():
+            return True
+    return False
+
+
+async def _received_body(receive: Receive) -> Receive | None:
+    """Read the request's body to its end, and return a ``receive`` that hands the app the
+    same messages, then whatever the server sends next (a disconnect). None when the client
+    disconnected first. An error while reading (the request guard's ``BodyTooLarge`` on a
+    chunked body past the limit) is raised to the app at the point it was met, so the app's
+    own handler answers it as before."""
+    messages: deque[Message] = deque()
+    error: Exception | None = None
+    try:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            messages.append(message)
+            if not message.get("more_body", False):
+                break
+    except Exception as exc:  # noqa: BLE001 - handed on unchanged, see the docstring
+        error = exc
+
+    async def replay() -> Message:
+        nonlocal error
+        if messages:
+            return messages.popleft()
+        if error is not None:
+            raised, error = error, None
+            raise raised
+        return await receive()
+
+    return replay

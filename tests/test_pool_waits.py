@@ -11,6 +11,7 @@ first and gives its connection back before the transaction takes one.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -215,3 +216,165 @@ def test_a_turn_ends_when_the_response_starts():
 
     anyio.run(two)
     assert sent.count("http.response.start") == 2
+
+
+# --- a request's turn starts when its body has arrived -------------------------------------
+
+
+def _body_app(entered: list, bodies: dict):
+    """An ASGI app that reads the whole body, then answers; it records arrivals."""
+
+    async def app(scope, receive, send):  # noqa: ANN001 - ASGI
+        entered.append(scope["path"])
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        bodies[scope["path"]] = body
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    return app
+
+
+def _post(path: str, length: int | None = None) -> dict:
+    headers = [(b"content-length", str(length).encode())] if length is not None else [
+        (b"transfer-encoding", b"chunked")]
+    return {"type": "http", "method": "POST", "path": path, "headers": headers}
+
+
+def test_a_body_that_arrives_slowly_does_not_hold_a_turn():
+    # The only turn goes to a request whose body is complete, not to one still waiting for
+    # its second half; the slow one then gets its body whole and in order, and whatever the
+    # server says after it (here a disconnect) still reaches the app.
+    entered, bodies, after = [], {}, []
+    second_half = None
+
+    async def slow_receive():  # noqa: ANN202
+        if not after:
+            after.append("first")
+            return {"type": "http.request", "body": b"abc", "more_body": True}
+        if after == ["first"]:
+            await second_half.wait()
+            after.append("second")
+            return {"type": "http.request", "body": b"def", "more_body": False}
+        return {"type": "http.disconnect"}
+
+    async def quick_receive():  # noqa: ANN202
+        return {"type": "http.request", "body": b"xyz", "more_body": False}
+
+    async def nothing(message) -> None:  # noqa: ANN001
+        return None
+
+    app = _body_app(entered, bodies)
+
+    async def then_disconnect(scope, receive, send):  # noqa: ANN001 - ASGI
+        await app(scope, receive, send)
+        if scope["path"] == "/slow":
+            after.append((await receive())["type"])
+
+    gate = DatabaseGate(then_disconnect, slots=1, wait_s=2)
+
+    async def two() -> None:
+        nonlocal second_half
+        second_half = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(gate, _post("/slow", 6), slow_receive, nothing)
+            await anyio.sleep(0.01)
+            with anyio.fail_after(5):
+                await gate(_post("/quick", 3), quick_receive, nothing)
+            assert entered == ["/quick"]
+            second_half.set()
+
+    anyio.run(two)
+    assert entered == ["/quick", "/slow"]
+    assert bodies == {"/quick": b"xyz", "/slow": b"abcdef"}
+    assert after == ["first", "second", "http.disconnect"]
+
+
+def test_a_client_that_hangs_up_mid_body_is_not_served_and_takes_no_turn():
+    entered, bodies = [], {}
+    gate = DatabaseGate(_body_app(entered, bodies), slots=1, wait_s=2)
+    messages = iter([{"type": "http.request", "body": b"ab", "more_body": True},
+                     {"type": "http.disconnect"}])
+
+    async def receive():  # noqa: ANN202
+        return next(messages)
+
+    async def whole():  # noqa: ANN202
+        return {"type": "http.request", "body": b"ok", "more_body": False}
+
+    sent = []
+
+    async def record(message) -> None:  # noqa: ANN001
+        sent.append(message["type"])
+
+    async def run() -> None:
+        await gate(_post("/gone"), receive, record)
+        with anyio.fail_after(2):  # the one turn is still free
+            await gate(_post("/next", 2), whole, record)
+
+    anyio.run(run)
+    assert entered == ["/next"] and bodies == {"/next": b"ok"}
+    assert sent == ["http.response.start", "http.response.body"]  # the next one's only
+
+
+def test_an_error_met_while_reading_the_body_reaches_the_app_where_it_happened():
+    # The request guard raises BodyTooLarge from receive() when a chunked body passes the
+    # limit; the app must meet it after the chunks before it, and answer it itself.
+    from api.middleware import BodyTooLarge
+
+    met = []
+
+    async def receive():  # noqa: ANN202
+        if not met:
+            met.append("chunk")
+            return {"type": "http.request", "body": b"12", "more_body": True}
+        if met == ["chunk"]:
+            met.append("raised")
+            raise BodyTooLarge(2)
+        return {"type": "http.disconnect"}  # the server's next word: not the error again
+
+    async def app(scope, receive, send):  # noqa: ANN001 - ASGI
+        met.append((await receive())["body"])
+        try:
+            await receive()
+        except BodyTooLarge as exc:
+            met.append(exc.status_code)
+
+    anyio.run(DatabaseGate(app, slots=1, wait_s=2), _post("/big"), receive, None)
+    assert met == ["chunk", "raised", b"12", 413]
+
+
+def test_a_stalled_upload_leaves_the_only_turn_to_others(small_pool_server):
+    # A pool of two leaves one turn. A form whose body stops halfway (a phone losing its
+    # signal) waits for the rest without it: /health is answered at once. Before, the
+    # stalled form held the turn and /health waited for the queue's minute.
+    host, port = small_pool_server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as stalled, \
+            httpx.Client(base_url=small_pool_server, timeout=30) as client:
+        stalled.sendall(b"POST /open311/v2/requests.json HTTP/1.1\r\nHost: x\r\n"
+                        b"Content-Type: application/x-www-form-urlencoded\r\n"
+                        b"Content-Length: 200\r\n\r\napi_key=abc&service_code=")
+        time.sleep(0.3)  # the server has the headers and half the body
+        started = time.monotonic()
+        health = client.get("/health")
+        waited = time.monotonic() - started
+    assert health.status_code == 200
+    assert waited < 20, f"/health waited {waited:.1f} s behind a stalled upload"
+
+
+def test_a_chunked_body_over_the_limit_to_a_queued_route_is_413(small_pool_server):
+    big = b"x" * 1_100_000  # over the 1 MB default (Settings.max_body_bytes)
+
+    def chunks():  # noqa: ANN202
+        for i in range(0, len(big), 65536):
+            yield big[i:i + 65536]
+
+    with httpx.Client(base_url=small_pool_server, timeout=30) as client:
+        r = client.post("/open311/v2/requests.json", content=chunks(),
+                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert "content-length" not in {k.lower() for k in r.request.headers}
+    assert r.status_code == 413, r.text

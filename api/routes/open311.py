@@ -17,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from api.deps import EngineDep
+from api.middleware import BodyTooLarge
 from casegrid.errors import CasegridError
 from cases import open311
 from cases.intake import SUBMITTERS
@@ -93,6 +94,8 @@ async def post_request(fmt: str, request: Request, engine: EngineDep) -> Respons
                  "form-encoded (application/x-www-form-urlencoded)"))
     try:
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    except BodyTooLarge:
+        raise  # the 413 a body announced too large gets (api.middleware), not a parse error
     except Exception:  # a malformed body is the client's fault, never a 500
         return _error(fmt, Open311Error(400, "the form body could not be parsed"))
 
