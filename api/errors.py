@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from casegrid.errors import (
     CasegridError,
@@ -220,6 +221,19 @@ def _unavailable_response(exc: BaseException) -> JSONResponse:
     )
 
 
+_METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods some route of the app serves at the request's path, in sorted order.
+    Each is tried on the router's public ``matches`` (an included router keeps its routes
+    to itself, so a route's own ``methods`` cannot all be read from the top)."""
+    routes = request.app.router.routes
+    return [method for method in _METHODS
+            if any(route.matches({**request.scope, "method": method})[0] is Match.FULL
+                   for route in routes)]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the exception handlers on ``app``."""
 
@@ -230,14 +244,21 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(exc), status_code=status_for(exc), headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # Framework-level refusals (an unparsable JSON body, an unknown path, a wrong
         # method) get the same body shape as every other error.
         code = HTTP_CODES.get(exc.status_code, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         field = "body" if code == "invalid_body" else None
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405 and (allowed := allowed_methods(request)):
+            # Starlette's Allow names the methods of the first route on the path only (POST,
+            # where GET /api/v1/cases is another route); RFC 9110 wants all of them.
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+            detail = (f"{request.method} is not served at {request.url.path}; "
+                      f"use {' or '.join(allowed)}")
         body = {"detail": detail, "code": code, **({"field": field} if field else {})}
-        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -129,6 +129,18 @@ class NewCase(BaseModel):
                 "leading +, spaces, dashes or brackets, e.g. 0632-5512345 or 13800000000")
         return value
 
+    @field_validator("reported_at", mode="before")
+    @classmethod
+    def _reported_at_is_text(cls, value: object) -> object:
+        # pydantic would read a JSON number as Unix seconds (or milliseconds, by its size),
+        # so a 0 or a stray number became a complaint reported in 1970. The API takes the
+        # ISO 8601 text it documents (bool is an int too).
+        if isinstance(value, int | float):
+            raise ValueError(
+                f"reported_at {value!r} is a number; send ISO 8601 text with a UTC offset, "
+                "e.g. 2025-06-01T21:30:00+08:00")
+        return value
+
     @field_validator("reported_at")
     @classmethod
     def _reported_at(cls, value: datetime | None) -> datetime | None:

@@ -151,6 +151,22 @@ def test_unknown_path_is_404_in_the_error_shape(api):
     assert r.status_code == 404 and r.json()["code"] == "not_found"
 
 
+@pytest.mark.parametrize(("method", "url", "allowed"), [
+    ("OPTIONS", "/api/v1/cases", "GET, POST"),
+    ("DELETE", "/api/v1/categories/0101/time-limits", "GET, PUT"),
+    ("PUT", "/open311/v2/requests.json", "GET, POST"),
+])
+def test_a_wrong_method_is_405_naming_every_method_the_path_serves(api, method, url, allowed):
+    # Found by schemathesis (ST205): Allow named the methods of the path's first route only
+    # ("POST" for /api/v1/cases, whose GET is another route); RFC 9110 wants them all.
+    r = api.client.request(method, url, headers=api.headers("admin"))
+    assert r.status_code == 405, r.text
+    assert r.headers["Allow"] == allowed
+    body = r.json()
+    assert body["code"] == "method_not_allowed"
+    assert method in body["detail"] and allowed.replace(", ", " or ") in body["detail"]
+
+
 @pytest.mark.parametrize("url", [
     "/api/v1/cases?status=a%00b", "/api/v1/cases?category=%00", "/api/v1/categories/%00/time-limits",
     "/maps/api/cases?bbox=1,2,3,4&category=x%00", "/api/v1/hotspots/pois?kind=%00",
