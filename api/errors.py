@@ -221,7 +221,7 @@ def _unavailable_response(exc: BaseException) -> JSONResponse:
     )
 
 
-_METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
 
 
 def allowed_methods(request: Request) -> list[str]:
