@@ -80,9 +80,11 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     install_intake_fast_path(app)  # before the request guards, which must run first
     install_middleware(app)
 
+    # HEAD too: uptime monitors often probe with HEAD, and a 405 reads as "down".
+    @app.head("/health", include_in_schema=False)
     @app.get("/health", tags=["meta"], responses={503: ERROR_RESPONSES[503]})
     def health() -> dict:
-        """Liveness and database reachability (no token needed)."""
+        """Liveness and database reachability (no token needed; GET or HEAD)."""
         with single_read(app.state.engine) as conn:
             conn.execute(text("SELECT 1"))
         return {"status": "ok", "version": __version__}

@@ -59,6 +59,22 @@ def _is_json(content_type: str) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
+async def send_open311_error(send: Send, path: str, status: int, description: str) -> None:
+    """Answer an Open311 request from ASGI middleware in the spec's error format,
+    ``[{code, description}]``, as XML when the path asks for ``.xml``, else JSON."""
+    from cases.open311 import to_xml  # the API layer's renderer of the spec's documents
+
+    body = [{"code": status, "description": description}]
+    if path.endswith(".xml"):
+        payload = to_xml("errors", body)
+        headers = [(b"content-type", b"text/xml; charset=utf-8"),
+                   (b"content-length", str(len(payload)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+        return
+    await send_json(send, status, body)
+
+
 async def send_json(send: Send, status: int, body: dict | list, retry_after: str | None = None) -> None:
     """Answer a request from ASGI middleware with a JSON body (and ``Retry-After`` when
     given), before any route runs."""
@@ -109,11 +125,14 @@ class RequestGuardMiddleware:
                                              "code": "invalid_input", "field": "Content-Length"})
                 return
             if length > self.limit:
-                await send_json(send, 413, _too_large_body(self.limit))
+                if scope.get("path", "").startswith(OPEN311_PREFIX):  # the spec's error list
+                    await send_open311_error(send, scope["path"], 413, _too_large_message(self.limit))
+                else:
+                    await send_json(send, 413, _too_large_body(self.limit))
                 return
         if (refusal := _nul_refusal(scope)) is not None:
             if scope.get("path", "").startswith(OPEN311_PREFIX):  # the spec's error list
-                await send_json(send, 400, [{"code": 400, "description": refusal["detail"]}])
+                await send_open311_error(send, scope["path"], 400, refusal["detail"])
             else:
                 await send_json(send, 422, refusal)
             return

@@ -80,6 +80,9 @@ def test_every_role_may_read(api, role):
 
 def test_health_and_docs_need_no_token(api):
     assert api.client.get("/health").status_code == 200
+    # Uptime monitors often probe with HEAD; a 405 would read as the service being down.
+    head = api.client.head("/health")
+    assert head.status_code == 200 and head.content == b""
     spec = api.client.get("/openapi.json")
     assert spec.status_code == 200
     assert "/api/v1/cases" in spec.json()["paths"]

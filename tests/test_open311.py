@@ -187,6 +187,44 @@ def test_bad_posts_answer_in_spec_format_and_write_nothing(env, fields, status, 
         assert conn.execute(text('SELECT count(*) FROM "case"')).scalar_one() == 0
 
 
+def _spec_error(resp, fmt: str) -> tuple[str, str]:
+    """The (code, description) of the spec's one-error answer, from JSON or XML."""
+    if fmt == "json":
+        body = resp.json()
+        assert isinstance(body, list) and len(body) == 1, body
+        return str(body[0]["code"]), body[0]["description"]
+    err = _xml(resp).find("error")
+    return err.findtext("code"), err.findtext("description")
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_body_over_the_limit_is_413_in_the_spec_format(env, chunked):
+    # Refused before any route runs when Content-Length says so, by the route when a chunked
+    # body passes the limit: either way a 413 in the spec's error format, not a parse error.
+    client, intake, _, engine = env
+    limit = client.app.state.settings.max_body_bytes
+    form = f"api_key={intake}&service_code=0599&description=".encode() + b"x" * limit
+    for fmt in ("json", "xml"):
+        content = iter([form[:65536], form[65536:]]) if chunked else form
+        resp = client.post(f"{BASE}/requests.{fmt}", content=content,
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert resp.status_code == 413, resp.text
+        assert ("content-length" in {k.lower() for k in resp.request.headers}) is not chunked
+        code, description = _spec_error(resp, fmt)
+        assert code == "413" and str(limit) in description
+    with engine.connect() as conn:
+        assert conn.execute(text('SELECT count(*) FROM "case"')).scalar_one() == 0
+
+
+def test_a_nul_in_the_query_is_the_specs_400_in_the_format_asked_for(env):
+    client, *_ = env
+    for fmt in ("json", "xml"):
+        resp = client.get(f"{BASE}/requests.{fmt}?service_code=%00")
+        assert resp.status_code == 400
+        code, description = _spec_error(resp, fmt)
+        assert code == "400" and "NUL" in description
+
+
 def test_planner_key_may_not_submit_and_json_body_is_refused(env):
     client, _, planner, _ = env
     resp = _post(client, planner)

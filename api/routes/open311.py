@@ -94,8 +94,8 @@ async def post_request(fmt: str, request: Request, engine: EngineDep) -> Respons
                  "form-encoded (application/x-www-form-urlencoded)"))
     try:
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    except BodyTooLarge:
-        raise  # the 413 a body announced too large gets (api.middleware), not a parse error
+    except BodyTooLarge as exc:  # a chunked body past the limit: a 413, not a parse error
+        return _error(fmt, Open311Error(413, exc.detail))
     except Exception:  # a malformed body is the client's fault, never a 500
         return _error(fmt, Open311Error(400, "the form body could not be parsed"))
 
