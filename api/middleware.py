@@ -27,6 +27,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cases.open311 import to_xml
+
 JSON_ONLY_PREFIXES = ("/api/",)
 OPEN311_PREFIX = "/open311/"
 JSON_EXEMPT_PREFIXES: tuple[str, ...] = ()
@@ -62,26 +64,25 @@ def _is_json(content_type: str) -> bool:
 async def send_open311_error(send: Send, path: str, status: int, description: str) -> None:
     """Answer an Open311 request from ASGI middleware in the spec's error format,
     ``[{code, description}]``, as XML when the path asks for ``.xml``, else JSON."""
-    from cases.open311 import to_xml  # the API layer's renderer of the spec's documents
-
     body = [{"code": status, "description": description}]
     if path.endswith(".xml"):
-        payload = to_xml("errors", body)
-        headers = [(b"content-type", b"text/xml; charset=utf-8"),
-                   (b"content-length", str(len(payload)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
-        return
-    await send_json(send, status, body)
+        await _send_body(send, status, to_xml("errors", body), b"text/xml; charset=utf-8")
+    else:
+        await send_json(send, status, body)
 
 
 async def send_json(send: Send, status: int, body: dict | list, retry_after: str | None = None) -> None:
     """Answer a request from ASGI middleware with a JSON body (and ``Retry-After`` when
     given), before any route runs."""
     payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    if retry_after is not None:
-        headers.append((b"retry-after", retry_after.encode()))
+    extra = [(b"retry-after", retry_after.encode())] if retry_after is not None else []
+    await _send_body(send, status, payload, b"application/json", extra)
+
+
+async def _send_body(send: Send, status: int, payload: bytes, content_type: bytes,
+                     extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(payload)).encode()),
+               *(extra or [])]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
