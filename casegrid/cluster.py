@@ -56,6 +56,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def port_is_free(port: int) -> bool:
+    """Whether PostgreSQL could listen on 127.0.0.1:``port`` now (bound as it binds, with
+    SO_REUSEADDR, so a closed connection's TIME_WAIT does not count)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+# How long start() waits for a busy port: an outgoing connection may hold it for a moment,
+# since the embedded default (55432) lies in Linux's range of ephemeral ports.
+PORT_WAIT_S = 5.0
+
+
 @dataclass
 class Cluster:
     """A PostgreSQL cluster in ``data_dir`` listening on 127.0.0.1:``port``."""
@@ -161,6 +178,8 @@ class Cluster:
             if not re.fullmatch(r"[a-z_.]+", name) or not re.fullmatch(r"[\w.,/-]+", value):
                 raise ClusterError(f"server setting {name}={value!r} is not a plain name=value")
             extra.append(f"-c {name}={value}")
+        if not self.running():
+            self._wait_for_port()
         self.init()
         self._prepare_dirs()
         if self.running():
@@ -183,6 +202,17 @@ class Cluster:
              "-l", str(self.log_file), "-o", " ".join(opts)]
         )
         self._wait_ready()
+
+    def _wait_for_port(self) -> None:
+        """Return once 127.0.0.1:port is free; a clear error if it stays taken."""
+        deadline = time.monotonic() + PORT_WAIT_S
+        while not port_is_free(self.port):
+            if time.monotonic() > deadline:
+                raise ClusterError(
+                    f"port {self.port} on 127.0.0.1 is in use by another program, so the "
+                    "database cannot listen there: stop that program, or choose another port "
+                    "(for the embedded database: CASEGRID_DB_PORT)")
+            time.sleep(0.2)
 
     def _wait_ready(self, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s

@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from sqlalchemy.exc import OperationalError
 
+from casegrid.cluster import ClusterError
 from casegrid.errors import CasegridError
 
 console = Console()
@@ -17,7 +18,8 @@ err_console = Console(stderr=True)
 
 
 def cli_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn domain errors into a clear message and exit status 2 instead of a traceback."""
+    """Turn domain errors into a clear message and exit status 2 instead of a traceback
+    (3 when the database is unavailable or cannot be started)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -27,6 +29,10 @@ def cli_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             where = f" ({exc.field})" if exc.field else ""
             err_console.print(f"[bold red]error{where}:[/] {exc.message}")
             sys.exit(2)
+        except ClusterError as exc:
+            # The embedded database could not be set up or started; its message says why.
+            err_console.print(f"[bold red]error:[/] {exc}")
+            sys.exit(3)
         except OperationalError as exc:
             # The database went away (or never came): every command works in one
             # transaction, so nothing half-written is left behind; saying so is the fix.
