@@ -109,6 +109,15 @@ def test_time_limits_get_put(api):
     bad = {"limits": [{"step": "handle", "amount": 1.5, "unit": "working_days"}]}
     r = client.put("/api/v1/categories/0101/time-limits", json=bad, headers=h(tokens, "admin"))
     assert r.status_code == 422 and "whole number" in r.json()["detail"]
+    # Found by schemathesis: false was taken as 0 (a limit that makes every case overdue).
+    limits = client.get("/api/v1/categories/0101/time-limits", headers=h(tokens, "dispatcher")).json()
+    for flag in (False, True):
+        bad = {"limits": [{"step": "review", "amount": flag, "unit": "working_hours"}]}
+        r = client.put("/api/v1/categories/0101/time-limits", json=bad, headers=h(tokens, "admin"))
+        assert r.status_code == 422 and r.json()["field"] == "limits.0.amount", r.text
+        assert "not " + str(flag).lower() in r.json()["detail"]
+    r = client.get("/api/v1/categories/0101/time-limits", headers=h(tokens, "dispatcher"))
+    assert r.json() == limits  # the refused PUTs changed nothing
     assert client.get("/api/v1/categories/9998/time-limits",
                       headers=h(tokens, "admin")).status_code == 404
 

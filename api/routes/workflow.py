@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.encoders import jsonable_encoder
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.auth import CurrentPrincipal, require_roles
 from api.deps import ConnDep
@@ -47,6 +47,14 @@ class LimitIn(BaseModel):
     unit: Literal["working_hours", "working_days", "calendar_hours", "calendar_days"]
     channel: str = "*"
     note: str | None = None
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _amount_is_a_number(cls, value: object) -> object:
+        # pydantic would take false as 0 and true as 1: a time limit nobody meant.
+        if isinstance(value, bool):
+            raise ValueError(f"amount must be a number of hours or days, not {str(value).lower()}")
+        return value
 
 
 class LimitsIn(BaseModel):
