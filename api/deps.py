@@ -1,11 +1,14 @@
-"""FastAPI dependencies: the database connection (one per request, from the app's pool)."""
+"""FastAPI dependencies: the database connection (one per request, from the app's pool),
+and parameter types shared by the routes."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from typing import Annotated
 
 from fastapi import Depends, Request
+from pydantic import BeforeValidator
 from sqlalchemy import Connection, Engine
 
 
@@ -32,3 +35,15 @@ def get_conn(request: Request) -> Iterator[Connection]:
 # (tests/test_pool_waits.py checks every route).
 ConnDep = Annotated[Connection, Depends(get_conn, scope="function")]
 EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def _calendar_date(value: object) -> object:
+    # pydantic reads a string of digits as Unix time: date_to=0 became 1970-01-01 (an empty
+    # map), and 20261101 a day in 1970. A date is written as one.
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        raise ValueError(f"{value!r} is not a date; write it as YYYY-MM-DD, e.g. 2026-11-01")
+    return value
+
+
+# An optional date query parameter (YYYY-MM-DD).
+DateQ = Annotated[date | None, BeforeValidator(_calendar_date)]

@@ -143,6 +143,26 @@ def test_viewport_points_filters_and_overdue(app_client):
     assert app_client.get(f"/maps/api/cases?bbox={CITY_BBOX}&state=lost", headers=h).json()["field"] == "state"
 
 
+@pytest.mark.parametrize("url", [
+    f"/maps/api/cases?bbox={CITY_BBOX}&date_to=0", f"/maps/api/cases?bbox={CITY_BBOX}&date_from=20261101",
+    "/maps/dispatch?date_to=0", "/maps/hotspots?date_from=1700000000", "/api/v1/hotspots/pois?date_to=0",
+])
+def test_a_date_filter_given_as_a_number_is_refused(app_client, url):
+    # Found by schemathesis: pydantic read date_to=0 as Unix time, 1970-01-01, and the map
+    # quietly showed no case at all (20261101, a date without dashes, became a day in 1970).
+    r = app_client.get(url, headers=_h(app_client.tokens["dispatcher"]))
+    assert r.status_code == 422, r.text
+    field = url.split("&")[-1].split("?")[-1].split("=")[0]
+    assert r.json()["field"] == field and "YYYY-MM-DD" in r.json()["detail"]
+
+
+def test_a_date_filter_as_a_date_still_filters(app_client):
+    h = _h(app_client.tokens["dispatcher"])
+    every = app_client.get(f"/maps/api/cases?bbox={CITY_BBOX}", headers=h).json()["total"]
+    none = app_client.get(f"/maps/api/cases?bbox={CITY_BBOX}&date_to=1999-12-31", headers=h).json()
+    assert every > 0 and none["total"] == 0
+
+
 def test_many_cases_come_back_as_a_grid(app_client, monkeypatch):
     from geo import map_data
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from api.deps import ConnDep
+from api.deps import ConnDep, DateQ
 from api.routes.maps import HOTSPOT_ROLES, PagePrincipal, _filters, allow, parse_rings
 from casegrid.errors import InvalidInput
 from geo.hotspots import (
@@ -61,7 +60,7 @@ def _csv(rows: list[dict], rings: tuple[float, ...]) -> str:
 @router.get("/pois", response_model=None)
 def hotspot_pois(
     request: Request, principal: PagePrincipal, conn: ConnDep,
-    category: ListQ = [], kind: ListQ = [], date_from: date | None = None, date_to: date | None = None,  # noqa: B006
+    category: ListQ = [], kind: ListQ = [], date_from: DateQ = None, date_to: DateQ = None,  # noqa: B006
     hour_from: int | None = None, hour_to: int | None = None, cell_m: float = 250.0,
     rings: str | None = None, sort: str = "rate", ring: float | None = None, format: str = "json",
     lang: str = "zh",

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.deps import ConnDep
+from api.deps import ConnDep, DateQ
 from casegrid.errors import Forbidden, InvalidInput
 from cases.privacy import mask_contacts
 from cases.tokens import Principal, authenticate
@@ -112,7 +112,7 @@ ListQ = Annotated[list[str], Query()]
 def dispatch_page(
     request: Request, principal: PagePrincipal, conn: ConnDep,
     subdistrict: ListQ = [], community: ListQ = [], category: ListQ = [], channel: ListQ = [],  # noqa: B006
-    state: ListQ = [], date_from: date | None = None, date_to: date | None = None,  # noqa: B006
+    state: ListQ = [], date_from: DateQ = None, date_to: DateQ = None,  # noqa: B006
     lang: str = "zh", tiles: str | None = None,
 ) -> Response:
     """The dispatcher map (HTML). Filters as query parameters; cases load by viewport."""
@@ -129,7 +129,7 @@ def dispatch_page(
 def cases_in_view(
     request: Request, principal: PagePrincipal, conn: ConnDep, bbox: str,
     subdistrict: ListQ = [], community: ListQ = [], category: ListQ = [], channel: ListQ = [],  # noqa: B006
-    state: ListQ = [], date_from: date | None = None, date_to: date | None = None,  # noqa: B006
+    state: ListQ = [], date_from: DateQ = None, date_to: DateQ = None,  # noqa: B006
     tiles: str | None = None, lang: str = "zh", zoom: int | None = None,
 ) -> dict:
     """Cases in a viewport ``bbox=west,south,east,north`` (in the map's datum): points when
@@ -191,7 +191,7 @@ def parse_rings(rings: str | None) -> tuple[float, ...]:
 @router.get("/maps/hotspots", response_class=HTMLResponse)
 def hotspots_page(
     request: Request, principal: PagePrincipal, conn: ConnDep,
-    category: ListQ = [], kind: ListQ = [], date_from: date | None = None, date_to: date | None = None,  # noqa: B006
+    category: ListQ = [], kind: ListQ = [], date_from: DateQ = None, date_to: DateQ = None,  # noqa: B006
     hour_from: int | None = None, hour_to: int | None = None, cell_m: float = 250.0,
     rings: str | None = None, lang: str = "zh", tiles: str | None = None,
 ) -> Response:
