@@ -11,6 +11,8 @@ from fastapi import Depends, Request
 from pydantic import BeforeValidator
 from sqlalchemy import Connection, Engine
 
+from casegrid.validators import not_a_timestamp
+
 
 def get_engine(request: Request) -> Engine:
     """The engine made once in the app's lifespan."""
@@ -37,13 +39,5 @@ ConnDep = Annotated[Connection, Depends(get_conn, scope="function")]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
-def _calendar_date(value: object) -> object:
-    # pydantic reads a string of digits as Unix time: date_to=0 became 1970-01-01 (an empty
-    # map), and 20261101 a day in 1970. A date is written as one.
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-        raise ValueError(f"{value!r} is not a date; write it as YYYY-MM-DD, e.g. 2026-11-01")
-    return value
-
-
 # An optional date query parameter (YYYY-MM-DD).
-DateQ = Annotated[date | None, BeforeValidator(_calendar_date)]
+DateQ = Annotated[date | None, BeforeValidator(not_a_timestamp)]

@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cases.open311 import to_xml
+from cases import open311
 
 JSON_ONLY_PREFIXES = ("/api/",)
 OPEN311_PREFIX = "/open311/"
@@ -62,13 +62,11 @@ def _is_json(content_type: str) -> bool:
 
 
 async def send_open311_error(send: Send, path: str, status: int, description: str) -> None:
-    """Answer an Open311 request from ASGI middleware in the spec's error format,
-    ``[{code, description}]``, as XML when the path asks for ``.xml``, else JSON."""
-    body = [{"code": status, "description": description}]
-    if path.endswith(".xml"):
-        await _send_body(send, status, to_xml("errors", body), b"text/xml; charset=utf-8")
-    else:
-        await send_json(send, status, body)
+    """Answer an Open311 request from ASGI middleware in the spec's error format, as XML
+    when the path asks for ``.xml``, else JSON (as the routes answer theirs)."""
+    fmt = "xml" if path.endswith(".xml") else "json"
+    payload = open311.error_document(open311.Open311Error(status, description), fmt)
+    await _send_body(send, status, payload, open311.FORMATS[fmt].encode())
 
 
 async def send_json(send: Send, status: int, body: dict | list, retry_after: str | None = None) -> None:
@@ -115,6 +113,8 @@ class RequestGuardMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        path = scope.get("path", "")
+        open311_path = path.startswith(OPEN311_PREFIX)  # refusals in the spec's error list
         length_text = headers.get("content-length")
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         length = None
@@ -126,19 +126,18 @@ class RequestGuardMiddleware:
                                              "code": "invalid_input", "field": "Content-Length"})
                 return
             if length > self.limit:
-                if scope.get("path", "").startswith(OPEN311_PREFIX):  # the spec's error list
-                    await send_open311_error(send, scope["path"], 413, _too_large_message(self.limit))
+                if open311_path:
+                    await send_open311_error(send, path, 413, _too_large_message(self.limit))
                 else:
                     await send_json(send, 413, _too_large_body(self.limit))
                 return
         if (refusal := _nul_refusal(scope)) is not None:
-            if scope.get("path", "").startswith(OPEN311_PREFIX):  # the spec's error list
-                await send_open311_error(send, scope["path"], 400, refusal["detail"])
+            if open311_path:
+                await send_open311_error(send, path, 400, refusal["detail"])
             else:
                 await send_json(send, 422, refusal)
             return
         has_body = chunked or (length or 0) > 0
-        path = scope.get("path", "")
         if (has_body and scope.get("method") in _BODY_METHODS
                 and path.startswith(JSON_ONLY_PREFIXES) and not path.startswith(JSON_EXEMPT_PREFIXES)
                 and not _is_json(headers.get("content-type", ""))):

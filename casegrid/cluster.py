@@ -178,12 +178,11 @@ class Cluster:
             if not re.fullmatch(r"[a-z_.]+", name) or not re.fullmatch(r"[\w.,/-]+", value):
                 raise ClusterError(f"server setting {name}={value!r} is not a plain name=value")
             extra.append(f"-c {name}={value}")
-        if not self.running():
-            self._wait_for_port()
+        if self.running():  # (never before initdb)
+            return
+        self._wait_for_port()  # before initdb: nothing set up for a server that cannot listen
         self.init()
         self._prepare_dirs()
-        if self.running():
-            return
         opts = [
             f"-p {self.port}",
             "-c listen_addresses=127.0.0.1",

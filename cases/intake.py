@@ -17,9 +17,9 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, field_validator
 from sqlalchemy import Connection, text
 
 from casegrid.db import RawQuery, json_param
@@ -31,6 +31,7 @@ from casegrid.errors import (
     InvalidInput,
 )
 from casegrid.settings import Settings, get_settings
+from casegrid.validators import not_a_timestamp
 from cases.calendar_store import load_calendar
 from cases.catalogue import categories_from_rows, duplicate_params
 from cases.deadlines import initial_deadlines_from
@@ -76,7 +77,7 @@ class NewCase(BaseModel):
         None, max_length=200,
         description="The channel's own ticket number; resending the same (channel, "
         "external_id) returns the first case instead of creating another.")
-    reported_at: datetime | None = Field(
+    reported_at: Annotated[datetime | None, BeforeValidator(not_a_timestamp)] = Field(
         None, description="When the citizen reported it, with a UTC offset (default: now).")
     reporter_name: str | None = Field(None, max_length=100)
     reporter_phone: str | None = Field(None, max_length=40)
@@ -127,18 +128,6 @@ class NewCase(BaseModel):
             raise ValueError(
                 f"reporter_phone {value!r} is not a phone number: digits, optionally with a "
                 "leading +, spaces, dashes or brackets, e.g. 0632-5512345 or 13800000000")
-        return value
-
-    @field_validator("reported_at", mode="before")
-    @classmethod
-    def _reported_at_is_text(cls, value: object) -> object:
-        # pydantic would read a JSON number as Unix seconds (or milliseconds, by its size),
-        # so a 0 or a stray number became a complaint reported in 1970. The API takes the
-        # ISO 8601 text it documents (bool is an int too).
-        if isinstance(value, int | float):
-            raise ValueError(
-                f"reported_at {value!r} is a number; send ISO 8601 text with a UTC offset, "
-                "e.g. 2025-06-01T21:30:00+08:00")
         return value
 
     @field_validator("reported_at")

@@ -21,6 +21,7 @@ Choices (the spec leaves them to the server):
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from xml.etree import ElementTree as ET
@@ -81,6 +82,17 @@ def from_domain(exc: CasegridError) -> Open311Error:
 
 def error_body(err: Open311Error) -> list[dict]:
     return [{"code": err.status, "description": err.description}]
+
+
+# The spec's two formats (the path's suffix) and their media types.
+FORMATS = {"json": "application/json", "xml": "text/xml; charset=utf-8"}
+
+
+def error_document(err: Open311Error, fmt: str) -> bytes:
+    """``err`` as the spec's error list, the body of a response in ``fmt`` (json or xml)."""
+    if fmt == "xml":
+        return to_xml("errors", error_body(err))
+    return json.dumps(error_body(err), ensure_ascii=False).encode("utf-8")
 
 
 # --- rendering ----------------------------------------------------------------------------

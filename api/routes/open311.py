@@ -26,7 +26,7 @@ from cases.tokens import authenticate
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 
-FORMATS = {"json": "application/json", "xml": "text/xml; charset=utf-8"}
+FORMATS = open311.FORMATS
 _ROOTS = {"discovery": "discovery", "services": "services", "definition": "service_definition",
           "requests": "service_requests"}
 
@@ -39,11 +39,8 @@ def _render(fmt: str, kind: str, payload: Any, status: int = 200) -> Response:
 
 
 def _error(fmt: str, err: Open311Error) -> Response:
-    body = open311.error_body(err)
-    if fmt == "xml":
-        return Response(open311.to_xml("errors", body), status_code=err.status,
-                        media_type=FORMATS["xml"])
-    return JSONResponse(body, status_code=err.status)
+    return Response(open311.error_document(err, fmt), status_code=err.status,
+                    media_type=FORMATS[fmt])
 
 
 def _answer(fmt: str, kind: str, work: Callable[[], Any], status: int = 200) -> Response:
