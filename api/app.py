@@ -6,7 +6,6 @@ adding an endpoint group never means editing this file.
 
 from __future__ import annotations
 
-import gc
 import importlib
 import pkgutil
 from contextlib import asynccontextmanager
@@ -22,7 +21,6 @@ from api.errors import (
     install_error_handlers,
     json_error_bodies,
 )
-from api.intake_fast_path import install_intake_fast_path
 from api.intake_queue import IntakeBatcher
 from api.middleware import install_middleware
 from casegrid import __version__
@@ -30,11 +28,8 @@ from casegrid.db import make_engine, resolve_database_url, single_read
 from casegrid.settings import Settings, get_settings
 
 
-def create_app(settings: Settings | None = None, database_url: str | None = None,
-               *, server_process: bool = False) -> FastAPI:
-    """Build the app. ``database_url`` overrides the settings (tests, benchmarks).
-    ``server_process``: the app owns its process (``api.main``, served by uvicorn), so it
-    may tune the garbage collector for it at startup."""
+def create_app(settings: Settings | None = None, database_url: str | None = None) -> FastAPI:
+    """Build the app. ``database_url`` overrides the settings (tests, benchmarks)."""
     settings = settings or get_settings()
     url = database_url or resolve_database_url(settings)
 
@@ -45,16 +40,6 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
                                           max_batch=settings.intake_batch_max,
                                           in_flight=settings.intake_batches_in_flight)
         await app.state.intake.start()
-        # Everything imported and built so far lives as long as the process: moving it out
-        # of the collector's generations makes each full collection under load walk only
-        # the objects of requests in flight. A request allocates thousands of short-lived
-        # objects, so the default threshold (700) ran a collection every few requests; at
-        # 50,000 they are rarer and cheaper (under wrk this lowered the intake p99 in
-        # one-off runs; compare with `python -m bench --only intake` before and after).
-        if server_process:
-            gc.collect()
-            gc.freeze()
-            gc.set_threshold(50_000, 50, 100)
         try:
             yield
         finally:
@@ -73,11 +58,10 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     )
     app.state.settings = settings
     install_error_handlers(app)
-    # Middleware added last runs first: request guards, then the intake fast path, then the
-    # queue for the pool (which the intake, served by its batcher, never joins).
+    # Middleware added last runs first: the request guards, then the queue for the pool
+    # (which the intake, served by its batcher, never joins).
     app.add_middleware(DatabaseGate, slots=gate_slots(settings.pool_size, settings.intake_batches_in_flight),
                        wait_s=settings.db_queue_wait_s)
-    install_intake_fast_path(app)  # before the request guards, which must run first
     install_middleware(app)
 
     # HEAD too: uptime monitors often probe with HEAD, and a 405 reads as "down".

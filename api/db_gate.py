@@ -41,8 +41,8 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import RETRY_AFTER_S
-from api.intake_fast_path import PATH as INTAKE_PATH
 from api.middleware import send_json
+from api.routes.cases import INTAKE_PATH, PREFIX
 
 NO_DATABASE_PREFIXES = ("/static/", "/docs", "/redoc", "/openapi.json")
 
@@ -61,7 +61,7 @@ def waits_its_turn(scope: Scope) -> bool:
     path, root = scope.get("path", ""), scope.get("root_path", "")
     if root and path.startswith(root):  # behind a proxy's prefix: the app's own path
         path = path[len(root):]
-    if path == INTAKE_PATH and scope.get("method") == "POST":
+    if path == PREFIX + INTAKE_PATH and scope.get("method") == "POST":
         return False
     return not path.startswith(NO_DATABASE_PREFIXES)
 

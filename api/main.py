@@ -2,4 +2,4 @@
 
 from api.app import create_app
 
-app = create_app(server_process=True)
+app = create_app()

@@ -118,15 +118,12 @@ def city_engine(city_db_url: str):
 @contextmanager
 def running_server(app) -> Iterator[str]:  # noqa: ANN001 - a FastAPI app
     """Serve ``app`` with uvicorn on a free loopback port in a background thread (so
-    requests really overlap, unlike TestClient's), with the HTTP protocol ``casegrid
-    serve`` uses; yields the base URL."""
+    requests really overlap, unlike TestClient's); yields the base URL."""
     import uvicorn
-
-    from api.http_protocol import GatheringHttpToolsProtocol
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on", http=GatheringHttpToolsProtocol))
+                                           lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -39,13 +39,10 @@ router = APIRouter(prefix=PREFIX, tags=["cases"])
 
 
 
-# Intake is the hot path (every complaint of the city arrives here, in bursts). It is served
-# by api.intake_fast_path, which calls intake_response without the router; this route
-# declares the endpoint (OpenAPI) and serves it when that middleware is not installed. The
-# handler takes only the request, so FastAPI has no dependency to solve, and it returns a
-# finished Response, so FastAPI does not validate and serialize the answer a second time.
-# The token is read as HTTPBearer(auto_error=False) reads it; the docs still show the bearer
-# scheme (openapi_extra) and the IntakeOut model (response_model).
+# Intake is the hot path (every complaint of the city arrives here, in bursts): the handler
+# hands the token and body to the intake batcher (api.intake_queue) and returns a finished
+# Response, so FastAPI does not validate and serialize the answer a second time. The docs
+# still show the bearer scheme (openapi_extra) and the IntakeOut model (response_model).
 @router.post(
     INTAKE_PATH,
     status_code=201,

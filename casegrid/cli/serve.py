@@ -120,18 +120,17 @@ def demo_token() -> None:
 def serve(
     host: str = typer.Option(None, help="bind address (default from settings: 127.0.0.1)"),
     port: int = typer.Option(None, help="port (default 8000)"),
-    workers: int = typer.Option(1, help="worker processes (each listens on its own "
-                                "SO_REUSEPORT socket, so connections spread over them)"),
+    workers: int = typer.Option(1, min=1, help="worker processes (uvicorn's own --workers; "
+                                "in production put a reverse proxy in front, see README)"),
 ) -> None:
-    """Serve the API and the maps."""
-    from api.workers import serve as serve_workers
+    """Serve the API and the maps with uvicorn."""
+    import uvicorn
+
     from casegrid.settings import get_settings
 
     s = get_settings()
-    from api.http_protocol import GatheringHttpToolsProtocol
-
-    serve_workers(host or s.host, port or s.port, workers, log_level="info", proxy_headers=False,
-                  http=GatheringHttpToolsProtocol)
+    uvicorn.run("api.main:app", host=host or s.host, port=port or s.port, workers=workers,
+                log_level="info", proxy_headers=False)
 
 
 def register(app: typer.Typer) -> None:
