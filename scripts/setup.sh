@@ -55,14 +55,24 @@ if [[ ! -x .venv/bin/python ]]; then
   say "creating virtualenv .venv"
   python3 -m venv .venv
 fi
+# The exact, hash-checked versions of requirements/*.lock (make lock writes them from
+# pyproject.toml), then the project itself without resolving anything: two machines a month
+# apart install the same files. The test set contains the run set at the same versions.
 STAMP=.venv/.casegrid-installed
-EXTRA=""
-[[ $WANT_TEST -eq 1 ]] && EXTRA="[test]"
-if [[ ! -f $STAMP || pyproject.toml -nt $STAMP || "$(cat $STAMP)" != "$EXTRA" && "$EXTRA" == "[test]" ]]; then
-  say "installing casegrid$EXTRA into .venv"
-  .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e ".$EXTRA"
-  echo "$EXTRA" > $STAMP
+LOCK=requirements/run.lock
+[[ $WANT_TEST -eq 1 ]] && LOCK=requirements/test.lock
+fingerprint() { cat "$1" pyproject.toml | sha256sum | cut -d' ' -f1; }
+WANT="$LOCK $(fingerprint "$LOCK")"
+HAVE=$(cat $STAMP 2>/dev/null || true)
+# A venv holding the test set also serves `make run`, as long as that set is current.
+if [[ "$HAVE" != "$WANT" && "$HAVE" != "requirements/test.lock $(fingerprint requirements/test.lock)" ]]; then
+  if [[ -x .venv/bin/python3 ]] && ! .venv/bin/python3 scripts/lock.py --check; then
+    say "warning: the lock files are older than pyproject.toml; installing the locked versions"
+  fi
+  say "installing the locked dependencies ($LOCK) into .venv"
+  .venv/bin/pip install -q --require-hashes -r "$LOCK"
+  .venv/bin/pip install -q --no-deps --no-build-isolation -e .
+  echo "$WANT" > $STAMP
 fi
 # Leaflet and plugin assets, served by casegrid itself (city intranets have no internet).
 if [[ -x scripts/fetch_assets.sh ]]; then scripts/fetch_assets.sh; fi
