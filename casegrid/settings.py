@@ -78,6 +78,22 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
 
+    # --- deployment and the calendar's horizon (issue 29; README "Running it for real") ---
+    # Addresses (or networks, e.g. 10.0.0.0/24) of the reverse proxies whose
+    # X-Forwarded-For/-Proto headers are believed: the client address for sign-in throttling
+    # and the access log is the forwarded one only for a request that came from one of these.
+    # Empty (the default): no header is believed, the address is the TCP peer's.
+    trusted_proxies: str = ""
+    # The path prefix the proxy serves casegrid under (e.g. "/casegrid", proxy stripping it);
+    # links and redirects are made under it. Empty: served at the root.
+    root_path: str = Field("", pattern=r"^(/[A-Za-z0-9._~-]+)*$")
+    # Warn (worker log, admins' workbench home, /health/ready) when the first day whose
+    # deadlines would be provisional (no holiday notice for its year) is fewer days away.
+    calendar_horizon_days: int = Field(60, ge=1, le=366)
+    # /health/ready: a worker heartbeat older than this means the worker is not running.
+    worker_stale_s: float = Field(300.0, gt=0)
+    # --- end of issue 29's block ---
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

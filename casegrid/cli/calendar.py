@@ -1,4 +1,4 @@
-"""``casegrid calendar import|show|seed|export|deadline``: the working calendar for deadlines."""
+"""``casegrid calendar import|show|status|seed|export|deadline``: the working calendar for deadlines."""
 
 from __future__ import annotations
 
@@ -61,6 +61,44 @@ def show(year: int = typer.Argument(..., help="Calendar year, e.g. 2027.")) -> N
     first, n = date(year, 1, 1), (date(year + 1, 1, 1) - date(year, 1, 1)).days
     working = sum(cal.is_workday(first + timedelta(days=i)) for i in range(n))
     console.print(f"{working} working days in {year}")
+
+
+@calendar_app.command("status")
+@cli_errors
+def status(
+    today: str = typer.Option(None, "--today", help="As of this day (YYYY-MM-DD; default: "
+                              "today in Beijing time), e.g. to plan ahead."),
+) -> None:
+    """Which years have a holiday notice, and the first day whose deadlines are provisional."""
+    from sqlalchemy import text
+
+    from casegrid.settings import get_settings
+    from cases.calendar import builtin_source, builtin_years
+    from cases.calendar_horizon import current_horizon, year_ranges
+
+    day = None
+    if today:
+        try:
+            day = date.fromisoformat(today) if len(today) == 10 else None
+        except ValueError:
+            day = None
+        if day is None:
+            raise InvalidInput(f"--today {today!r} is not a date: give YYYY-MM-DD", field="today")
+    with engine().connect() as conn:
+        h = current_horizon(conn, get_settings().calendar_horizon_days, day)
+        imported = conn.execute(text(
+            "SELECT year, source, to_char(imported_at, 'YYYY-MM-DD') AS at "
+            "FROM calendar_year ORDER BY year")).all()
+    console.print(f"years with a holiday notice: {year_ranges(h.years)}", markup=False, soft_wrap=True)
+    console.print(f"  from {builtin_source()}: {year_ranges(sorted(builtin_years()))}",
+                  markup=False, soft_wrap=True)
+    for row in imported:
+        console.print(f"  {row.year} in the database: {row.source}, {row.at}", markup=False, soft_wrap=True)
+    console.print(f"first provisional day: {h.first_provisional} ({h.days_left} days from "
+                  f"{h.today}; warning under {h.warn_days} days)", markup=False, soft_wrap=True)
+    message = h.message()
+    if message:
+        err_console.print(f"WARNING {message}", markup=False, soft_wrap=True)
 
 
 @calendar_app.command("seed")

@@ -130,7 +130,17 @@ def serve(
 
     s = get_settings()
     uvicorn.run("api.main:app", host=host or s.host, port=port or s.port, workers=workers,
-                log_level="info", proxy_headers=False)
+                log_level="info", **proxy_options(s))
+
+
+def proxy_options(s) -> dict:
+    """uvicorn's documented proxy settings from ours: X-Forwarded-For/-Proto are believed
+    only from ``CASEGRID_TRUSTED_PROXIES`` (never by default: uvicorn's own default trusts
+    127.0.0.1, and its FORWARDED_ALLOW_IPS variable is not consulted), and the app is served
+    under ``CASEGRID_ROOT_PATH``."""
+    trusted = [a.strip() for a in s.trusted_proxies.split(",") if a.strip()]
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or [],
+            "root_path": s.root_path}
 
 
 def register(app: typer.Typer) -> None:
