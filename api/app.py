@@ -23,8 +23,10 @@ from api.errors import (
 )
 from api.intake_queue import IntakeBatcher
 from api.middleware import install_middleware
+from api.observability import RequestObservability
 from casegrid import __version__
 from casegrid.db import make_engine, resolve_database_url, single_read
+from casegrid.replica import ReadSource
 from casegrid.settings import Settings, get_settings
 
 
@@ -36,6 +38,11 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.engine = make_engine(url, settings)
+        app.state.reads = ReadSource(
+            app.state.engine,
+            make_engine(settings.read_database_url, settings, application_name="casegrid-read")
+            if settings.read_database_url else None,
+            settings.replica_max_lag_s)
         app.state.intake = IntakeBatcher(app.state.engine, settings,
                                           max_batch=settings.intake_batch_max,
                                           in_flight=settings.intake_batches_in_flight)
@@ -45,6 +52,8 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
         finally:
             await app.state.intake.stop()
             app.state.engine.dispose()
+            if app.state.reads.replica is not None:
+                app.state.reads.replica.dispose()
 
     app = FastAPI(
         title="casegrid",
@@ -63,6 +72,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     app.add_middleware(DatabaseGate, slots=gate_slots(settings.pool_size, settings.intake_batches_in_flight),
                        wait_s=settings.db_queue_wait_s)
     install_middleware(app)
+    app.add_middleware(RequestObservability)  # outermost: times and logs everything
 
     # HEAD too: uptime monitors often probe with HEAD, and a 405 reads as "down".
     @app.head("/health", include_in_schema=False)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import date
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from pydantic import BeforeValidator
 from sqlalchemy import Connection, Engine
 
@@ -36,6 +36,22 @@ def get_conn(request: Request) -> Iterator[Connection]:
 # authenticate with) until the pool times out: 503s for everyone
 # (tests/test_pool_waits.py checks every route).
 ConnDep = Annotated[Connection, Depends(get_conn, scope="function")]
+
+
+def get_read_conn(request: Request, response: Response) -> Iterator[Connection]:
+    """A connection for read-heavy work (statistics, hotspots, map data, exports): the read
+    replica's when one is configured, usable and fresh enough, else the primary's
+    (:class:`casegrid.replica.ReadSource`). Where it came from is in
+    ``request.state.freshness`` and the ``X-Casegrid-Read-Source`` header. Never for a read
+    that must see the caller's own latest write."""
+    with request.app.state.reads.connect() as (conn, freshness):
+        request.state.freshness = freshness
+        response.headers["X-Casegrid-Read-Source"] = freshness.header()
+        yield conn
+
+
+# As ConnDep: declared after the principal parameter.
+ReadConnDep = Annotated[Connection, Depends(get_read_conn, scope="function")]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 

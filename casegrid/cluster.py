@@ -160,6 +160,22 @@ class Cluster:
             ]
         )
 
+    def clone_from(self, primary: Cluster) -> None:
+        """Make this (not yet initialised) cluster a streaming hot standby of ``primary``:
+        ``pg_basebackup -R`` copies its files and writes the connection to follow it
+        (``primary.running()`` required; initdb's trust rules admit replication from
+        127.0.0.1). :meth:`start` then starts it as a read-only standby."""
+        if self.initialised():
+            raise ClusterError(f"{self.pgdata} holds a cluster already; remove it first")
+        self._prepare_dirs()
+        self._run_as_owner(["pg_basebackup", "-D", str(self.pgdata), "-R", "-X", "stream",
+                            "-c", "fast", "-h", "127.0.0.1", "-p", str(primary.port),
+                            "-U", SUPERUSER])
+
+    def is_standby(self) -> bool:
+        """Whether the cluster's files are those of a standby (``standby.signal``)."""
+        return (self.pgdata / "standby.signal").exists()
+
     def running(self) -> bool:
         if not self.initialised():
             return False

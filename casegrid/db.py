@@ -34,8 +34,10 @@ def resolve_database_url(settings: Settings | None = None) -> str:
     return embedded_cluster().url(s.db_name)
 
 
-def make_engine(url: str, settings: Settings | None = None) -> Engine:
-    """Create an engine with explicit pool limits, pre-ping and recycle."""
+def make_engine(url: str, settings: Settings | None = None,
+                application_name: str = "casegrid") -> Engine:
+    """Create an engine with explicit pool limits, pre-ping and recycle. Its sessions carry
+    ``application_name``, so ``pg_stat_activity`` tells casegrid's readers from its writers."""
     s = settings or get_settings()
     engine = create_engine(
         normalise_url(url),
@@ -49,7 +51,7 @@ def make_engine(url: str, settings: Settings | None = None) -> Engine:
         pool_use_lifo=True,
         pool_recycle=s.pool_recycle_s,
         pool_timeout=s.db_queue_wait_s,
-        connect_args={"connect_timeout": 5},
+        connect_args={"connect_timeout": 5, "application_name": application_name},
     )
     timeout = s.statement_timeout_ms
 

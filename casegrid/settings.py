@@ -94,6 +94,22 @@ class Settings(BaseSettings):
     worker_stale_s: float = Field(300.0, gt=0)
     # --- end of issue 29's block ---
 
+    # -- Operations: metrics, logs, a read replica (README "Operations") -----------------
+    # /metrics in Prometheus' format: "off", "loopback" (only from 127.0.0.1/::1, the
+    # default: a local Prometheus or node agent scrapes it), or "token" (a bearer token
+    # equal to metrics_token, for a scraper on another host).
+    metrics: str = Field("loopback", pattern="^(off|loopback|token)$")
+    metrics_token: str = ""
+    # "text" or "json" (one JSON object per line, for log collectors).
+    log_format: str = Field("text", pattern="^(text|json)$")
+    # A hot standby for the read-heavy work (hotspots, statistics, exports, map data).
+    # Empty: everything reads the primary. A standby further behind than
+    # replica_max_lag_s is passed over for the primary.
+    read_database_url: str = ""
+    replica_max_lag_s: float = Field(30.0, gt=0)
+    # Port of the embedded cluster's standby (`casegrid db replica start`).
+    replica_port: int = 55433
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -100,6 +100,8 @@ _T: dict[str, tuple[str, str]] = {
     "parameters": ("参数", "Parameters"),
     "period": ("时段", "Period"),
     "hour_window": ("时间段", "Time of day"),
+    "replica_data": ("数据来自只读副本, 最多滞后 {lag:.0f} 秒",
+                     "data from the read replica, at most {lag:.0f} s behind"),
     "cell_size": ("网格大小", "Cell size"),
     "total_cases": ("案件总数", "Cases in total"),
     "fdr_note": ("Getis-Ord Gi*, 999 次置换, FDR 校正", "Getis-Ord Gi*, 999 permutations, FDR-corrected"),

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from api.deps import ConnDep, DateQ
+from api.deps import DateQ, ReadConnDep
 from api.routes.maps import HOTSPOT_ROLES, PagePrincipal, _filters, allow, parse_rings
 from casegrid.errors import InvalidInput
 from geo.hotspots import (
@@ -59,7 +59,7 @@ def _csv(rows: list[dict], rings: tuple[float, ...]) -> str:
 
 @router.get("/pois", response_model=None)
 def hotspot_pois(
-    request: Request, principal: PagePrincipal, conn: ConnDep,
+    request: Request, principal: PagePrincipal, conn: ReadConnDep,
     category: ListQ = [], kind: ListQ = [], date_from: DateQ = None, date_to: DateQ = None,  # noqa: B006
     hour_from: int | None = None, hour_to: int | None = None, cell_m: float = 250.0,
     rings: str | None = None, sort: str = "rate", ring: float | None = None, format: str = "json",
@@ -83,6 +83,7 @@ def hotspot_pois(
     rows = [_row_out(p, rs, k) for k, p in enumerate(rank_pois(stats_rows, ring, sort), 1)]
     if format == "csv":
         return Response("\ufeff" + _csv(rows, rs), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": 'attachment; filename="hotspot_pois.csv"'})
+                        headers={"Content-Disposition": 'attachment; filename="hotspot_pois.csv"',
+                                 "X-Casegrid-Read-Source": request.state.freshness.header()})
     return {"rings_m": list(rs), "ranked_by": {"sort": sort, "ring_m": ring}, "cell_m": cell_m,
             "city_cases": grid.total_in_area, "pois": rows}

@@ -17,8 +17,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.deps import ConnDep, DateQ
+from api.deps import ConnDep, DateQ, ReadConnDep
 from casegrid.errors import Forbidden, InvalidInput
+from casegrid.replica import Freshness
 from cases.privacy import mask_contacts
 from cases.tokens import Principal, authenticate
 from geo import map_data
@@ -127,7 +128,7 @@ def dispatch_page(
 
 @router.get("/maps/api/cases")
 def cases_in_view(
-    request: Request, principal: PagePrincipal, conn: ConnDep, bbox: str,
+    request: Request, principal: PagePrincipal, conn: ReadConnDep, bbox: str,
     subdistrict: ListQ = [], community: ListQ = [], category: ListQ = [], channel: ListQ = [],  # noqa: B006
     state: ListQ = [], date_from: DateQ = None, date_to: DateQ = None,  # noqa: B006
     tiles: str | None = None, lang: str = "zh", zoom: int | None = None,
@@ -190,7 +191,7 @@ def parse_rings(rings: str | None) -> tuple[float, ...]:
 
 @router.get("/maps/hotspots", response_class=HTMLResponse)
 def hotspots_page(
-    request: Request, principal: PagePrincipal, conn: ConnDep,
+    request: Request, principal: PagePrincipal, conn: ReadConnDep,
     category: ListQ = [], kind: ListQ = [], date_from: DateQ = None, date_to: DateQ = None,  # noqa: B006
     hour_from: int | None = None, hour_to: int | None = None, cell_m: float = 250.0,
     rings: str | None = None, lang: str = "zh", tiles: str | None = None,
@@ -205,10 +206,20 @@ def hotspots_page(
     f = _filters([], [], category, [], [], date_from, date_to, None, hour_from, hour_to)
     analysis = hotspot_analysis(conn, f, cell_m=cell_m, rings=rs, kinds=kinds)
     params = hotspot_params_text(category, date_from, date_to, hour_from, hour_to, lang)
+    params += freshness_text(request.state.freshness, lang)
     q = hotspot_query(category, _iso(date_from), _iso(date_to), hour_from, hour_to, cell_m, rs, list(kind), lang)
     html = render_hotspots(analysis, _display(request, tiles), lang=lang, params_text=params,
                            csv_url=f"/api/v1/hotspots/pois?{q}&format=csv")
-    return HTMLResponse(html)
+    return HTMLResponse(html, headers={"X-Casegrid-Read-Source": request.state.freshness.header()})
+
+
+def freshness_text(freshness: Freshness, lang: str) -> str:
+    """What the page says of its data's age when it was read from the replica."""
+    from maps.i18n import strings
+
+    if freshness.source != "replica":
+        return ""
+    return f' · {strings(lang)["replica_data"].format(lag=freshness.lag_s)}'
 
 
 def _iso(d: date | None) -> str | None:

@@ -21,7 +21,9 @@ from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.auth import CurrentPrincipal, require_roles
-from api.deps import ConnDep
+from api.deps import ConnDep, ReadConnDep
+from casegrid import metrics
+from casegrid.errors import CasegridError
 from cases import deadlines, stats, workflow
 from cases.tokens import Principal
 
@@ -66,7 +68,12 @@ def take_action(case_id: int, body: ActionIn, principal: CurrentPrincipal,
                 conn: ConnDep) -> Any:
     """Take one action on a case; returns the case with its due times and next actions."""
     payload = dict(body.model_extra or {})
-    case = workflow.apply_action(conn, case_id, body.action, payload, principal, body.version)
+    try:
+        case = workflow.apply_action(conn, case_id, body.action, payload, principal, body.version)
+    except CasegridError as exc:
+        metrics.WORKFLOW_ACTIONS.labels(body.action, exc.code).inc()
+        raise
+    metrics.WORKFLOW_ACTIONS.labels(body.action, "done").inc()
     return jsonable_encoder(case)
 
 
@@ -80,7 +87,7 @@ def case_history(case_id: int, principal: CurrentPrincipal, conn: ConnDep) -> An
 @router.get("/stats")
 def get_stats(
     principal: StatsReader,
-    conn: ConnDep,
+    conn: ReadConnDep,
     # Required without a default: an ``= ...`` default reached the handler as Ellipsis
     # (a 500) when the parameter was missing.
     date_from: Annotated[date, Query(alias="from", description="First day (YYYY-MM-DD).")],

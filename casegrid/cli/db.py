@@ -15,9 +15,9 @@ def _cluster():
     return embedded_cluster()
 
 
-def ensure_database() -> str:
-    """Start the embedded cluster if configured, create the database, migrate; return the URL."""
-    from casegrid.db import migrate, resolve_database_url
+def ensure_running() -> None:
+    """Start the embedded cluster if configured and create its database (not migrated:
+    a restore wants it empty)."""
     from casegrid.settings import get_settings
 
     settings = get_settings()
@@ -25,6 +25,13 @@ def ensure_database() -> str:
         cluster = _cluster()
         cluster.start()
         cluster.create_database(settings.db_name)
+
+
+def ensure_database() -> str:
+    """Start the embedded cluster if configured, create the database, migrate; return the URL."""
+    from casegrid.db import migrate, resolve_database_url
+
+    ensure_running()
     url = resolve_database_url()
     migrate(url)
     return url
@@ -82,3 +89,59 @@ def migrate_cmd() -> None:
 
 def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
+
+
+replica_app = typer.Typer(help="A streaming hot standby of the embedded cluster, on another "
+                          "port (CASEGRID_REPLICA_PORT), for CASEGRID_READ_DATABASE_URL.",
+                          no_args_is_help=True)
+db_app.add_typer(replica_app, name="replica")
+
+
+def _standby():
+    from casegrid.cluster import Cluster
+    from casegrid.settings import get_settings
+
+    s = get_settings()
+    return Cluster(data_dir=s.data_dir / "replica", port=s.replica_port, db_name=s.db_name)
+
+
+@replica_app.command("start")
+@cli_errors
+def replica_start() -> None:
+    """Create the standby the first time (pg_basebackup -R from the running primary), start
+    it, and print the URL to set as CASEGRID_READ_DATABASE_URL."""
+    primary, standby = _cluster(), _standby()
+    if not primary.running():
+        ensure_running()
+    if not standby.initialised():
+        console.print(f"copying the primary into {standby.pgdata} (pg_basebackup)")
+        standby.clone_from(primary)
+    standby.start()
+    console.print(f"[green]standby running[/] on port {standby.port}; read from it with\n"
+                  f"  CASEGRID_READ_DATABASE_URL={standby.url()}")
+
+
+@replica_app.command("stop")
+@cli_errors
+def replica_stop() -> None:
+    """Stop the standby (its files stay; `start` resumes streaming where it stopped)."""
+    _standby().stop()
+    console.print("standby stopped")
+
+
+@replica_app.command("status")
+@cli_errors
+def replica_status() -> None:
+    """Whether the standby runs, and how far behind the primary it is."""
+    import psycopg
+
+    standby = _standby()
+    if not standby.running():
+        console.print(f"{'stopped' if standby.initialised() else 'not created'}: {standby.pgdata}")
+        raise typer.Exit(3)
+    from casegrid.replica import LAG_SQL
+
+    with psycopg.connect(host="127.0.0.1", port=standby.port, user="casegrid",
+                         dbname=standby.db_name) as conn:
+        lag = conn.execute(str(LAG_SQL)).fetchone()[0]
+    console.print(f"running on port {standby.port}, {lag:.1f} s behind the primary")

@@ -124,13 +124,22 @@ def serve(
                                 "in production put a reverse proxy in front, see README)"),
 ) -> None:
     """Serve the API and the maps with uvicorn."""
+    import os
+    import tempfile
+
     import uvicorn
 
+    from casegrid.logs import log_config
     from casegrid.settings import get_settings
 
     s = get_settings()
+    if workers > 1:
+        # prometheus-client's multiprocess mode (its documented set-up): each worker writes
+        # its metrics to files here, and /metrics adds them up whichever worker answers. A
+        # fresh directory per start, so a restarted server does not add old counts.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="casegrid-metrics-")
     uvicorn.run("api.main:app", host=host or s.host, port=port or s.port, workers=workers,
-                log_level="info", **proxy_options(s))
+                log_level="info", log_config=log_config(s.log_format), **proxy_options(s))
 
 
 def proxy_options(s) -> dict:
