@@ -41,6 +41,7 @@ BENCHES: dict[str, str] = {
     "stats": "bench.bench_stats",
     "intake": "bench.bench_intake",
     "maps": "bench.bench_maps",
+    "ops": "bench.bench_ops",
 }
 DEFAULT_OUT = PROJECT_ROOT / "bench" / "RESULTS.md"
 
