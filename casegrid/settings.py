@@ -75,6 +75,15 @@ class Settings(BaseSettings):
     tiles_crs: str = "wgs84"  # wgs84 | gcj02: the datum of the tile source
     tiles_attribution: str = "© OpenStreetMap contributors"
 
+    # --- Addresses (geo/address_*.py, issue 27) ---------------------------------------
+    # The city's own province/city/county names, removed from the front of an address
+    # before matching (callers say them or not). Default: the sample city, Tengzhou.
+    address_prefixes: list[str] = ["山东省", "山东", "枣庄市", "枣庄", "滕州市", "滕州"]
+    # Below this confidence an address-only case stays unlocated, with suggestions for a
+    # dispatcher: never confidently wrong (geo/address_match.py).
+    address_min_confidence: float = Field(0.7, ge=0.0, le=1.0)
+    # --- end addresses ------------------------------------------------------------------
+
     host: str = "127.0.0.1"
     port: int = 8000
 

@@ -254,3 +254,58 @@ calendar_day = Table(
     Column("kind", Text, nullable=False),
     Column("name", Text),
 )
+
+# --- gazetteer and address memory (migration 0016) ---------------------------------------
+
+gazetteer_entry = Table(
+    "gazetteer_entry",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("aliases", ARRAY(Text), nullable=False),
+    Column("geom", _geom("GEOMETRY"), nullable=False),
+    Column("community_code", Text),
+    Column("generation_id", Integer, ForeignKey("boundary_generation.id")),
+    Column("house_from", Integer),
+    Column("house_to", Integer),
+    Column("source", Text, nullable=False),
+    Column("synthetic", Boolean, nullable=False),
+    Column("properties", JSONB, nullable=False),
+    Column("imported_at", DateTime(timezone=True), nullable=False),
+)
+
+gazetteer_name = Table(
+    "gazetteer_name",
+    metadata,
+    Column("entry_id", BigInteger, ForeignKey("gazetteer_entry.id"), nullable=False),
+    Column("name_key", Text, nullable=False),
+    Column("exact", Boolean, nullable=False),
+)
+
+address_memory = Table(
+    "address_memory",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("community_label", Text, primary_key=True),
+    Column("n", Integer, nullable=False),
+    Column("sum_lon", Float, nullable=False),
+    Column("sum_lat", Float, nullable=False),
+    Column("street_key", Text),
+    Column("house_no", Integer),
+    Column("source", Text, nullable=False),
+    Column("first_at", DateTime(timezone=True), nullable=False),
+    Column("last_at", DateTime(timezone=True), nullable=False),
+)
+
+case_locate = Table(
+    "case_locate",
+    metadata,
+    Column("case_id", BigInteger, ForeignKey("case.id"), primary_key=True),
+    Column("rule", Text),
+    Column("confidence", Float, nullable=False),
+    Column("normalized", Text, nullable=False),
+    Column("why", Text),
+    Column("suggestions", JSONB, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)

@@ -38,6 +38,8 @@ from cases.deadlines import initial_deadlines_from
 from cases.intake_lookups import IntakeLookups, fetch_intake_lookups
 from cases.queries import CASE_SELECT, CASE_SELECT_TEMPLATE
 from cases.tokens import Principal
+from geo.address_match import AddressMatch, match_addresses
+from geo.case_locate import store_case_locate
 from geo.coords import normalise_crs
 from geo.routing import M_PER_DEG, PreparedPoint, RouteResult, prepare_points, route_in_generation
 
@@ -176,6 +178,8 @@ class _Location:
     lat: float | None = None
     routed: RouteResult | None = None
     note: str | None = None
+    # An unlocated address's suggestions (geo.address_match), stored as its alternates.
+    suggestions: list[dict] = field(default_factory=list)
 
 
 def locate_all(datas: list[NewCase]) -> list[_Location | PreparedPoint | CasegridError]:
@@ -195,6 +199,37 @@ def locate_all(datas: list[NewCase]) -> list[_Location | PreparedPoint | Casegri
     for i, point in zip(located, points, strict=True):
         out[i] = point
     return out  # type: ignore[return-value]
+
+
+def _locate_by_address(conn: Connection, submissions: list[tuple[NewCase, Principal]],
+                       locations: dict[int, _Location], points: dict[int, PreparedPoint]
+                       ) -> dict[int, AddressMatch]:
+    """Match the addresses of the batch's address-only submissions in one go
+    (:mod:`geo.address_match`); a confident answer's point is routed with the others
+    (moved from ``locations`` to ``points``), an unsure one keeps the case unlocated with
+    its suggestions."""
+    asks = [i for i, loc in locations.items() if loc.rule == "unlocated"]
+    if not asks:
+        return {}
+    matches = match_addresses(conn, [submissions[i][0].address or "" for i in asks])
+    for i, match in zip(asks, matches, strict=True):
+        if match.located:
+            del locations[i]
+            points[i] = PreparedPoint(match.lon, match.lat, "wgs84", match.lon, match.lat)
+        else:
+            locations[i].suggestions = [s.to_dict() for s in match.suggestions]
+            locations[i].note = f"address only: {match.why}"
+    return dict(zip(asks, matches, strict=True))
+
+
+def _by_address(loc: _Location, match: AddressMatch) -> None:
+    """A point found from the address: no input coordinates (none were sent), and the
+    address rule when the point routed into a community (else routing's own rule)."""
+    loc.input_lon = loc.input_lat = None
+    loc.input_crs = None
+    if loc.routed is not None and loc.routed.community_code is not None:
+        loc.rule = match.rule or loc.rule
+    loc.note = f"address: {match.why} (confidence {match.confidence:.2f})"
 
 
 def _route_all(conn: Connection, points: dict[int, PreparedPoint],
@@ -358,7 +393,11 @@ def register_cases(
             locations[i] = where
         else:
             points[i] = where
+    matched = _locate_by_address(conn, submissions, locations, points)
     locations.update(_route_all(conn, points, lookups.generation_id))
+    for i, match in matched.items():
+        if match.located:
+            _by_address(locations[i], match)
 
     # The first due times are computed before the INSERT, so each row is written once.
     received_at = datetime.now(UTC)
@@ -380,6 +419,8 @@ def register_cases(
     if rows:
         found = _INSERT.rows(conn, {"rows": json_param(rows)})
         inserted = {row.pop("ord"): row for row in found}
+    if matched:
+        store_case_locate(conn, [(inserted[i]["id"], m) for i, m in matched.items() if i in inserted])
     cases = _known_tickets(conn, [submissions[r["ord"]][0] for r in rows if r["ord"] not in inserted])
     found_cases: dict[int, dict] = {}
     for r in rows:
@@ -432,7 +473,7 @@ def _insert_row(i: int, data: NewCase, actor: Principal, loc: _Location, categor
         "rule": loc.rule,
         "distance_m": summary["distance_m"],
         "near_boundary": summary["near_boundary"],
-        "alternates": loc.routed.alternates if loc.routed else [],
+        "alternates": loc.routed.alternates if loc.routed else loc.suggestions,
         "actor": actor.name,
         "role": actor.role,
         "event_data": summary,

@@ -363,6 +363,12 @@ def _reroute_changes(ctx: _Ctx, require_move: bool) -> tuple[dict, dict]:
         changes.update({k: point[k] for k in ("input_lon", "input_lat", "input_crs")})
         # geom is set separately (a geometry needs SQL, not a bound value)
         ctx.payload["_geom"] = (point["lon"], point["lat"])
+        if ctx.case.get("address"):
+            # A dispatcher's placement teaches the address memory (issue 27).
+            from geo.address_memory import learn_placement
+
+            learn_placement(ctx.conn, ctx.case["address"], point["lon"], point["lat"],
+                            target["community_code"])
     new = {k: changes[k] for k in _ROUTING}
     return changes, {"reason": reason, "from": old, "to": new, "point": point}
 

@@ -117,6 +117,14 @@ def _read(path: Path, crs: str | None, lon_field: str | None, lat_field: str | N
     return pd.DataFrame(gdf.drop(columns=gdf.geometry.name)), geoms
 
 
+def read_located_rows(path: Path, crs: str | None, lon_field: str | None,
+                      lat_field: str | None, report: ImportReport) -> tuple[pd.DataFrame, np.ndarray]:
+    """A CSV with coordinate columns or a vector file as (attribute frame, geometries in
+    EPSG:4326, None for a rejected row, recorded in ``report``); the gazetteer import
+    reads its files this way too."""
+    return _read(path, crs, lon_field, lat_field, report)
+
+
 def _far_from_median(geoms: np.ndarray, max_km: float) -> np.ndarray:
     """Distance in km of each geometry's representative point from the median point."""
     present = np.array([g is not None for g in geoms])

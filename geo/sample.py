@@ -85,7 +85,11 @@ def load_sample_city(conn: Connection, sample_dir: Path = SAMPLE_DIR) -> dict:
             for i, (k, n, g) in enumerate(zip(pois["kind"], pois["name"], pois.geometry, strict=True))
         ],
     )
+    from geo.sample_gazetteer import load_sample_gazetteer
+
+    gazetteer = load_sample_gazetteer(conn)
     return {
+        "gazetteer": gazetteer,
         "subdistrict_generation": sub_gen.id,
         "community_generation": com_gen.id,
         "subdistricts": len(subs),

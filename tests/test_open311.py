@@ -142,10 +142,21 @@ def test_post_in_xml_and_with_gcj02_attribute(env):
 
 def test_address_only_request_is_taken_unrouted(env):
     client, intake, *_ = env
-    resp = _post(client, intake, lat=None, long=None, address_string="滕州市荆河路13号")
+    resp = _post(client, intake, lat=None, long=None, address_string="滕州市某某烧烤店门口")
     assert resp.status_code == 201
     req = client.get(f"{BASE}/requests/{resp.json()[0]['service_request_id']}.json").json()[0]
     assert req["agency_responsible"] is None and req["lat"] is None
+    assert req["address"] == "滕州市某某烧烤店门口"
+
+
+def test_address_only_request_is_located_by_the_gazetteer(env):
+    """address_string without lat/long: the matcher places a house number on its road
+    (issue 27), and the request is routed to that community's post."""
+    client, intake, *_ = env
+    resp = _post(client, intake, lat=None, long=None, address_string="滕州市荆河路13号")
+    assert resp.status_code == 201
+    req = client.get(f"{BASE}/requests/{resp.json()[0]['service_request_id']}.json").json()[0]
+    assert req["agency_responsible"].endswith("城市管理岗") and req["lat"] is not None
     assert req["address"] == "滕州市荆河路13号"
 
 

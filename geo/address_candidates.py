@@ -1,0 +1,457 @@
+"""Candidates for many parsed addresses at once: a few set-based queries, no per-address one.
+
+1. the address memory by key (exact), and by the nearest learned house numbers of the same
+   street and side (same parity) for a numbered address the memory has not seen;
+2. the gazetteer by name keys: the place's name and each tail of it (an unknown word in
+   front of a known name), the road, the crossing's roads, the areas named, each with its
+   one-character deletions for typos;
+3. geometry, for what a name alone does not place: the intersection of a crossing's two
+   roads (or their closest point when they stop just short), a house number interpolated
+   along its road's range (``ST_LineInterpolatePoint``), the communities a road passes;
+   each computed point's community by ``ST_Covers`` on the boundary pieces;
+4. last, trigram similarity (pg_trgm's GIN index) of unnumbered addresses that found
+   nothing else against the memory's keys: suggestions for the dispatcher.
+
+The options and their scores go to ``geo.address_match.decide``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, text
+
+from casegrid.db import json_param
+from geo.address_match import KIND_RULE, Option
+from geo.address_normalize import ParsedAddress, without_generic
+from geo.boundaries import active_generation
+from geo.gazetteer import deletions
+from geo.routing import M_PER_DEG
+
+# Learned numbers farther than this from the asked one are not its neighbours.
+NEIGHBOUR_GAP = 400
+# A learned number this close on the same side is the same block: its community.
+SAME_BLOCK = 40
+# Two roads that stop this short of each other still make a crossing.
+CROSS_NEAR_M = 30.0
+# Memory keys at least this similar (pg_trgm) are offered as suggestions.
+TRGM_MIN = 0.55
+
+# Scores. An exact name > the tail of what was said > a one-character typo.
+S_EXACT, S_TAIL, S_TYPO = 0.9, 0.82, 0.78
+S_COMMUNITY, S_SUBDISTRICT, S_ROAD = 0.8, 0.4, 0.75
+S_NEIGHBOURS, S_SAME_BLOCK, S_ONE_NEIGHBOUR, S_NO_NUMBER = 0.8, 0.72, 0.55, 0.6
+HINT_BONUS, HINT_CONFLICT = 0.03, 0.3
+
+
+@dataclass
+class Candidates:
+    """Options per address (in input order) and the active communities' names."""
+
+    options: list[list[Option]]
+    community_names: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Hit:
+    entry_id: int
+    kind: str
+    name: str
+    code: str | None  # the entry's community (a subdistrict: its own code)
+    house_from: int | None
+    house_to: int | None
+    lon: float
+    lat: float
+    exact: bool
+
+
+def fetch_candidates(conn: Connection, parsed: list[ParsedAddress]) -> Candidates:
+    """The options of every address in ``parsed`` (module docstring)."""
+    options: list[list[Option]] = [[] for _ in parsed]
+    gen = active_generation(conn, "community")
+    names = {r.code: r.name for r in conn.execute(
+        text("SELECT code, name FROM community WHERE generation_id = :g"), {"g": gen})} if gen else {}
+    remembered = _memory_exact(conn, parsed, options)
+    _memory_neighbours(conn, parsed, options, remembered)
+    requests = _gazetteer(conn, parsed, options)
+    if requests:
+        _geometry(conn, requests, options, gen)
+    _memory_similar(conn, parsed, options)
+    for i in remembered:
+        _memory_settles(options[i])
+    return Candidates(options, names)
+
+
+def _memory_settles(options: list[Option]) -> None:
+    """The memory has this very address in one community only, and the names say it could
+    be that community or others (a compound name found in two): the memory, taught by a
+    dispatcher's placement of this address, settles it. Names that point elsewhere only
+    (no option of the memory's community among them) still make it ambiguous."""
+    memory = [o for o in options if o.rule == "address_memory"]
+    learned = {o.community_code for o in memory}
+    others = {o.community_code for o in options if o.rule != "address_memory"}
+    if len(learned) == 1 and learned <= others:
+        # The names agree with the memory: its point (where the case really was) with the
+        # better of the two scores, a little more for the agreement.
+        best = max(o.score for o in options if o.community_code in learned)
+        for o in memory:
+            o.score = min(0.95, max(o.score, best) + HINT_BONUS)
+            o.why += "; the gazetteer agrees"
+        options[:] = memory
+
+
+# --- memory ---------------------------------------------------------------------------
+
+def _memory_exact(conn: Connection, parsed: list[ParsedAddress],
+                  options: list[list[Option]]) -> set[int]:
+    keys = sorted({p.key for p in parsed if p.key})
+    if not keys:
+        return set()
+    rows = conn.execute(text(
+        "SELECT key, community_label, n, sum_lon / n AS lon, sum_lat / n AS lat"
+        " FROM address_memory WHERE key = ANY(:keys)"), {"keys": keys}).all()
+    by_key: dict[str, list] = defaultdict(list)
+    for r in rows:
+        by_key[r.key].append(r)
+    found = set()
+    for i, p in enumerate(parsed):
+        hits = by_key.get(p.key)
+        if not hits:
+            continue
+        found.add(i)
+        total = sum(h.n for h in hits)
+        for h in hits:
+            share = h.n / total
+            why = f"learned from {h.n} located case{'s' if h.n > 1 else ''}"
+            if share < 1:
+                why += f" ({total - h.n} more elsewhere)"
+            score = (0.8 + 0.05 * min(h.n, 3)) * share
+            if p.line_only:
+                # A street without a number is a line: where one case on it was says
+                # little about the next.
+                score, why = min(score, S_ONE_NEIGHBOUR), why + " (a street, no number)"
+            options[i].append(Option("address_memory", h.lon, h.lat, h.community_label,
+                                     score, why))
+    return found
+
+
+_NEIGHBOURS_SQL = """
+SELECT q.i, s.side, s.house_no, s.community_label, s.lon, s.lat
+FROM unnest(CAST(:sk AS text[]), CAST(:num AS int[]), CAST(:idx AS int[])) AS q(sk, num, i)
+CROSS JOIN LATERAL (
+    (SELECT 'lo' AS side, house_no, community_label, sum_lon / n AS lon, sum_lat / n AS lat
+     FROM address_memory
+     WHERE street_key = q.sk AND house_no < q.num AND house_no >= q.num - :gap
+       AND house_no % 2 = q.num % 2
+     ORDER BY house_no DESC LIMIT 3)
+    UNION ALL
+    (SELECT 'hi', house_no, community_label, sum_lon / n, sum_lat / n
+     FROM address_memory
+     WHERE street_key = q.sk AND house_no > q.num AND house_no <= q.num + :gap
+       AND house_no % 2 = q.num % 2
+     ORDER BY house_no LIMIT 3)
+) s
+"""
+
+
+def _memory_neighbours(conn: Connection, parsed: list[ParsedAddress],
+                       options: list[list[Option]], remembered: set[int]) -> None:
+    """A number between two learned numbers of its street and side, both learned in one
+    community: that community, the point interpolated between them."""
+    asks = [(i, p) for i, p in enumerate(parsed)
+            if i not in remembered and p.street_key and p.number is not None]
+    if not asks:
+        return
+    rows = conn.execute(text(_NEIGHBOURS_SQL), {
+        "sk": [p.street_key for _, p in asks], "num": [p.number for _, p in asks],
+        "idx": [i for i, _ in asks], "gap": NEIGHBOUR_GAP}).all()
+    by_i: dict[int, dict[str, list]] = defaultdict(lambda: {"lo": [], "hi": []})
+    for r in rows:
+        by_i[r.i][r.side].append(r)
+    for i, sides in by_i.items():
+        p = parsed[i]
+        near = {s: [r for r in rows_ if r.house_no == rows_[0].house_no] if rows_ else []
+                for s, rows_ in sides.items()}
+        labels = {r.community_label for rows_ in near.values() for r in rows_}
+        if near["lo"] and near["hi"] and len(labels) == 1:
+            lo, hi = near["lo"][0], near["hi"][0]
+            t = (p.number - lo.house_no) / (hi.house_no - lo.house_no)
+            options[i].append(Option(
+                "address_memory", lo.lon + t * (hi.lon - lo.lon), lo.lat + t * (hi.lat - lo.lat),
+                lo.community_label, S_NEIGHBOURS,
+                f"between No. {lo.house_no} and No. {hi.house_no} of {p.street_key}, "
+                "both learned in this community"))
+            continue
+        for rows_ in near.values():
+            for r in rows_:
+                close = abs(r.house_no - p.number) <= SAME_BLOCK and len(labels) == 1
+                options[i].append(Option(
+                    "address_memory", r.lon, r.lat, r.community_label,
+                    S_SAME_BLOCK if close else S_ONE_NEIGHBOUR,
+                    f"No. {r.house_no} of {p.street_key} was learned here"))
+
+
+def _memory_similar(conn: Connection, parsed: list[ParsedAddress],
+                    options: list[list[Option]]) -> None:
+    asks = [(i, p.key) for i, p in enumerate(parsed)
+            if not options[i] and p.key and p.number is None and len(p.key) >= 4]
+    if not asks:
+        return
+    conn.execute(text("SELECT set_config('pg_trgm.similarity_threshold', :t, true)"),
+                 {"t": str(TRGM_MIN)})
+    rows = conn.execute(text("""
+        SELECT q.i, m.key, m.community_label, m.n, m.lon, m.lat, m.sim
+        FROM unnest(CAST(:keys AS text[]), CAST(:idx AS int[])) AS q(k, i)
+        CROSS JOIN LATERAL (
+            SELECT key, community_label, n, sum_lon / n AS lon, sum_lat / n AS lat,
+                   similarity(key, q.k) AS sim
+            FROM address_memory WHERE key % q.k
+            ORDER BY similarity(key, q.k) DESC, key LIMIT 3) m"""),
+        {"keys": [k for _, k in asks], "idx": [i for i, _ in asks]}).all()
+    for r in rows:
+        options[r.i].append(Option("address_memory", r.lon, r.lat, r.community_label,
+                                   0.75 * r.sim, f"like the learned address {r.key}"))
+
+
+# --- gazetteer ------------------------------------------------------------------------
+
+def _place_keys(core: str) -> list[tuple[str, float]]:
+    """Keys to look the place up by, with their score: the name, then each shorter tail."""
+    out = []
+    for start in range(0, max(0, len(core) - 1)):
+        tail = core[start:]
+        score = S_EXACT if start == 0 else S_TAIL
+        out.append((tail, score))
+        bare = without_generic(tail)
+        if bare:
+            out.append((bare, score))
+    return out
+
+
+def _gazetteer(conn: Connection, parsed: list[ParsedAddress],
+               options: list[list[Option]]) -> list[dict]:
+    """Options from names alone; returns the geometry requests (crossings, numbers on
+    roads, roads) for :func:`_geometry`."""
+    wanted: set[str] = set()
+    for p in parsed:
+        if p.lang != "zh":
+            continue
+        for token in [p.core, p.road, *(p.cross or ()), *p.areas]:
+            if token:
+                wanted.add(token)
+                wanted.update(deletions(token))
+                bare = without_generic(token)
+                if bare:
+                    wanted.add(bare)
+        wanted.update(k for k, _ in _place_keys(p.core))
+        if p.road and p.number is not None:
+            wanted.add(f"{p.road}{p.number}号")
+    if not wanted:
+        return []
+    rows = conn.execute(text("""
+        SELECT n.name_key, n.exact, e.id, e.kind, e.name, e.house_from, e.house_to,
+               CASE WHEN e.kind = 'subdistrict' THEN e.properties->>'code'
+                    ELSE e.community_code END AS code,
+               ST_X(pt.g) AS lon, ST_Y(pt.g) AS lat
+        FROM gazetteer_name n JOIN gazetteer_entry e ON e.id = n.entry_id
+        CROSS JOIN LATERAL (SELECT ST_PointOnSurface(e.geom) AS g) pt
+        WHERE n.name_key = ANY(:keys)"""), {"keys": sorted(wanted)}).all()
+    by_key: dict[str, list[_Hit]] = defaultdict(list)
+    for r in rows:
+        by_key[r.name_key].append(_Hit(r.id, r.kind, r.name, r.code, r.house_from, r.house_to,
+                                       r.lon, r.lat, r.exact))
+    requests: list[dict] = []
+    for i, p in enumerate(parsed):
+        if p.lang == "zh":
+            _options_for(i, p, by_key, options[i], requests)
+    return requests
+
+
+def _lookup(token: str, by_key: dict[str, list[_Hit]], kinds: tuple[str, ...] | None
+            ) -> tuple[list[_Hit], bool]:
+    """Entries named ``token`` (exactly, else within one typo), and whether exactly."""
+    def keep(hits: list[_Hit]) -> list[_Hit]:
+        seen, out = set(), []
+        for h in hits:
+            if (kinds is None or h.kind in kinds) and h.entry_id not in seen:
+                seen.add(h.entry_id)
+                out.append(h)
+        return out
+
+    bare = without_generic(token)
+    exact = keep([h for k in (token, bare) if k for h in by_key.get(k, []) if h.exact])
+    if exact:
+        return exact, True
+    typo = keep([h for k in [token, *deletions(token)] for h in by_key.get(k, [])])
+    return typo, False
+
+
+_PLACE_KINDS = ("compound", "building", "doorplate", "poi", "landmark", "post", "community",
+                "subdistrict")
+_ROAD_KINDS = ("road",)
+
+
+def _options_for(i: int, p: ParsedAddress, by_key: dict[str, list[_Hit]],
+                 out: list[Option], requests: list[dict]) -> None:
+    hinted_communities: set[str] = set()
+    hinted_subdistricts: set[str] = set()
+    area_options: list[Option] = []
+    for area in p.areas:
+        hits, exact = _lookup(area, by_key, ("community", "subdistrict"))
+        for h in hits:
+            if h.kind == "community" and h.code:
+                hinted_communities.add(h.code)
+                area_options.append(Option("address_community", h.lon, h.lat, h.code,
+                                           S_COMMUNITY if exact else S_COMMUNITY - 0.05,
+                                           f"the address names community {h.name}"))
+            elif h.kind == "subdistrict" and h.code:
+                hinted_subdistricts.add(h.code)
+    mine: list[Option] = []
+    if p.cross:
+        a_hits, a_exact = _lookup(p.cross[0], by_key, _ROAD_KINDS)
+        b_hits, b_exact = _lookup(p.cross[1], by_key, _ROAD_KINDS)
+        if a_hits and b_hits:
+            requests.append({"i": i, "op": "cross", "a": [h.entry_id for h in a_hits],
+                             "b": [h.entry_id for h in b_hits],
+                             "score": S_EXACT if a_exact and b_exact else S_TYPO,
+                             "why": f"crossing of {a_hits[0].name} and {b_hits[0].name}"})
+    if p.road:
+        door, door_exact = _lookup(f"{p.road}{p.number}号", by_key, ("doorplate",)) \
+            if p.number is not None else ([], False)
+        for h in door:
+            mine.append(Option("address_doorplate", h.lon, h.lat, h.code,
+                               S_EXACT if door_exact else S_TYPO, f"doorplate {h.name}"))
+        roads, exact = _lookup(p.road, by_key, _ROAD_KINDS)
+        ranged = [h for h in roads if p.number is not None and h.house_from is not None
+                  and h.house_to is not None
+                  and min(h.house_from, h.house_to) <= p.number <= max(h.house_from, h.house_to)]
+        if not door and ranged:
+            for h in ranged:
+                requests.append({"i": i, "op": "door", "e": h.entry_id, "num": p.number,
+                                 "score": S_EXACT if exact else S_TYPO,
+                                 "why": f"No. {p.number} of {h.name} "
+                                        f"(numbers {h.house_from}-{h.house_to})"})
+        elif not door and roads and not p.core:
+            score = S_ROAD if p.number is None else S_NO_NUMBER
+            for h in roads:
+                requests.append({"i": i, "op": "road", "e": h.entry_id, "score": score,
+                                 "why": f"on {h.name}" + (
+                                     f" (no range holds No. {p.number})" if p.number else "")})
+    if p.core and not mine:
+        mine.extend(_place_options(p.core, by_key))
+    if not mine and not p.cross and not p.road and area_options:
+        mine.extend(area_options)
+    elif not mine and not p.cross and not p.road:
+        for sub in sorted(hinted_subdistricts):
+            hits = [h for area in p.areas for h in _lookup(area, by_key, ("subdistrict",))[0]]
+            for h in hits[:1]:
+                mine.append(Option("address_community", h.lon, h.lat, None, S_SUBDISTRICT,
+                                   f"only the subdistrict {h.name} ({sub}) is named"))
+    for o in mine:
+        _apply_hints(o, hinted_communities, hinted_subdistricts)
+    out.extend(mine)
+    for r in requests:
+        if r["i"] == i:
+            r["communities"] = sorted(hinted_communities)
+            r["subdistricts"] = sorted(hinted_subdistricts)
+
+
+def _place_options(core: str, by_key: dict[str, list[_Hit]]) -> list[Option]:
+    for key, score in _place_keys(core):
+        hits = [h for h in by_key.get(key, []) if h.exact and h.kind in _PLACE_KINDS]
+        if hits:
+            return [_hit_option(h, score) for h in _unique(hits)]
+    hits, exact = _lookup(core, by_key, _PLACE_KINDS)
+    return [_hit_option(h, S_EXACT if exact else S_TYPO) for h in hits]
+
+
+def _unique(hits: list[_Hit]) -> list[_Hit]:
+    seen, out = set(), []
+    for h in hits:
+        if h.entry_id not in seen:
+            seen.add(h.entry_id)
+            out.append(h)
+    return out
+
+
+def _hit_option(h: _Hit, score: float) -> Option:
+    if h.kind == "community":
+        return Option("address_community", h.lon, h.lat, h.code, min(score, S_COMMUNITY),
+                      f"community {h.name}")
+    if h.kind == "subdistrict":
+        return Option("address_community", h.lon, h.lat, None, S_SUBDISTRICT,
+                      f"subdistrict {h.name} only")
+    how = "" if score == S_EXACT else (" (tail of the address)" if score == S_TAIL else
+                                       " (one character differs)")
+    return Option(KIND_RULE.get(h.kind, "address_landmark"), h.lon, h.lat, h.code, score,
+                  f"{h.kind} {h.name}{how}")
+
+
+def _apply_hints(o: Option, communities: set[str] | set, subdistricts: set[str] | set) -> None:
+    """A community or subdistrict the caller named confirms an option or contradicts it."""
+    if o.community_code is None:
+        return
+    if communities:
+        o.score += HINT_BONUS if o.community_code in communities else -HINT_CONFLICT
+    elif subdistricts and not any(o.community_code.startswith(s) for s in subdistricts):
+        o.score -= HINT_CONFLICT
+    o.score = min(o.score, 0.95)
+
+
+# --- geometry -------------------------------------------------------------------------
+
+_GEOMETRY_SQL = """
+WITH q AS MATERIALIZED (
+    SELECT * FROM jsonb_to_recordset(CAST(:req AS jsonb))
+        AS q(k int, op text, a bigint[], b bigint[], e bigint, num int)
+), pts AS (
+    SELECT q.k, ST_PointOnSurface(d.geom) AS g, NULL::text AS code
+    FROM q
+    JOIN gazetteer_entry ea ON ea.id = ANY(q.a)
+    JOIN gazetteer_entry eb ON eb.id = ANY(q.b)
+    CROSS JOIN LATERAL ST_Dump(CASE WHEN ST_Intersects(ea.geom, eb.geom)
+                                    THEN ST_Intersection(ea.geom, eb.geom)
+                                    ELSE ST_ClosestPoint(ea.geom, eb.geom) END) d
+    WHERE q.op = 'cross' AND ST_DWithin(ea.geom, eb.geom, :near_deg)
+    UNION ALL
+    SELECT q.k, ST_LineInterpolatePoint(l.line, least(1.0, greatest(0.0,
+               (q.num - e.house_from)::float8 / NULLIF(e.house_to - e.house_from, 0)))), NULL
+    FROM q JOIN gazetteer_entry e ON e.id = q.e
+    CROSS JOIN LATERAL (SELECT CASE WHEN GeometryType(e.geom) = 'LINESTRING' THEN e.geom
+                                    ELSE ST_GeometryN(ST_LineMerge(e.geom), 1) END AS line) l
+    WHERE q.op = 'door' AND GeometryType(l.line) = 'LINESTRING'
+    UNION ALL
+    SELECT q.k, ST_PointOnSurface(ST_Intersection(c.geom, e.geom)), c.code
+    FROM q JOIN gazetteer_entry e ON e.id = q.e
+    JOIN community c ON c.generation_id = CAST(:gen AS int) AND ST_Intersects(c.geom, e.geom)
+    WHERE q.op = 'road'
+    UNION ALL
+    SELECT q.k, ST_PointOnSurface(e.geom), NULL
+    FROM q JOIN gazetteer_entry e ON e.id = q.e
+    WHERE q.op = 'road' AND CAST(:gen AS int) IS NULL
+)
+SELECT p.k, ST_X(p.g) AS lon, ST_Y(p.g) AS lat, COALESCE(p.code, w.code) AS code
+FROM pts p
+LEFT JOIN LATERAL (
+    SELECT c.code FROM community_piece cp JOIN community c ON c.id = cp.community_id
+    WHERE p.code IS NULL AND cp.generation_id = CAST(:gen AS int) AND ST_Covers(cp.geom, p.g)
+    ORDER BY c.code LIMIT 1
+) w ON true
+WHERE NOT ST_IsEmpty(p.g)
+"""
+
+
+def _geometry(conn: Connection, requests: list[dict], options: list[list[Option]],
+              gen: int | None) -> None:
+    """Points for crossings, numbers on roads and roads (module docstring), as options."""
+    payload = [{"k": k, "op": r["op"], "a": r.get("a"), "b": r.get("b"), "e": r.get("e"),
+                "num": r.get("num")} for k, r in enumerate(requests)]
+    rows = conn.execute(text(_GEOMETRY_SQL), {
+        "req": json_param(payload), "gen": gen, "near_deg": CROSS_NEAR_M / M_PER_DEG}).all()
+    rule = {"cross": "address_crossing", "door": "address_doorplate", "road": "address_road"}
+    for r in rows:
+        req = requests[r.k]
+        o = Option(rule[req["op"]], r.lon, r.lat, r.code, req["score"], req["why"])
+        _apply_hints(o, set(req.get("communities", ())), set(req.get("subdistricts", ())))
+        options[req["i"]].append(o)
