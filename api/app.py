@@ -21,13 +21,13 @@ from api.errors import (
     install_error_handlers,
     json_error_bodies,
 )
-from api.intake_queue import IntakeBatcher
 from api.middleware import install_middleware
 from api.observability import RequestObservability
 from casegrid import __version__
 from casegrid.db import make_engine, resolve_database_url, single_read
 from casegrid.replica import ReadSource
 from casegrid.settings import Settings, get_settings
+from cases.intake_batch import IntakeBatcher
 
 
 def create_app(settings: Settings | None = None, database_url: str | None = None) -> FastAPI:

@@ -13,13 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from fastapi.security.utils import get_authorization_scheme_param
 
-from casegrid.db import single_read
-from casegrid.errors import Forbidden
-from cases.tokens import Principal, authenticate
+from api.deps import ConnDep
+from cases.tokens import Principal, authenticate, role_refusal
 
 _bearer = HTTPBearer(auto_error=False, description="A casegrid API token (`casegrid token create`).")
 
@@ -27,34 +25,13 @@ _bearer = HTTPBearer(auto_error=False, description="A casegrid API token (`caseg
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def bearer_secret(authorization: str | None) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header, as ``HTTPBearer`` with
-    ``auto_error=False`` reads it (scheme case-insensitive; None when absent, of another
-    scheme, or empty), for handlers that read the header themselves."""
-    scheme, secret = get_authorization_scheme_param(authorization)
-    if scheme.lower() != "bearer" or not secret:
-        return None
-    return secret
-
-
-def current_principal(request: Request, creds: BearerCredentials) -> Principal:
-    """The caller, from its bearer token (401 when missing, unknown or revoked)."""
-    secret = creds.credentials if creds else None
-    with single_read(request.app.state.engine) as conn:
-        return authenticate(conn, secret)
+def current_principal(conn: ConnDep, creds: BearerCredentials) -> Principal:
+    """The caller, from its bearer token (401 when missing, unknown or revoked), read on
+    the request's own connection (the one its handler gets as ``ConnDep``)."""
+    return authenticate(conn, creds.credentials if creds else None)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
-
-
-def role_refusal(principal: Principal, roles: tuple[str, ...] | set[str]) -> Forbidden | None:
-    """The 403 for a principal whose role is not among ``roles`` (admin always admitted),
-    or None when it is."""
-    allowed = set(roles) | {"admin"}
-    if principal.role in allowed:
-        return None
-    return Forbidden(f"role {principal.role!r} may not do this; allowed: {', '.join(sorted(allowed))}",
-                     field="Authorization")
 
 
 def require_roles(*roles: str) -> Callable[..., Principal]:

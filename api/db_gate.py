@@ -6,14 +6,13 @@ pool turns into threads blocked inside ``QueuePool`` (each for up to its 10 s ti
 which goes wrong two ways:
 
 * the pool is not fair: a connection given back goes to whichever thread asks next, so
-  some requests wait many times over (one-off figures, wrk on a million-case ledger, one
-  worker: 32 clients of GET /api/v1/cases right after a burst of map requests had a p99
-  of 9.8 s, just under the timeout that turns a wait into a 503; 1.7 s with this queue);
-* the threads run out: a request holds its connection (``ConnDep``) between the thread
-  that opened it and the thread that runs its handler. With 40 threads all blocked in the
-  pool, the requests that hold the 15 connections never get a thread to finish on, and
-  nothing moves until the pool's timeouts answer 503 (100 clients on one worker: 40
-  answers in 15 s, all 503s; 2,057 answers, p99 866 ms, with this queue).
+  some requests wait many times over;
+* the threads run out: a request takes its connection (``ConnDep``, authentication
+  included) in one thread and runs its handler in another. With every thread blocked in
+  the pool, the requests that hold the connections never get a thread to finish on, and
+  nothing moves until the pool's timeouts answer 503. Authentication reading the token on
+  the request's own connection does not change this (tests/test_pool_waits.py: a burst
+  larger than the thread pool deadlocks without the gate).
 
 :class:`DatabaseGate` lets at most ``slots`` requests of a worker past it at once and queues
 the rest on the event loop, in arrival order, where waiting costs no thread and no
@@ -23,7 +22,7 @@ tests/test_pool_waits.py). A request that waits longer than ``wait_s`` for its t
 the 503 the pool's timeout would have given, with ``Retry-After``.
 
 Not queued: ``POST /api/v1/cases`` (the intake batcher registers those on its own
-connections, :mod:`api.intake_queue`), and the static files and API documentation, which
+connections, :mod:`cases.intake_batch`), and the static files and API documentation, which
 need no database. A request's turn starts once its body has arrived (the gate reads it and
 hands it on unchanged), so a client that sends a form or an action slowly, or stalls
 halfway, waits on the event loop instead of holding a turn that the next dispatcher needs;

@@ -30,27 +30,25 @@ def get_conn(request: Request) -> Iterator[Connection]:
 # ("request") it runs after, so a 201 could go out for a case whose COMMIT then fails (the
 # database going away at that moment): an acknowledged case that was never stored. Now a
 # failed COMMIT reaches the error handlers and the client gets a 503 it can retry.
-# Declare it AFTER the principal parameter: FastAPI resolves parameters in order, and
-# authentication takes a pooled connection of its own. Taken the other way round, a full
-# pool deadlocks (each request holds its transaction's connection and waits for one to
-# authenticate with) until the pool times out: 503s for everyone
+# Authentication (api.auth.current_principal) reads the token on this same connection
+# (FastAPI solves a dependency once per request), so a request holds one connection at most
 # (tests/test_pool_waits.py checks every route).
 ConnDep = Annotated[Connection, Depends(get_conn, scope="function")]
 
 
-def get_read_conn(request: Request, response: Response) -> Iterator[Connection]:
+def get_read_conn(request: Request, response: Response, primary: ConnDep) -> Iterator[Connection]:
     """A connection for read-heavy work (statistics, hotspots, map data, exports): the read
     replica's when one is configured, usable and fresh enough, else the primary's
     (:class:`casegrid.replica.ReadSource`). Where it came from is in
     ``request.state.freshness`` and the ``X-Casegrid-Read-Source`` header. Never for a read
-    that must see the caller's own latest write."""
-    with request.app.state.reads.connect() as (conn, freshness):
+    that must see the caller's own latest write. Without the replica it is the request's own
+    connection (the one authentication read the token on)."""
+    with request.app.state.reads.connect(on_primary=primary) as (conn, freshness):
         request.state.freshness = freshness
         response.headers["X-Casegrid-Read-Source"] = freshness.header()
         yield conn
 
 
-# As ConnDep: declared after the principal parameter.
 ReadConnDep = Annotated[Connection, Depends(get_read_conn, scope="function")]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 

@@ -210,7 +210,7 @@ def run(ctx: Context) -> Outcome:
         "`route_sql` query, community details, INSERT of the case and its register event, "
         "initial deadlines, nearby-duplicate search, commit with fsync): at most "
         f"{2 * 1000 / d50:,.0f} cases/s on two cores, one transaction per case. The server "
-        "therefore registers concurrent submissions together (`api/intake_queue.py`: what "
+        "therefore registers concurrent submissions together (`cases/intake_batch.py`: what "
         "arrives while the database is busy joins the next batch; a lone request is a batch "
         "of one): the same statements and one COMMIT per batch, then the nearby-duplicate "
         "search, after the COMMIT so the batch no longer holds the statistics rows the next "

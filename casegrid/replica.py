@@ -64,9 +64,14 @@ class ReadSource:
         self._lock = threading.Lock()
 
     @contextmanager
-    def connect(self) -> Iterator[tuple[Connection, Freshness]]:
-        """A connection in a read-only transaction, and where it reads from."""
+    def connect(self, on_primary: Connection | None = None) -> Iterator[tuple[Connection, Freshness]]:
+        """A connection in a read-only transaction, and where it reads from. A request
+        passes its own primary connection as ``on_primary``, read on when the replica is
+        not used, so that it never holds two of the primary's pool at once."""
         conn, fresh = self._replica_connection()
+        if conn is None and on_primary is not None:
+            yield on_primary, PRIMARY
+            return
         if conn is None:
             with self.primary.begin() as conn:
                 yield conn, PRIMARY

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     # until `casegrid boundaries subdivide` cuts them again.
     subdivide_max_vertices: int = 64
 
-    # Intake batching (api/intake_queue.py): at most this many submissions per transaction,
+    # Intake batching (cases/intake_batch.py): at most this many submissions per transaction,
     # and this many batches at the database at once per worker process. 1 gave the most
     # cases/s on the 2-core machine (fewer, larger batches share the fixed cost of a
     # transaction); compare with e.g. `CASEGRID_INTAKE_BATCHES_IN_FLIGHT=2 python -m bench

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, text
 
 from casegrid.db import RawQuery
-from casegrid.errors import InvalidInput, NotFound, Unauthorized
+from casegrid.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 
 ROLES = ("admin", "dispatcher", "supervisor", "community_officer", "planner", "intake")
 TOKEN_PREFIX = "cg_"
@@ -126,6 +126,16 @@ def principals_from_rows(secrets: list[str | None],
             out[secret] = Principal(row["id"], row["name"], row["role"],
                                     tuple(row["communities"] or ()))
     return out
+
+
+def role_refusal(principal: Principal, roles: tuple[str, ...] | set[str]) -> Forbidden | None:
+    """The 403 for a principal whose role is not among ``roles`` (admin always admitted),
+    or None when it is."""
+    allowed = set(roles) | {"admin"}
+    if principal.role in allowed:
+        return None
+    return Forbidden(f"role {principal.role!r} may not do this; allowed: {', '.join(sorted(allowed))}",
+                     field="Authorization")
 
 
 def list_tokens(conn: Connection) -> list[dict]:

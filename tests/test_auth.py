@@ -89,14 +89,14 @@ def test_health_and_docs_need_no_token(api):
 
 
 def test_intake_docs_show_the_bearer_scheme_body_and_answer(api):
-    """POST /api/v1/cases reads its token and body itself (the hot path declares no
-    dependency); the document must still say both, and what it answers."""
+    """POST /api/v1/cases: the document says the bearer scheme, the body and what it answers."""
     spec = api.client.get("/openapi.json").json()
     op = spec["paths"]["/api/v1/cases"]["post"]
     assert op["security"] == [{"HTTPBearer": []}]
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
-    body = op["requestBody"]["content"]["application/json"]["schema"]
-    assert {"category", "channel", "lon", "lat"} <= set(body["properties"])
+    body = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = spec["components"]["schemas"][body.rsplit("/", 1)[1]]
+    assert {"category", "channel", "lon", "lat"} <= set(schema["properties"])
     for status in ("200", "201"):
         ref = op["responses"][status]["content"]["application/json"]["schema"]["$ref"]
         assert ref.endswith("/IntakeOut")

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import json
 
-from api.intake_queue import Accepted, register_batch
 from api.schemas import IntakeOut, case_out, intake_json
 from casegrid.settings import get_settings
 from cases import queries
+from cases.intake import NewCase
+from cases.intake_batch import Accepted, register_batch
 from cases.tokens import Principal, create_token
 from tests.test_intake_api import interior_points
 
 
-def _body(lon: float | None, lat: float | None, ticket: str, **kw) -> bytes:
+def _body(lon: float | None, lat: float | None, ticket: str, **kw) -> NewCase:
     data = {"lon": lon, "lat": lat, "category": "0599", "channel": "hotline_12345",
             "external_id": ticket, "description": "夜间施工噪音 13912345678", **kw}
-    return json.dumps({k: v for k, v in data.items() if v is not None}, ensure_ascii=False).encode()
+    return NewCase.model_validate({k: v for k, v in data.items() if v is not None})
 
 
 def _through_the_model(row: dict, created: bool, duplicates: list[dict]) -> dict:

@@ -1,11 +1,10 @@
 """No request holds one pooled connection while it waits for another.
 
-A request's transaction (``ConnDep``) and its authentication each take a connection from
-the app's pool. Taken in that order, a full pool is a deadlock: every request holds its
-transaction's connection and waits for one to authenticate with, until the pool's timeout
-turns them all into 503s. (The dispatcher map's viewport endpoint did this: with 32
-clients on one worker every answer was a 503 after 10 s.) Authentication therefore comes
-first and gives its connection back before the transaction takes one.
+A request that took a second connection (one to authenticate with, beside its
+transaction's) would deadlock a full pool: every request holding one and waiting for
+another, until the pool's timeout turned them all into 503s. Authentication therefore reads
+the token on the request's own connection (``ConnDep``, solved once per request), and the
+database gate (api/db_gate.py) queues requests on the event loop before they take one.
 """
 
 from __future__ import annotations
@@ -34,31 +33,30 @@ from tests.test_maps_pages import CITY_BBOX, make_token, seed_cases
 AUTHENTICATION = {current_principal, page_principal}
 
 
-def _resolution_order(dependant) -> list:  # noqa: ANN001 - a FastAPI Dependant
-    """The dependency callables of ``dependant`` in the order FastAPI runs them: each
-    parameter's own dependencies before it, parameters in declaration order."""
-    order = []
+def _dependants(dependant) -> list:  # noqa: ANN001 - a FastAPI Dependant
+    """Every dependency of ``dependant``, nested ones included."""
+    found = []
     for sub in dependant.dependencies:
-        order += _resolution_order(sub)
-        order.append(sub.call)
-    return order
+        found += [sub, *_dependants(sub)]
+    return found
 
 
-def test_every_route_authenticates_before_it_takes_its_connection():
+def test_every_route_authenticates_on_its_own_single_connection():
+    """FastAPI solves a dependency once per request for one (callable, scope): the
+    authentication's connection and the handler's ``ConnDep`` must be that same one."""
     app = create_app(settings=Settings(database_url="postgresql://unused/none"),
                      database_url="postgresql://unused/none")
     checked = 0
     for path, route in walk_routes(app):
         if not isinstance(route, APIRoute):
             continue
-        order = _resolution_order(route.dependant)
-        if get_conn not in order or not AUTHENTICATION & set(order):
+        found = _dependants(route.dependant)
+        if not AUTHENTICATION & {d.call for d in found}:
             continue
         checked += 1
-        first_auth = min(order.index(a) for a in AUTHENTICATION if a in order)
-        assert first_auth < order.index(get_conn), (
-            f"{path}: its connection (ConnDep) is taken before the caller is "
-            "authenticated; declare the principal parameter first")
+        connections = {(d.call, d.scope) for d in found if d.call is get_conn}
+        assert len(connections) == 1, f"{path}: {connections}"
+        assert all(d.use_cache for d in found if d.call is get_conn), path
     assert checked >= 15  # the cases, workflow, geo, maps and hotspot routes
 
 

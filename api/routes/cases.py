@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from api.auth import CurrentPrincipal, bearer_secret
+from api.auth import BearerCredentials, CurrentPrincipal
 from api.deps import ConnDep
 from api.schemas import (
     GEOJSON_MEDIA_TYPE,
@@ -40,9 +40,9 @@ router = APIRouter(prefix=PREFIX, tags=["cases"])
 
 
 # Intake is the hot path (every complaint of the city arrives here, in bursts): the handler
-# hands the token and body to the intake batcher (api.intake_queue) and returns a finished
-# Response, so FastAPI does not validate and serialize the answer a second time. The docs
-# still show the bearer scheme (openapi_extra) and the IntakeOut model (response_model).
+# hands the token and the parsed body to the intake batcher (cases.intake_batch), which
+# authenticates and registers concurrent submissions in one transaction, and returns a
+# finished Response, so FastAPI does not validate and serialize the answer a second time.
 @router.post(
     INTAKE_PATH,
     status_code=201,
@@ -51,29 +51,15 @@ router = APIRouter(prefix=PREFIX, tags=["cases"])
         200: {"description": "This (channel, external_id) was registered before: the first case.",
               "model": IntakeOut},
     },  # error bodies (413 too large, 415 not JSON, ...) are documented app-wide
-    # The body is parsed after the token is checked, in the intake batch (api.intake_queue),
-    # so it is documented here rather than declared as a parameter.
-    openapi_extra={
-        "requestBody": {"required": True, "content": {
-            "application/json": {"schema": NewCase.model_json_schema()}}},
-        "security": [{"HTTPBearer": []}],
-    },
 )
-async def submit_case(request: Request) -> Response:
+async def submit_case(data: NewCase, request: Request, creds: BearerCredentials) -> Response:
     """Register a complaint, routed to its community post on arrival.
 
     Resending the same `(channel, external_id)` returns the case registered first (200),
     never a second one. `possible_duplicates` lists open cases of the same category nearby.
     Roles: intake, dispatcher, supervisor, admin, community_officer (own communities only).
     """
-    return await intake_response(request)
-
-
-async def intake_response(request: Request) -> Response:
-    """The answer to an intake request: 201 with the new case, or 200 with the case its
-    ticket registered first. Errors are raised for the app's exception handlers."""
-    accepted = await request.app.state.intake.submit(
-        bearer_secret(request.headers.get("authorization")), await request.body())
+    accepted = await request.app.state.intake.submit(creds.credentials if creds else None, data)
     result = accepted.result
     body = intake_json(queries.redact(result.case, accepted.principal), result.created,
                        result.possible_duplicates)

@@ -15,8 +15,8 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.auth import BearerCredentials
 from api.deps import ConnDep, DateQ, ReadConnDep
 from casegrid.errors import Forbidden, InvalidInput
 from casegrid.replica import Freshness
@@ -35,18 +35,15 @@ router = APIRouter(tags=["maps"])
 COOKIE = "casegrid_token"
 MAP_ROLES = ("dispatcher", "supervisor", "community_officer", "planner")
 HOTSPOT_ROLES = ("planner", "dispatcher", "supervisor")
-_bearer = HTTPBearer(auto_error=False)
 MEDIA = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".png": "image/png",
          ".svg": "image/svg+xml"}
 
 
-def page_principal(
-    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Principal:
-    """The caller from a bearer header, the ``token`` query parameter or the page cookie."""
+def page_principal(request: Request, conn: ConnDep, creds: BearerCredentials) -> Principal:
+    """The caller from a bearer header, the ``token`` query parameter or the page cookie,
+    read on the request's own connection."""
     secret = (creds.credentials if creds else None) or request.query_params.get("token") or request.cookies.get(COOKIE)
-    with request.app.state.engine.connect() as conn:
-        return authenticate(conn, secret)
+    return authenticate(conn, secret)
 
 
 PagePrincipal = Annotated[Principal, Depends(page_principal)]

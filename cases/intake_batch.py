@@ -1,4 +1,4 @@
-"""Intake batching: concurrent ``POST /api/v1/cases`` requests share a transaction.
+"""Intake batching (group commit): concurrent submissions share a transaction.
 
 Each case costs a handful of statements (the lookups of tokens, categories, time limits and
 boundaries in one, the routing, the insert, the duplicates) and a COMMIT with its fsync.
@@ -8,17 +8,19 @@ same statements and one COMMIT per batch instead of per case. With one request a
 batch is that one request: nothing ever waits for company (there is no timer), so a quiet
 server answers as fast as before.
 
-Each submission keeps its own outcome. A bad token, a role that may not submit, an invalid
-body or bad coordinates fail only that request (401/403/422 as before), in the same order
-as elsewhere in the API: authentication first, then the body. If the database refuses a
+Each submission keeps its own outcome. A bad token, a role that may not submit, an unknown
+category or bad coordinates fail only that submission (401/403/422 in the API). Tokens are
+read with the batch's other lookups on the batch's connection, the one connection that
+serves the request (the route holds none while it waits). If the database refuses a
 value in the batch (a data or integrity error: something one submission carries), the
 submissions are retried one per transaction, so one request the database cannot take never
 costs the others theirs. Any other failure (database unreachable, statement timeout) goes to
 every submission of the batch (a 503 the client retries); nothing was committed, or the
 batch was committed entirely.
 
-The response is sent only after the COMMIT (the futures are resolved once the transaction
-is over), as for every other write in the API. The nearby-duplicates search runs after the
+The API's route (``POST /api/v1/cases``) parses the body with FastAPI, then awaits
+:meth:`IntakeBatcher.submit`; its response is sent only after the COMMIT (the futures are
+resolved once the transaction is over), as for every other write in the API. The nearby-duplicates search runs after the
 COMMIT, so a batch does not hold the statistics rows it updated (which the next batch
 needs) while it searches, and the next batch's transaction starts meanwhile.
 """
@@ -27,20 +29,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import anyio.to_thread
 import psycopg
-from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
-from starlette.exceptions import HTTPException
 
-from api.auth import role_refusal
 from casegrid.errors import CasegridError
 from casegrid.settings import Settings
 from cases.intake import (
@@ -51,7 +48,7 @@ from cases.intake import (
     register_cases,
 )
 from cases.intake_lookups import fetch_intake_lookups
-from cases.tokens import Principal, hash_token, principals_from_rows
+from cases.tokens import Principal, hash_token, principals_from_rows, role_refusal
 
 log = logging.getLogger("casegrid.intake")
 
@@ -67,36 +64,13 @@ class Accepted:
 @dataclass
 class _Pending:
     secret: str | None
-    body: bytes
+    data: NewCase
     future: asyncio.Future = field(repr=False)
 
 
-def parse_submission(body: bytes) -> NewCase:
-    """The JSON body as a :class:`NewCase`, or the error FastAPI itself would raise for it
-    (``RequestValidationError`` with the same locations, so the same 422 bodies; a 400
-    ``HTTPException`` for bytes that are not UTF-8)."""
-    if not body.strip():
-        raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required",
-                                       "input": None}])
-    try:
-        raw = json.loads(body)
-    except UnicodeDecodeError:
-        # FastAPI's answer to bytes that are not text: a 400 (the app's error shape).
-        raise HTTPException(400, "the request body is not UTF-8 text; send JSON encoded "
-                                 "as UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise RequestValidationError([{"type": "json_invalid", "loc": ("body", exc.pos),
-                                       "msg": "JSON decode error", "input": {}}]) from None
-    try:
-        return NewCase.model_validate(raw)
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
-
-
-def register_batch(engine: Engine, items: list[tuple[str | None, bytes]],
-                   settings: Settings) -> list[Accepted | CasegridError | RequestValidationError | HTTPException]:
-    """Authenticate, validate and register raw submissions in one transaction, then search
+def register_batch(engine: Engine, items: list[tuple[str | None, NewCase]],
+                   settings: Settings) -> list[Accepted | CasegridError]:
+    """Authenticate and register ``(token secret, submission)`` items in one transaction, then search
     their possible duplicates; each item's outcome in order (exceptions are returned, not
     raised, except the database's own)."""
     with engine.connect() as conn:
@@ -106,11 +80,11 @@ def register_batch(engine: Engine, items: list[tuple[str | None, bytes]],
 
 
 def register_batch_committed(
-        conn: Connection, items: list[tuple[str | None, bytes]],
-        settings: Settings) -> list[Accepted | CasegridError | RequestValidationError | HTTPException]:
+        conn: Connection, items: list[tuple[str | None, NewCase]],
+        settings: Settings) -> list[Accepted | CasegridError]:
     """The transaction of :func:`register_batch`, on ``conn`` (no transaction open):
     outcomes once committed, the accepted cases still without their possible duplicates."""
-    out: list[Accepted | CasegridError | RequestValidationError | HTTPException | None] = [None] * len(items)
+    out: list[Accepted | CasegridError | None] = [None] * len(items)
     with conn.begin():
         _register(conn, items, settings, out)
     return out  # type: ignore[return-value]
@@ -136,31 +110,24 @@ def search_duplicates_after_commit(conn: Connection, outcomes: list) -> None:
                     len(registered), exc)
 
 
-def _register(conn: Connection, items: list[tuple[str | None, bytes]], settings: Settings,
+def _register(conn: Connection, items: list[tuple[str | None, NewCase]], settings: Settings,
               out: list) -> None:
     """The transactional part of :func:`register_batch`: each item's outcome into ``out``.
-
-    The bodies are parsed first, so that the tokens and everything the submissions need
-    are read in one statement (:mod:`cases.intake_lookups`); the outcomes keep the API's
-    order all the same: a refused token or role is the answer, whatever the body."""
-    parsed: list[NewCase | RequestValidationError | HTTPException] = []
-    for _secret, body in items:
-        try:
-            parsed.append(parse_submission(body))
-        except (RequestValidationError, HTTPException) as exc:
-            parsed.append(exc)
-    datas = [p for p in parsed if isinstance(p, NewCase)]
+    The tokens are read with everything else the submissions need, in one statement
+    (:mod:`cases.intake_lookups`); a refused token or role is the answer, whatever the
+    submission."""
+    datas = [data for _secret, data in items]
     lookups = fetch_intake_lookups(
         conn, token_hashes=[hash_token(s) for s, _ in items if s],
         codes=[d.category for d in datas], pairs=[(d.category, d.channel) for d in datas])
     principals = principals_from_rows([secret for secret, _ in items], lookups.tokens)
     accepted: list[tuple[int, Principal]] = []
     submissions: list[tuple[NewCase, Principal]] = []
-    for i, ((secret, _body), data) in enumerate(zip(items, parsed, strict=True)):
+    for i, (secret, data) in enumerate(items):
         who = principals[secret]
         refusal = who if isinstance(who, CasegridError) else role_refusal(who, SUBMITTERS)
-        if refusal is not None or not isinstance(data, NewCase):
-            out[i] = refusal if refusal is not None else data
+        if refusal is not None:
+            out[i] = refusal
             continue
         accepted.append((i, who))
         submissions.append((data, who))
@@ -207,11 +174,11 @@ class IntakeBatcher:
             if not pending.future.done():
                 pending.future.set_exception(RuntimeError("the server is shutting down"))
 
-    async def submit(self, secret: str | None, body: bytes) -> Accepted:
-        """Register one raw submission; raises its own error (``CasegridError``,
-        ``RequestValidationError`` of the body, or the database's)."""
+    async def submit(self, secret: str | None, data: NewCase) -> Accepted:
+        """Register one submission presented with token ``secret``; raises its own error
+        (``CasegridError``, or the database's)."""
         future = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(secret, body, future))
+        await self._queue.put(_Pending(secret, data, future))
         return await future
 
     async def _gather(self) -> None:
@@ -227,7 +194,7 @@ class IntakeBatcher:
             task.add_done_callback(self._running.discard)
 
     async def _run(self, batch: list[_Pending], slots: asyncio.Semaphore) -> None:
-        items = [(p.secret, p.body) for p in batch]
+        items = [(p.secret, p.data) for p in batch]
         loop = asyncio.get_running_loop()
 
         def release() -> None:  # from the worker thread, once the transaction is over
@@ -247,7 +214,7 @@ class IntakeBatcher:
             else:
                 pending.future.set_result(outcome)
 
-    def _register_and_search(self, items: list[tuple[str | None, bytes]],
+    def _register_and_search(self, items: list[tuple[str | None, NewCase]],
                              release: Callable[[], None]) -> list:
         """Register the batch, call ``release`` as soon as its transaction is over
         (committed or failed: the next batch may go to the database), then search the
@@ -265,7 +232,7 @@ class IntakeBatcher:
             search_duplicates_after_commit(conn, outcomes)
         return outcomes
 
-    def _register(self, conn: Connection, items: list[tuple[str | None, bytes]]) -> list:
+    def _register(self, conn: Connection, items: list[tuple[str | None, NewCase]]) -> list:
         try:
             return register_batch_committed(conn, items, self.settings)
         except (DataError, IntegrityError) as exc:
