@@ -15,17 +15,17 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from api.auth import bearer_secret
+from api.auth import BearerCredentials
 from casegrid import metrics
 from casegrid.errors import NotFound
 
 router = APIRouter(tags=["meta"])
 
 
-def _allowed(request: Request) -> bool:
+def _allowed(request: Request, creds: BearerCredentials) -> bool:
     settings = request.app.state.settings
     if settings.metrics == "token":
-        given = bearer_secret(request.headers.get("authorization")) or ""
+        given = creds.credentials if creds else ""
         return bool(settings.metrics_token) and secrets.compare_digest(
             given.encode(), settings.metrics_token.encode())
     if settings.metrics == "loopback":
@@ -38,9 +38,9 @@ def _allowed(request: Request) -> bool:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def scrape(request: Request) -> Response:
+async def scrape(request: Request, creds: BearerCredentials) -> Response:
     """Every metric of the server processes and the ledger's gauges."""
-    if not _allowed(request):
+    if not _allowed(request, creds):
         raise NotFound("no such page", code="not_found")
     body, content_type = await run_in_threadpool(metrics.render, request.app.state.engine)
     return Response(body, media_type=content_type)
