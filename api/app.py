@@ -23,6 +23,7 @@ from api.errors import (
 )
 from api.middleware import install_middleware
 from api.observability import RequestObservability
+from api.root_path import RootPathResponses
 from casegrid import __version__
 from casegrid.db import make_engine, resolve_database_url, single_read
 from casegrid.replica import ReadSource
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     app.add_middleware(DatabaseGate, slots=gate_slots(settings.pool_size, settings.intake_batches_in_flight),
                        wait_s=settings.db_queue_wait_s)
     install_middleware(app)
+    app.add_middleware(RootPathResponses)  # outermost: every redirect and cookie, any route
     app.add_middleware(RequestObservability)  # outermost: times and logs everything
 
     # HEAD too: uptime monitors often probe with HEAD, and a 405 reads as "down".

@@ -28,6 +28,7 @@ if [[ $WANT_TEST -eq 1 ]]; then
   have_pkg chromium || missing+=(chromium)
   have_pkg fonts-noto-cjk || missing+=(fonts-noto-cjk)  # Chinese text in browser screenshots
   have_pkg wrk || missing+=(wrk)  # the intake benchmark's load generator (make bench)
+  have_pkg nginx || missing+=(nginx)  # tests/test_behind_proxy.py runs deploy/'s nginx site
 fi
 
 apt_install() {
@@ -36,7 +37,9 @@ apt_install() {
   fi
   say "installing system packages: $*"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+  # RUNLEVEL=1: start no service. casegrid runs its own PostgreSQL cluster (.casegrid/), and
+  # the tests their own nginx; a system nginx would sit on port 80 for nothing.
+  $SUDO env RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
 [[ ${#missing[@]} -gt 0 ]] && apt_install "${missing[@]}"

@@ -116,14 +116,16 @@ def city_engine(city_db_url: str):
 
 
 @contextmanager
-def running_server(app) -> Iterator[str]:  # noqa: ANN001 - a FastAPI app
+def running_server(app, **config) -> Iterator[str]:  # noqa: ANN001 - a FastAPI app
     """Serve ``app`` with uvicorn on a free loopback port in a background thread (so
-    requests really overlap, unlike TestClient's); yields the base URL."""
+    requests really overlap, unlike TestClient's); yields the base URL. ``config``: more
+    ``uvicorn.Config`` options (proxy headers, root_path, logging)."""
     import uvicorn
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, **{"host": "127.0.0.1", "port": port,
+                                                   "log_level": "warning", "lifespan": "on",
+                                                   **config}))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.auth import BearerCredentials
 from api.deps import ConnDep, DateQ, ReadConnDep
+from api.root_path import app_path
 from casegrid.errors import Forbidden, InvalidInput
 from casegrid.replica import Freshness
 from cases.privacy import mask_contacts
@@ -99,8 +100,15 @@ def _filters(subdistrict: list[str], community: list[str], category: list[str], 
     ).validate()
 
 
-def _record_url(case_id: int) -> str:
-    return f"/api/v1/cases/{case_id}"
+def _record_url(request: Request, case_id: int) -> str:
+    return app_path(request, f"/api/v1/cases/{case_id}")
+
+
+def _urls(request: Request) -> dict[str, str]:
+    """Where a dispatcher page's assets and JSON are, under the proxy's prefix if any."""
+    return {"asset_base": app_path(request, "/static/vendor"),
+            "cases_api": app_path(request, "/maps/api/cases"),
+            "case_api": app_path(request, "/maps/api/cases/{id}")}
 
 
 ListQ = Annotated[list[str], Query()]
@@ -119,7 +127,8 @@ def dispatch_page(
         return redirect
     scope = scope_of(principal)
     f = _filters(subdistrict, community, category, channel, state, date_from, date_to, scope)
-    html = render_dispatch(map_data.dispatch_data(conn, scope), f, _display(request, tiles), lang=check_lang(lang))
+    html = render_dispatch(map_data.dispatch_data(conn, scope), f, _display(request, tiles), lang=check_lang(lang),
+                           **_urls(request))
     return HTMLResponse(html)
 
 
@@ -147,11 +156,13 @@ def cases_in_view(
 
 
 @router.get("/maps/api/cases/{case_id}")
-def case_popup(principal: PagePrincipal, conn: ConnDep, case_id: int, lang: str = "zh") -> dict:
+def case_popup(request: Request, principal: PagePrincipal, conn: ConnDep, case_id: int,
+               lang: str = "zh") -> dict:
     """What a case's popup shows (no reporter data)."""
     allow(principal, MAP_ROLES)
     row = _readable(map_data.case_summary(conn, case_id, scope_of(principal)), principal)
-    return case_popup_data(row, check_lang(lang), _record_url(case_id), f"/maps/cases/{case_id}")
+    return case_popup_data(row, check_lang(lang), _record_url(request, case_id),
+                           app_path(request, f"/maps/cases/{case_id}"))
 
 
 @router.get("/maps/cases/{case_id}", response_class=HTMLResponse)
@@ -172,7 +183,8 @@ def case_page(request: Request, principal: PagePrincipal, conn: ConnDep, case_id
                                            settings.duplicate_window_days)
     dups = map_data.nearby_cases(conn, case_id, radius, days, scope)
     html = render_case(case, map_data.community_geometries(conn, codes), posts[0] if posts else None, dups, radius,
-                       _display(request, tiles), lang=check_lang(lang), record_url=_record_url(case_id))
+                       _display(request, tiles), lang=check_lang(lang), record_url=_record_url(request, case_id),
+                       asset_base=app_path(request, "/static/vendor"))
     return HTMLResponse(html)
 
 
@@ -206,7 +218,8 @@ def hotspots_page(
     params += freshness_text(request.state.freshness, lang)
     q = hotspot_query(category, _iso(date_from), _iso(date_to), hour_from, hour_to, cell_m, rs, list(kind), lang)
     html = render_hotspots(analysis, _display(request, tiles), lang=lang, params_text=params,
-                           csv_url=f"/api/v1/hotspots/pois?{q}&format=csv")
+                           csv_url=app_path(request, f"/api/v1/hotspots/pois?{q}&format=csv"),
+                           asset_base=app_path(request, "/static/vendor"))
     return HTMLResponse(html, headers={"X-Casegrid-Read-Source": request.state.freshness.header()})
 
 
