@@ -42,6 +42,7 @@ BENCHES: dict[str, str] = {
     "intake": "bench.bench_intake",
     "maps": "bench.bench_maps",
     "ops": "bench.bench_ops",
+    "privacy": "bench.bench_privacy",
 }
 DEFAULT_OUT = PROJECT_ROOT / "bench" / "RESULTS.md"
 

@@ -5,6 +5,8 @@
 
 local token = os.getenv("CG_TOKEN")
 local prefix = os.getenv("CG_PREFIX") or "bench-load"
+-- CG_DESCRIPTION: the text of every complaint (bench/bench_privacy.py; no quotes in it)
+local description = os.getenv("CG_DESCRIPTION") or "基准测试: 夜间噪音扰民"
 local cats = {"0599", "0599", "0599", "0504", "0102", "0101", "0301", "0508", "0505", "0103"}
 local pts = {}
 local n = 0
@@ -34,8 +36,8 @@ function request()
   local p = pts[(n - 1) % #pts + 1]
   local body = string.format(
     '{"lon":%s,"lat":%s,"crs":"wgs84","category":"%s","channel":"platform",' ..
-    '"external_id":"%s-%d-%d","description":"基准测试: 夜间噪音扰民","address":"滕州市龙泉街道"}',
-    p[1], p[2], cats[(n - 1) % #cats + 1], prefix, tid, n)
+    '"external_id":"%s-%d-%d","description":"%s","address":"滕州市龙泉街道"}',
+    p[1], p[2], cats[(n - 1) % #cats + 1], prefix, tid, n, description)
   return wrk.format("POST", "/api/v1/cases",
     {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token}, body)
 end

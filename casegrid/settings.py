@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -118,6 +119,23 @@ class Settings(BaseSettings):
     replica_max_lag_s: float = Field(30.0, gt=0)
     # Port of the embedded cluster's standby (`casegrid db replica start`).
     replica_port: int = 55433
+
+    # --- privacy (issue 28; cases/publication.py, cases/privacy.py, cases/retention.py) ---
+    # Where the public sees a public case: "grid" (the centre of its cell of a square grid
+    # in the metric CRS, privacy_grid_m wide) or "community" (the community's name only,
+    # no coordinates).
+    privacy_public_location: Literal["grid", "community"] = "grid"
+    # Cell size of that grid, metres.
+    privacy_grid_m: float = Field(100.0, ge=10, le=5000)
+    # Mask phone, ID and bank card numbers and e-mail addresses in free text when it is
+    # stored. Off only to measure what masking costs (bench --only privacy).
+    privacy_mask_free_text: bool = True
+    # Personal data of closed cases is purged this many days after closing (3 years).
+    privacy_retention_days: int = Field(1095, ge=1)
+    # The worker runs the purge nightly when true.
+    privacy_purge_nightly: bool = False
+    # Cases per purge transaction: short transactions, so intake never waits long.
+    privacy_purge_batch: int = Field(2000, ge=1, le=100_000)
 
 
 @lru_cache(maxsize=1)

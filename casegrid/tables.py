@@ -121,6 +121,8 @@ category = Table(
     Column("active", Boolean, nullable=False),
     Column("duplicate_radius_m", Float),
     Column("duplicate_window_days", Integer),
+    # privacy (migration 0017)
+    Column("public", Boolean, nullable=False),
 )
 
 case = Table(
@@ -173,6 +175,21 @@ case = Table(
     Column("handle_hours", Float),
     Column("reject_reason", Text),
     Column("pending_extension", JSONB),
+    # privacy (migration 0017)
+    Column("public_description", Text),
+    Column("purged_at", DateTime(timezone=True)),
+)
+
+# Free text as written where its stored form was masked (migration 0017, cases.personal_text).
+personal_text = Table(
+    "personal_text",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("case_id", BigInteger, ForeignKey("case.id"), nullable=False),
+    Column("event_id", BigInteger, ForeignKey("case_event.id")),
+    Column("field", Text, nullable=False),
+    Column("original", Text, nullable=False),
+    Column("stored_at", DateTime(timezone=True), nullable=False),
 )
 
 case_event = Table(

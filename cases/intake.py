@@ -36,6 +36,7 @@ from cases.calendar_store import load_calendar
 from cases.catalogue import categories_from_rows, duplicate_params
 from cases.deadlines import initial_deadlines_from
 from cases.intake_lookups import IntakeLookups, fetch_intake_lookups
+from cases.privacy import mask_free_text
 from cases.queries import CASE_SELECT, CASE_SELECT_TEMPLATE
 from cases.tokens import Principal
 from geo.address_match import AddressMatch, match_addresses
@@ -287,7 +288,7 @@ WITH src AS MATERIALIZED (
         post_id int, generation_id int, rule text, distance_m float8, near_boundary boolean,
         alternates jsonb, review_due_at timestamptz, reply_due_at timestamptz,
         current_due_at timestamptz, due_provisional boolean, actor text, role text,
-        event_data jsonb)
+        event_data jsonb, originals jsonb)
 ), ins AS (
     INSERT INTO "case" (id, case_no, channel, external_id, category_code, description, address,
                         reported_at, received_at, reporter_name, reporter_phone, photo_urls,
@@ -309,6 +310,12 @@ WITH src AS MATERIALIZED (
     INSERT INTO case_event (case_id, actor, role, action, from_state, to_state, data)
     SELECT ins.id, src.actor, src.role, 'register', NULL, ins.status, src.event_data
     FROM ins JOIN src ON src.new_id = ins.id
+), originals AS (
+    -- The free text as written, where masking changed it (cases.personal_text).
+    INSERT INTO personal_text (case_id, field, original)
+    SELECT ins.id, o.key, o.value
+    FROM ins JOIN src ON src.new_id = ins.id CROSS JOIN LATERAL jsonb_each_text(src.originals) o
+    WHERE src.originals IS NOT NULL
 )
 SELECT src.ord, q.* FROM (""" + CASE_SELECT_TEMPLATE.replace("{source}", "ins") + """) q
 JOIN src ON src.new_id = q.id
@@ -414,7 +421,8 @@ def register_cases(
             out[i] = exc
             continue
         code = categories[i]["code"]
-        rows.append(_insert_row(i, data, actor, loc, code, received_at, due[(code, data.channel)]))
+        rows.append(_insert_row(i, data, actor, loc, code, received_at, due[(code, data.channel)],
+                                settings.privacy_mask_free_text))
     inserted = {}
     if rows:
         found = _INSERT.rows(conn, {"rows": json_param(rows)})
@@ -446,16 +454,20 @@ def register_cases(
 
 
 def _insert_row(i: int, data: NewCase, actor: Principal, loc: _Location, category_code: str,
-                received_at: datetime, due: dict) -> dict:
-    """One submission as a row of :data:`INSERT_SQL`'s input."""
+                received_at: datetime, due: dict, mask: bool = True) -> dict:
+    """One submission as a row of :data:`INSERT_SQL`'s input (free text masked when
+    ``mask``: :func:`cases.privacy.mask_free_text`)."""
     summary = routing_summary(loc)
+    description, address, originals = (mask_free_text(data.description, data.address) if mask
+                                       else (data.description, data.address, None))
     return {
         "ord": i,
         "channel": data.channel,
         "external_id": data.external_id,
         "category": category_code,
-        "description": data.description,
-        "address": data.address,
+        "description": description,
+        "address": address,
+        "originals": originals,
         "reported_at": data.reported_at,
         "received_at": received_at,
         "reporter_name": data.reporter_name,

@@ -17,6 +17,9 @@ Choices (the spec leaves them to the server):
   current due time.
 * Reporter name, phone and email are taken on POST and NEVER returned by any GET: the read
   endpoints are public, as is Open311 practice. Email has no column and is not stored.
+  What a GET shows of a case is the publication policy's (:mod:`cases.publication`): only
+  public categories (a noise complaint is 404 like an unknown id), the location coarsened
+  to a grid cell's centre or the community, and a description only when staff approved it.
 """
 
 from __future__ import annotations
@@ -27,12 +30,12 @@ from datetime import UTC, date, datetime, timedelta
 from xml.etree import ElementTree as ET
 
 from pydantic import ValidationError
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
-from casegrid.errors import CasegridError, InvalidInput
+from casegrid.errors import CasegridError, InvalidInput, NotFound
+from cases import publication
 from cases.catalogue import get_category, list_categories
 from cases.intake import NewCase, create_case
-from cases.privacy import mask_contacts
 from cases.queries import CITY_TZ
 from cases.tokens import Principal
 
@@ -294,35 +297,25 @@ def submit(conn: Connection, form: dict[str, str], principal: Principal) -> list
 
 # --- GET requests -------------------------------------------------------------------------
 
-_REQUEST_SELECT = """
-SELECT c.case_no, c.status, c.merged_into, m.case_no AS merged_into_no, c.category_code,
-       cat.name_zh, c.description, p.name AS post_name, c.reported_at, c.updated_at,
-       c.current_due_at, c.address, ST_Y(c.geom) AS lat, ST_X(c.geom) AS lon, c.photo_urls,
-       c.route_rule, c.external_id, c.channel
-FROM "case" c
-JOIN category cat ON cat.code = c.category_code
-LEFT JOIN community_post p ON p.id = c.post_id
-LEFT JOIN "case" m ON m.id = c.merged_into
-"""
 _CLOSED_SQL = "(c.status IN ('closed', 'rejected') OR c.merged_into IS NOT NULL)"
 
 
 def request_item(row: dict) -> dict:
-    """One case as a GeoReport v2 service request (no reporter data, ever)."""
+    """One case in its public form (:mod:`cases.publication`) as a GeoReport v2 service
+    request."""
     closed = row["status"] in CLOSED_STATUSES or row["merged_into"] is not None
     if row["merged_into"] is not None:
         notes = f"已合并至 {row['merged_into_no']} / merged into {row['merged_into_no']}"
     else:
         notes = STATUS_NOTES.get(row["status"], row["status"])
-    photos = row["photo_urls"] or []
     return {
         "service_request_id": row["case_no"],
         "status": "closed" if closed else "open",
         "status_notes": notes,
         "service_name": row["name_zh"],
         "service_code": row["category_code"],
-        # A public feed: contact details typed into the text are masked (cases.privacy).
-        "description": mask_contacts(row["description"]),
+        # Only a description staff approved for publication (cases.publication).
+        "description": row["description"],
         "agency_responsible": row["post_name"],
         "service_notice": None,
         "requested_datetime": row["reported_at"],
@@ -333,24 +326,22 @@ def request_item(row: dict) -> dict:
         "zipcode": None,
         "lat": row["lat"],
         "long": row["lon"],
-        "media_url": photos[0] if photos else None,
+        "media_url": None,
     }
 
 
 def get_request(conn: Connection, request_id: str) -> list[dict]:
     """``GET requests/{id}``: a one-element list, or 404."""
-    row = conn.execute(text(_REQUEST_SELECT + " WHERE c.case_no = :no"),
-                       {"no": request_id}).mappings().first()
-    if row is None:
-        raise Open311Error(404, f"service_request_id {request_id!r} not found")
-    return [request_item(dict(row))]
+    try:
+        row = publication.public_case(conn, request_id)
+    except NotFound:
+        raise Open311Error(404, f"service_request_id {request_id!r} not found") from None
+    return [request_item(row)]
 
 
 def get_token(conn: Connection, token: str) -> list[dict]:
     """``GET tokens/{token}``: the request id a POST token became, or 404."""
-    no = conn.execute(text(
-        "SELECT case_no FROM \"case\" WHERE channel = 'open311' AND external_id = :t"),
-        {"t": token}).scalar_one_or_none()
+    no = publication.is_public_ticket(conn, "open311", token)
     if no is None:
         raise Open311Error(404, f"token {token!r} not found")
     return [{"service_request_id": no, "token": token}]
@@ -380,10 +371,9 @@ def find_requests(conn: Connection, params: dict[str, str | None],
     """
     ids = _split(params.get("service_request_id"))
     if ids:
-        rows = conn.execute(text(_REQUEST_SELECT + " WHERE c.case_no = ANY(:ids) "
-                                 "ORDER BY c.reported_at DESC, c.id DESC"),
-                            {"ids": ids[:MAX_RESULTS]}).mappings()
-        return [request_item(dict(r)) for r in rows]
+        rows = publication.public_cases(conn, "c.case_no = ANY(:ids)", {"ids": ids[:MAX_RESULTS]},
+                                        "ORDER BY c.reported_at DESC, c.id DESC")
+        return [request_item(r) for r in rows]
     now = now or datetime.now(UTC)
     start = _parse_date(params.get("start_date"), "start_date")
     end = _parse_date(params.get("end_date"), "end_date")
@@ -412,6 +402,6 @@ def find_requests(conn: Connection, params: dict[str, str | None],
         where.append(f"NOT {_CLOSED_SQL}")
     elif set(statuses) == {"closed"}:
         where.append(_CLOSED_SQL)
-    sql = (_REQUEST_SELECT + " WHERE " + " AND ".join(where)
-           + " ORDER BY c.reported_at DESC, c.id DESC LIMIT :limit")
-    return [request_item(dict(r)) for r in conn.execute(text(sql), args).mappings()]
+    rows = publication.public_cases(conn, " AND ".join(where), args,
+                                    "ORDER BY c.reported_at DESC, c.id DESC LIMIT :limit")
+    return [request_item(r) for r in rows]

@@ -25,7 +25,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, text
 
 from casegrid.errors import InvalidInput, NotFound
-from cases.privacy import mask_contacts
 from cases.tokens import Principal
 
 # Times without an offset in list filters are the city's local time (the database session
@@ -296,13 +295,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
 
 
 def redact(row: dict, principal: Principal) -> dict:
-    """The row as ``principal`` may see it (for planners: reporter fields nulled, contact
-    details in the description masked, see :mod:`cases.privacy`)."""
+    """The row as ``principal`` may see it (for planners: reporter fields nulled). Free
+    text is stored masked for everyone (:mod:`cases.privacy`); what was written is read
+    through :func:`cases.personal_text.reveal`."""
     if not principal.sees_reporter:
         for key in REPORTER_FIELDS:
             row[key] = None
-        if "description" in row:
-            row["description"] = mask_contacts(row["description"])
     return row
 
 

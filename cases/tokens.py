@@ -44,6 +44,13 @@ class Principal:
         """Planners never see the reporter's name or phone."""
         return self.role != "planner"
 
+    @property
+    def reads_personal_text(self) -> bool:
+        """Who may read free text as written, unmasked (cases.personal_text.reveal): the
+        people who call reporters back, every role that sees the reporter but the intake
+        connectors, which only submit."""
+        return self.sees_reporter and self.role != "intake"
+
     def may_see_community(self, code: str | None) -> bool:
         return self.sees_all_communities or (code is not None and code in self.communities)
 

@@ -35,9 +35,8 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from casegrid.errors import Conflict, Forbidden, InvalidInput, NotFound
-from cases import deadlines
+from cases import deadlines, personal_text
 from cases.calendar import WorkCalendar, require_aware
-from cases.privacy import mask_contacts
 from cases.tokens import Principal
 
 STATES: tuple[str, ...] = ("registered", "reviewed", "rejected", "dispatched", "returned",
@@ -76,6 +75,7 @@ RULES: dict[str, Rule] = {
     "verify_fail": Rule(("handled",), "dispatched", ("supervisor",), "核查不通过(返工)", True),
     "reply": Rule(("verified", "rejected"), "replied", ("supervisor", "dispatcher"), "反馈"),
     "close": Rule(("replied",), "closed", ("supervisor",), "结案", True),
+    "publish_description": Rule(STATES, None, ("supervisor", "dispatcher"), "批准公开描述"),
 }
 ACTIONS: tuple[str, ...] = tuple(RULES)
 
@@ -154,6 +154,8 @@ def apply_action(
         raise InvalidInput(f"action must be one of {', '.join(ACTIONS)}, not {action!r}",
                            field="action")
     payload = dict(payload or {})
+    # Free text is stored masked; what was written goes to personal_text (cases.privacy).
+    originals = personal_text.mask_payload(payload)
     with _begin(conn):
         case = load_case(conn, case_id, actor)
         if actor.role not in allowed_roles(action):
@@ -179,7 +181,9 @@ def apply_action(
         step = HANDLERS[action](ctx)
         to_state = rule.to_state or case["status"]
         _write(conn, case, step, to_state, at, current)
-        _event(conn, case_id, actor, action, case["status"], to_state, step.note, step.data, at)
+        event_id = _event(conn, case_id, actor, action, case["status"], to_state, step.note,
+                          step.data, at)
+        personal_text.store(conn, case_id, originals, event_id)
         if step.after:
             step.after()
         return view(conn, case_id, actor, now=at)
@@ -203,7 +207,6 @@ def view(conn: Connection, case_id: int, actor: Principal, now: datetime | None 
     if not actor.sees_reporter:
         for f in REPORTER_FIELDS:
             case.pop(f, None)
-        case["description"] = mask_contacts(case.get("description"))
     case["dues"] = deadlines.due_summary(case, now)
     case["actions"] = available_actions(case["status"], actor.role)
     return case
@@ -243,16 +246,25 @@ def _write(conn: Connection, case: dict, step: _Step, to_state: str, at: datetim
 
 
 def _event(conn: Connection, case_id: int, actor: Principal, action: str, from_state: str | None,
-           to_state: str | None, note: str | None, data: dict, at: datetime) -> None:
-    conn.execute(
+           to_state: str | None, note: str | None, data: dict, at: datetime) -> int:
+    return conn.execute(
         text("INSERT INTO case_event (case_id, at, actor, role, action, from_state, to_state, "
              "note, data) VALUES (:c, :at, :actor, :role, :action, :f, :t, :note, "
-             "CAST(:data AS jsonb))"),
+             "CAST(:data AS jsonb)) RETURNING id"),
         {"c": case_id, "at": at, "actor": actor.name, "role": actor.role, "action": action,
          "f": from_state, "t": to_state, "note": note,
          "data": json.dumps({"token_id": actor.token_id, **data}, default=str,
                             ensure_ascii=False)},
-    )
+    ).scalar_one()
+
+
+def record_event(conn: Connection, case_id: int, actor: Principal, action: str, data: dict,
+                 note: str | None = None) -> int:
+    """A history entry that is not a step of the loop (a reveal of personal text, a purge):
+    the case's status stays, its version too."""
+    status, at = conn.execute(text('SELECT status, now() FROM "case" WHERE id = :id'),
+                              {"id": case_id}).one()
+    return _event(conn, case_id, actor, action, status, status, note, data, at)
 
 
 def _text(payload: dict, name: str, *, required: bool, max_len: int = 2000) -> str | None:
@@ -518,12 +530,28 @@ def _close(ctx: _Ctx) -> _Step:
     return step
 
 
+def _publish_description(ctx: _Ctx) -> _Step:
+    """Approve the description for the public (cases.publication): the case's own
+    (masked) description, or a ``text`` written for the public; ``publish: false``
+    withdraws it."""
+    publish = ctx.payload.get("publish", True)
+    if not isinstance(publish, bool):
+        raise InvalidInput("publish must be true or false", field="publish")
+    if not publish:
+        return _Step({"public_description": None}, None, {"publish": False})
+    public = _text(ctx.payload, "text", required=False, max_len=4000) or ctx.case["description"]
+    if not public:
+        raise InvalidInput("the case has no description: give the text to publish", field="text")
+    return _Step({"public_description": public}, None, {"publish": True, "text": public})
+
+
 HANDLERS: dict[str, Callable[[_Ctx], _Step]] = {
     "accept": _accept, "reject": _reject, "reroute": _reroute, "dispatch": _dispatch,
     "redispatch": _redispatch, "return": _return, "handle": _handle,
     "request_extension": _request_extension, "approve_extension": _decide_extension(True),
     "deny_extension": _decide_extension(False), "verify_pass": _verify_pass,
     "verify_fail": _verify_fail, "reply": _reply, "close": _close,
+    "publish_description": _publish_description,
 }
 
 

@@ -551,3 +551,14 @@ def check_points(lon: Any, lat: Any, field_prefix: str = "") -> tuple[np.ndarray
     for i, (_, _, message) in problems.items():
         reasons[i] = message
     return ok, reasons
+
+
+def grid_centre_sql(geom: str, cell_param: str) -> str:
+    """SQL for the centre of the square cell of the ``METRIC_CRS`` grid (cell size: the bound
+    parameter ``cell_param``, metres) that holds the WGS-84 point ``geom``, as a WGS-84
+    point: a location coarsened so that every point of the cell reads the same."""
+    srid = METRIC_CRS.split(":")[1]
+    m = f"ST_Transform({geom}, {srid})"
+    return (f"ST_Transform(ST_SetSRID(ST_MakePoint("
+            f"(floor(ST_X({m}) / :{cell_param}) + 0.5) * :{cell_param}, "
+            f"(floor(ST_Y({m}) / :{cell_param}) + 0.5) * :{cell_param}), {srid}), 4326)")

@@ -83,6 +83,13 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("PUT", "/api/v1/categories/{code}/time-limits", (200, 403, 403, 403, 403, 403, 403, 401, 401),
               url="/api/v1/categories/0101/time-limits",
               body={"limits": [{"step": "handle", "amount": 3, "unit": "working_days"}]}),
+    # Privacy: which categories the public sees (admin sets it); the texts as written are
+    # for the people who call reporters back, never planners or intake connectors.
+    Operation("GET", "/api/v1/categories/public", _ANY_TOKEN),
+    Operation("PUT", "/api/v1/categories/{code}/public", (200, 403, 403, 403, 403, 403, 403, 401, 401),
+              url="/api/v1/categories/0101/public", body={"public": True}),
+    Operation("POST", "/api/v1/cases/{case_id}/reveal", (200, 200, 200, 200, 404, 403, 403, 401, 401),
+              url="/api/v1/cases/{case_id}/reveal", state="registered"),
     # Indicators: the bureau's roles and planners, not officers or intake connectors.
     Operation("GET", "/api/v1/stats", (200, 200, 200, 403, 403, 200, 403, 401, 401), url=_STATS),
     Operation("GET", "/api/v1/hotspots/pois", (200, 200, 200, 403, 403, 200, 403, 401, 401)),
@@ -122,6 +129,8 @@ OPERATIONS: tuple[Operation, ...] = (
     _action("reply", "verified", (200, 200, 200, 403, 404, 403, 403, 401, 401),
             channel="phone", text="handled, thank you"),
     _action("close", "replied", (200, 403, 200, 403, 404, 403, 403, 401, 401)),
+    # A description for the public: the bureau's staff approve it, in any state.
+    _action("publish_description", "registered", (200, 200, 200, 403, 404, 403, 403, 401, 401)),
 )
 
 # The ledger actions in state order, used to bring a fresh case to a row's ``state``.

@@ -1,50 +1,131 @@
-"""Contact details in complaint text are masked for planners and the public feed."""
+"""Free text is stored masked: what every default view shows, and the reveal that reads
+the text as written (roles that may see the reporter only, each view in the history)."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import text
 
-from cases.privacy import MASK, mask_contacts
+from cases.privacy import mask_contacts, masked_and_original
 from tests.test_intake_api import _api, interior_points  # noqa: F401 - the api fixture
 
 
+def _luhn_complete(body: str) -> str:
+    """``body`` with the check digit that makes it pass the Luhn test."""
+    for d in "0123456789":
+        digits = body + d
+        total = sum(int(c) if i % 2 == 0 else sum(divmod(int(c) * 2, 10))
+                    for i, c in enumerate(reversed(digits)))
+        if total % 10 == 0:
+            return digits
+    raise AssertionError
+
+
+CARD = _luhn_complete("622202123456789012")  # 19 digits
+
+
 @pytest.mark.parametrize(("raw", "expected"), [
-    ("请回电13812345678谢谢", f"请回电{MASK}谢谢"),
-    ("电话 138-1234-5678 或 +86 139 1234 5678", f"电话 {MASK} 或 {MASK}"),
-    ("座机0632-5512345，(0632)5512345", f"座机{MASK}，{MASK}"),
-    ("身份证370481199001011234号", f"身份证{MASK}号"),
-    ("身份证37048119900101123X", f"身份证{MASK}"),
-    ("邮件 li.ming@example.com.cn", f"邮件 {MASK}"),
-    # Left alone: ticket numbers, amounts, dates, house numbers, a 12-digit run.
+    ("请回电13812345678谢谢", "请回电138****5678谢谢"),
+    ("电话 138-1234-5678 或 +86 139 1234 5678", "电话 138-****-5678 或 +86 139 **** 5678"),
+    ("手机８６１３８１２３４５６７８", "手机86138****5678"),
+    ("全角１３８　１２３４　５６７８", "全角138 **** 5678"),
+    ("座机0632-5512345，(0632)5512345", "座机0632-*****45，(0632)*****45"),
+    ("北京010-12345678", "北京010-******78"),
+    ("身份证370481199001011234号", "身份证3704**********1234号"),
+    ("身份证37048119900101123X", "身份证3704**********123X"),
+    ("身份证３７０４８１１９９００１０１１２３ｘ", "身份证3704**********123X"),
+    (f"卡号{CARD}", f"卡号{CARD[:4]}{'*' * (len(CARD) - 8)}{CARD[-4:]}"),
+    (f"卡号 {CARD[:4]} {CARD[4:8]} {CARD[8:12]} {CARD[12:16]} {CARD[16:]}",
+     f"卡号 {CARD[:4]} **** **** ***{CARD[15]} {CARD[16:]}"),
+    ("邮件 li.ming@example.com.cn", "邮件 l***@example.com.cn"),
+    ("邮件 wang＠example.cn", "邮件 w***@example.cn"),
+    ("3号楼301 13812345678王先生", "3号楼301 138****5678王先生"),
+    # Left alone: ticket numbers, amounts, dates, house numbers, a 12-digit run, a
+    # 16-digit number failing the Luhn check, an 18-digit run that is no date of birth.
     ("工单12345202506010001，罚款2000元，2025-06-01，荆河路13号", None),
     ("订单号 138123456789", None),
+    (f"订单 {CARD[:15]}{(int(CARD[15]) + 1) % 10}", None),
+    ("编号 370481199013451234", None),
     ("", None),
 ])
 def test_mask_contacts(raw, expected):
     assert mask_contacts(raw) == (raw if expected is None else expected)
+    masked, original = masked_and_original(raw)
+    assert original == (None if expected is None else raw)
 
 
-def test_planner_and_public_feed_see_the_text_masked_dispatcher_as_written(api):
+SAID = "我是3号楼的王先生，电话138 1234 5678，身份证370481199001011234，邮箱wang@example.cn"
+MASKED = "我是3号楼的王先生，电话138 **** 5678，身份证3704**********1234，邮箱w***@example.cn"
+
+
+def _history(api, case_id, role="dispatcher"):
+    r = api.client.get(f"/api/v1/cases/{case_id}/history", headers=api.headers(role))
+    assert r.status_code == 200, r.text
+    return r.json()["events"]
+
+
+def test_masked_for_everyone_by_default_revealed_to_a_dispatcher_and_recorded(api):
     code, lon, lat = interior_points(api.engine)[0]
-    said = "广场舞太吵，请回电13812345678"
     r = api.post_case({"lon": lon, "lat": lat, "category": "0599", "channel": "hotline_12345",
-                       "description": said, "reporter_phone": "13812345678"})
+                       "description": SAID, "address": "荆河路13号 13912345678",
+                       "reporter_phone": "13812345678", "reporter_name": "王先生"})
     assert r.status_code == 201, r.text
+    assert r.json()["description"] == MASKED
     case_id = r.json()["id"]
-    as_dispatcher = api.client.get(f"/api/v1/cases/{case_id}", headers=api.headers("dispatcher")).json()
-    assert as_dispatcher["description"] == said
+    for role in ("planner", "dispatcher"):
+        seen = api.client.get(f"/api/v1/cases/{case_id}", headers=api.headers(role)).json()
+        assert seen["description"] == MASKED
+    # The reporter's phone field is never masked; its own rule hides it from planners.
+    as_dispatcher = api.client.get(f"/api/v1/cases/{case_id}", headers=api.headers("dispatcher"))
+    assert as_dispatcher.json()["reporter_phone"] == "13812345678"
     as_planner = api.client.get(f"/api/v1/cases/{case_id}", headers=api.headers("planner")).json()
-    assert as_planner["description"] == f"广场舞太吵，请回电{MASK}"
     assert as_planner["reporter_phone"] is None
     listed = api.client.get("/api/v1/cases", headers=api.headers("planner")).json()["items"]
-    assert all("13812345678" not in (c["description"] or "") for c in listed)
+    assert [c["description"] for c in listed if c["id"] == case_id] == [MASKED]
     popup = api.client.get(f"/maps/api/cases/{case_id}", headers=api.headers("planner"))
-    assert popup.status_code == 200 and "13812345678" not in popup.text
-    public = api.client.get(f"/open311/v2/requests/{r.json()['case_no']}.json")
-    assert public.status_code == 200 and "13812345678" not in public.text
-    assert MASK in public.json()[0]["description"]
-    # Stored as written: masking is a view, never a loss.
+    assert popup.status_code == 200 and "1234 5678" not in popup.text
+
+    # A planner may not reveal, and its attempt reveals nothing and records nothing.
+    refused = api.client.post(f"/api/v1/cases/{case_id}/reveal", headers=api.headers("planner"))
+    assert refused.status_code == 403 and "王先生" not in refused.text
+    assert not [e for e in _history(api, case_id) if e["action"] == "reveal_personal_text"]
+
+    shown = api.client.post(f"/api/v1/cases/{case_id}/reveal", headers=api.headers("dispatcher"))
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["description"] == SAID
+    assert shown.json()["address"] == "荆河路13号 13912345678"
+    reveals = [e for e in _history(api, case_id) if e["action"] == "reveal_personal_text"]
+    assert len(reveals) == 1
+    assert reveals[0]["actor"] == "test-dispatcher" and reveals[0]["role"] == "dispatcher"
+    assert reveals[0]["at"] and reveals[0]["data"]["fields"] == ["address", "description"]
+
     with api.engine.connect() as conn:
-        assert conn.execute(text('SELECT description FROM "case" WHERE id = :i'),
-                            {"i": case_id}).scalar_one() == said
+        stored = conn.execute(text('SELECT description, address FROM "case" WHERE id = :i'),
+                              {"i": case_id}).one()
+        originals = dict(conn.execute(text(
+            "SELECT field, original FROM personal_text WHERE case_id = :i"), {"i": case_id}).all())
+    assert stored.description == MASKED and stored.address == "荆河路13号 139****5678"
+    assert originals == {"description": SAID, "address": "荆河路13号 13912345678"}
+
+
+def test_a_case_without_numbers_keeps_no_original(api):
+    _, lon, lat = interior_points(api.engine)[1]
+    r = api.post_case({"lon": lon, "lat": lat, "category": "0504", "channel": "platform",
+                       "description": "3号楼门口店外经营，2025-06-01起"})
+    assert r.status_code == 201
+    with api.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM personal_text")).scalar_one() == 0
+
+
+def test_workflow_notes_are_stored_masked_and_revealed(api):
+    _, lon, lat = interior_points(api.engine)[2]
+    case_id = api.post_case({"lon": lon, "lat": lat, "category": "0504",
+                             "channel": "platform", "description": "占道"}).json()["id"]
+    note = "已电话联系当事人13912345678"
+    r = api.client.post(f"/api/v1/cases/{case_id}/actions", headers=api.headers("supervisor"),
+                        json={"action": "accept", "note": note})
+    assert r.status_code == 200, r.text
+    accept = next(e for e in _history(api, case_id, "planner") if e["action"] == "accept")
+    assert accept["note"] == "已电话联系当事人139****5678"
+    shown = api.client.post(f"/api/v1/cases/{case_id}/reveal", headers=api.headers("supervisor"))
+    assert [(n["action"], n["text"]) for n in shown.json()["notes"]] == [("accept", note)]

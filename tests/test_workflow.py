@@ -242,7 +242,9 @@ def test_wrong_state_and_stale_version_are_conflicts(conn):
 def test_closed_is_terminal(conn):
     cid = make_case(conn)
     drive(conn, cid, "closed")
-    for action in ACTIONS:
+    # Approving a description for the public is no step of the loop: it applies in every
+    # state, a closed case's included (tests/test_publication.py).
+    for action in (a for a in ACTIONS if "closed" not in RULES[a].from_states):
         with pytest.raises(Conflict):
             act(conn, cid, action, ADMIN2, note="x", reason="x")
 

@@ -21,8 +21,6 @@ from api.deps import ConnDep, DateQ, ReadConnDep
 from api.root_path import app_path
 from casegrid.errors import Forbidden, InvalidInput
 from casegrid.replica import Freshness
-from cases.activities import activity_points
-from cases.privacy import mask_contacts
 from cases.tokens import Principal, authenticate
 from geo import map_data
 from geo.hotspots import DEFAULT_RINGS_M, POI_KINDS, check_rings, hotspot_analysis
@@ -62,13 +60,6 @@ def allow(principal: Principal, roles: tuple[str, ...]) -> Principal:
 def scope_of(principal: Principal) -> tuple[str, ...] | None:
     """The communities a principal is limited to (None: the whole city)."""
     return None if principal.sees_all_communities else principal.communities
-
-
-def _readable(case: dict, principal: Principal) -> dict:
-    """A case summary as ``principal`` may read it (planners: contacts in the text masked)."""
-    if not principal.sees_reporter:
-        case["description"] = mask_contacts(case.get("description"))
-    return case
 
 
 def _strip_token(request: Request) -> Response | None:
@@ -161,7 +152,7 @@ def case_popup(request: Request, principal: PagePrincipal, conn: ConnDep, case_i
                lang: str = "zh") -> dict:
     """What a case's popup shows (no reporter data)."""
     allow(principal, MAP_ROLES)
-    row = _readable(map_data.case_summary(conn, case_id, scope_of(principal)), principal)
+    row = map_data.case_summary(conn, case_id, scope_of(principal))
     return case_popup_data(row, check_lang(lang), _record_url(request, case_id),
                            app_path(request, f"/maps/cases/{case_id}"))
 
@@ -175,7 +166,7 @@ def case_page(request: Request, principal: PagePrincipal, conn: ConnDep, case_id
         return redirect
     scope = scope_of(principal)
     settings = request.app.state.settings
-    case = _readable(map_data.case_summary(conn, case_id, scope), principal)
+    case = map_data.case_summary(conn, case_id, scope)
     if case["lon"] is None:
         raise InvalidInput(f"case {case_id} has no location to map", field="id")
     codes = [c for c in [case["community_code"], *[a.get("code") for a in case["route_alternates"] or []]] if c]
@@ -215,7 +206,6 @@ def hotspots_page(
     kinds = tuple(kind) or POI_KINDS
     f = _filters([], [], category, [], [], date_from, date_to, None, hour_from, hour_to)
     analysis = hotspot_analysis(conn, f, cell_m=cell_m, rings=rs, kinds=kinds)
-    analysis["activities"] = activity_points(conn, date_from, date_to)
     params = hotspot_params_text(category, date_from, date_to, hour_from, hour_to, lang)
     params += freshness_text(request.state.freshness, lang)
     q = hotspot_query(category, _iso(date_from), _iso(date_to), hour_from, hour_to, cell_m, rs, list(kind), lang)

@@ -1,0 +1,159 @@
+"""Privacy (issue 28): what masking free text costs intake, and the retention purge.
+
+* **Masking on beside off.** Two ``casegrid serve`` servers on the same database, one with
+  ``CASEGRID_PRIVACY_MASK_FREE_TEXT=false``; wrk (``bench/wrk_intake.lua``) drives them in
+  alternating rounds (off, on, off, on, ...) with a description that always holds a phone
+  number, so every case pays the whole cost (the scan, the masked copy, the original kept
+  in ``personal_text``). Rates count cases committed. Beside it, in-process: the time of
+  :func:`cases.privacy.mask_free_text` per description.
+* **The purge** of ``n`` closed cases (1,000,000 full size), each with a reporter's name and
+  phone and one in ten with a text as written: its time, and intake's p99 under wrk while
+  it runs beside the p99 of the same server just before (the purge works in short
+  transactions; intake must not wait behind it).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import statistics
+import threading
+import time
+from datetime import timedelta
+
+from sqlalchemy import text
+
+from bench.bench_intake import CLIENTS, WORKERS, _wrk
+from bench.harness import Context, Outcome, Row, Skip, log
+from bench.ledger import ensure_cases, fill_workflow
+from bench.points import generate_points
+from bench.server import serve
+
+DESCRIPTION = "文昌路12号楼下广场舞噪音扰民，来电人王先生，电话138 1234 5678，请尽快处理"
+TARGET_LOSS = 0.05
+
+
+def _masking_cost_us(n: int) -> float:
+    """Microseconds of :func:`cases.privacy.mask_free_text` per description (with a phone)."""
+    from cases.privacy import mask_free_text
+
+    texts = [DESCRIPTION.replace("5678", f"{i % 10000:04d}") for i in range(n)]
+    t0 = time.perf_counter()
+    for t in texts:
+        mask_free_text(t, "滕州市龙泉街道")
+    return (time.perf_counter() - t0) / n * 1e6
+
+
+def _stored(ctx: Context, prefix: str) -> int:
+    with ctx.engine.connect() as conn:
+        return conn.execute(text(
+            "SELECT count(*) FROM \"case\" WHERE channel = 'platform' AND external_id LIKE :p"),
+            {"p": f"{prefix}-%"}).scalar_one()
+
+
+def _closed_ledger(ctx: Context, n: int) -> int:
+    """Top the ledger up so that at least ``n`` cases are closed, give every closed case a
+    reporter (and one in ten a text as written); the closed cases not yet purged."""
+    total = ensure_cases(ctx.engine, math.ceil(n / 0.85), ctx.community_generation, log=log)
+    fill_workflow(ctx.engine, log=log)
+    log(f"privacy: {total:,} cases; giving the closed ones a reporter")
+    with ctx.engine.begin() as conn:
+        conn.execute(text("SET LOCAL statement_timeout = 0"))
+        conn.execute(text(
+            "UPDATE \"case\" SET reporter_name = '王先生', reporter_phone = '1380000' || "
+            "lpad((id % 10000)::text, 4, '0') WHERE closed_at IS NOT NULL AND purged_at IS NULL "
+            "AND reporter_phone IS NULL"))
+        conn.execute(text(
+            "INSERT INTO personal_text (case_id, field, original) SELECT id, 'description', "
+            "description || ' 电话13800001234' FROM \"case\" c WHERE closed_at IS NOT NULL "
+            "AND purged_at IS NULL AND id % 10 = 0 AND NOT EXISTS "
+            "(SELECT 1 FROM personal_text p WHERE p.case_id = c.id)"))
+    with ctx.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text('VACUUM (ANALYZE) "case"'))
+        return conn.execute(text(
+            'SELECT count(*) FROM "case" WHERE closed_at IS NOT NULL AND purged_at IS NULL')
+        ).scalar_one()
+
+
+def run(ctx: Context) -> Outcome:
+    from cases.retention import purge
+    from cases.tokens import create_token
+
+    if shutil.which("wrk") is None:
+        raise Skip("wrk is not installed (apt-get install wrk; `make bench` installs it)")
+    rounds = ctx.repeats(3, 1)
+    seconds = 4.0 if ctx.quick else 12.0
+    with ctx.engine.begin() as conn:
+        _, secret = create_token(conn, "intake", "bench privacy load generator")
+    lon, lat = generate_points(ctx.n(200_000, 20_000), seed=29)
+    points = ctx.workdir / "privacy_points.txt"
+    points.write_text("".join(f"{x:.7f} {y:.7f}\n" for x, y in zip(lon, lat, strict=True)))
+
+    def load(base: str, prefix: str, secs: float) -> dict:
+        return _wrk(base, secs, {"CG_TOKEN": secret, "CG_POINTS": str(points),
+                                 "CG_PREFIX": prefix, "CG_DESCRIPTION": DESCRIPTION})
+
+    rates: dict[str, list[float]] = {"off": [], "on": []}
+    with serve(ctx.url, workers=WORKERS, log_path=ctx.workdir / "serve_off.log",
+               extra_env={"CASEGRID_PRIVACY_MASK_FREE_TEXT": "false"}) as off, \
+            serve(ctx.url, workers=WORKERS, log_path=ctx.workdir / "serve_on.log",
+                  extra_env={"CASEGRID_PRIVACY_MASK_FREE_TEXT": "true"}) as on:
+        for mode, base in (("off", off), ("on", on)):
+            load(base, f"privacy-warm-{mode}", 2)
+        for i in range(rounds):
+            for mode, base in (("off", off), ("on", on)):
+                prefix = f"privacy-{mode}-{i}"
+                log(f"privacy: intake with masking {mode}, round {i + 1}/{rounds}, {seconds:.0f} s")
+                r = load(base, prefix, seconds)
+                rates[mode].append(_stored(ctx, prefix) / r["seconds"])
+    off_rate, on_rate = statistics.median(rates["off"]), statistics.median(rates["on"])
+    loss = 1 - on_rate / off_rate
+    mask_us = _masking_cost_us(ctx.n(20_000, 2_000))
+
+    n = ctx.n(1_000_000, 20_000)
+    closed = _closed_ledger(ctx, n)
+    log(f"privacy: {closed:,} closed cases with personal data; intake p99 before the purge")
+    purge_seconds: list[float] = []
+    with serve(ctx.url, workers=WORKERS, log_path=ctx.workdir / "serve_purge.log") as base:
+        load(base, "privacy-warm-purge", 2)
+        quiet = load(base, "privacy-quiet", seconds)
+
+        def purging() -> None:
+            t0 = time.perf_counter()
+            purged = purge(ctx.engine, timedelta(0), commit=True)
+            purge_seconds.append(time.perf_counter() - t0)
+            log(f"privacy: purged {purged.cases:,} cases in {purge_seconds[0]:.1f} s "
+                f"({purged.batches} transactions)")
+
+        worker = threading.Thread(target=purging)
+        log(f"privacy: purge of {closed:,} closed cases, intake under wrk beside it")
+        worker.start()
+        time.sleep(0.5)
+        busy = load(base, "privacy-busy", min(seconds, 20.0))
+        worker.join()
+    took = purge_seconds[0] if purge_seconds else float("nan")
+    with ctx.engine.connect() as conn:
+        left = conn.execute(text(
+            'SELECT count(*) FROM "case" WHERE closed_at IS NOT NULL AND reporter_phone IS NOT NULL '
+            "AND closed_at < now() - interval '1 minute'")).scalar_one()
+    overlap = "" if took > busy["seconds"] else \
+        f"; the purge ended {busy['seconds'] - took:.1f} s before wrk did"
+    rows = [
+        Row("privacy", f"intake with masking on, cases/s (median of {rounds} rounds, "
+            f"{CLIENTS} clients, {WORKERS} workers; every description holds a phone)",
+            on_rate, "/s", "same, masking off (same run, alternating rounds)", off_rate,
+            f"≤ {TARGET_LOSS:.0%} lower", loss <= TARGET_LOSS,
+            note=f"rate {-loss:+.1%} with masking; rounds on {', '.join(f'{r:,.0f}' for r in rates['on'])}, "
+                 f"off {', '.join(f'{r:,.0f}' for r in rates['off'])}"),
+        Row("privacy", "mask_free_text per description with a phone (in-process)", mask_us,
+            "µs", "", None, "report"),
+        Row("privacy", f"purge of {closed:,} closed cases (reporter name and phone, texts as "
+            "written, one history entry each)", took, "s", "", None, "report",
+            note=f"{closed / took:,.0f} cases/s in transactions of 2,000; {left} closed cases "
+                 "left with a phone"),
+        Row("privacy", "intake p99 while the purge runs", busy["p99_ms"], "ms",
+            "intake p99 just before, same server", quiet["p99_ms"], "report",
+            note=f"p50 {busy['p50_ms']:.0f} ms beside {quiet['p50_ms']:.0f} ms; "
+                 f"{int(busy['requests']):,} requests during the purge{overlap}"),
+    ]
+    return Outcome(rows)

@@ -1,0 +1,109 @@
+"""What the public sees of a case: one publication policy for every route that needs no
+credentials (Open311 GET requests and tokens, the citizen's tracking page, any public map).
+
+The policy, in one place:
+
+* **Per category, public or not** (``category.public``). Noise complaints are not public by
+  default (their location is usually the complainant's home, and publishing it tells the
+  noisy neighbour who complained); a city marks any other category sensitive by clearing
+  the flag (:func:`set_category_public`: ``casegrid privacy category``, ``PUT
+  /api/v1/categories/{code}/public``). A case of a category that is not public does not
+  exist for the public: 404, the same as an unknown case.
+* **A coarsened location** for public cases: the centre of the case's cell of a square grid
+  in the metric CRS (``CASEGRID_PRIVACY_GRID_M``, default 100 m), or with
+  ``CASEGRID_PRIVACY_PUBLIC_LOCATION=community`` no coordinates at all. The address shown is
+  the community's (and subdistrict's) name, never the address as reported.
+* **No description** unless a staff member approved one for publication (the
+  ``publish_description`` action of :mod:`cases.workflow`, which stores the approved,
+  masked text in ``case.public_description``).
+* No reporter data, no photos, no notes. Category, status, responsible post and dates
+  stay public, so Open311 clients keep working.
+
+Public routes read cases only through :data:`PUBLIC_SELECT` and the functions here.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, text
+
+from casegrid.errors import InvalidInput, NotFound
+from casegrid.settings import Settings, get_settings
+from geo.coords import grid_centre_sql
+
+# A case the public may see at all.
+PUBLIC_WHERE = "cat.public"
+
+# The public form of a case; every public route selects from it (add WHERE/ORDER BY).
+PUBLIC_SELECT = f"""
+SELECT c.id, c.case_no, c.status, c.merged_into, m.case_no AS merged_into_no,
+       c.category_code, cat.name_zh, cat.name_en, c.public_description AS description,
+       p.name AS post_name, c.reported_at, c.updated_at, c.current_due_at, c.closed_at,
+       c.replied_at, NULLIF(concat_ws(' ', sd.name, cm.name), '') AS address, cm.name AS community_name,
+       CASE WHEN :grid THEN round(ST_Y(pt.g)::numeric, 6)::float8 END AS lat,
+       CASE WHEN :grid THEN round(ST_X(pt.g)::numeric, 6)::float8 END AS lon
+FROM "case" c
+JOIN category cat ON cat.code = c.category_code
+LEFT JOIN community_post p ON p.id = c.post_id
+LEFT JOIN "case" m ON m.id = c.merged_into
+LEFT JOIN community cm ON cm.generation_id = c.generation_id AND cm.code = c.community_code
+LEFT JOIN LATERAL (
+    SELECT s.name FROM subdistrict s JOIN boundary_generation g ON g.id = s.generation_id
+    WHERE s.code = c.subdistrict_code ORDER BY g.active DESC, g.id DESC LIMIT 1
+) sd ON true
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN c.geom IS NOT NULL AND :grid
+                THEN {grid_centre_sql("c.geom", "cell_m")} END AS g
+) pt
+WHERE {PUBLIC_WHERE}
+"""
+
+
+def public_params(settings: Settings | None = None) -> dict:
+    """The bound parameters :data:`PUBLIC_SELECT` needs (from the settings)."""
+    settings = settings or get_settings()
+    return {"grid": settings.privacy_public_location == "grid",
+            "cell_m": float(settings.privacy_grid_m)}
+
+
+def public_cases(conn: Connection, where: str = "", params: dict | None = None,
+                 tail: str = "", settings: Settings | None = None) -> list[dict]:
+    """Public cases matching the extra condition ``where`` (SQL on alias ``c``, bound
+    ``params``), then ``tail`` (ORDER BY / LIMIT), in their public form."""
+    sql = PUBLIC_SELECT + (f" AND ({where})" if where else "") + " " + tail
+    rows = conn.execute(text(sql), {**public_params(settings), **(params or {})}).mappings()
+    return [dict(r) for r in rows]
+
+
+def public_case(conn: Connection, case_no: str, settings: Settings | None = None) -> dict:
+    """One case by its number as the public may see it; ``NotFound`` when it is unknown or
+    not public (indistinguishable on purpose). For the citizen's tracking page too."""
+    rows = public_cases(conn, "c.case_no = :no", {"no": case_no}, settings=settings)
+    if not rows:
+        raise NotFound(f"no case {case_no!r}", field="case_no")
+    return rows[0]
+
+
+def is_public_ticket(conn: Connection, channel: str, external_id: str) -> str | None:
+    """The case number registered under a channel's ticket, when that case is public."""
+    return conn.execute(text(
+        'SELECT c.case_no FROM "case" c JOIN category cat ON cat.code = c.category_code '
+        f"WHERE c.channel = :ch AND c.external_id = :t AND {PUBLIC_WHERE}"),
+        {"ch": channel, "t": external_id}).scalar_one_or_none()
+
+
+def set_category_public(conn: Connection, code: str, public: bool) -> dict:
+    """Make a category's cases public or not (``InvalidInput`` for an unknown code)."""
+    row = conn.execute(text("UPDATE category SET public = :p WHERE code = :c "
+                            "RETURNING code, name_zh, name_en, public"),
+                       {"p": public, "c": code}).mappings().first()
+    if row is None:
+        raise InvalidInput(f"unknown category {code!r}: list the codes with "
+                           "GET /api/v1/categories", field="code")
+    return dict(row)
+
+
+def category_policy(conn: Connection) -> list[dict]:
+    """Every category with its public flag."""
+    rows = conn.execute(text("SELECT code, name_zh, name_en, active, public FROM category "
+                             "ORDER BY code")).mappings()
+    return [dict(r) for r in rows]

@@ -1,0 +1,168 @@
+"""How long personal data is kept: the retention purge and the personal-data report.
+
+A closed case's personal data is kept for ``CASEGRID_PRIVACY_RETENTION_DAYS`` after closing
+(default 3 years), then :func:`purge` removes it: the reporter's name, phone and e-mail
+(every column of :data:`REPORTER_COLUMNS` the ledger has), the texts as written of masked
+descriptions, addresses and notes (``personal_text``: the masked text stays, as every role
+without the reporter's data already sees it). The case, its location, category, times,
+history and indicators stay, so statistics never change (the columns the statistics
+triggers read are not touched). Each purged case gets a ``privacy_purge`` history entry.
+
+Set-based and in short transactions: each batch of ``CASEGRID_PRIVACY_PURGE_BATCH`` cases
+is one statement and one COMMIT, so intake (which takes the statistics rows of today, never
+a closed case's) does not wait behind a long purge. A dry run (the default of the CLI)
+counts what a purge would remove and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import Connection, Engine, text
+
+from casegrid.errors import InvalidInput
+from casegrid.settings import Settings, get_settings
+
+# Columns of "case" that hold the reporter's own data (the ones present are purged).
+REPORTER_COLUMNS = ("reporter_name", "reporter_phone", "reporter_email")
+PURGE_ACTION = "privacy_purge"
+PURGE_ACTOR = ("privacy-purge", "system")
+_DURATION = re.compile(r"^\s*(\d+)\s*([ymwd])\s*$")
+_UNITS = {"y": 365, "m": 30, "w": 7, "d": 1}
+
+
+def parse_age(value: str) -> timedelta:
+    """``3y``, ``18m``, ``6w``, ``90d`` as a duration (a year is 365 days, a month 30)."""
+    m = _DURATION.match(value or "")
+    if m is None or int(m[1]) == 0:
+        raise InvalidInput(f"older-than {value!r} is not a duration: give a whole number and "
+                           "a unit, e.g. 3y, 18m, 6w or 90d", field="older_than")
+    return timedelta(days=int(m[1]) * _UNITS[m[2]])
+
+
+def reporter_columns(conn: Connection) -> list[str]:
+    """The :data:`REPORTER_COLUMNS` the ledger has (an e-mail column may come later)."""
+    rows = conn.execute(text(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+        "current_schema() AND table_name = 'case' AND column_name = ANY(:c)"),
+        {"c": list(REPORTER_COLUMNS)}).scalars().all()
+    return [c for c in REPORTER_COLUMNS if c in rows]
+
+
+@dataclass
+class PurgeReport:
+    """What a purge found (dry run) or did (commit)."""
+
+    cutoff: object
+    committed: bool
+    cases: int = 0
+    fields: dict[str, int] = field(default_factory=dict)
+    batches: int = 0
+
+
+def _eligible(cutoff_param: str = "cutoff") -> str:
+    return f"c.closed_at < :{cutoff_param} AND c.purged_at IS NULL"
+
+
+def _counts(conn: Connection, cutoff, columns: list[str]) -> PurgeReport:
+    counted = ", ".join(f"count(c.{col}) AS {col}" for col in columns)
+    row = conn.execute(text(
+        f'SELECT count(*) AS cases, {counted} FROM "case" c WHERE {_eligible()}'),
+        {"cutoff": cutoff}).mappings().one()
+    texts = conn.execute(text(
+        f'SELECT p.field, count(*) FROM personal_text p JOIN "case" c ON c.id = p.case_id '
+        f"WHERE {_eligible()} GROUP BY p.field ORDER BY p.field"), {"cutoff": cutoff}).all()
+    report = PurgeReport(cutoff, False, row["cases"], {col: row[col] for col in columns})
+    report.fields.update({f"original {f}": n for f, n in texts})
+    return report
+
+
+def purge(engine: Engine, older_than: timedelta | None = None, *, commit: bool = False,
+          settings: Settings | None = None, progress=None) -> PurgeReport:  # noqa: ANN001
+    """Purge the personal data of cases closed more than ``older_than`` ago (default: the
+    retention setting). Dry run unless ``commit``: then the counts are what was removed.
+    ``progress(n)`` is called with the cases of each committed batch."""
+    settings = settings or get_settings()
+    if older_than is None:
+        older_than = timedelta(days=settings.privacy_retention_days)
+    with engine.connect() as conn:
+        cutoff = conn.execute(text("SELECT now() - CAST(:age AS interval)"),
+                              {"age": older_than}).scalar_one()
+        columns = reporter_columns(conn)
+        report = _counts(conn, cutoff, columns)
+    if not commit:
+        return report
+    report.committed = True
+    sets = ", ".join(f"{col} = NULL" for col in columns)
+    statement = text(f"""
+WITH batch AS MATERIALIZED (
+    SELECT c.id FROM "case" c WHERE c.id > :after AND {_eligible()} ORDER BY c.id LIMIT :n
+    FOR UPDATE
+), purged AS (
+    UPDATE "case" c SET {sets}, purged_at = now() FROM batch WHERE c.id = batch.id
+    RETURNING c.id, c.status
+), texts AS (
+    DELETE FROM personal_text p USING batch WHERE p.case_id = batch.id
+), ev AS (
+    INSERT INTO case_event (case_id, actor, role, action, from_state, to_state, data)
+    SELECT id, :actor, :role, '{PURGE_ACTION}', status, status,
+           jsonb_build_object('cutoff', CAST(:cutoff AS timestamptz),
+                              'fields', CAST(:fields AS jsonb))
+    FROM purged
+)
+SELECT count(*), max(id) FROM purged""")
+    fields = json.dumps([*columns, "personal_text"])
+    after = 0
+    while True:
+        with engine.begin() as conn:
+            done, last = conn.execute(statement, {
+                "after": after, "cutoff": cutoff, "n": settings.privacy_purge_batch,
+                "actor": PURGE_ACTOR[0], "role": PURGE_ACTOR[1], "fields": fields}).one()
+        if not done:
+            break
+        report.batches += 1
+        after = last
+        if progress:
+            progress(done)
+    return report
+
+
+def nightly_purge(engine: Engine, settings: Settings | None = None) -> PurgeReport | None:
+    """The worker's nightly job: the purge with the retention setting, committed, when
+    ``CASEGRID_PRIVACY_PURGE_NIGHTLY`` is on (None when it is off)."""
+    settings = settings or get_settings()
+    if not settings.privacy_purge_nightly:
+        return None
+    return purge(engine, commit=True, settings=settings)
+
+
+# --- the report ---------------------------------------------------------------------------
+
+
+def personal_data_report(conn: Connection, settings: Settings | None = None) -> list[dict]:
+    """What personal data the ledger holds, for the bureau's records: per field, how many
+    cases hold it, how old the oldest is, and how many are past the retention period
+    (closed more than ``CASEGRID_PRIVACY_RETENTION_DAYS`` ago and not purged yet)."""
+    settings = settings or get_settings()
+    age = {"age": timedelta(days=settings.privacy_retention_days)}
+    out = []
+    for col in reporter_columns(conn):
+        row = conn.execute(text(f"""
+SELECT count(*) AS cases, min(c.received_at) AS oldest,
+       count(*) FILTER (WHERE c.closed_at IS NULL) AS open,
+       count(*) FILTER (WHERE c.closed_at < now() - CAST(:age AS interval)) AS past_retention
+FROM "case" c WHERE c.{col} IS NOT NULL"""), age).mappings().one()
+        out.append({"field": f"case.{col}", **row})
+    rows = conn.execute(text("""
+SELECT 'personal_text.' || p.field AS field, count(DISTINCT p.case_id) AS cases,
+       min(p.stored_at) AS oldest,
+       count(DISTINCT p.case_id) FILTER (WHERE c.closed_at IS NULL) AS open,
+       count(DISTINCT p.case_id) FILTER (WHERE c.closed_at < now() - CAST(:age AS interval))
+           AS past_retention
+FROM personal_text p JOIN "case" c ON c.id = p.case_id GROUP BY p.field ORDER BY p.field"""),
+                        age).mappings().all()
+    out.extend(dict(r) for r in rows)
+    return out

@@ -1,0 +1,147 @@
+"""The retention purge: a dry run changes nothing; a committed purge leaves the indicators
+unchanged to the last digit and no reporter data of a purged case in any table."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from casegrid.errors import InvalidInput
+from cases import simulate as sim
+from cases.calendar import SHANGHAI
+from cases.retention import PURGE_ACTION, parse_age, personal_data_report, purge
+from cases.stats import compute_stats
+from geo.sample_complaints import load_sample_complaints
+
+UNTIL = datetime(2026, 11, 1, 12, 0, tzinfo=SHANGHAI)
+AS_OF = datetime(2026, 12, 1, tzinfo=SHANGHAI)
+GROUPS = ("community", "subdistrict", "category", "channel", "month")
+
+
+@pytest.fixture
+def ledger(city_engine):
+    """300 sample complaints simulated through the loop, each with a reporter, and some
+    with a phone number in the description (kept as written in personal_text)."""
+    load_sample_complaints(city_engine, n=300)
+    with city_engine.begin() as conn:
+        sim.simulate_ledger(conn, until=UNTIL)
+        conn.execute(text(
+            "UPDATE \"case\" SET reporter_name = '报告人#' || id || '#', "
+            "reporter_phone = '1391' || lpad(id::text, 7, '0')"))
+        conn.execute(text(
+            "INSERT INTO personal_text (case_id, field, original) "
+            "SELECT id, 'description', description || ' 回电1382' || lpad(id::text, 7, '0') "
+            'FROM "case" WHERE id % 3 = 0'))
+        closed = conn.execute(text(
+            'SELECT closed_at FROM "case" WHERE closed_at IS NOT NULL ORDER BY closed_at')).scalars().all()
+        now = conn.execute(text("SELECT now()")).scalar_one()
+    assert len(closed) > 50
+    # Half the closed cases are past this period.
+    return city_engine, now - closed[len(closed) // 2]
+
+
+def _fingerprint(conn) -> dict[str, str]:
+    return {t: conn.execute(text(f"SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x.id), '')) "
+                                 f"FROM {t} x")).scalar_one()
+            for t in ('"case"', "case_event", "personal_text")}
+
+
+def _stats(conn) -> dict:
+    """Every grouping of the indicators over the ledger's period, as of one fixed time."""
+    return {g: compute_stats(conn, g, date(2025, 1, 1), date(2026, 12, 31), as_of=AS_OF)
+            for g in GROUPS}
+
+
+def _reporter_data(conn, ids: list[int]) -> list[str]:
+    """The reporter names, phones and texts as written of cases ``ids``, as stored now."""
+    rows = conn.execute(text(
+        'SELECT reporter_name, reporter_phone FROM "case" WHERE id = ANY(:i)'), {"i": ids}).all()
+    return [v for r in rows for v in r if v]
+
+
+def _scan_every_text_column(conn, needles: list[str]) -> list[str]:
+    """Columns of any table in the schema (text, varchar, json, arrays) holding a needle."""
+    pattern = "|".join(re.escape(n) for n in needles)
+    columns = conn.execute(text(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND (data_type IN "
+        "('text', 'character varying', 'character', 'json', 'jsonb', 'ARRAY'))")).all()
+    assert len(columns) > 20  # the scan looks at the whole ledger, not a few columns
+    found = []
+    for table, column in columns:
+        hit = conn.execute(text(
+            f'SELECT 1 FROM "{table}" WHERE CAST("{column}" AS text) ~ :p LIMIT 1'),
+            {"p": pattern}).first()
+        if hit:
+            found.append(f"{table}.{column}")
+    return found
+
+
+def test_dry_run_changes_nothing_and_counts(ledger):
+    engine, age = ledger
+    with engine.connect() as conn:
+        before = _fingerprint(conn)
+    report = purge(engine, age)
+    assert not report.committed and report.cases > 0
+    assert report.fields["reporter_name"] == report.fields["reporter_phone"] == report.cases
+    assert 0 < report.fields["original description"] < report.cases
+    with engine.connect() as conn:
+        assert _fingerprint(conn) == before
+
+
+def test_purge_keeps_the_statistics_and_leaves_no_reporter_data(ledger):
+    engine, age = ledger
+    with engine.connect() as conn:
+        stats_before = _stats(conn)
+        counts_before = conn.execute(text(
+            'SELECT (SELECT count(*) FROM "case"), (SELECT count(*) FROM case_event)')).one()
+        due = conn.execute(text(
+            'SELECT id FROM "case" WHERE closed_at < now() - CAST(:a AS interval) ORDER BY id'),
+            {"a": age}).scalars().all()
+        kept = conn.execute(text(
+            'SELECT id FROM "case" WHERE NOT (closed_at < now() - CAST(:a AS interval)) '
+            "OR closed_at IS NULL"), {"a": age}).scalars().all()
+        needles = _reporter_data(conn, due) + conn.execute(text(
+            "SELECT '1382' || lpad(case_id::text, 7, '0') FROM personal_text "
+            "WHERE case_id = ANY(:i)"), {"i": due}).scalars().all()
+        report_before = {r["field"]: r for r in personal_data_report(conn)}
+    assert report_before["case.reporter_name"]["past_retention"] == 0  # 3 years: none yet
+    dry = purge(engine, age)
+
+    from casegrid.settings import Settings
+    done = purge(engine, age, commit=True, settings=Settings(privacy_purge_batch=17))
+    assert done.committed and done.cases == dry.cases == len(due)
+    assert done.batches == -(-len(due) // 17)  # short transactions of 17 cases each
+
+    with engine.connect() as conn:
+        # The indicators of the whole period, to the last digit.
+        assert _stats(conn) == stats_before
+        assert _scan_every_text_column(conn, needles) == []
+        # One history entry per purged case; cases, locations and the rest stay.
+        events = dict(conn.execute(text(
+            "SELECT case_id, count(*) FROM case_event WHERE action = :a GROUP BY case_id"),
+            {"a": PURGE_ACTION}).all())
+        assert sorted(events) == due and set(events.values()) == {1}
+        after = conn.execute(text(
+            'SELECT (SELECT count(*) FROM "case"), (SELECT count(*) FROM case_event)')).one()
+        assert after[0] == counts_before[0] and after[1] == counts_before[1] + len(due)
+        assert conn.execute(text(
+            'SELECT count(*) FROM "case" WHERE id = ANY(:i) AND (geom IS NULL OR purged_at IS NULL)'),
+            {"i": due}).scalar_one() == 0
+        # Cases closed more recently, and open ones, keep their reporter.
+        assert len(_reporter_data(conn, kept)) == 2 * len(kept)
+        report = {r["field"]: r for r in personal_data_report(conn)}
+    assert report["case.reporter_name"]["cases"] == len(kept)
+    assert purge(engine, age, commit=True).cases == 0  # nothing left to purge
+
+
+def test_parse_age():
+    assert parse_age("3y") == timedelta(days=1095) and parse_age("90d") == timedelta(days=90)
+    assert parse_age("18m") == timedelta(days=540) and parse_age(" 6w ") == timedelta(days=42)
+    for bad in ("3", "y", "0d", "-1y", "3 years"):
+        with pytest.raises(InvalidInput) as err:
+            parse_age(bad)
+        assert err.value.field == "older_than" and "3y" in err.value.message
