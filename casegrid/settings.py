@@ -85,6 +85,49 @@ class Settings(BaseSettings):
     address_min_confidence: float = Field(0.7, ge=0.0, le=1.0)
     # --- end addresses ------------------------------------------------------------------
 
+    # -- Notifications (issue 23: cases.notices, notify/, casegrid.worker) -----------------
+    # Webhook: every event is POSTed as JSON to this URL (empty: no default webhook), signed
+    # with HMAC-SHA256 of the raw body under the secret (X-Casegrid-Signature: sha256=...).
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    # A role's own webhook, e.g. {"supervisor": "https://..."} (JSON); a post's own URL is
+    # community_post.webhook_url. Events for that recipient go there instead of webhook_url.
+    webhook_role_urls: dict[str, str] = {}
+    webhook_timeout_s: float = Field(5.0, gt=0, le=120)
+    # Failed deliveries are retried after base, 2 x base, 4 x base... seconds, until this
+    # long after the event; then they are kept as failed (`casegrid outbox list --failed`).
+    notify_retry_base_s: float = Field(30.0, gt=0)
+    notify_give_up_s: float = Field(86400.0, gt=0)
+    # SMS through the city's HTTP gateway: URL, method and body are templates in which
+    # {phone} and {text} are replaced (URL-encoded in the URL and in a form body, JSON-escaped
+    # in a JSON body). Empty URL: no SMS.
+    sms_gateway_url: str = ""
+    sms_gateway_method: str = "POST"
+    sms_gateway_body: str = '{"phone": "{phone}", "text": "{text}"}'
+    sms_gateway_content_type: str = "application/json"
+    # No SMS in these hours (local time, HH:MM-HH:MM) except for the urgent categories.
+    sms_quiet_hours: str = "22:00-07:00"
+    sms_urgent_categories: list[str] = []
+    # Email over SMTP (standard library) to the addresses of roles, e.g.
+    # {"supervisor": ["duban@example.gov.cn"], "bureau": ["office@example.gov.cn"]}.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_from: str = "casegrid@localhost"
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    email_role_addresses: dict[str, list[str]] = {}
+    # Reminders: "due soon" at this share of a step's working time; 督办 (escalated) after
+    # the handling deadline has passed by this many working days.
+    remind_due_soon_share: float = Field(0.75, gt=0, lt=1)
+    escalate_after_working_days: int = Field(2, ge=0, le=60)
+    # The worker: seconds between passes when idle, deliveries per claimed batch, parallel
+    # sends within a batch.
+    worker_poll_s: float = Field(2.0, gt=0)
+    worker_batch: int = Field(200, ge=1, le=5000)
+    worker_concurrency: int = Field(8, ge=1, le=64)
+    # -- end of notifications ----------------------------------------------------------------
+
     host: str = "127.0.0.1"
     port: int = 8000
 

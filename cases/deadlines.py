@@ -4,6 +4,7 @@ Steps and what each deadline is measured from (the column it fills on ``"case"``
 
 * ``review``   – from receipt (``received_at``) to the review decision   → ``review_due_at``
 * ``dispatch`` – from the review (or a 退单 return) to the dispatch        → ``dispatch_due_at``
+* ``acknowledge`` – from the (last) dispatch to the post's 签收             → ``acknowledge_due_at``
 * ``handle``   – from the (last) dispatch to the handling; extensions add  → ``handle_due_at``
                  to it, rework (返工) does not reset it
 * ``reply``    – from receipt to the reply to the complainant              → ``reply_due_at``
@@ -32,11 +33,12 @@ from casegrid.db import RawQuery, json_param
 from casegrid.errors import InvalidInput, NotFound
 from cases.calendar import UNITS, Deadline, WorkCalendar, due_status
 
-STEPS: tuple[str, ...] = ("review", "dispatch", "handle", "reply")
+STEPS: tuple[str, ...] = ("review", "dispatch", "acknowledge", "handle", "reply")
 DUE_COLUMNS = {s: f"{s}_due_at" for s in STEPS}
 DONE_COLUMNS = {
     "review": "reviewed_at",
     "dispatch": "dispatched_at",
+    "acknowledge": "acknowledged_at",
     "handle": "handled_at",
     "reply": "replied_at",
 }
@@ -87,6 +89,17 @@ def limits_for(conn: Connection, category_code: str, channel: str) -> dict[str, 
 def due_after(calendar: WorkCalendar, start: datetime, limit: Limit) -> Deadline:
     """When a step that starts at ``start`` is due under ``limit``."""
     return calendar.add(start, limit.amount, limit.unit)  # type: ignore[arg-type]
+
+
+def share_point(calendar: WorkCalendar, start: datetime, due: datetime, share: float) -> datetime:
+    """The moment ``share`` (0-1) of the time from ``start`` to ``due`` has elapsed, counted
+    in working time when there is any between them (a step due in 2 working days is 75%
+    through at 75% of its working hours, however many nights and holidays lie between),
+    otherwise in plain elapsed time. The due-soon reminder (cases.reminders) is set here."""
+    working = calendar.working_seconds_between(start, due)
+    if working > 0:
+        return calendar.add(start, share * working / 3600.0, "working_hours").at
+    return start + (due - start) * share
 
 
 EFFECTIVE_MANY_SQL = """

@@ -36,6 +36,7 @@ from cases.calendar_store import load_calendar
 from cases.catalogue import categories_from_rows, duplicate_params
 from cases.deadlines import initial_deadlines_from
 from cases.intake_lookups import IntakeLookups, fetch_intake_lookups
+from cases.notices import record_registered
 from cases.privacy import mask_free_text
 from cases.queries import CASE_SELECT, CASE_SELECT_TEMPLATE
 from cases.tokens import Principal
@@ -427,6 +428,7 @@ def register_cases(
     if rows:
         found = _INSERT.rows(conn, {"rows": json_param(rows)})
         inserted = {row.pop("ord"): row for row in found}
+        record_registered(conn, [row["id"] for row in found])  # the outbox, same transaction
     if matched:
         store_case_locate(conn, [(inserted[i]["id"], m) for i, m in matched.items() if i in inserted])
     cases = _known_tickets(conn, [submissions[r["ord"]][0] for r in rows if r["ord"] not in inserted])

@@ -56,7 +56,7 @@ def write_report(conn: Connection, date_from: date, date_to: date, out: Path) ->
     info.append(["统计期间(受理日期)", f"{date_from.isoformat()} 至 {date_to.isoformat()}"])
     info.append(["口径", "见 cases/stats.py: 立案率=立案数/受理数, 结案率=结案数/应结案数, "
                  "按期结案率=按期结案数/应结案数, 返工率=返工数/应结案数, 延期率=延期数/应结案数, "
-                 "回复率=按期回复数/应回复数"])
+                 "回复率=按期回复数/应回复数, 按时签收率=按时签收数/派遣数"])
     written = [out]
     for name, rows in tables.items():
         ws = wb.create_sheet(SHEET_ZH[name])

@@ -28,12 +28,15 @@ recomputed from ``case_event``; ``tests/test_stats.py`` does so on a hand-built 
   deadline has passed. Each merged duplicate is its own complainant.
 * ``replied`` (回复数) / ``replied_on_time`` (按期回复数): answered / answered at or before
   ``reply_due_at``.
+* ``acknowledged_on_time`` (按时签收数): dispatched cases whose first acknowledgement (签收)
+  came within its limit (``acknowledged_on_time``, set by the ``acknowledge`` action, which
+  also keeps this count in ``case_stat``).
 
 **Rates** (None when the denominator is 0): 立案率 ``registered/accepted``; 派遣率
 ``dispatched/registered``; 结案率 ``closed/due_to_close``; 按期结案率
 ``closed_on_time/due_to_close``; 按期处置率 ``handled_on_time/due_to_handle``; 返工率
 ``reworked/due_to_close``; 延期率 ``extended/due_to_close``; 回复率
-``replied_on_time/due_reply``.
+``replied_on_time/due_reply``; 按时签收率 ``acknowledged_on_time/dispatched``.
 
 **Handling time**: working hours (work periods of working days only) from the last dispatch
 to the final handling, ``handle_hours``; average and 90th percentile (continuous) over the
@@ -72,7 +75,7 @@ GROUPS: dict[str, str] = {
 COUNTS: tuple[str, ...] = (
     "accepted", "registered", "dispatched", "due_to_close", "closed", "closed_on_time",
     "due_to_handle", "handled_on_time", "reworked", "extended", "due_reply", "replied",
-    "replied_on_time",
+    "replied_on_time", "acknowledged_on_time",
 )
 RATES: dict[str, tuple[str, str]] = {
     "registration_rate": ("registered", "accepted"),        # 立案率
@@ -83,13 +86,15 @@ RATES: dict[str, tuple[str, str]] = {
     "rework_rate": ("reworked", "due_to_close"),            # 返工率
     "extension_rate": ("extended", "due_to_close"),         # 延期率
     "reply_rate": ("replied_on_time", "due_reply"),         # 回复率
+    "on_time_ack_rate": ("acknowledged_on_time", "dispatched"),  # 按时签收率
 }
 LABELS_ZH: dict[str, str] = {
     "key": "分组", "name": "名称", "accepted": "受理数", "registered": "立案数",
     "dispatched": "派遣数", "due_to_close": "应结案数", "closed": "结案数",
     "closed_on_time": "按期结案数", "due_to_handle": "应处置数", "handled_on_time": "按期处置数",
     "reworked": "返工数", "extended": "延期数", "due_reply": "应回复数", "replied": "回复数",
-    "replied_on_time": "按期回复数", "registration_rate": "立案率", "dispatch_rate": "派遣率",
+    "replied_on_time": "按期回复数", "acknowledged_on_time": "按时签收数",
+    "on_time_ack_rate": "按时签收率", "registration_rate": "立案率", "dispatch_rate": "派遣率",
     "close_rate": "结案率", "on_time_close_rate": "按期结案率", "on_time_handle_rate": "按期处置率",
     "rework_rate": "返工率", "extension_rate": "延期率", "reply_rate": "回复率",
     "avg_handle_hours": "平均处置时长(工作小时)", "p90_handle_hours": "90%处置时长(工作小时)",
@@ -101,7 +106,7 @@ _STATS_SQL = f"""
 WITH cohort AS (
     SELECT {{key}} AS key, community_code, channel, reviewed_at, dispatched_at, handled_at,
            handle_due_at, closed_at, replied_at, reply_due_at, rework_count, extension_count,
-           handle_hours
+           handle_hours, acknowledged_on_time
     FROM "case"
     WHERE received_at >= :lo AND received_at < :hi
 )
@@ -124,6 +129,8 @@ SELECT GROUPING(key) AS g_key, GROUPING(community_code) AS g_comm, key, communit
        count(*) FILTER (WHERE channel <> 'patrol' AND replied_at IS NOT NULL) AS replied,
        count(*) FILTER (WHERE channel <> 'patrol' AND replied_at <= reply_due_at)
            AS replied_on_time,
+       count(*) FILTER (WHERE dispatched_at IS NOT NULL AND acknowledged_on_time)
+           AS acknowledged_on_time,
        avg(handle_hours) AS avg_handle_hours,
        percentile_cont(0.9) WITHIN GROUP (ORDER BY handle_hours) AS p90_handle_hours
 FROM cohort
@@ -136,7 +143,7 @@ HIST_EDGES: tuple[float, ...] = (0, 0.5, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 12, 15, 1
                                  450, 600)
 _STORED = ("accepted", "registered", "dispatched", "closed", "closed_on_time",
            "closed_reworked", "closed_extended", "handled", "handled_on_time", "replied",
-           "replied_on_time")
+           "replied_on_time", "acknowledged_on_time")
 _HIST = tuple(f"h{i:02d}" for i in range(1, len(HIST_EDGES) + 1))
 _AGG_SQL = """
 SELECT {key} AS key, {sums}, sum(hours_sum) AS hours_sum, sum(hours_n)::int AS hours_n
@@ -260,6 +267,7 @@ def _combine(stored: dict | None, live: dict | None) -> dict:
         "extended": s["closed_extended"] + lv["extended_open"],
         "due_reply": s["replied"] + lv["reply_open"], "replied": s["replied"],
         "replied_on_time": s["replied_on_time"],
+        "acknowledged_on_time": s["acknowledged_on_time"],
     }
     out = {c: int(counts[c]) for c in COUNTS}
     out.update(rates(out))

@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from casegrid.errors import Conflict, Forbidden, InvalidInput, NotFound
-from cases import deadlines, personal_text
+from cases import deadlines, notices, personal_text
 from cases.calendar import WorkCalendar, require_aware
 from cases.tokens import Principal
 
@@ -67,6 +67,7 @@ RULES: dict[str, Rule] = {
     "dispatch": Rule(("reviewed", "returned"), "dispatched", ("dispatcher",), "派遣"),
     "redispatch": Rule(("dispatched",), "dispatched", ("dispatcher",), "改派"),
     "return": Rule(("dispatched",), "returned", ("community_officer",), "退单"),
+    "acknowledge": Rule(("dispatched",), None, ("community_officer",), "签收"),
     "handle": Rule(("dispatched",), "handled", ("community_officer",), "处置"),
     "request_extension": Rule(("dispatched",), None, ("community_officer",), "申请延期"),
     "approve_extension": Rule(("dispatched",), None, ("supervisor", "dispatcher"), "批准延期"),
@@ -116,6 +117,18 @@ class _Ctx:
     def due(self, step: str, start: datetime | None = None) -> tuple[datetime, bool]:
         d = deadlines.due_after(self.calendar, start or self.at, self.limit(step))
         return d.at, d.provisional
+
+    def post_steps(self, handle_due: datetime) -> dict[str, Any]:
+        """What a (re)dispatch starts at the post: the acknowledgement (签收) deadline, none
+        acknowledged yet, and when the due-soon reminder of the handling falls."""
+        from casegrid.settings import get_settings
+
+        ack = deadlines.limits_for(self.conn, self.case["category_code"],
+                                   self.case["channel"]).get("acknowledge")
+        share = get_settings().remind_due_soon_share
+        return {"acknowledge_due_at": deadlines.due_after(self.calendar, self.at, ack).at
+                if ack else None, "acknowledged_at": None,
+                "handle_soon_at": deadlines.share_point(self.calendar, self.at, handle_due, share)}
 
 
 # -- public entry points ---------------------------------------------------------------------
@@ -186,6 +199,8 @@ def apply_action(
         personal_text.store(conn, case_id, originals, event_id)
         if step.after:
             step.after()
+        notices.record_action(conn, case_id, action, at,
+                              {"action": action, "actor": actor.name, "note": step.note})
         return view(conn, case_id, actor, now=at)
 
 
@@ -229,6 +244,11 @@ def _handled_by(conn: Connection, case_id: int, actor: Principal) -> bool:
 def _write(conn: Connection, case: dict, step: _Step, to_state: str, at: datetime,
            current: dict) -> None:
     changes = {**step.changes, "status": to_state}
+    # An on-time acknowledgement counts where the case is: a move takes it along.
+    moves = case.get("acknowledged_on_time") and any(
+        k in changes and changes[k] != case[k] for k in ("community_code", "subdistrict_code"))
+    if moves:
+        _ack_stat(conn, case["id"], -1)
     sets = ", ".join(f"{col} = :c_{col}" for col in changes)
     params = {f"c_{k}": (json.dumps(v) if k == "pending_extension" and v is not None else v)
               for k, v in changes.items()}
@@ -243,6 +263,8 @@ def _write(conn: Connection, case: dict, step: _Step, to_state: str, at: datetim
         raise Conflict(f"case {case['id']} changed while this action ran (now {now['status']}, "
                        f"version {now['version']}): reload it and retry",
                        current=dict(now), field="version")
+    if moves:
+        _ack_stat(conn, case["id"], 1)
 
 
 def _event(conn: Connection, case_id: int, actor: Principal, action: str, from_state: str | None,
@@ -418,7 +440,7 @@ def _dispatch(ctx: _Ctx) -> _Step:
                            field="community_code")
     due, prov = ctx.due("handle")
     changes.update({"dispatched_at": ctx.at, "handle_due_at": due, "current_due_at": due,
-                    "due_provisional": prov, "pending_extension": None})
+                    "due_provisional": prov, "pending_extension": None, **ctx.post_steps(due)})
     data.update({"community_code": community, "post_id": changes.get("post_id", ctx.case["post_id"]),
                  "due_at": due})
     step = _Step(changes, _text(ctx.payload, "note", required=False), data)
@@ -433,7 +455,7 @@ def _redispatch(ctx: _Ctx) -> _Step:
     moved, data = _reroute_changes(ctx, require_move=True)
     due, prov = ctx.due("handle")
     moved.update({"dispatched_at": ctx.at, "handle_due_at": due, "current_due_at": due,
-                  "due_provisional": prov, "pending_extension": None})
+                  "due_provisional": prov, "pending_extension": None, **ctx.post_steps(due)})
     data["due_at"] = due
     step = _Step(moved, data["reason"], data)
     _maybe_geom(ctx, step)
@@ -445,6 +467,44 @@ def _return(ctx: _Ctx) -> _Step:
     due, prov = ctx.due("dispatch")
     return _Step({"dispatch_due_at": due, "current_due_at": due, "due_provisional": prov,
                   "pending_extension": None}, reason, {"reason": reason, "due_at": due})
+
+
+def _acknowledge(ctx: _Ctx) -> _Step:
+    """签收: the post's officer confirms the case has reached them. The first
+    acknowledgement of a case decides whether it counts as on time (按时签收率)."""
+    if ctx.case["acknowledged_at"] is not None:
+        raise Conflict(f"case {ctx.case['id']} was acknowledged at "
+                       f"{ctx.case['acknowledged_at'].isoformat()}",
+                       current={"status": ctx.case["status"], "version": ctx.case["version"]},
+                       field="action")
+    due = ctx.case["acknowledge_due_at"]
+    on_time = due is None or ctx.at <= due
+    step = _Step({"acknowledged_at": ctx.at}, _text(ctx.payload, "note", required=False),
+                 {"on_time": on_time, "due_at": due})
+    if ctx.case["acknowledged_on_time"] is None:
+        step.changes["acknowledged_on_time"] = on_time
+        if on_time:
+            step.after = lambda: _ack_stat(ctx.conn, ctx.case["id"], 1)
+    return step
+
+
+_ACK_STAT_SQL = """
+INSERT INTO case_stat AS t (dim, day, key, acknowledged_on_time)
+SELECT v.dim, (c.received_at AT TIME ZONE 'Asia/Shanghai')::date, v.key, CAST(:s AS int)
+FROM "case" c
+CROSS JOIN LATERAL (VALUES ('community', coalesce(c.community_code, '')),
+                           ('subdistrict', coalesce(c.subdistrict_code, '')),
+                           ('category', c.category_code), ('channel', c.channel)) AS v(dim, key)
+WHERE c.id = :id
+ON CONFLICT (dim, day, key) DO UPDATE
+SET acknowledged_on_time = t.acknowledged_on_time + EXCLUDED.acknowledged_on_time
+"""
+
+
+def _ack_stat(conn: Connection, case_id: int, sign: int) -> None:
+    """Add ``sign`` to ``case_stat.acknowledged_on_time`` of the case's day and keys (the
+    statistics triggers keep the other counts; this one is the acknowledge action's)."""
+    conn.execute(text(_ACK_STAT_SQL), {"s": sign, "id": case_id})
 
 
 def _handle(ctx: _Ctx) -> _Step:
@@ -487,8 +547,12 @@ def _decide_extension(approve: bool) -> Callable[[_Ctx], _Step]:
         if not approve:
             return _Step({"pending_extension": None}, note, {"request": pending})
         new = ctx.calendar.add(ctx.case["handle_due_at"], pending["amount"], pending["unit"])
+        from casegrid.settings import get_settings
+
+        soon = deadlines.share_point(ctx.calendar, ctx.case["dispatched_at"], new.at,
+                                     get_settings().remind_due_soon_share)
         return _Step({"pending_extension": None, "handle_due_at": new.at, "current_due_at": new.at,
-                      "due_provisional": new.provisional,
+                      "due_provisional": new.provisional, "handle_soon_at": soon,
                       "extension_count": ctx.case["extension_count"] + 1},
                      note, {"request": pending, "from_due_at": ctx.case["handle_due_at"],
                             "due_at": new.at})
@@ -547,7 +611,8 @@ def _publish_description(ctx: _Ctx) -> _Step:
 
 HANDLERS: dict[str, Callable[[_Ctx], _Step]] = {
     "accept": _accept, "reject": _reject, "reroute": _reroute, "dispatch": _dispatch,
-    "redispatch": _redispatch, "return": _return, "handle": _handle,
+    "redispatch": _redispatch, "return": _return, "acknowledge": _acknowledge,
+    "handle": _handle,
     "request_extension": _request_extension, "approve_extension": _decide_extension(True),
     "deny_extension": _decide_extension(False), "verify_pass": _verify_pass,
     "verify_fail": _verify_fail, "reply": _reply, "close": _close,

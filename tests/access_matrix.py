@@ -93,6 +93,10 @@ OPERATIONS: tuple[Operation, ...] = (
     # Indicators: the bureau's roles and planners, not officers or intake connectors.
     Operation("GET", "/api/v1/stats", (200, 200, 200, 403, 403, 200, 403, 401, 401), url=_STATS),
     Operation("GET", "/api/v1/hotspots/pois", (200, 200, 200, 403, 403, 200, 403, 401, 401)),
+    # Notifications: the 督办 queue for the supervision and command sides and the posts (their
+    # own cases); the delivery summary for admins.
+    Operation("GET", "/api/v1/escalations", (200, 200, 200, 200, 200, 403, 403, 401, 401)),
+    Operation("GET", "/api/v1/outbox/summary", (200, 403, 403, 403, 403, 403, 403, 401, 401)),
     # Maps: dispatchers, supervisors, officers (their own scope) and planners.
     Operation("GET", "/maps/dispatch", (200, 200, 200, 200, 200, 200, 403, 401, 401)),
     Operation("GET", "/maps/api/cases", (200, 200, 200, 200, 200, 200, 403, 401, 401), url=_BBOX),
@@ -125,6 +129,7 @@ OPERATIONS: tuple[Operation, ...] = (
     _action("dispatch", "reviewed", (200, 200, 403, 403, 404, 403, 403, 401, 401)),
     _action("return", "dispatched", (200, 403, 403, 200, 404, 403, 403, 401, 401), reason="not ours"),
     _action("handle", "dispatched", (200, 403, 403, 200, 404, 403, 403, 401, 401), note="done"),
+    _action("acknowledge", "dispatched", (200, 403, 403, 200, 404, 403, 403, 401, 401)),
     _action("verify_pass", "handled", (200, 403, 200, 403, 404, 403, 403, 401, 401)),
     _action("reply", "verified", (200, 200, 200, 403, 404, 403, 403, 401, 401),
             channel="phone", text="handled, thank you"),

@@ -283,7 +283,7 @@ def test_rule_table_matches_domain(conn):
     # The handling unit never reviews, verifies, replies or closes; planners and intake act
     # on nothing; the command side dispatches and the supervision side verifies.
     officer = {a for a in ACTIONS if "community_officer" in allowed_roles(a)}
-    assert officer == {"return", "handle", "request_extension"}
+    assert officer == {"return", "acknowledge", "handle", "request_extension"}
     assert not [a for a in ACTIONS if {"planner", "intake"} & allowed_roles(a)]
     assert "dispatcher" not in allowed_roles("verify_pass") | allowed_roles("close")
     assert "supervisor" not in allowed_roles("dispatch")

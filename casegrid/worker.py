@@ -1,0 +1,130 @@
+"""The delivery worker (``casegrid worker``): reminders, routing, delivery, heartbeat.
+
+Each pass, in short transactions of its own:
+
+1. records the heartbeat (:mod:`casegrid.heartbeat`);
+2. writes the reminders and escalations now due (:func:`cases.reminders.send_reminders`);
+3. routes new outbox events into deliveries (:func:`notify.outbox.route_events`);
+4. claims due deliveries in batches (``FOR UPDATE SKIP LOCKED``), sends each batch through
+   its channels in parallel while holding the locks, and records every attempt in the
+   same transaction, until nothing more is due.
+
+A worker killed at any point loses nothing: an uncommitted batch is sent again by the next
+worker to claim it (at least once). ``--once`` runs one pass and exits (cron); otherwise the
+worker sleeps ``CASEGRID_WORKER_POLL_S`` between passes that found nothing to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+from sqlalchemy import Engine, text
+
+from casegrid.heartbeat import record_heartbeat
+from casegrid.settings import Settings
+from cases.reminders import send_reminders
+from notify import outbox
+from notify.base import Channel, Outcome
+
+log = logging.getLogger("casegrid.worker")
+
+
+def default_channels(settings: Settings) -> dict[str, Channel]:
+    """The channels the settings enable (webhook always: a delivery exists only for a URL)."""
+    from notify.mail import EmailChannel
+    from notify.sms import SmsChannel
+    from notify.webhook import WebhookChannel
+
+    out: dict[str, Channel] = {"webhook": WebhookChannel(settings.webhook_secret,
+                                                         settings.webhook_timeout_s)}
+    if settings.sms_gateway_url:
+        out["sms"] = SmsChannel(settings)
+    if settings.smtp_host:
+        out["email"] = EmailChannel(settings)
+    return out
+
+
+class Worker:
+    """One delivery worker; :meth:`run_pass` is one pass, :meth:`run` the loop."""
+
+    def __init__(self, engine: Engine, settings: Settings, name: str | None = None,
+                 channels: dict[str, Channel] | None = None) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.channels = channels if channels is not None else default_channels(settings)
+        self.pool = ThreadPoolExecutor(max_workers=settings.worker_concurrency,
+                                       thread_name_prefix="casegrid-send")
+
+    def _now(self, now: datetime | None) -> datetime:
+        if now is not None:
+            return now
+        with self.engine.connect() as conn:
+            return conn.execute(text("SELECT clock_timestamp()")).scalar_one()
+
+    def run_pass(self, now: datetime | None = None) -> dict[str, int]:
+        """One pass at ``now`` (default: the database's clock); counts of what it did."""
+        totals = {"reminders": 0, "routed": 0, "delivered": 0, "retrying": 0, "failed": 0}
+        with self.engine.begin() as conn:
+            record_heartbeat(conn, self.name, {"state": "pass started"})
+        with self.engine.begin() as conn:
+            reminded = send_reminders(conn, self._now(now), self.settings)
+            totals["reminders"] = sum(reminded.values())
+        while True:
+            with self.engine.begin() as conn:
+                n = outbox.route_events(conn, self.settings, self._now(now))
+            totals["routed"] += n
+            if n == 0:
+                break
+        while True:
+            done = self.deliver_batch(now)
+            for k in ("delivered", "retrying", "failed"):
+                totals[k] += done[k]
+            if sum(done.values()) == 0:
+                break
+        with self.engine.begin() as conn:
+            record_heartbeat(conn, self.name, totals)
+        return totals
+
+    def deliver_batch(self, now: datetime | None = None) -> dict[str, int]:
+        """Claim one batch of due deliveries, send them, record the outcomes, commit."""
+        with self.engine.begin() as conn:
+            at = now or conn.execute(text("SELECT clock_timestamp()")).scalar_one()
+            claimed = outbox.claim_due(conn, at, self.settings.worker_batch)
+            if not claimed:
+                return {"delivered": 0, "retrying": 0, "failed": 0}
+            outcomes = list(self.pool.map(self._send, claimed))
+            return outbox.record_outcomes(conn, claimed, outcomes, self.settings, at, self.name)
+
+    def _send(self, c: outbox.Claimed) -> tuple[Outcome, float]:
+        channel = self.channels.get(c.channel)
+        t0 = time.perf_counter()
+        if channel is None:
+            outcome = Outcome(False, None, f"channel {c.channel} is not configured")
+        else:
+            try:
+                outcome = channel.send(c.message)
+            except Exception as exc:  # noqa: BLE001 - a channel bug must not lose the batch
+                log.exception("channel %s failed on delivery %s", c.channel, c.message.delivery_id)
+                outcome = Outcome(False, None, f"{type(exc).__name__}: {exc}"[:500])
+        return outcome, (time.perf_counter() - t0) * 1000
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Run passes until ``stop`` is set, sleeping between passes that found no work."""
+        stop = stop or threading.Event()
+        log.info("worker %s started", self.name)
+        while not stop.is_set():
+            try:
+                totals = self.run_pass()
+            except Exception:  # noqa: BLE001 - keep serving; the database may come back
+                log.exception("worker pass failed; retrying in %s s", self.settings.worker_poll_s)
+                totals = {}
+            if not any(totals.values()):
+                stop.wait(self.settings.worker_poll_s)
+
