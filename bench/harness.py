@@ -43,6 +43,7 @@ BENCHES: dict[str, str] = {
     "maps": "bench.bench_maps",
     "ops": "bench.bench_ops",
     "privacy": "bench.bench_privacy",
+    "notify": "bench.bench_notify",
 }
 DEFAULT_OUT = PROJECT_ROOT / "bench" / "RESULTS.md"
 

@@ -94,6 +94,7 @@ community_post = Table(
     Column("hours", Text),
     Column("geom", _geom("POINT")),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("webhook_url", Text),  # migration 0016
 )
 
 poi = Table(
@@ -178,6 +179,12 @@ case = Table(
     # privacy (migration 0017)
     Column("public_description", Text),
     Column("purged_at", DateTime(timezone=True)),
+    # notifications: 签收, reminders, 督办 (migration 0016)
+    Column("acknowledge_due_at", DateTime(timezone=True)),
+    Column("acknowledged_at", DateTime(timezone=True)),
+    Column("acknowledged_on_time", Boolean),
+    Column("handle_soon_at", DateTime(timezone=True)),
+    Column("escalated_at", DateTime(timezone=True)),
 )
 
 # Free text as written where its stored form was masked (migration 0017, cases.personal_text).
@@ -254,6 +261,7 @@ case_stat = Table(
     Column("hours_n", Integer, nullable=False),
     # handling-time histogram buckets h01..h32 (edges: cases.stats.HIST_EDGES)
     *[Column(f"h{i:02d}", Integer, nullable=False) for i in range(1, 33)],
+    Column("acknowledged_on_time", Integer, nullable=False),  # migration 0016
 )
 
 calendar_year = Table(
@@ -325,4 +333,64 @@ case_locate = Table(
     Column("why", Text),
     Column("suggestions", JSONB, nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
+
+# -- notifications (migration 0016) ---------------------------------------------------------
+
+outbox_event = Table(
+    "outbox_event",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("type", Text, nullable=False),
+    Column("case_id", BigInteger, ForeignKey("case.id")),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("recipients", JSONB, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("routed_at", DateTime(timezone=True)),
+)
+
+outbox_delivery = Table(
+    "outbox_delivery",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("event_id", BigInteger, ForeignKey("outbox_event.id"), nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True)),
+    Column("last_error", Text),
+)
+
+outbox_attempt = Table(
+    "outbox_attempt",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("delivery_id", BigInteger, ForeignKey("outbox_delivery.id"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("duration_ms", Float),
+    Column("worker", Text),
+)
+
+case_reminder = Table(
+    "case_reminder",
+    metadata,
+    Column("case_id", BigInteger, ForeignKey("case.id"), primary_key=True),
+    Column("kind", Text, primary_key=True),
+    Column("round", DateTime(timezone=True), primary_key=True),
+    Column("sent_at", DateTime(timezone=True), nullable=False),
+)
+
+worker_heartbeat = Table(
+    "worker_heartbeat",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("pid", Integer),
+    Column("host", Text),
+    Column("info", JSONB, nullable=False),
 )

@@ -15,12 +15,11 @@ import json
 from datetime import datetime, time, timedelta
 from urllib.parse import quote, quote_plus
 
-import httpx
-
 from casegrid.settings import Settings
 from cases.calendar import SHANGHAI
 from cases.notices import LABELS_ZH
 from notify.base import Message, Outcome
+from notify.http import HttpClient, HttpError
 
 
 def quiet_window(spec: str) -> tuple[time, time] | None:
@@ -72,7 +71,7 @@ class SmsChannel:
         self.method = settings.sms_gateway_method.upper()
         self.body = settings.sms_gateway_body
         self.content_type = settings.sms_gateway_content_type
-        self.client = httpx.Client(timeout=settings.webhook_timeout_s)
+        self.client = HttpClient(settings.webhook_timeout_s)
 
     def request(self, phone: str, text: str) -> tuple[str, bytes]:
         """The gateway URL and body for one message."""
@@ -90,10 +89,11 @@ class SmsChannel:
         """Send the event's SMS to ``message.target`` (a phone number)."""
         url, body = self.request(message.target, sms_text(message.body))
         try:
-            r = self.client.request(self.method, url, content=body if self.method != "GET" else None,
-                                    headers={"Content-Type": self.content_type})
-        except httpx.HTTPError as exc:
-            return Outcome(False, None, f"{type(exc).__name__}: {exc}"[:500])
-        if 200 <= r.status_code < 300:
-            return Outcome(True, r.status_code)
-        return Outcome(False, r.status_code, f"HTTP {r.status_code}: {r.text[:200]}")
+            status, answer = self.client.request(
+                self.method, url, body if self.method != "GET" else None,
+                {"Content-Type": self.content_type})
+        except HttpError as exc:
+            return Outcome(False, None, str(exc)[:500])
+        if 200 <= status < 300:
+            return Outcome(True, status)
+        return Outcome(False, status, f"HTTP {status}: {answer[:200]}")

@@ -12,9 +12,8 @@ import hashlib
 import hmac
 import json
 
-import httpx
-
 from notify.base import Message, Outcome
+from notify.http import HttpClient, HttpError
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -28,15 +27,13 @@ def encode(body: dict) -> bytes:
 
 
 class WebhookChannel:
-    """POSTs events to their target URL through one pooled HTTP client (thread-safe)."""
+    """POSTs events to their target URL (kept-alive connections, one per sending thread)."""
 
     name = "webhook"
 
     def __init__(self, secret: str, timeout_s: float = 5.0) -> None:
         self.secret = secret
-        self.client = httpx.Client(timeout=timeout_s, follow_redirects=False,
-                                   limits=httpx.Limits(max_connections=64,
-                                                       max_keepalive_connections=64))
+        self.client = HttpClient(timeout_s)
 
     def send(self, message: Message) -> Outcome:
         """POST the event once."""
@@ -47,13 +44,9 @@ class WebhookChannel:
                    "X-Casegrid-Signature": signature(self.secret, body),
                    "User-Agent": "casegrid-webhook"}
         try:
-            r = self.client.post(message.target, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            return Outcome(False, None, f"{type(exc).__name__}: {exc}"[:500])
-        if 200 <= r.status_code < 300:
-            return Outcome(True, r.status_code)
-        return Outcome(False, r.status_code, f"HTTP {r.status_code}: {r.text[:200]}")
-
-    def close(self) -> None:
-        """Close the pooled connections."""
-        self.client.close()
+            status, answer = self.client.request("POST", message.target, body, headers)
+        except HttpError as exc:
+            return Outcome(False, None, str(exc)[:500])
+        if 200 <= status < 300:
+            return Outcome(True, status)
+        return Outcome(False, status, f"HTTP {status}: {answer[:200]}")
