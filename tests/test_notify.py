@@ -6,8 +6,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -77,7 +81,13 @@ def test_retried_until_the_receiver_recovers(city_engine):
     assert [(t.ok, t.status_code) for t in tries] == [(False, 500)] * 3 + [(True, 200)]
 
 
-def test_given_up_after_the_limit_then_retried_by_hand(city_engine):
+def _cli(db_url: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(Path(sys.executable).with_name("casegrid")), *args],
+                          env={**os.environ, "DATABASE_URL": db_url, "COLUMNS": "200"},
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_given_up_after_the_limit_then_retried_by_hand(city_engine, city_db_url):
     dispatched_case(city_engine)
     with Receiver(statuses=[503] * 1000) as rx:
         w = Worker(city_engine, settings(webhook_url=rx.url, notify_give_up_s=0.3))
@@ -92,8 +102,13 @@ def test_given_up_after_the_limit_then_retried_by_hand(city_engine):
             failed = outbox.list_deliveries(conn, failed_only=True)
         assert len(failed) == 2 and all("503" in f["last_error"] for f in failed)
         rx.statuses.clear()
-        with city_engine.begin() as conn:
-            outbox.retry(conn, failed[0]["id"])
+        listed = _cli(city_db_url, "outbox", "list", "--failed")
+        assert listed.returncode == 0, listed.stderr
+        assert all(str(f["id"]) in listed.stdout for f in failed) and "failed" in listed.stdout
+        retried = _cli(city_db_url, "outbox", "retry", str(failed[0]["id"]))
+        assert retried.returncode == 0, retried.stderr
+        missing = _cli(city_db_url, "outbox", "retry", "999999")
+        assert missing.returncode == 2 and "no delivery 999999" in missing.stderr
         assert w.run_pass()["delivered"] == 1
     with city_engine.connect() as conn:
         assert outbox.failed_count(conn) == 1
