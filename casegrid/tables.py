@@ -94,7 +94,7 @@ community_post = Table(
     Column("hours", Text),
     Column("geom", _geom("POINT")),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("webhook_url", Text),  # migration 0016
+    Column("webhook_url", Text),  # migration 0017
 )
 
 poi = Table(
@@ -261,7 +261,7 @@ case_stat = Table(
     Column("hours_n", Integer, nullable=False),
     # handling-time histogram buckets h01..h32 (edges: cases.stats.HIST_EDGES)
     *[Column(f"h{i:02d}", Integer, nullable=False) for i in range(1, 33)],
-    Column("acknowledged_on_time", Integer, nullable=False),  # migration 0016
+    Column("acknowledged_on_time", Integer, nullable=False),  # migration 0017
 )
 
 calendar_year = Table(
@@ -334,7 +334,7 @@ case_locate = Table(
     Column("suggestions", JSONB, nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
 
-# -- notifications (migration 0016) ---------------------------------------------------------
+# -- notifications (migration 0017) ---------------------------------------------------------
 
 outbox_event = Table(
     "outbox_event",
