@@ -333,6 +333,7 @@ case_locate = Table(
     Column("why", Text),
     Column("suggestions", JSONB, nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
+)
 
 # -- notifications (migration 0017) ---------------------------------------------------------
 
