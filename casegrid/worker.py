@@ -33,6 +33,7 @@ from notify import outbox
 from notify.base import Channel, Outcome
 
 log = logging.getLogger("casegrid.worker")
+ROUTE_BATCH = 1000  # events routed per transaction
 
 
 def default_channels(settings: Settings) -> dict[str, Channel]:
@@ -78,12 +79,15 @@ class Worker:
             totals["reminders"] = sum(reminded.values())
         while True:
             with self.engine.begin() as conn:
-                n = outbox.route_events(conn, self.settings, self._now(now))
+                n = outbox.route_events(conn, self.settings, self._now(now), ROUTE_BATCH)
             totals["routed"] += n
-            if n == 0:
+            if n < ROUTE_BATCH:  # caught up (events committed meanwhile wait for the next pass)
                 break
+        # Deliveries due when the routing ended: a delivery that fails now is not tried
+        # again in this pass, however short its backoff.
+        cutoff = self._now(now)
         while True:
-            done = self.deliver_batch(now)
+            done = self.deliver_batch(cutoff, now)
             for k in ("delivered", "retrying", "failed"):
                 totals[k] += done[k]
             if sum(done.values()) == 0:
@@ -92,14 +96,15 @@ class Worker:
             record_heartbeat(conn, self.name, totals)
         return totals
 
-    def deliver_batch(self, now: datetime | None = None) -> dict[str, int]:
-        """Claim one batch of due deliveries, send them, record the outcomes, commit."""
+    def deliver_batch(self, cutoff: datetime, now: datetime | None = None) -> dict[str, int]:
+        """Claim one batch of deliveries due by ``cutoff``, send them, record the outcomes
+        (at ``now``, default the database's clock), commit."""
         with self.engine.begin() as conn:
-            at = now or conn.execute(text("SELECT clock_timestamp()")).scalar_one()
-            claimed = outbox.claim_due(conn, at, self.settings.worker_batch)
+            claimed = outbox.claim_due(conn, cutoff, self.settings.worker_batch)
             if not claimed:
                 return {"delivered": 0, "retrying": 0, "failed": 0}
             outcomes = list(self.pool.map(self._send, claimed))
+            at = now or conn.execute(text("SELECT clock_timestamp()")).scalar_one()
             return outbox.record_outcomes(conn, claimed, outcomes, self.settings, at, self.name)
 
     def _send(self, c: outbox.Claimed) -> tuple[Outcome, float]:
