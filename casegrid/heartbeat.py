@@ -2,7 +2,7 @@
 
 ``casegrid worker`` calls :func:`record_heartbeat` at every pass; a readiness check (or an
 operator) reads :func:`last_heartbeat` to tell a stalled or absent worker from an idle one.
-Stored in ``worker_heartbeat`` (migration 0017), one row per worker name.
+Stored in ``worker_heartbeat`` (migration 0018), one row per worker name.
 """
 
 from __future__ import annotations

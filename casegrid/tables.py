@@ -94,7 +94,7 @@ community_post = Table(
     Column("hours", Text),
     Column("geom", _geom("POINT")),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("webhook_url", Text),  # migration 0017
+    Column("webhook_url", Text),  # migration 0018
 )
 
 poi = Table(
@@ -179,7 +179,7 @@ case = Table(
     # privacy (migration 0017)
     Column("public_description", Text),
     Column("purged_at", DateTime(timezone=True)),
-    # notifications: 签收, reminders, 督办 (migration 0016)
+    # notifications: 签收, reminders, 督办 (migration 0018)
     Column("acknowledge_due_at", DateTime(timezone=True)),
     Column("acknowledged_at", DateTime(timezone=True)),
     Column("acknowledged_on_time", Boolean),
@@ -261,7 +261,7 @@ case_stat = Table(
     Column("hours_n", Integer, nullable=False),
     # handling-time histogram buckets h01..h32 (edges: cases.stats.HIST_EDGES)
     *[Column(f"h{i:02d}", Integer, nullable=False) for i in range(1, 33)],
-    Column("acknowledged_on_time", Integer, nullable=False),  # migration 0017
+    Column("acknowledged_on_time", Integer, nullable=False),  # migration 0018
 )
 
 calendar_year = Table(
@@ -335,7 +335,7 @@ case_locate = Table(
     Column("at", DateTime(timezone=True), nullable=False),
 )
 
-# -- notifications (migration 0017) ---------------------------------------------------------
+# -- notifications (migration 0018) ---------------------------------------------------------
 
 outbox_event = Table(
     "outbox_event",

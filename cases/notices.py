@@ -1,7 +1,7 @@
 """Events of the ledger that someone must hear about: the transactional outbox.
 
 An event is written by ``cases/`` in the **same transaction** as the change it reports
-(``outbox_event``, migration 0017): if the change rolls back, so does the event, and an
+(``outbox_event``, migration 0018): if the change rolls back, so does the event, and an
 event that exists describes a change that happened. Delivery is the worker's business
 (``casegrid.worker`` with the channels of ``notify/``); nothing here talks to the network.
 

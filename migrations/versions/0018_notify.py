@@ -17,15 +17,15 @@ the worker's heartbeat, and acknowledgement (签收) and escalation (督办) on 
 * ``case_stat.acknowledged_on_time``: kept by the ``acknowledge`` action.
 * ``community_post.webhook_url``: a post's own webhook.
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-07
 """
 
 from alembic import op
 
-revision = "0017"
-down_revision = "0016"
+revision = "0018"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
@@ -50,7 +50,7 @@ ALTER TABLE time_limit ADD CONSTRAINT time_limit_step_check
     CHECK (step IN ('review', 'dispatch', 'acknowledge', 'handle', 'reply'));
 INSERT INTO time_limit (category_code, channel, step, amount, unit, note, updated_by)
 VALUES ('*', '*', 'acknowledge', 2, 'working_hours',
-        '签收: the post acknowledges a dispatched case within 2 working hours', 'migration 0017')
+        '签收: the post acknowledges a dispatched case within 2 working hours', 'migration 0018')
 ON CONFLICT DO NOTHING;
 
 CREATE TABLE outbox_event (
