@@ -16,10 +16,13 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from sqlalchemy import Connection
 
+from cases.activities import activity_counts, activity_rows
+from cases.evaluation import evaluate, evaluation_rows
 from cases.stats import COUNTS, GROUPS, LABELS_ZH, RATES, compute_stats
 
 SHEET_ZH = {"community": "按社区", "subdistrict": "按街道", "category": "按类别",
-            "channel": "按渠道", "month": "按月份", "ranking": "社区排名", "total": "合计"}
+            "channel": "按渠道", "month": "按月份", "ranking": "社区排名", "total": "合计",
+            "evaluation": "考核", "activities": "活动台账"}
 COLUMNS = ["key", "name", *COUNTS, *RATES, "avg_handle_hours", "p90_handle_hours"]
 RANK_COLUMNS = ["rank", "key", "name", "post_name", "due_to_close", "closed", "closed_on_time",
                 "close_rate", "on_time_close_rate", "reply_rate"]
@@ -40,6 +43,8 @@ def build_tables(conn: Connection, date_from: date, date_to: date) -> dict[str, 
         [r.get("community_code") if c == "key" else r.get(c) for c in RANK_COLUMNS]
         for r in ranking]
     tables["total"] = [[LABELS_ZH[c] for c in COLUMNS[2:]], [total.get(c) for c in COLUMNS[2:]]]
+    tables["evaluation"] = evaluation_rows(evaluate(conn, "post", date_from, date_to))
+    tables["activities"] = activity_rows(activity_counts(conn, date_from, date_to))
     return tables
 
 

@@ -154,6 +154,22 @@ def _ranking_html(a: dict, t: dict, lang: str, csv_url: str | None) -> str:
             f'<th>{escape(t["in_hotspot"])}</th></tr></thead><tbody>{"".join(body)}</tbody></table></details>')
 
 
+def _activities(m: folium.Map, acts: list[dict], display: Display, t: dict) -> None:
+    """Community activities of the period (outreach where the complaints are?), sized by
+    the people reached; hidden until asked for."""
+    if not acts:
+        return
+    group = folium.FeatureGroup(name=f'{t["activities"]} ({len(acts)})', show=False)
+    for act in acts:
+        lon, lat = display.point(act["lon"], act["lat"])
+        html = (f'<div class="cg-popup"><b>{escape(act["title"])}</b>'
+                f'<div>{act["started_at"]:%Y-%m-%d} · {escape(t["reached"])}: {act["reached"]}</div></div>')
+        folium.CircleMarker([lat, lon], radius=4 + min(10, act["reached"] ** 0.5 / 4), color="#1565c0",
+                            weight=1.5, fill=True, fill_color="#64b5f6", fill_opacity=0.8,
+                            popup=folium.Popup(html, max_width=280)).add_to(group)
+    group.add_to(m)
+
+
 def _legend_html(a: dict, t: dict, choro: list[tuple[str, str]], params: str) -> str:
     gi = "".join(f'<div><i class="cg-swatch" style="background:{c}"></i>{escape(t[key])}</div>'
                  for lv, (c, key) in sorted(GI_STYLE.items(), reverse=True))
@@ -186,6 +202,7 @@ def render_hotspots(
     kinds = [k for k in POI_COLOURS if any(p["kind"] == k for p in a["pois"])]
     _pois(m, a, display, t, kinds)
     _hourly(m, a, display, asset_base, t)
+    _activities(m, a.get("activities") or [], display, t)
     folium.LayerControl(collapsed=False, position="topright").add_to(m)
     info = (f'{escape(params_text)}<br>{escape(t["total_cases"])}: {a["grid"].total_in_area} · '
             f'{escape(t["cell_size"])}: {int(a["cell_m"])} m')

@@ -15,6 +15,16 @@ _T: dict[str, tuple[str, str]] = {
     "dispatch_title": ("调度地图", "Dispatch map"),
     "hotspots_title": ("投诉热点分析", "Complaint hotspots"),
     "case_title": ("案件位置", "Case location"),
+    "evaluation_title": ("城市管理岗考核", "Evaluation of community posts"),
+    # evaluation and activities
+    "evaluation_layer": ("考核得分", "Evaluation score"),
+    "score": ("得分", "Score"),
+    "too_few_cases": ("案件 {n} 件, 不参与排名", "{n} cases: not ranked"),
+    "no_cases": ("本期无案件", "no cases in the period"),
+    "not_ranked": ("不参与排名 (案件过少)", "not ranked (too few cases)"),
+    "listed_apart": ("案件少于 {n} 件, 单列", "fewer than {n} cases, listed apart"),
+    "activities": ("社区活动", "Community activities"),
+    "reached": ("覆盖人数", "People reached"),
     # layers
     "subdistricts": ("街道", "Subdistricts"),
     "communities": ("社区", "Communities"),

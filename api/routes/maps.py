@@ -21,6 +21,7 @@ from api.deps import ConnDep, DateQ, ReadConnDep
 from api.root_path import app_path
 from casegrid.errors import Forbidden, InvalidInput
 from casegrid.replica import Freshness
+from cases.activities import activity_points
 from cases.tokens import Principal, authenticate
 from geo import map_data
 from geo.hotspots import DEFAULT_RINGS_M, POI_KINDS, check_rings, hotspot_analysis
@@ -206,6 +207,7 @@ def hotspots_page(
     kinds = tuple(kind) or POI_KINDS
     f = _filters([], [], category, [], [], date_from, date_to, None, hour_from, hour_to)
     analysis = hotspot_analysis(conn, f, cell_m=cell_m, rings=rs, kinds=kinds)
+    analysis["activities"] = activity_points(conn, date_from, date_to)
     params = hotspot_params_text(category, date_from, date_to, hour_from, hour_to, lang)
     params += freshness_text(request.state.freshness, lang)
     q = hotspot_query(category, _iso(date_from), _iso(date_to), hour_from, hour_to, cell_m, rs, list(kind), lang)

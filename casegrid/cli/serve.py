@@ -36,6 +36,20 @@ def sample_load(
     if complaints and simulate:
         # Also on a database loaded before the simulation existed; a no-op once done.
         _simulate_history()
+    if complaints:
+        _load_activities()
+
+
+def _load_activities() -> None:
+    """A SYNTHETIC year of community activities (geo/sample_activities.py), the same year
+    as the synthetic complaints; a no-op once loaded."""
+    from geo.sample_activities import load_sample_activities
+    from geo.sample_complaints import recent_period_start
+
+    with console.status("SYNTHETIC activities"), engine().begin() as conn:
+        n = load_sample_activities(conn, recent_period_start().date())
+    if n:
+        console.print(f"[green]synthetic activities loaded[/] {n:,} (a year, marked synthetic)")
 
 
 def _sample_complaints_loaded() -> bool:
