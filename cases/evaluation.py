@@ -17,7 +17,7 @@ value among the units ranked in the period. **Score** = scale × Σ(weight × no
 **Small numbers.** A unit with fewer than ``min_cases`` cases received in the period is not
 ranked: it is listed apart with its figures, so three lucky cases never put a post first.
 
-**Defaults** (migration 0018; change them with ``casegrid evaluation weights set`` or
+**Defaults** (migration 0019; change them with ``casegrid evaluation weights set`` or
 ``PUT /api/v1/evaluation/weights``): these are casegrid's own starting point, not a
 standard's table. City evaluations of digital city management weigh a composite of these
 same indicators (CJ/T 292, Shenzhen's DB4403/T 32; DOMAIN.md) and publish their own

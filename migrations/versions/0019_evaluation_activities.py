@@ -10,15 +10,15 @@
   clean-ups, garbage-sorting outreach, the "五进"), one row each, with the posts that held
   it (several for a joint activity).
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-07
 """
 
 from alembic import op
 
-revision = "0018"
-down_revision = "0017"
+revision = "0019"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
@@ -30,7 +30,7 @@ CREATE TABLE evaluation_indicator (
     weight      numeric NOT NULL CHECK (weight >= 0 AND weight <= 1000),
     direction   text NOT NULL CHECK (direction IN ('higher', 'lower')),
     updated_at  timestamptz NOT NULL DEFAULT now(),
-    updated_by  text NOT NULL DEFAULT 'migration 0018'
+    updated_by  text NOT NULL DEFAULT 'migration 0019'
 );
 INSERT INTO evaluation_indicator (indicator, weight, direction) VALUES
     ('on_time_ack_rate', 15, 'higher'),
@@ -45,7 +45,7 @@ CREATE TABLE evaluation_config (
     scale       numeric NOT NULL DEFAULT 100 CHECK (scale > 0),
     min_cases   integer NOT NULL DEFAULT 10 CHECK (min_cases >= 0),
     updated_at  timestamptz NOT NULL DEFAULT now(),
-    updated_by  text NOT NULL DEFAULT 'migration 0018'
+    updated_by  text NOT NULL DEFAULT 'migration 0019'
 );
 INSERT INTO evaluation_config DEFAULT VALUES;
 
