@@ -37,6 +37,14 @@ REQUESTS = Counter("casegrid_http_requests_total", "HTTP requests answered",
 LATENCY = Histogram("casegrid_http_request_duration_seconds",
                     "Time from request to the end of the response", ["method", "route"],
                     buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+INTAKE_CASES = Counter("casegrid_intake_cases_total",
+                       "Cases submitted through the API: created, or a ticket already known",
+                       ["channel", "outcome"])
+ROUTING_RULES = Counter("casegrid_routing_rules_total",
+                        "Routing rules applied to the cases registered through the API", ["rule"])
+INTAKE_BATCH = Histogram("casegrid_intake_batch_size",
+                         "Submissions registered together in one intake transaction",
+                         buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 WORKFLOW_ACTIONS = Counter("casegrid_workflow_actions_total", "Workflow actions taken",
                            ["action", "outcome"])
 POOL_IN_USE = Gauge("casegrid_db_pool_connections_in_use",

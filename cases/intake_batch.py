@@ -38,6 +38,7 @@ import psycopg
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
+from casegrid import metrics
 from casegrid.errors import CasegridError
 from casegrid.settings import Settings
 from cases.intake import (
@@ -206,6 +207,7 @@ class IntakeBatcher:
             outcomes = [exc] * len(batch)
         self.batches += 1
         self.cases += len(batch)
+        metrics.INTAKE_BATCH.observe(len(batch))
         for pending, outcome in zip(batch, outcomes, strict=True):
             if pending.future.done():  # the client went away
                 continue

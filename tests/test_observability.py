@@ -197,3 +197,25 @@ def test_several_workers_report_one_sum(city_db_url, tmp_path):
 
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_intake_counts_cases_rules_and_batches(city_db_url, tokens):
+    intake = {"Authorization": f"Bearer {tokens['intake']}"}
+    body = {"category": "0599", "channel": "hotline_12345", "description": "噪音",
+            "reported_at": "2026-06-01T21:30:00+08:00", "lon": 117.1652, "lat": 35.0871,
+            "external_id": "metrics-1"}
+    with client_for(city_db_url) as client:
+        before = samples(client.get("/metrics").text)
+        r = client.post("/api/v1/cases", headers=intake, json=body)
+        assert r.status_code == 201, r.text
+        rule = r.json()["routing"]["rule"]
+        assert client.post("/api/v1/cases", headers=intake, json=body).status_code == 200
+        after = samples(client.get("/metrics").text)
+
+    def grew(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew("casegrid_intake_cases_total", channel="hotline_12345", outcome="created") == 1
+    assert grew("casegrid_intake_cases_total", channel="hotline_12345", outcome="known") == 1
+    assert grew("casegrid_routing_rules_total", rule=rule) == 1
+    assert grew("casegrid_intake_batch_size_count") == 2

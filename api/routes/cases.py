@@ -30,6 +30,7 @@ from api.schemas import (
     feature_collection,
     intake_json,
 )
+from casegrid import metrics
 from cases import queries
 from cases.intake import NewCase
 
@@ -61,6 +62,9 @@ async def submit_case(data: NewCase, request: Request, creds: BearerCredentials)
     """
     accepted = await request.app.state.intake.submit(creds.credentials if creds else None, data)
     result = accepted.result
+    metrics.INTAKE_CASES.labels(data.channel, "created" if result.created else "known").inc()
+    if result.created:
+        metrics.ROUTING_RULES.labels(result.case.get("route_rule") or "none").inc()
     body = intake_json(queries.redact(result.case, accepted.principal), result.created,
                        result.possible_duplicates)
     return Response(body, status_code=201 if result.created else 200,
