@@ -11,7 +11,9 @@ Each pass, in short transactions of its own:
 
 A worker killed at any point loses nothing: an uncommitted batch is sent again by the next
 worker to claim it (at least once). ``--once`` runs one pass and exits (cron); otherwise the
-worker sleeps ``CASEGRID_WORKER_POLL_S`` between passes that found nothing to do.
+worker waits between passes that found nothing to do, until a new event's
+transaction commits (it LISTENs on :data:`cases.notices.WAKE_CHANNEL`) or
+``CASEGRID_WORKER_POLL_S`` has passed (deliveries whose retry time has come, reminders).
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
+import psycopg
 from sqlalchemy import Engine, text
 
 from casegrid.heartbeat import record_heartbeat
 from casegrid.settings import Settings
+from cases.notices import WAKE_CHANNEL
 from cases.reminders import send_reminders
 from notify import outbox
 from notify.base import Channel, Outcome
@@ -60,6 +64,7 @@ class Worker:
         self.settings = settings
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.channels = channels if channels is not None else default_channels(settings)
+        self._listener = None  # a pooled connection LISTENing for new events (run())
         self.pool = ThreadPoolExecutor(max_workers=settings.worker_concurrency,
                                        thread_name_prefix="casegrid-send")
 
@@ -131,5 +136,29 @@ class Worker:
                 log.exception("worker pass failed; retrying in %s s", self.settings.worker_poll_s)
                 totals = {}
             if not any(totals.values()):
+                self._idle(stop)
+        if self._listener is not None:
+            self._listener.invalidate()  # autocommit and LISTENing: not for the pool
+
+    def _idle(self, stop: threading.Event) -> None:
+        """Wait for a new event's commit, or the poll interval, whichever comes first."""
+        if self._listener is None:
+            try:
+                self._listener = self.engine.raw_connection()
+                self._listener.driver_connection.autocommit = True
+                self._listener.driver_connection.execute(f"LISTEN {WAKE_CHANNEL}")
+            except Exception:  # noqa: BLE001 - fall back to polling
+                log.warning("cannot LISTEN for new events; polling every %s s",
+                            self.settings.worker_poll_s, exc_info=True)
+                self._listener = None
                 stop.wait(self.settings.worker_poll_s)
+                return
+        try:
+            for _ in self._listener.driver_connection.notifies(
+                    timeout=self.settings.worker_poll_s, stop_after=1):
+                pass
+        except psycopg.Error:
+            log.warning("lost the LISTEN connection; reconnecting at the next wait")
+            self._listener.invalidate()
+            self._listener = None
 

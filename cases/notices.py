@@ -46,8 +46,10 @@ ACTION_EVENTS: dict[str, str] = {
     "reply": "case.replied",
 }
 
+WAKE_CHANNEL = "casegrid_outbox"  # LISTENed to by casegrid.worker
 # One payload for every event, built from the case row as it stands in the transaction.
 _RECORD_SQL = """
+WITH ins AS (
 INSERT INTO outbox_event (type, case_id, at, recipients, payload)
 SELECT :type, c.id, coalesce(CAST(:at AS timestamptz), now()), CAST(:recipients AS jsonb),
        jsonb_build_object(
@@ -63,6 +65,10 @@ SELECT :type, c.id, coalesce(CAST(:at AS timestamptz), now()), CAST(:recipients 
 FROM "case" c JOIN category k ON k.code = c.category_code
 WHERE c.id = ANY(CAST(:ids AS bigint[]))
 RETURNING id, case_id
+)
+-- Wakes an idle worker when the transaction commits (NOTIFY is transactional; repeats
+-- within a transaction are folded into one).
+SELECT ins.id, ins.case_id FROM ins, (SELECT pg_notify('casegrid_outbox', '')) AS wake
 """
 
 

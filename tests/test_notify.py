@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -178,3 +179,23 @@ def test_quiet_hours(spec, at, expect):
     start = sh(2026, 9, 15, *at)
     got = allowed_at(start, spec)
     assert got == sh(2026, 9, 15 + expect[0], expect[1], expect[2])
+
+
+def test_an_idle_worker_wakes_when_an_event_commits(city_engine):
+    with Receiver() as rx:
+        w = Worker(city_engine, settings(webhook_url=rx.url, worker_poll_s=60))
+        stop = threading.Event()
+        runner = threading.Thread(target=w.run, args=(stop,))
+        runner.start()
+        try:
+            time.sleep(2)  # its first pass found nothing: it waits (a minute, unless woken)
+            t0 = time.monotonic()
+            dispatched_case(city_engine)
+            assert rx.wait_for(lambda got: len(got) == 2, timeout=20)
+            assert time.monotonic() - t0 < 20
+        finally:
+            stop.set()
+            with city_engine.begin() as conn:  # wake it to see the stop
+                conn.execute(text("SELECT pg_notify('casegrid_outbox', '')"))
+            runner.join(timeout=30)
+        assert not runner.is_alive()
