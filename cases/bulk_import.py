@@ -7,7 +7,7 @@ The pipeline, all in ONE transaction:
    through the mapping's value map, timestamps with the mapping's format and time zone,
    coordinates checked and converted to WGS-84; bad rows go to the reject CSV with their line
    number (header = line 1) and reason; the good rows get their review and reply due times
-   (:mod:`cases.bulk_deadlines`, vectorised);
+   (:mod:`cases.deadlines_vec`, vectorised);
 3. ``COPY`` the good rows of each chunk into a temporary staging table (psycopg 3) and
    route that chunk's rows (by their line range) at once, appending to the routed table:
    points whose surroundings hold one community only, or none within the gap tolerance
@@ -77,7 +77,7 @@ from sqlalchemy import Connection, Engine, Row, text
 from casegrid.csv_text import TEXT, copy_csv
 from casegrid.errors import ImportFailed
 from casegrid.settings import get_settings
-from cases.bulk_deadlines import InitialDue
+from cases.deadlines_vec import InitialDue
 from cases.mappings import CHANNELS, REQUIRED, Mapping, load_mapping
 from cases.mappings.apply import STAGE_COLUMNS, validate_chunk
 from geo import route_cells
@@ -757,7 +757,7 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
     if not catalogue:
         raise ImportFailed("the category catalogue is empty: run `casegrid db migrate`",
                            field="category")
-    # Review and reply due times are computed with each chunk (cases.bulk_deadlines) and
+    # Review and reply due times are computed with each chunk (cases.deadlines_vec) and
     # staged with its rows, so each case row is written once, due times included.
     from cases.calendar_store import load_calendar
 

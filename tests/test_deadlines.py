@@ -1,12 +1,13 @@
-"""Time limits and due times: the 2026 National Day week and its make-up working days, the
-set-based computation against the calendar's own walk, provisional years, the limit table.
+"""Time limits and due times: the 2026 National Day week and its make-up working days,
+provisional years, the first due times of new cases, the limit table (the vectorised bulk
+version is checked against the walk in test_deadlines_vec.py).
 
 2026 (State Council notice): Mid-Autumn Fri 25 Sep off; National Day Thu 1 - Wed 7 Oct off;
 Sun 20 Sep and Sat 10 Oct are working days. Work periods 08:30-12:00 and 13:30-17:30."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pytest
 from sqlalchemy import text
@@ -17,12 +18,11 @@ from cases.calendar_store import load_calendar
 from cases.deadlines import (
     OVERDUE_SQL,
     Limit,
-    bulk_due,
     due_after,
     get_time_limits,
+    initial_deadlines_many,
     limits_for,
     overdue_sql,
-    set_initial_deadlines,
     set_time_limits,
 )
 from tests.test_workflow import COMM_A, make_case
@@ -59,39 +59,15 @@ def test_national_day_by_hand(cal, start, amount, unit, due):
     assert got.at == due and not got.provisional
 
 
-def test_set_based_matches_by_hand_and_the_walk(engine, cal):
-    with engine.begin() as conn:
-        calendar = load_calendar(conn)
-        got = bulk_due(conn, calendar, [(i, s, a, u) for i, (s, a, u, _) in enumerate(NATIONAL_DAY)])
-        assert {i: d.at for i, d in got.items()} == {i: r[3] for i, r in enumerate(NATIONAL_DAY)}
-        # a dense grid of starts around the holidays, every unit, several amounts
-        items = []
-        t = sh(2026, 9, 17, 0, 0)
-        k = 0
-        while t < sh(2026, 10, 14):
-            for amount, unit in ((0, "working_days"), (1, "working_days"), (13, "working_days"),
-                                 (0, "working_hours"), (0.5, "working_hours"),
-                                 (4, "working_hours"), (7.5, "working_hours"),
-                                 (30, "working_hours"), (2, "calendar_days"),
-                                 (5, "calendar_hours")):
-                items.append((k, t, amount, unit))
-                k += 1
-            t += timedelta(minutes=97)  # lands on every part of the day over the weeks
-        got = bulk_due(conn, calendar, items)
-    for key, start, amount, unit in items:
-        expected = calendar.add(start, amount, unit)
-        assert got[key] == expected, (start, amount, unit)
-
-
 def test_provisional_when_a_year_is_not_entered(engine):
     # 2027 is not in chinese-calendar (nor in the table): weekdays only, provisional
     with engine.begin() as conn:
         calendar = load_calendar(conn)
         assert 2027 not in calendar.covered_years
         start = sh(2026, 12, 28, 10)
-        got = bulk_due(conn, calendar, [("a", start, 5, "working_days"),
-                                        ("b", start, 2, "working_days"),
-                                        ("c", sh(2026, 12, 31, 16), 4, "working_hours")])
+        got = {"a": calendar.add(start, 5, "working_days"),
+               "b": calendar.add(start, 2, "working_days"),
+               "c": calendar.add(sh(2026, 12, 31, 16), 4, "working_hours")}
     # Tue 29, Wed 30, Thu 31 Dec, Fri 1 Jan 2027 (no notice: a weekday), Mon 4 Jan
     assert got["a"].at == sh(2027, 1, 4, 17, 30) and got["a"].provisional
     assert got["b"].at == sh(2026, 12, 30, 17, 30) and not got["b"].provisional
@@ -99,14 +75,12 @@ def test_provisional_when_a_year_is_not_entered(engine):
     assert got["c"].at == sh(2027, 1, 1, 11, 0) and got["c"].provisional
 
 
-def test_initial_deadlines_set_based(city_engine):
+def test_initial_deadlines_of_new_cases(city_engine):
+    """Review and reply counted from receipt (what intake writes with the INSERT)."""
     with city_engine.begin() as conn:
         ids = [make_case(conn, COMM_A, received_at=sh(2026, 9, 30, 16)),
                make_case(conn, COMM_A, channel="platform", received_at=sh(2026, 9, 30, 16)),
                make_case(conn, COMM_A, received_at=sh(2026, 12, 28, 10))]
-        conn.execute(text('UPDATE "case" SET review_due_at = NULL, reply_due_at = NULL, '
-                          "current_due_at = NULL"))
-        assert set_initial_deadlines(conn, ids) == 3
         rows = {r.id: r for r in conn.execute(text(
             'SELECT id, review_due_at, reply_due_at, current_due_at, due_provisional '
             'FROM "case" WHERE id = ANY(:i)'), {"i": ids})}
@@ -121,7 +95,8 @@ def test_initial_deadlines_set_based(city_engine):
     # review of the 28 Dec case ends in 2026 (not provisional); its reply runs into 2027
     assert late.review_due_at == sh(2026, 12, 28, 15, 30) and not late.due_provisional
     assert late.reply_due_at.year == 2027
-    assert set_initial_deadlines(city_engine.connect(), []) == 0
+    with city_engine.connect() as conn:
+        assert initial_deadlines_many(conn, [], sh(2026, 9, 30)) == {}
 
 
 def test_limits_most_specific_wins_and_edits(engine):

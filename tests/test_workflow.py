@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from casegrid.errors import Conflict, Forbidden, InvalidInput, NotFound
 from cases.calendar import SHANGHAI
-from cases.deadlines import set_initial_deadlines
+from cases.deadlines import initial_deadlines_many
 from cases.tokens import ROLES, Principal
 from cases.workflow import ACTIONS, RULES, allowed_roles, apply_action, history, view
 
@@ -58,7 +58,11 @@ def make_case(conn, community: str | None = COMM_A, *, category: str = "0102",
     conn.execute(text("INSERT INTO case_event (case_id, at, actor, role, action, to_state) "
                       "VALUES (:c, :at, 'intake', 'intake', 'register', 'registered')"),
                  {"c": case_id, "at": received_at})
-    set_initial_deadlines(conn, [case_id])
+    # The first due times as intake computes them (cases.deadlines, the calendar's walk).
+    due = initial_deadlines_many(conn, [(category, channel)], received_at)[(category, channel)]
+    conn.execute(text('UPDATE "case" SET review_due_at = :review_due_at, '
+                      "reply_due_at = :reply_due_at, current_due_at = :current_due_at, "
+                      "due_provisional = :due_provisional WHERE id = :id"), {**due, "id": case_id})
     return case_id
 
 
