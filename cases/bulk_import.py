@@ -75,11 +75,13 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, Row, text
 
 from casegrid.csv_text import TEXT, copy_csv
+from casegrid.db import json_param
 from casegrid.errors import ImportFailed
 from casegrid.settings import get_settings
 from cases.deadlines_vec import InitialDue
 from cases.mappings import CHANNELS, REQUIRED, Mapping, load_mapping
 from cases.mappings.apply import STAGE_COLUMNS, validate_chunk
+from cases.privacy import MAY_HOLD_CONTACTS, masked_and_original
 from geo import route_cells
 from geo.coords import normalise_crs
 from geo.routing import require_generation
@@ -709,15 +711,51 @@ def import_cases(
     return report
 
 
+def _mask_free_text(good: pd.DataFrame, originals: list[dict]) -> pd.DataFrame:
+    """The chunk with contact details in its description and address masked
+    (:mod:`cases.privacy`, as intake stores them); the texts as written go to ``originals``
+    (channel, external_id, field, original), stored once the cases exist."""
+    for column in ("description", "address"):
+        if column not in good.columns:
+            continue
+        values = good[column]
+        maybe = values.notna() & values.astype(object).astype(str).str.contains(
+            MAY_HOLD_CONTACTS, regex=True)
+        if not maybe.any():
+            continue
+        good = good.copy()
+        for idx in maybe[maybe].index:
+            masked, original = masked_and_original(values[idx])
+            if original is not None:
+                good.at[idx, column] = masked
+                originals.append({"channel": good.at[idx, "channel"],
+                                  "external_id": good.at[idx, "external_id"],
+                                  "field": column, "original": original})
+    return good
+
+
+# The texts as written of the cases this import inserted (created in this transaction).
+_ORIGINALS_SQL = """
+INSERT INTO personal_text (case_id, field, original)
+SELECT c.id, o.field, o.original
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS o(channel text, external_id text, field text,
+                                                  original text)
+JOIN "case" c ON c.channel = o.channel AND c.external_id = o.external_id
+WHERE c.created_at = now()
+"""
+
+
 def _staged(path: Path, mapping: Mapping, catalogue: set[str], default_crs: str,
             chunk_rows: int, report: BulkReport, reasons: Counter[str], rejects: _RejectFile,
-            due: InitialDue | None, now_s: int | None, repeats: _Repeats
+            due: InitialDue | None, now_s: int | None, repeats: _Repeats,
+            originals: list[dict] | None = None
             ) -> Iterator[tuple[bytes, int, int, list[tuple]]]:
     """Read, validate and date the file chunk by chunk (no database): per chunk the CSV
     of its good rows for COPY (b'' when none), its first and last line, and the
     progress events it caused.
     Counts into ``report`` and ``reasons``, rejected rows into ``rejects``, later lines of
-    a ticket into ``repeats`` (they are not staged)."""
+    a ticket into ``repeats`` (they are not staged). With ``originals``, free text is masked
+    and the texts as written collected there (:func:`_mask_free_text`)."""
     events: list[tuple] = []
     next_line = 2  # the header is line 1
     columns: list[str] | None = None
@@ -735,6 +773,8 @@ def _staged(path: Path, mapping: Mapping, catalogue: set[str], default_crs: str,
             reasons.update(bad["reason_kind"])
             rejects.write(bad, columns)
         good = repeats.drop(good)
+        if originals is not None and not good.empty:
+            good = _mask_free_text(good, originals)
         events.append(("validate+copy", report.read, None))
         yield (_chunk_csv(good, due, now_s) if not good.empty else b""), first, next_line - 1, \
             events.copy()
@@ -767,8 +807,9 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
     reasons: Counter[str] = Counter()
     rejects = _RejectFile(rejects_path)
     repeats = _Repeats()
+    originals: list[dict] | None = [] if settings.privacy_mask_free_text else None
     staged = _staged(path, mapping, catalogue, default_crs, chunk_rows, report, reasons,
-                     rejects, due, now_s, repeats)
+                     rejects, due, now_s, repeats, originals)
     try:
         with closing(_ahead(staged)) as chunks:
             for data, first, last, events in chunks:
@@ -845,6 +886,8 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
             if progress:
                 progress("indexes", i + 1, len(recreate))
         report.seconds["indexes"] = round(time.perf_counter() - clock, 3)
+    if originals:
+        conn.execute(text(_ORIGINALS_SQL), {"rows": json_param(originals)})
     if progress:
         progress("insert", 1, 1)
 

@@ -33,6 +33,9 @@ _SEP = "[ \u3000\\-\uff0d()\uff08\uff09]"
 # single separators allowed between digits, an X check digit at the end. Not preceded or
 # followed by a digit: a number inside a longer run is not the number.
 _RUN = re.compile(rf"(?<!{_D}){_D}(?:{_SEP}?{_D}){{9,}}(?:[Xx\uff38\uff58])?(?!{_D})")
+# What text must hold for mask_contacts to change it (a pre-filter for vectorised callers:
+# the bulk import tests a whole column with it, then masks the rows it matches).
+MAY_HOLD_CONTACTS = _RUN.pattern + "|[@\uff20]"
 _GROUP_SEP = re.compile(rf"{_SEP}+")
 _EMAIL = re.compile(r"([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*([@\uff20][A-Za-z0-9\-]+"
                     r"(?:\.[A-Za-z0-9\-]+)+)")

@@ -28,6 +28,9 @@ from casegrid.settings import Settings, get_settings
 
 # Columns of "case" that hold the reporter's own data (the ones present are purged).
 REPORTER_COLUMNS = ("reporter_name", "reporter_phone", "reporter_email")
+# Staff-only facts of attachments (issue 22's table): the original's EXIF time and GPS
+# position, and the file name the sender gave it (phones name files after people).
+ATTACHMENT_FACTS = ("taken_at", "taken_geom", "original_name")
 PURGE_ACTION = "privacy_purge"
 PURGE_ACTOR = ("privacy-purge", "system")
 _DURATION = re.compile(r"^\s*(\d+)\s*([ymwd])\s*$")
@@ -43,13 +46,22 @@ def parse_age(value: str) -> timedelta:
     return timedelta(days=int(m[1]) * _UNITS[m[2]])
 
 
-def reporter_columns(conn: Connection) -> list[str]:
-    """The :data:`REPORTER_COLUMNS` the ledger has (an e-mail column may come later)."""
+def _present(conn: Connection, table: str, columns: tuple[str, ...]) -> list[str]:
     rows = conn.execute(text(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = "
-        "current_schema() AND table_name = 'case' AND column_name = ANY(:c)"),
-        {"c": list(REPORTER_COLUMNS)}).scalars().all()
-    return [c for c in REPORTER_COLUMNS if c in rows]
+        "current_schema() AND table_name = :t AND column_name = ANY(:c)"),
+        {"t": table, "c": list(columns)}).scalars().all()
+    return [c for c in columns if c in rows]
+
+
+def reporter_columns(conn: Connection) -> list[str]:
+    """The :data:`REPORTER_COLUMNS` the ledger has (an e-mail column may come later)."""
+    return _present(conn, "case", REPORTER_COLUMNS)
+
+
+def attachment_facts(conn: Connection) -> list[str]:
+    """The :data:`ATTACHMENT_FACTS` columns of ``attachment``, once that table exists."""
+    return _present(conn, "attachment", ATTACHMENT_FACTS)
 
 
 @dataclass
@@ -67,7 +79,7 @@ def _eligible(cutoff_param: str = "cutoff") -> str:
     return f"c.closed_at < :{cutoff_param} AND c.purged_at IS NULL"
 
 
-def _counts(conn: Connection, cutoff, columns: list[str]) -> PurgeReport:
+def _counts(conn: Connection, cutoff, columns: list[str], facts: list[str]) -> PurgeReport:
     counted = ", ".join(f"count(c.{col}) AS {col}" for col in columns)
     row = conn.execute(text(
         f'SELECT count(*) AS cases, {counted} FROM "case" c WHERE {_eligible()}'),
@@ -77,6 +89,11 @@ def _counts(conn: Connection, cutoff, columns: list[str]) -> PurgeReport:
         f"WHERE {_eligible()} GROUP BY p.field ORDER BY p.field"), {"cutoff": cutoff}).all()
     report = PurgeReport(cutoff, False, row["cases"], {col: row[col] for col in columns})
     report.fields.update({f"original {f}": n for f, n in texts})
+    if facts:
+        report.fields["attachment facts"] = conn.execute(text(
+            f'SELECT count(*) FROM attachment a JOIN "case" c ON c.id = a.case_id WHERE {_eligible()} '
+            f"AND ({' OR '.join(f'a.{f} IS NOT NULL' for f in facts)})"),
+            {"cutoff": cutoff}).scalar_one()
     return report
 
 
@@ -92,11 +109,15 @@ def purge(engine: Engine, older_than: timedelta | None = None, *, commit: bool =
         cutoff = conn.execute(text("SELECT now() - CAST(:age AS interval)"),
                               {"age": older_than}).scalar_one()
         columns = reporter_columns(conn)
-        report = _counts(conn, cutoff, columns)
+        facts = attachment_facts(conn)
+        report = _counts(conn, cutoff, columns, facts)
     if not commit:
         return report
     report.committed = True
     sets = ", ".join(f"{col} = NULL" for col in columns)
+    attachments = "" if not facts else (
+        ", files AS (UPDATE attachment a SET " + ", ".join(f"{f} = NULL" for f in facts)
+        + " FROM batch WHERE a.case_id = batch.id)")
     statement = text(f"""
 WITH batch AS MATERIALIZED (
     SELECT c.id FROM "case" c WHERE c.id > :after AND {_eligible()} ORDER BY c.id LIMIT :n
@@ -106,7 +127,7 @@ WITH batch AS MATERIALIZED (
     RETURNING c.id, c.status
 ), texts AS (
     DELETE FROM personal_text p USING batch WHERE p.case_id = batch.id
-), ev AS (
+){attachments}, ev AS (
     INSERT INTO case_event (case_id, actor, role, action, from_state, to_state, data)
     SELECT id, :actor, :role, '{PURGE_ACTION}', status, status,
            jsonb_build_object('cutoff', CAST(:cutoff AS timestamptz),
@@ -114,7 +135,7 @@ WITH batch AS MATERIALIZED (
     FROM purged
 )
 SELECT count(*), max(id) FROM purged""")
-    fields = json.dumps([*columns, "personal_text"])
+    fields = json.dumps([*columns, "personal_text", *(f"attachment.{f}" for f in facts)])
     after = 0
     while True:
         with engine.begin() as conn:
@@ -165,4 +186,13 @@ SELECT 'personal_text.' || p.field AS field, count(DISTINCT p.case_id) AS cases,
 FROM personal_text p JOIN "case" c ON c.id = p.case_id GROUP BY p.field ORDER BY p.field"""),
                         age).mappings().all()
     out.extend(dict(r) for r in rows)
+    for fact in attachment_facts(conn):
+        row = conn.execute(text(f"""
+SELECT count(DISTINCT a.case_id) AS cases, min(a.created_at) AS oldest,
+       count(DISTINCT a.case_id) FILTER (WHERE c.closed_at IS NULL) AS open,
+       count(DISTINCT a.case_id) FILTER (WHERE c.closed_at < now() - CAST(:age AS interval))
+           AS past_retention
+FROM attachment a JOIN "case" c ON c.id = a.case_id WHERE a.{fact} IS NOT NULL"""),
+                           age).mappings().one()
+        out.append({"field": f"attachment.{fact}", **row})
     return out

@@ -129,3 +129,32 @@ def test_workflow_notes_are_stored_masked_and_revealed(api):
     assert accept["note"] == "已电话联系当事人139****5678"
     shown = api.client.post(f"/api/v1/cases/{case_id}/reveal", headers=api.headers("supervisor"))
     assert [(n["action"], n["text"]) for n in shown.json()["notes"]] == [("accept", note)]
+
+
+def test_bulk_import_stores_free_text_masked_and_keeps_what_was_written(city_engine, tmp_path):
+    import pandas as pd
+
+    from bench.ledger import write_hotline_csv
+    from cases.bulk_import import import_cases
+
+    path = write_hotline_csv(tmp_path / "orders.csv", 30)
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    frame.loc[3, "诉求内容"] = "楼下烧烤扰民，来电人电话１３９ ２２２２ ３３３３"
+    frame.loc[7, "地址"] = "荆河路8号 联系 li@example.cn"
+    frame.to_csv(path, index=False, encoding="utf-8-sig")
+    report = import_cases(city_engine, path, "hotline12345_zh", commit=True)
+    assert report.inserted == 30
+    with city_engine.connect() as conn:
+        texts = conn.execute(text('SELECT description, address FROM "case"')).all()
+        originals = sorted(conn.execute(text(
+            "SELECT p.field, p.original, c.external_id FROM personal_text p "
+            'JOIN "case" c ON c.id = p.case_id')).all())
+    assert "楼下烧烤扰民，来电人电话139 **** 3333" in {t.description for t in texts}
+    assert "荆河路8号 联系 l***@example.cn" in {t.address for t in texts}
+    assert [(f, o, e) for f, o, e in originals] == [
+        ("address", "荆河路8号 联系 li@example.cn", frame.loc[7, "工单编号"]),
+        ("description", "楼下烧烤扰民，来电人电话１３９ ２２２２ ３３３３", frame.loc[3, "工单编号"])]
+    # A second run stores nothing twice, the originals included.
+    import_cases(city_engine, path, "hotline12345_zh", commit=True)
+    with city_engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM personal_text")).scalar_one() == 2

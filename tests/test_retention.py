@@ -17,6 +17,16 @@ from cases.stats import compute_stats
 from geo.sample_complaints import load_sample_complaints
 
 UNTIL = datetime(2026, 11, 1, 12, 0, tzinfo=SHANGHAI)
+ATTACHMENT_DDL = """
+CREATE TABLE IF NOT EXISTS attachment (
+    id bigserial PRIMARY KEY, case_id bigint NOT NULL REFERENCES "case"(id),
+    event_id bigint REFERENCES case_event(id), stage text NOT NULL, kind text NOT NULL,
+    media_type text NOT NULL, sha256 text NOT NULL, thumb_sha256 text,
+    original_sha256 text NOT NULL, original_name text, size_bytes integer NOT NULL,
+    width integer, height integer, pages integer, caption text, taken_at timestamptz,
+    taken_geom geometry(Point, 4326), uploaded_by text NOT NULL, uploaded_role text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now())
+"""
 AS_OF = datetime(2026, 12, 1, tzinfo=SHANGHAI)
 GROUPS = ("community", "subdistrict", "category", "channel", "month")
 
@@ -35,6 +45,15 @@ def ledger(city_engine):
             "INSERT INTO personal_text (case_id, field, original) "
             "SELECT id, 'description', description || ' 回电1382' || lpad(id::text, 7, '0') "
             'FROM "case" WHERE id % 3 = 0'))
+        # Attachments (issue 22's table; made here with its columns when it is not there
+        # yet): the EXIF time and position and the file name are staff-only facts.
+        conn.execute(text(ATTACHMENT_DDL))
+        conn.execute(text(
+            "INSERT INTO attachment (case_id, stage, kind, media_type, sha256, original_sha256, "
+            "original_name, size_bytes, taken_at, taken_geom, uploaded_by, uploaded_role) "
+            "SELECT id, 'intake', 'image', 'image/jpeg', repeat('a', 64), repeat('b', 64), "
+            "'IMG_报告人#' || id || '#.jpg', 1, now(), geom, 'intake', 'intake' "
+            'FROM "case" WHERE id % 2 = 0'))
         closed = conn.execute(text(
             'SELECT closed_at FROM "case" WHERE closed_at IS NOT NULL ORDER BY closed_at')).scalars().all()
         now = conn.execute(text("SELECT now()")).scalar_one()
@@ -88,6 +107,7 @@ def test_dry_run_changes_nothing_and_counts(ledger):
     assert not report.committed and report.cases > 0
     assert report.fields["reporter_name"] == report.fields["reporter_phone"] == report.cases
     assert 0 < report.fields["original description"] < report.cases
+    assert 0 < report.fields["attachment facts"] < report.cases
     with engine.connect() as conn:
         assert _fingerprint(conn) == before
 
@@ -104,7 +124,7 @@ def test_purge_keeps_the_statistics_and_leaves_no_reporter_data(ledger):
         kept = conn.execute(text(
             'SELECT id FROM "case" WHERE NOT (closed_at < now() - CAST(:a AS interval)) '
             "OR closed_at IS NULL"), {"a": age}).scalars().all()
-        needles = _reporter_data(conn, due) + conn.execute(text(
+        needles = _reporter_data(conn, due) + [f"IMG_报告人#{i}#" for i in due] + conn.execute(text(
             "SELECT '1382' || lpad(case_id::text, 7, '0') FROM personal_text "
             "WHERE case_id = ANY(:i)"), {"i": due}).scalars().all()
         report_before = {r["field"]: r for r in personal_data_report(conn)}
@@ -131,6 +151,11 @@ def test_purge_keeps_the_statistics_and_leaves_no_reporter_data(ledger):
         assert conn.execute(text(
             'SELECT count(*) FROM "case" WHERE id = ANY(:i) AND (geom IS NULL OR purged_at IS NULL)'),
             {"i": due}).scalar_one() == 0
+        facts = conn.execute(text(
+            "SELECT bool_or(a.case_id = ANY(:i)), count(*) FROM attachment a "
+            "WHERE taken_at IS NOT NULL OR taken_geom IS NOT NULL OR original_name IS NOT NULL"),
+            {"i": due}).one()
+        assert facts[0] is False and facts[1] > 0  # purged cases' facts gone, others kept
         # Cases closed more recently, and open ones, keep their reporter.
         assert len(_reporter_data(conn, kept)) == 2 * len(kept)
         report = {r["field"]: r for r in personal_data_report(conn)}
