@@ -51,6 +51,9 @@ def make_engine(url: str, settings: Settings | None = None,
         pool_use_lifo=True,
         pool_recycle=s.pool_recycle_s,
         pool_timeout=s.db_queue_wait_s,
+        # Bound parameters carry reporter names, phones and texts as written: kept out of
+        # log lines and error strings (issue 28: no log line holds personal data).
+        hide_parameters=True,
         connect_args={"connect_timeout": 5, "application_name": application_name},
     )
     timeout = s.statement_timeout_ms

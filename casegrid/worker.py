@@ -33,6 +33,7 @@ from casegrid.heartbeat import record_heartbeat
 from casegrid.settings import Settings
 from cases.notices import WAKE_CHANNEL
 from cases.reminders import send_reminders
+from cases.retention import nightly_purge
 from notify import outbox
 from notify.base import Channel, Outcome
 
@@ -82,6 +83,10 @@ class Worker:
         with self.engine.begin() as conn:
             reminded = send_reminders(conn, self._now(now), self.settings)
             totals["reminders"] = sum(reminded.values())
+        # Once a night when enabled: personal data past its retention (cases.retention).
+        purged = nightly_purge(self.engine, self.settings, now)
+        if purged is not None:
+            log.info("privacy purge: %d cases in %d transactions", purged.cases, purged.batches)
         while True:
             with self.engine.begin() as conn:
                 n = outbox.route_events(conn, self.settings, self._now(now), ROUTE_BATCH)

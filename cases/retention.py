@@ -19,12 +19,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 from sqlalchemy import Connection, Engine, text
 
 from casegrid.errors import InvalidInput
+from casegrid.heartbeat import record_heartbeat
 from casegrid.settings import Settings, get_settings
+from cases.queries import CITY_TZ
 
 # Columns of "case" that hold the reporter's own data (the ones present are purged).
 REPORTER_COLUMNS = ("reporter_name", "reporter_phone", "reporter_email")
@@ -33,6 +35,9 @@ REPORTER_COLUMNS = ("reporter_name", "reporter_phone", "reporter_email")
 ATTACHMENT_FACTS = ("taken_at", "taken_geom", "original_name")
 PURGE_ACTION = "privacy_purge"
 PURGE_ACTOR = ("privacy-purge", "system")
+# The worker purges once a night, at its first pass after this time (city time).
+NIGHTLY_AT = time(2, 0)
+NIGHTLY_NAME = "privacy purge (nightly)"
 _DURATION = re.compile(r"^\s*(\d+)\s*([ymwd])\s*$")
 _UNITS = {"y": 365, "m": 30, "w": 7, "d": 1}
 
@@ -151,13 +156,32 @@ SELECT count(*), max(id) FROM purged""")
     return report
 
 
-def nightly_purge(engine: Engine, settings: Settings | None = None) -> PurgeReport | None:
-    """The worker's nightly job: the purge with the retention setting, committed, when
-    ``CASEGRID_PRIVACY_PURGE_NIGHTLY`` is on (None when it is off)."""
+def nightly_purge(engine: Engine, settings: Settings | None = None,
+                  now: datetime | None = None) -> PurgeReport | None:
+    """The worker's nightly job (``casegrid worker`` calls it at every pass): when
+    ``CASEGRID_PRIVACY_PURGE_NIGHTLY`` is on and no purge ran since the last
+    :data:`NIGHTLY_AT` (city time), the purge with the retention setting, committed, then a
+    heartbeat named :data:`NIGHTLY_NAME` that says when it ran; None when nothing was due."""
     settings = settings or get_settings()
     if not settings.privacy_purge_nightly:
         return None
-    return purge(engine, commit=True, settings=settings)
+    with engine.connect() as conn:
+        now = now or conn.execute(text("SELECT now()")).scalar_one()
+        # The run's own clock (the worker's `now`), kept in the heartbeat's info.
+        last = conn.execute(text(
+            "SELECT CAST(info->>'ran_at' AS timestamptz) FROM worker_heartbeat WHERE name = :n"),
+            {"n": NIGHTLY_NAME}).scalar_one_or_none()
+    local = now.astimezone(CITY_TZ)
+    mark = datetime.combine(local.date(), NIGHTLY_AT, tzinfo=CITY_TZ)
+    if local < mark:
+        mark -= timedelta(days=1)
+    if last is not None and last >= mark:
+        return None
+    report = purge(engine, commit=True, settings=settings)
+    with engine.begin() as conn:
+        record_heartbeat(conn, NIGHTLY_NAME, {"ran_at": now.isoformat(), "cases": report.cases,
+                                              "batches": report.batches})
+    return report
 
 
 # --- the report ---------------------------------------------------------------------------

@@ -158,3 +158,14 @@ def test_bulk_import_stores_free_text_masked_and_keeps_what_was_written(city_eng
     import_cases(city_engine, path, "hotline12345_zh", commit=True)
     with city_engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM personal_text")).scalar_one() == 2
+
+
+def test_database_errors_never_spell_the_parameters(engine):
+    """Statement parameters carry reporter data; an error's text (what the logs get) leaves
+    them out (casegrid.db.make_engine: hide_parameters)."""
+    from sqlalchemy.exc import DBAPIError
+
+    with engine.connect() as conn, pytest.raises(DBAPIError) as err:
+        conn.execute(text("SELECT 1 / 0 WHERE CAST(:phone AS text) IS NOT NULL"),
+                     {"phone": "13812345678"})
+    assert "division by zero" in str(err.value) and "13812345678" not in str(err.value)

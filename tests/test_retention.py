@@ -170,3 +170,21 @@ def test_parse_age():
         with pytest.raises(InvalidInput) as err:
             parse_age(bad)
         assert err.value.field == "older_than" and "3y" in err.value.message
+
+
+def test_the_worker_purges_once_a_night_when_enabled(ledger):
+    from casegrid.settings import Settings
+    from cases.retention import nightly_purge
+
+    engine, age = ledger
+    off = Settings(privacy_purge_nightly=False)
+    on = Settings(privacy_purge_nightly=True, privacy_retention_days=max(1, age.days))
+    night = datetime(2026, 12, 7, 3, 0, tzinfo=SHANGHAI)
+    assert nightly_purge(engine, off, night) is None
+    first = nightly_purge(engine, on, night)
+    assert first is not None and first.committed and first.cases > 0
+    # Not again the same night, nor the next evening; again after the next 02:00.
+    assert nightly_purge(engine, on, night + timedelta(hours=5)) is None
+    assert nightly_purge(engine, on, night + timedelta(hours=22)) is None
+    again = nightly_purge(engine, on, night + timedelta(hours=23, minutes=30))
+    assert again is not None and again.cases == 0
