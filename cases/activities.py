@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from casegrid.errors import Forbidden, InvalidInput
+from cases.privacy import mask_contacts
 from cases.stats import period_bounds
 from cases.tokens import Principal
 from geo.coords import check_point, to_wgs84
@@ -142,7 +143,11 @@ def check_activity(conn: Connection, data: dict, actor: Principal) -> NewActivit
     return NewActivity(started, ended, kind, kind_name if kind == "other" else None, title,
                        codes, (data.get("place") or "").strip() or None, poi_id, lon, lat,
                        _count(data, "staff"), _count(data, "volunteers"),
-                       _count(data, "reached"), (data.get("note") or "").strip() or None)
+                       _count(data, "reached"),
+                       # Contact numbers typed into a note are masked, as in case notes
+                       # (cases.privacy); an activity concerns no reporter, so the text as
+                       # written is not kept.
+                       mask_contacts((data.get("note") or "").strip() or None))
 
 
 def store_activity(conn: Connection, a: NewActivity, created_by: str, source: str = "api",

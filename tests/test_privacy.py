@@ -169,3 +169,20 @@ def test_database_errors_never_spell_the_parameters(engine):
         conn.execute(text("SELECT 1 / 0 WHERE CAST(:phone AS text) IS NOT NULL"),
                      {"phone": "13812345678"})
     assert "division by zero" in str(err.value) and "13812345678" not in str(err.value)
+
+
+def test_activity_notes_are_stored_masked(city_engine):
+    from cases.activities import create_activity
+    from cases.tokens import Principal
+
+    with city_engine.begin() as conn:
+        code = conn.execute(text(
+            "SELECT c.code FROM community c JOIN boundary_generation g ON g.id = c.generation_id "
+            "AND g.active ORDER BY c.code LIMIT 1")).scalar_one()
+        made = create_activity(conn, {
+            "kind": "school", "title": "垃圾分类进校园", "communities": [code],
+            "started_at": "2026-11-02T09:00:00+08:00",
+            "note": "联系人张老师 139-2222-3333"}, Principal(1, "disp", "dispatcher"))
+        stored = conn.execute(text("SELECT note FROM activity WHERE id = :i"),
+                              {"i": made["id"]}).scalar_one()
+    assert made["note"] == stored == "联系人张老师 139-****-3333"
