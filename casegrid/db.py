@@ -88,15 +88,36 @@ def get_engine() -> Engine:
     return make_engine(resolve_database_url())
 
 
-def migrate(url: str) -> None:
-    """Bring the database at ``url`` to the newest schema (alembic upgrade head)."""
-    from alembic import command
+def _alembic_config(url: str | None = None):
     from alembic.config import Config
 
     cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
     cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
-    cfg.attributes["url"] = normalise_url(url)
-    command.upgrade(cfg, "head")
+    if url is not None:
+        cfg.attributes["url"] = normalise_url(url)
+    return cfg
+
+
+def migrate(url: str) -> None:
+    """Bring the database at ``url`` to the newest schema (alembic upgrade head)."""
+    from alembic import command
+
+    command.upgrade(_alembic_config(url), "head")
+
+
+@lru_cache(maxsize=1)
+def migration_heads() -> tuple[str, ...]:
+    """The head revision(s) of this code's migrations (what ``migrate`` upgrades to)."""
+    from alembic.script import ScriptDirectory
+
+    return tuple(ScriptDirectory.from_config(_alembic_config()).get_heads())
+
+
+def schema_revision(conn: Connection) -> str | None:
+    """The migration revision the database is at (None: never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(conn).get_current_revision()
 
 
 def json_param(value: object) -> str:

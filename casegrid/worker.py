@@ -2,7 +2,8 @@
 
 Each pass, in short transactions of its own:
 
-1. records the heartbeat (:mod:`casegrid.heartbeat`);
+1. records the heartbeat (:mod:`casegrid.heartbeat`) and, once a day, warns in its log when
+   the working calendar is about to run out (:class:`cases.calendar_horizon.HorizonLog`);
 2. writes the reminders and escalations now due (:func:`cases.reminders.send_reminders`);
 3. routes new outbox events into deliveries (:func:`notify.outbox.route_events`);
 4. claims due deliveries in batches (``FOR UPDATE SKIP LOCKED``), sends each batch through
@@ -31,6 +32,7 @@ from sqlalchemy import Engine, text
 
 from casegrid.heartbeat import record_heartbeat
 from casegrid.settings import Settings
+from cases.calendar_horizon import HorizonLog, today_in_calendar_zone
 from cases.notices import WAKE_CHANNEL
 from cases.reminders import send_reminders
 from cases.retention import nightly_purge
@@ -68,6 +70,7 @@ class Worker:
         self._listener = None  # a pooled connection LISTENing for new events (run())
         self.pool = ThreadPoolExecutor(max_workers=settings.worker_concurrency,
                                        thread_name_prefix="casegrid-send")
+        self.horizon = HorizonLog(settings.calendar_horizon_days, log)
 
     def _now(self, now: datetime | None) -> datetime:
         if now is not None:
@@ -80,6 +83,8 @@ class Worker:
         totals = {"reminders": 0, "routed": 0, "delivered": 0, "retrying": 0, "failed": 0}
         with self.engine.begin() as conn:
             record_heartbeat(conn, self.name, {"state": "pass started"})
+        with self.engine.connect() as conn:  # once a day: warn before the calendar runs out
+            self.horizon.check(conn, today_in_calendar_zone(now) if now else None)
         with self.engine.begin() as conn:
             reminded = send_reminders(conn, self._now(now), self.settings)
             totals["reminders"] = sum(reminded.values())

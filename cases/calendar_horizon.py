@@ -9,6 +9,7 @@ workbench home and ``GET /health/ready``; ``casegrid calendar status`` shows the
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -86,6 +87,27 @@ def current_horizon(conn: Connection, warn_days: int, today: date | None = None)
     from cases.calendar_store import load_calendar
 
     return horizon(load_calendar(conn), today or today_in_calendar_zone(), warn_days)
+
+
+class HorizonLog:
+    """The worker's reminder: logs the warning when a pass starts on a new day (once a day,
+    not at every pass of a worker that polls every few seconds)."""
+
+    def __init__(self, warn_days: int, logger: logging.Logger) -> None:
+        self.warn_days = warn_days
+        self.logger = logger
+        self._checked: date | None = None
+
+    def check(self, conn: Connection, today: date | None = None) -> Horizon | None:
+        """Log the warning if due and not yet logged today; the horizon when checked."""
+        today = today or today_in_calendar_zone()
+        if self._checked == today:
+            return None
+        self._checked = today
+        h = current_horizon(conn, self.warn_days, today)
+        if h.warning:
+            self.logger.warning("calendar: %s", h.message())
+        return h
 
 
 def year_ranges(years: tuple[int, ...] | list[int]) -> str:

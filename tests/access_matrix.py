@@ -63,6 +63,8 @@ def _action(label: str, state: str, expected: tuple[int, ...], **payload) -> Ope
 OPERATIONS: tuple[Operation, ...] = (
     #                                                       adm  dis  sup  own  oth  pla  int  none rev
     Operation("GET", "/health", _PUBLIC),
+    # Public too; 503 for all here because no worker runs beside this test's app.
+    Operation("GET", "/health/ready", (503,) * 9),
     Operation("GET", "/openapi.json", _PUBLIC),
     Operation("GET", "/docs", _PUBLIC),
     Operation("GET", "/docs/oauth2-redirect", _PUBLIC),

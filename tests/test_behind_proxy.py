@@ -164,6 +164,10 @@ def test_a_map_page_through_nginx_under_the_prefix(served, city_engine, caplog):
         cases = b.get("/casegrid/maps/api/cases", params={"bbox": "116.9,34.9,117.4,35.3"})
         assert cases.status_code == 200, cases.text
 
+        # Readiness through the proxy (no worker here: 503 with the reason).
+        ready = b.get("/casegrid/health/ready")
+        assert ready.status_code == 503 and not ready.json()["checks"]["worker"]["ok"]
+
     # The access log shows the browser's address, as nginx forwarded it, not nginx's...
     assert set(access_log_clients(caplog, "/casegrid/health")) == {BROWSER}
     # ...and a caller that is not the trusted proxy cannot choose its address by a header.

@@ -103,3 +103,40 @@ def test_readme_example_reproduces_the_2026_notice_day_by_day(engine, tmp_path):
     bundled_file = (ROOT / "data" / "calendar" / "2026.csv").read_text(encoding="utf-8")
     assert {ln for ln in bundled_file.splitlines() if ln[:1].isdigit()} == \
         {ln for ln in readme_example().splitlines() if ln[:1].isdigit()}
+
+
+def test_the_worker_log_warns_once_a_day(engine, caplog):
+    import logging
+
+    from cases.calendar_horizon import HorizonLog
+
+    log = logging.getLogger("casegrid.worker.test")
+    reminder = HorizonLog(60, log)
+    with caplog.at_level(logging.WARNING, logger=log.name), engine.connect() as conn:
+        assert reminder.check(conn, date(2026, 11, 15)).warning
+        assert reminder.check(conn, date(2026, 11, 15)) is None  # same day: once
+        reminder.check(conn, date(2026, 11, 16))
+        reminder.check(conn, date(2026, 10, 1))  # 92 days ahead: nothing to say
+    warnings = [r.getMessage() for r in caplog.records if r.name == log.name]
+    assert len(warnings) == 2
+    assert "2027" in warnings[0] and FIX_COMMAND in warnings[0] and "47 days" in warnings[0]
+    assert "46 days" in warnings[1]
+
+
+def test_the_worker_says_so_in_its_log(engine, caplog):
+    """casegrid worker's pass on 2026-11-15 without a 2027 notice logs the warning."""
+    import logging
+    from datetime import datetime
+
+    from casegrid.settings import Settings
+    from casegrid.worker import Worker
+    from cases.calendar import SHANGHAI
+
+    worker = Worker(engine, Settings(), name="horizon-test", channels={})
+    with caplog.at_level(logging.WARNING, logger="casegrid.worker"):
+        worker.run_pass(now=datetime(2026, 11, 15, 9, 0, tzinfo=SHANGHAI))
+        worker.run_pass(now=datetime(2026, 11, 15, 9, 5, tzinfo=SHANGHAI))
+    said = [r.getMessage() for r in caplog.records if r.name == "casegrid.worker"
+            and "calendar" in r.getMessage()]
+    assert len(said) == 1, said
+    assert "2027" in said[0] and FIX_COMMAND in said[0]
