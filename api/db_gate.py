@@ -22,8 +22,10 @@ tests/test_pool_waits.py). A request that waits longer than ``wait_s`` for its t
 the 503 the pool's timeout would have given, with ``Retry-After``.
 
 Not queued: ``POST /api/v1/cases`` (the intake batcher registers those on its own
-connections, :mod:`cases.intake_batch`), and the static files and API documentation, which
-need no database. A request's turn starts once its body has arrived (the gate reads it and
+connections, :mod:`cases.intake_batch`); uploads of evidence files (``api.uploads``: they
+spend most of their time decoding photos, without a connection, and take one only for a
+short read and their transaction, two uploads at a time at most); and the static files
+and API documentation, which need no database. A request's turn starts once its body has arrived (the gate reads it and
 hands it on unchanged), so a client that sends a form or an action slowly, or stalls
 halfway, waits on the event loop instead of holding a turn that the next dispatcher needs;
 one that hangs up before its body is complete is not served at all. A turn ends when the
@@ -40,7 +42,7 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import RETRY_AFTER_S
-from api.middleware import send_json
+from api.middleware import is_upload, send_json
 from api.routes.cases import INTAKE_PATH, PREFIX
 
 NO_DATABASE_PREFIXES = ("/static/", "/docs", "/redoc", "/openapi.json")
@@ -61,6 +63,8 @@ def waits_its_turn(scope: Scope) -> bool:
     if root and path.startswith(root):  # behind a proxy's prefix: the app's own path
         path = path[len(root):]
     if path == PREFIX + INTAKE_PATH and scope.get("method") == "POST":
+        return False
+    if is_upload(scope, path):
         return False
     return not path.startswith(NO_DATABASE_PREFIXES)
 

@@ -22,17 +22,21 @@ from casegrid.errors import (
     CasegridError,
     Conflict,
     DatabaseUnavailable,
+    FileTooLarge,
     Forbidden,
     ImportFailed,
     InvalidInput,
     NotFound,
     Unauthorized,
+    UnsupportedFile,
 )
 
 log = logging.getLogger("casegrid.api")
 
 STATUS = {
     InvalidInput: 422,
+    FileTooLarge: 413,
+    UnsupportedFile: 415,
     ImportFailed: 422,
     NotFound: 404,
     Forbidden: 403,

@@ -13,11 +13,15 @@ middleware, so it costs a dictionary lookup on requests without a body.
   (``application/json`` or ``application/<something>+json``); Open311 under ``/open311/``
   takes form-encoded bodies and is not affected. A route that needs another type can be
   listed in ``JSON_EXEMPT_PREFIXES``.
+* Uploads: on the endpoints that take evidence files (:data:`UPLOAD_PATHS`) a
+  ``multipart/form-data`` body is accepted, up to ``attachment_max_request_mb``; the files'
+  own limits are checked, naming each file, by ``api.uploads``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -32,6 +36,9 @@ from cases import open311
 JSON_ONLY_PREFIXES = ("/api/",)
 OPEN311_PREFIX = "/open311/"
 JSON_EXEMPT_PREFIXES: tuple[str, ...] = ()
+# Endpoints that take evidence files as multipart/form-data (api.uploads).
+UPLOAD_PATHS = re.compile(
+    r"^(?:/api/v1/cases(?:/\d+/(?:actions|attachments))?|/open311/v2/requests\.\w+)$")
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 Message = MutableMapping[str, Any]
@@ -54,6 +61,23 @@ def _too_large_message(limit: int) -> str:
 def _too_large_body(limit: int) -> dict:
     return {"detail": _too_large_message(limit), "code": "body_too_large", "field": "body",
             "limit_bytes": limit}
+
+
+def is_upload(scope: Scope, path: str | None = None) -> bool:
+    """Whether the request posts evidence files: a multipart body to an upload endpoint
+    (``path``: the app's own path; by default the scope's, less a proxy's ``root_path``)."""
+    if path is None:
+        path, root = scope.get("path", ""), scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):]
+    if scope.get("method") != "POST" or not UPLOAD_PATHS.match(path):
+        return False
+    content_type = next((v for k, v in scope.get("headers", ()) if k == b"content-type"), b"")
+    return _is_multipart(content_type.decode("latin-1"))
+
+
+def _is_multipart(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() == "multipart/form-data"
 
 
 def _is_json(content_type: str) -> bool:
@@ -104,9 +128,10 @@ def _nul_refusal(scope: Scope) -> dict | None:
 class RequestGuardMiddleware:
     """Body size limit and JSON content type (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int):
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_upload_bytes: int | None = None):
         self.app = app
-        self.limit = int(max_body_bytes)
+        self.body_limit = int(max_body_bytes)
+        self.upload_limit = int(max_upload_bytes or max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -115,6 +140,8 @@ class RequestGuardMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         path = scope.get("path", "")
         open311_path = path.startswith(OPEN311_PREFIX)  # refusals in the spec's error list
+        upload = is_upload(scope)
+        limit = self.upload_limit if upload else self.body_limit
         length_text = headers.get("content-length")
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         length = None
@@ -125,11 +152,11 @@ class RequestGuardMiddleware:
                 await send_json(send, 400, {"detail": f"Content-Length {length_text!r} is not a number",
                                              "code": "invalid_input", "field": "Content-Length"})
                 return
-            if length > self.limit:
+            if length > limit:
                 if open311_path:
-                    await send_open311_error(send, path, 413, _too_large_message(self.limit))
+                    await send_open311_error(send, path, 413, _too_large_message(limit))
                 else:
-                    await send_json(send, 413, _too_large_body(self.limit))
+                    await send_json(send, 413, _too_large_body(limit))
                 return
         if (refusal := _nul_refusal(scope)) is not None:
             if open311_path:
@@ -140,19 +167,21 @@ class RequestGuardMiddleware:
         has_body = chunked or (length or 0) > 0
         if (has_body and scope.get("method") in _BODY_METHODS
                 and path.startswith(JSON_ONLY_PREFIXES) and not path.startswith(JSON_EXEMPT_PREFIXES)
-                and not _is_json(headers.get("content-type", ""))):
+                and not upload and not _is_json(headers.get("content-type", ""))):
             sent = headers.get("content-type") or "none"
+            photos = (" (or multipart/form-data with photos)"
+                      if scope.get("method") == "POST" and UPLOAD_PATHS.match(path) else "")
             await send_json(send, 415, {
                 "detail": f"Content-Type {sent!r} is not accepted here: send the body as JSON "
-                          "with `Content-Type: application/json`",
+                          f"with `Content-Type: application/json`{photos}",
                 "code": "unsupported_media_type", "field": "Content-Type"})
             return
         if length is not None and not chunked:
             await self.app(scope, receive, send)  # the server enforces Content-Length
             return
-        await self.app(scope, self._counting(receive), send)
+        await self.app(scope, self._counting(receive, limit), send)
 
-    def _counting(self, receive: Receive) -> Callable[[], Awaitable[Message]]:
+    def _counting(self, receive: Receive, limit: int) -> Callable[[], Awaitable[Message]]:
         seen = 0
 
         async def counted() -> Message:
@@ -160,8 +189,8 @@ class RequestGuardMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise BodyTooLarge(self.limit)
+                if seen > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         return counted
@@ -177,6 +206,8 @@ def install_middleware(app: FastAPI) -> None:
     is ``app.state.settings.max_body_bytes``."""
     if getattr(app.state, "request_guards_installed", False):
         return
-    app.add_middleware(RequestGuardMiddleware, max_body_bytes=app.state.settings.max_body_bytes)
+    settings = app.state.settings
+    app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes,
+                       max_upload_bytes=int(settings.attachment_max_request_mb * 1_000_000))
     app.add_exception_handler(BodyTooLarge, _body_too_large)
     app.state.request_guards_installed = True

@@ -44,6 +44,7 @@ BENCHES: dict[str, str] = {
     "ops": "bench.bench_ops",
     "privacy": "bench.bench_privacy",
     "notify": "bench.bench_notify",
+    "evidence": "bench.bench_evidence",
 }
 DEFAULT_OUT = PROJECT_ROOT / "bench" / "RESULTS.md"
 

@@ -31,6 +31,25 @@ class CoordinateError(InvalidInput):
     code = "invalid_coordinates"
 
 
+class FileRefused(InvalidInput):
+    """An uploaded file that is not accepted: damaged, or over a limit of count or pixels
+    (HTTP 422; nothing of the request is stored). ``field`` names the file."""
+
+    code = "file_refused"
+
+
+class FileTooLarge(FileRefused):
+    """An uploaded file (or upload) over its size limit (HTTP 413)."""
+
+    code = "file_too_large"
+
+
+class UnsupportedFile(FileRefused):
+    """An uploaded file whose content is of no accepted type (HTTP 415)."""
+
+    code = "unsupported_file"
+
+
 class NotFound(CasegridError):
     """The thing asked for does not exist, or the caller may not know it exists (HTTP 404)."""
 

@@ -71,6 +71,36 @@ class Settings(BaseSettings):
     max_upload_mb: int = 200
     max_body_bytes: int = 1_000_000
 
+    # --- Evidence: photos and attachments (cases/attachments.py, casegrid/filestore.py) ---
+    # Where stored files live; empty: ``<data_dir>/attachments``. Point it at a mounted
+    # volume to keep evidence apart from the database (the backup must include it).
+    attachment_dir: Path | None = None
+    # One file at most this many MB (a phone photo is 2-6 MB; a scanned notice a few MB).
+    attachment_max_file_mb: float = Field(10.0, gt=0, le=200)
+    # Files a case may hold in all (intake, handling, verification, added later).
+    attachment_max_per_case: int = Field(20, ge=1, le=500)
+    # Pixels an image may have, checked from its header before it is decoded (a
+    # decompression bomb is refused without the memory it asks for). 64 MP holds a
+    # 48-megapixel phone photo.
+    attachment_max_pixels: int = Field(64_000_000, ge=1_000_000, le=500_000_000)
+    # A multipart upload request (any of the upload endpoints) may be this large in all;
+    # other bodies keep max_body_bytes.
+    attachment_max_request_mb: float = Field(64.0, gt=0, le=2000)
+    # Longest side of the thumbnail served for lists and map popups.
+    attachment_thumb_px: int = Field(320, ge=32, le=2048)
+    # A stored file that no row names is removed by `casegrid attachments sweep` once it
+    # is older than this (a request between its file write and its commit is younger).
+    attachment_sweep_grace_s: float = Field(3600.0, ge=0)
+    # The citizens' intake photos may be fetched without a token (Open311 media_url);
+    # off by default: planners and the public never see citizens' photos.
+    attachment_intake_public: bool = False
+
+    @property
+    def attachment_root(self) -> Path:
+        """The file store's directory (``attachment_dir``, else under ``data_dir``)."""
+        return self.attachment_dir or self.data_dir / "attachments"
+    # --- end evidence ---
+
     # Maps: base tiles. "osm", "none", or a URL template such as an intranet tile server.
     tiles: str = "osm"
     tiles_crs: str = "wgs84"  # wgs84 | gcj02: the datum of the tile source

@@ -395,3 +395,29 @@ worker_heartbeat = Table(
     Column("host", Text),
     Column("info", JSONB, nullable=False),
 )
+
+# evidence (migration 0020)
+attachment = Table(
+    "attachment",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("case_id", BigInteger, ForeignKey("case.id"), nullable=False),
+    Column("event_id", BigInteger, ForeignKey("case_event.id")),
+    Column("stage", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("media_type", Text, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("thumb_sha256", Text),
+    Column("original_sha256", Text, nullable=False),
+    Column("original_name", Text),
+    Column("size_bytes", Integer, nullable=False),
+    Column("width", Integer),
+    Column("height", Integer),
+    Column("pages", Integer),
+    Column("caption", Text),
+    Column("taken_at", DateTime(timezone=True)),
+    Column("taken_geom", _geom("POINT")),
+    Column("uploaded_by", Text, nullable=False),
+    Column("uploaded_role", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

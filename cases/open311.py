@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from xml.etree import ElementTree as ET
 
@@ -33,8 +34,11 @@ from pydantic import ValidationError
 from sqlalchemy import Connection
 
 from casegrid.errors import CasegridError, InvalidInput, NotFound
+from casegrid.settings import Settings, get_settings
 from cases import publication
+from cases.attachments import public_intake_photos, register_with_photos
 from cases.catalogue import get_category, list_categories
+from cases.images import Prepared
 from cases.intake import NewCase, create_case
 from cases.queries import CITY_TZ
 from cases.tokens import Principal
@@ -280,12 +284,18 @@ def new_case_from_form(conn: Connection, form: dict[str, str], token: str) -> Ne
         raise Open311Error(400, f"{where}: {first.get('msg', 'invalid')}") from None
 
 
-def submit(conn: Connection, form: dict[str, str], principal: Principal) -> list[dict]:
-    """Register a service request as a case; the spec's POST response."""
+def submit(conn: Connection, form: dict[str, str], principal: Principal,
+           media: Sequence[Prepared] = (), settings: Settings | None = None) -> list[dict]:
+    """Register a service request as a case; the spec's POST response. ``media``: photos
+    sent in the request's ``media`` parts, already checked and written to the store,
+    attached to the case in the caller's transaction (``cases.attachments``)."""
     token = str(uuid.uuid4())
     data = new_case_from_form(conn, form, token)
     try:
-        result = create_case(conn, data, principal)
+        if media:
+            result = register_with_photos(conn, data, principal, media, settings or get_settings())
+        else:
+            result = create_case(conn, data, principal)
     except CasegridError as exc:
         raise from_domain(exc) from None
     case = result.case
@@ -300,9 +310,9 @@ def submit(conn: Connection, form: dict[str, str], principal: Principal) -> list
 _CLOSED_SQL = "(c.status IN ('closed', 'rejected') OR c.merged_into IS NOT NULL)"
 
 
-def request_item(row: dict) -> dict:
+def request_item(row: dict, media_url: str | None = None) -> dict:
     """One case in its public form (:mod:`cases.publication`) as a GeoReport v2 service
-    request."""
+    request; ``media_url``: its public photo, if any (:func:`_media_urls`)."""
     closed = row["status"] in CLOSED_STATUSES or row["merged_into"] is not None
     if row["merged_into"] is not None:
         notes = f"已合并至 {row['merged_into_no']} / merged into {row['merged_into_no']}"
@@ -326,17 +336,26 @@ def request_item(row: dict) -> dict:
         "zipcode": None,
         "lat": row["lat"],
         "long": row["lon"],
-        "media_url": None,
+        "media_url": media_url,
     }
 
 
-def get_request(conn: Connection, request_id: str) -> list[dict]:
+def _media_urls(conn: Connection, rows: list[dict], media_base: str | None) -> dict[int, str]:
+    """The first photo sent with each request, where the server publishes citizens' photos
+    (``attachment_intake_public``: the route passes its base URL then, else None)."""
+    if media_base is None:
+        return {}
+    ids = public_intake_photos(conn, [r["id"] for r in rows])
+    return {case_id: f"{media_base.rstrip('/')}/api/v1/attachments/{aid}" for case_id, aid in ids.items()}
+
+
+def get_request(conn: Connection, request_id: str, media_base: str | None = None) -> list[dict]:
     """``GET requests/{id}``: a one-element list, or 404."""
     try:
         row = publication.public_case(conn, request_id)
     except NotFound:
         raise Open311Error(404, f"service_request_id {request_id!r} not found") from None
-    return [request_item(row)]
+    return [request_item(row, _media_urls(conn, [row], media_base).get(row["id"]))]
 
 
 def get_token(conn: Connection, token: str) -> list[dict]:
@@ -363,7 +382,7 @@ def _split(value: str | None) -> list[str]:
 
 
 def find_requests(conn: Connection, params: dict[str, str | None],
-                  now: datetime | None = None) -> list[dict]:
+                  now: datetime | None = None, media_base: str | None = None) -> list[dict]:
     """``GET requests`` with the spec's filters; newest first, at most 1000.
 
     ``service_request_id`` (comma list) overrides the other filters, as the spec says. The
@@ -373,7 +392,8 @@ def find_requests(conn: Connection, params: dict[str, str | None],
     if ids:
         rows = publication.public_cases(conn, "c.case_no = ANY(:ids)", {"ids": ids[:MAX_RESULTS]},
                                         "ORDER BY c.reported_at DESC, c.id DESC")
-        return [request_item(r) for r in rows]
+        media = _media_urls(conn, rows, media_base)
+        return [request_item(r, media.get(r["id"])) for r in rows]
     now = now or datetime.now(UTC)
     start = _parse_date(params.get("start_date"), "start_date")
     end = _parse_date(params.get("end_date"), "end_date")
@@ -404,4 +424,5 @@ def find_requests(conn: Connection, params: dict[str, str | None],
         where.append(_CLOSED_SQL)
     rows = publication.public_cases(conn, " AND ".join(where), args,
                                     "ORDER BY c.reported_at DESC, c.id DESC LIMIT :limit")
-    return [request_item(r) for r in rows]
+    media = _media_urls(conn, rows, media_base)
+    return [request_item(r, media.get(r["id"])) for r in rows]

@@ -39,6 +39,7 @@ class Operation:
     state: str | None = None             # the fresh case's state (None: no case needed)
     body: dict | None = field(default=None, hash=False)
     auth: str = "bearer"                 # bearer | api_key (Open311 form field) | none
+    upload: bool = False                 # send a photo as multipart (part "photo")
 
     @property
     def name(self) -> str:
@@ -123,6 +124,16 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/open311/v2/requests.{fmt}", (201, 201, 201, 201, 403, 403, 201, 403, 403),
               url="/open311/v2/requests.json", auth="api_key",
               body={"service_code": "0504", "description": "matrix via open311"}),
+    # Evidence: a file is seen by whoever sees its case; planners only read. {attachment_id}
+    # is a photo an admin added to a fresh case (citizens' photos: tests/test_evidence.py).
+    Operation("GET", "/api/v1/cases/{case_id}/attachments", (200, 200, 200, 200, 404, 200, 200, 401, 401),
+              url="/api/v1/cases/{case_id}/attachments", state="registered"),
+    Operation("POST", "/api/v1/cases/{case_id}/attachments", (201, 201, 201, 201, 404, 403, 201, 401, 401),
+              url="/api/v1/cases/{case_id}/attachments", state="registered", upload=True),
+    Operation("GET", "/api/v1/attachments/{attachment_id}", (200, 200, 200, 200, 404, 200, 200, 401, 401),
+              url="/api/v1/attachments/{attachment_id}", state="registered"),
+    Operation("GET", "/api/v1/attachments/{attachment_id}/thumb", (200, 200, 200, 200, 404, 200, 200, 401, 401),
+              url="/api/v1/attachments/{attachment_id}/thumb", state="registered"),
     # The ledger: the supervision side registers and verifies, the command side dispatches,
     # the handling unit handles and may not verify or close; another community's case is
     # not found (404) before any role check.

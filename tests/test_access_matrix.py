@@ -30,11 +30,13 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from casegrid.db import make_engine
+from casegrid.settings import Settings
 from cases.intake import NewCase, create_case
 from cases.tokens import authenticate, create_token, revoke_token
 from cases.workflow import apply_action
 from tests.access_matrix import CALLERS, OPERATIONS, PATH_TO_STATE, Operation
 from tests.conftest import _fresh_database
+from tests.evidence_files import png
 from tests.test_intake_api import interior_points
 
 REPORTER_NAME = "Zhuang Qiaoyun 庄巧云"
@@ -78,7 +80,7 @@ class Matrix:
 
 
 @pytest.fixture(scope="module")
-def matrix(pg_cluster, city_template) -> Iterator[Matrix]:
+def matrix(pg_cluster, city_template, tmp_path_factory) -> Iterator[Matrix]:
     for url in _fresh_database(pg_cluster, city_template):
         engine = make_engine(url)
         points = interior_points(engine)
@@ -95,7 +97,8 @@ def matrix(pg_cluster, city_template) -> Iterator[Matrix]:
                     revoke_token(conn, token_id)
             prep = {name: create_token(conn, "admin", f"prep-{name}")[1]
                     for name in ("builder", "handler")}
-        app = create_app(database_url=url)
+        app = create_app(Settings(attachment_dir=tmp_path_factory.mktemp("files")),
+                         database_url=url)
         try:
             with TestClient(app) as client:
                 yield Matrix(app, client, engine, tokens, own, other, prep)
@@ -147,6 +150,9 @@ def test_the_table_is_well_formed():
 # --- the matrix itself ---------------------------------------------------------------------
 
 
+_PNG = png(size=(32, 24))
+
+
 def _call(m: Matrix, op: Operation, caller: str):
     url = op.url or op.route
     body = dict(op.body) if op.body else None
@@ -157,6 +163,11 @@ def _call(m: Matrix, op: Operation, caller: str):
     elif op.state is not None:
         case = m.new_case(op.state)
         url = url.replace("{case_id}", str(case["id"])).replace("{case_no}", case["case_no"])
+        if "{attachment_id}" in url:
+            added = m.client.post(f"/api/v1/cases/{case['id']}/attachments",
+                                  headers={"Authorization": f"Bearer {m.prep['builder']}"},
+                                  files=[("photo", ("m.png", _PNG, "image/png"))])
+            url = url.replace("{attachment_id}", str(added.json()["attachments"][0]["id"]))
     if op.route == "/api/v1/cases":
         _code, lon, lat = m.own
         body = {**(body or {}), "lon": lon, "lat": lat, "external_id": uuid.uuid4().hex}
@@ -166,6 +177,9 @@ def _call(m: Matrix, op: Operation, caller: str):
         if m.tokens[caller]:
             form["api_key"] = m.tokens[caller]
         return m.client.post(url, data=form)
+    if op.upload:
+        return m.client.post(url, headers=m.headers(caller), data={"caption": "matrix"},
+                             files=[("photo", ("m.png", _PNG, "image/png"))])
     return m.client.request(op.method, url, json=body, headers=m.headers(caller),
                             follow_redirects=False)
 

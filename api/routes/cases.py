@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 
 from api.auth import BearerCredentials, CurrentPrincipal
 from api.deps import ConnDep
+from api.evidence_forms import intake_with_photos
 from api.schemas import (
     GEOJSON_MEDIA_TYPE,
     CaseListOut,
@@ -30,6 +31,7 @@ from api.schemas import (
     feature_collection,
     intake_json,
 )
+from api.uploads import post_with_photos
 from casegrid import metrics
 from cases import queries
 from cases.intake import NewCase
@@ -44,8 +46,10 @@ router = APIRouter(prefix=PREFIX, tags=["cases"])
 # hands the token and the parsed body to the intake batcher (cases.intake_batch), which
 # authenticates and registers concurrent submissions in one transaction, and returns a
 # finished Response, so FastAPI does not validate and serialize the answer a second time.
-@router.post(
-    INTAKE_PATH,
+# A multipart body (the case in a part "case", photos in parts "photo") is served by
+# api.evidence_forms.intake_with_photos on the same path.
+@post_with_photos(
+    router, INTAKE_PATH, intake_with_photos, "case", "The case as JSON (the JSON body's fields).",
     status_code=201,
     response_model=IntakeOut,
     responses={

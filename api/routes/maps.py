@@ -21,6 +21,7 @@ from api.deps import ConnDep, DateQ, ReadConnDep
 from api.root_path import app_path
 from casegrid.errors import Forbidden, InvalidInput
 from casegrid.replica import Freshness
+from cases import attachments
 from cases.activities import activity_points
 from cases.tokens import Principal, authenticate
 from geo import map_data
@@ -154,8 +155,13 @@ def case_popup(request: Request, principal: PagePrincipal, conn: ConnDep, case_i
     """What a case's popup shows (no reporter data)."""
     allow(principal, MAP_ROLES)
     row = map_data.case_summary(conn, case_id, scope_of(principal))
-    return case_popup_data(row, check_lang(lang), _record_url(request, case_id),
+    data = case_popup_data(row, check_lang(lang), _record_url(request, case_id),
                            app_path(request, f"/maps/cases/{case_id}"))
+    # The case's first photo the caller may see, for the popup (api/routes/attachments.py).
+    thumb = attachments.first_thumbs(conn, [case_id], principal,
+                                     request.app.state.settings).get(case_id)
+    data["thumb_url"] = app_path(request, thumb) if thumb else None
+    return data
 
 
 @router.get("/maps/cases/{case_id}", response_class=HTMLResponse)

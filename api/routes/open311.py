@@ -15,14 +15,17 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy import Connection, Engine
 
 from api.deps import EngineDep
 from api.middleware import BodyTooLarge
+from api.uploads import commit_with_files, db_turn, is_multipart, prepare_and_store, read_form
+from casegrid.db import single_read
 from casegrid.errors import CasegridError
 from cases import open311
 from cases.intake import SUBMITTERS
 from cases.open311 import Open311Error
-from cases.tokens import authenticate
+from cases.tokens import Principal, authenticate
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 
@@ -89,26 +92,63 @@ async def post_request(fmt: str, request: Request, engine: EngineDep) -> Respons
         return _error(fmt, Open311Error(
             400, f"content type {content_type or 'none'!r} is not accepted: send the fields "
                  "form-encoded (application/x-www-form-urlencoded)"))
+    settings = request.app.state.settings
+    media = []
     try:
-        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        if is_multipart(request):  # photos in parts named "media" (as Open311 clients send)
+            form, uploads = await read_form(request, ("media",), settings)
+        else:
+            form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+            uploads = []
     except BodyTooLarge as exc:  # a chunked body past the limit: a 413, not a parse error
         return _error(fmt, Open311Error(413, exc.detail))
+    except CasegridError as exc:  # a file or part refused, naming it
+        return _error(fmt, open311.from_domain(exc))
     except Exception:  # a malformed body is the client's fault, never a 500
         return _error(fmt, Open311Error(400, "the form body could not be parsed"))
+    if uploads:
+        # The key first: no photo is decoded or stored for a request that will be refused.
+        try:
+            await db_turn(_submitter, engine, form)
+            media = await prepare_and_store(uploads, settings)
+        except Open311Error as err:
+            return _error(fmt, err)
+        except CasegridError as exc:  # a photo refused, naming it and the limit
+            return _error(fmt, open311.from_domain(exc))
 
     def work():
         # One transaction: a refused request writes nothing.
         with engine.begin() as conn:
-            try:
-                principal = authenticate(conn, form.get("api_key") or None)
-            except CasegridError as exc:
-                raise Open311Error(403, f"api_key: {exc.message}") from None
-            if principal.role not in SUBMITTERS:
-                raise Open311Error(403, f"api_key: role {principal.role!r} may not submit "
-                                        "requests; ask for an intake key")
-            return open311.submit(conn, form, principal)
+            principal = _principal(conn, form)
+            return open311.submit(conn, form, principal, media, settings)
 
-    return await run_in_threadpool(_answer, fmt, "requests", work, 201)
+    if not is_multipart(request):
+        return await run_in_threadpool(_answer, fmt, "requests", work, 201)
+    # An upload skips the queue at the pool (api.db_gate): its transaction takes a turn of
+    # the uploads' own instead, then any of its files a sweep took meanwhile is put back.
+    return await commit_with_files(lambda: _answer(fmt, "requests", work, 201), media, settings)
+
+
+def _principal(conn: Connection, form: dict[str, str]) -> Principal:
+    """The submitter its ``api_key`` names (Open311Error 403 if none, or not a submitter)."""
+    try:
+        principal = authenticate(conn, form.get("api_key") or None)
+    except CasegridError as exc:
+        raise Open311Error(403, f"api_key: {exc.message}") from None
+    if principal.role not in SUBMITTERS:
+        raise Open311Error(403, f"api_key: role {principal.role!r} may not submit "
+                                "requests; ask for an intake key")
+    return principal
+
+
+def _submitter(engine: Engine, form: dict[str, str]) -> Principal:
+    with single_read(engine) as conn:
+        return _principal(conn, form)
+
+
+def _media_base(request: Request) -> str | None:
+    """Where media_url points (the server's own URL), when citizens' photos are published."""
+    return str(request.base_url) if request.app.state.settings.attachment_intake_public else None
 
 
 @router.get("/requests.{fmt}")
@@ -121,16 +161,17 @@ def get_requests(fmt: str, request: Request, engine: EngineDep) -> Response:
 
     def work():
         with engine.connect() as conn:
-            return open311.find_requests(conn, params)
+            return open311.find_requests(conn, params, media_base=_media_base(request))
     return _answer(fmt, "requests", work)
 
 
 @router.get("/requests/{service_request_id}.{fmt}")
-def get_request(service_request_id: str, fmt: str, engine: EngineDep) -> Response:
+def get_request(service_request_id: str, fmt: str, request: Request,
+                engine: EngineDep) -> Response:
     """One service request (a one-element list, as the spec has it)."""
     def work():
         with engine.connect() as conn:
-            return open311.get_request(conn, service_request_id)
+            return open311.get_request(conn, service_request_id, media_base=_media_base(request))
     return _answer(fmt, "requests", work)
 
 

@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.auth import CurrentPrincipal, require_roles
 from api.deps import ConnDep, ReadConnDep
+from api.evidence_forms import action_with_photos
+from api.uploads import post_with_photos
 from casegrid import metrics
 from casegrid.errors import CasegridError
 from cases import deadlines, stats, workflow
@@ -63,7 +65,11 @@ class LimitsIn(BaseModel):
     limits: list[LimitIn] = Field(min_length=1)
 
 
-@router.post("/cases/{case_id}/actions")
+# A multipart body (the action in a part "action", photos in parts "photo") is served by
+# api.evidence_forms.action_with_photos on the same path.
+@post_with_photos(router, "/cases/{case_id}/actions", action_with_photos, "action",
+                  "The action as JSON (the JSON body's fields); photos go with handle, "
+                  "verify_pass, verify_fail, return.")
 def take_action(case_id: int, body: ActionIn, principal: CurrentPrincipal,
                 conn: ConnDep) -> Any:
     """Take one action on a case; returns the case with its due times and next actions."""

@@ -68,7 +68,9 @@
       links += "</div>";
       var badge = '<span class="cg-badge" style="background:' + (d.overdue ? COLOURS.overdue : COLOURS[d.state_group] || "#666") + '">' +
         esc(d.overdue ? T.state_overdue : d.state_label) + "</span>";
-      return '<div class="cg-popup"><b>' + esc(d.case_no) + "</b> " + badge + warn + "<table>" + body + "</table>" + links + "</div>";
+      // The case's first photo the caller may see (a thumbnail; the page's cookie fetches it).
+      var photo = d.thumb_url ? '<img class="cg-thumb" src="' + esc(d.thumb_url) + '" alt="" loading="lazy" style="display:block;max-width:100%;max-height:160px;margin:4px 0">' : "";
+      return '<div class="cg-popup"><b>' + esc(d.case_no) + "</b> " + badge + warn + photo + "<table>" + body + "</table>" + links + "</div>";
     }
 
     // A popup of its own on the map (not bound to the marker): markers are replaced on every
