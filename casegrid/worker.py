@@ -2,13 +2,15 @@
 
 Each pass, in short transactions of its own:
 
-1. records the heartbeat (:mod:`casegrid.heartbeat`) and, once a day, warns in its log when
-   the working calendar is about to run out (:class:`cases.calendar_horizon.HorizonLog`);
-2. writes the reminders and escalations now due (:func:`cases.reminders.send_reminders`);
-3. routes new outbox events into deliveries (:func:`notify.outbox.route_events`);
-4. claims due deliveries in batches (``FOR UPDATE SKIP LOCKED``), sends each batch through
+1. writes the reminders and escalations now due (:func:`cases.reminders.send_reminders`;
+   at most every ``REMIND_EVERY_S`` while it is busy);
+2. routes new outbox events into deliveries (:func:`notify.outbox.route_events`);
+3. claims due deliveries in batches (``FOR UPDATE SKIP LOCKED``), sends each batch through
    its channels in parallel while holding the locks, and records every attempt in the
-   same transaction, until nothing more is due.
+   same transaction, until nothing more is due;
+4. records its heartbeat (:mod:`casegrid.heartbeat`), also before its first pass, and,
+   once a day, warns in its log when the working calendar is about to run out
+   (:class:`cases.calendar_horizon.HorizonLog`).
 
 A worker killed at any point loses nothing: an uncommitted batch is sent again by the next
 worker to claim it (at least once). ``--once`` runs one pass and exits (cron); otherwise the
@@ -41,6 +43,8 @@ from notify.base import Channel, Outcome
 
 log = logging.getLogger("casegrid.worker")
 ROUTE_BATCH = 1000  # events routed per transaction
+REMIND_EVERY_S = 20.0
+BEAT_EVERY_S = 30.0  # heartbeats within a long pass
 
 
 def default_channels(settings: Settings) -> dict[str, Channel]:
@@ -68,6 +72,8 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.channels = channels if channels is not None else default_channels(settings)
         self._listener = None  # a pooled connection LISTENing for new events (run())
+        self._reminded = -REMIND_EVERY_S  # monotonic time of the last reminder pass
+        self._beat = 0.0  # ... and of the last heartbeat
         self.pool = ThreadPoolExecutor(max_workers=settings.worker_concurrency,
                                        thread_name_prefix="casegrid-send")
         self.horizon = HorizonLog(settings.calendar_horizon_days, log)
@@ -81,13 +87,15 @@ class Worker:
     def run_pass(self, now: datetime | None = None) -> dict[str, int]:
         """One pass at ``now`` (default: the database's clock); counts of what it did."""
         totals = {"reminders": 0, "routed": 0, "delivered": 0, "retrying": 0, "failed": 0}
-        with self.engine.begin() as conn:
-            record_heartbeat(conn, self.name, {"state": "pass started"})
         with self.engine.connect() as conn:  # once a day: warn before the calendar runs out
             self.horizon.check(conn, today_in_calendar_zone(now) if now else None)
-        with self.engine.begin() as conn:
-            reminded = send_reminders(conn, self._now(now), self.settings)
-            totals["reminders"] = sum(reminded.values())
+        # Reminders fall due by the minute, not by the event: a busy loop checks them every
+        # REMIND_EVERY_S (a pass at an explicit time, and --once, always).
+        if now is not None or time.monotonic() - self._reminded >= REMIND_EVERY_S:
+            with self.engine.begin() as conn:
+                reminded = send_reminders(conn, self._now(now), self.settings)
+                totals["reminders"] = sum(reminded.values())
+            self._reminded = time.monotonic()
         # Once a night when enabled: personal data past its retention (cases.retention).
         purged = nightly_purge(self.engine, self.settings, now)
         if purged is not None:
@@ -107,9 +115,15 @@ class Worker:
                 totals[k] += done[k]
             if sum(done.values()) == 0:
                 break
-        with self.engine.begin() as conn:
-            record_heartbeat(conn, self.name, totals)
+            if time.monotonic() - self._beat >= BEAT_EVERY_S:  # a long backlog: still alive
+                self._heartbeat(totals)
+        self._heartbeat(totals)
         return totals
+
+    def _heartbeat(self, info: dict) -> None:
+        with self.engine.begin() as conn:
+            record_heartbeat(conn, self.name, info)
+        self._beat = time.monotonic()
 
     def deliver_batch(self, cutoff: datetime, now: datetime | None = None) -> dict[str, int]:
         """Claim one batch of deliveries due by ``cutoff``, send them, record the outcomes
@@ -139,6 +153,7 @@ class Worker:
         """Run passes until ``stop`` is set, sleeping between passes that found no work."""
         stop = stop or threading.Event()
         log.info("worker %s started", self.name)
+        self._heartbeat({"state": "started"})
         while not stop.is_set():
             try:
                 totals = self.run_pass()

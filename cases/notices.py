@@ -66,22 +66,24 @@ FROM "case" c JOIN category k ON k.code = c.category_code
 WHERE c.id = ANY(CAST(:ids AS bigint[]))
 RETURNING id, case_id
 )
--- Wakes an idle worker when the transaction commits (NOTIFY is transactional; repeats
--- within a transaction are folded into one).
-SELECT ins.id, ins.case_id FROM ins, (SELECT pg_notify('casegrid_outbox', '')) AS wake
+SELECT ins.id, ins.case_id FROM ins{wake}
 """
+# Wakes an idle worker when the transaction commits (NOTIFY is transactional; repeats
+# within a transaction are folded into one).
+_WAKE = ", (SELECT pg_notify('casegrid_outbox', '')) AS wake"
 
 
 def record(conn: Connection, type_: str, case_ids: list[int], *, at: datetime | None = None,
-           data: dict | None = None) -> dict[int, int]:
+           data: dict | None = None, wake: bool = True) -> dict[int, int]:
     """Write event ``type_`` for each case in ``case_ids`` in the caller's transaction, with
     one statement; return ``{case_id: event_id}``. ``at`` is when it happened (default:
-    the transaction's time)."""
+    the transaction's time). ``wake``: NOTIFY the idle workers at commit (intake does not:
+    its events wait for the worker's next poll, and intake's commits stay cheap)."""
     if type_ not in EVENTS:
         raise ValueError(f"unknown event type {type_!r}; one of {', '.join(EVENTS)}")
     if not case_ids:
         return {}
-    rows = conn.execute(text(_RECORD_SQL), {
+    rows = conn.execute(text(_RECORD_SQL.replace("{wake}", _WAKE if wake else "")), {
         "type": type_, "ids": list(case_ids), "at": at,
         "recipients": json.dumps(list(EVENTS[type_])),
         "data": json.dumps(data or {}, default=str, ensure_ascii=False)}).all()
@@ -90,8 +92,9 @@ def record(conn: Connection, type_: str, case_ids: list[int], *, at: datetime | 
 
 def record_registered(conn: Connection, case_ids: list[int]) -> None:
     """``case.registered`` for the cases an intake batch has just inserted: one statement
-    for the whole batch, in the batch's transaction."""
-    record(conn, "case.registered", case_ids)
+    for the whole batch, in the batch's transaction; no NOTIFY (the worker's poll picks
+    them up within ``CASEGRID_WORKER_POLL_S``)."""
+    record(conn, "case.registered", case_ids, wake=False)
 
 
 def record_action(conn: Connection, case_id: int, action: str, at: datetime,

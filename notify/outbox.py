@@ -209,6 +209,31 @@ def retry(conn: Connection, delivery_id: int) -> dict:
     return {"id": delivery_id, "status": "pending"}
 
 
+_PURGE_SQL = """
+WITH old AS MATERIALIZED (
+    SELECT e.id FROM outbox_event e
+    WHERE e.routed_at IS NOT NULL AND e.at < now() - make_interval(days => :days)
+      AND NOT EXISTS (SELECT 1 FROM outbox_delivery d
+                      WHERE d.event_id = e.id AND d.status <> 'delivered')
+), a AS (
+    DELETE FROM outbox_attempt t USING outbox_delivery d, old
+    WHERE t.delivery_id = d.id AND d.event_id = old.id
+), d AS (
+    DELETE FROM outbox_delivery d USING old WHERE d.event_id = old.id
+)
+DELETE FROM outbox_event e USING old WHERE e.id = old.id
+"""
+
+
+def purge(conn: Connection, days: int) -> int:
+    """Delete events older than ``days`` whose every delivery was delivered, with their
+    deliveries and attempts (pending and failed ones are kept), in one statement (the
+    foreign keys are checked at its end); return how many events went."""
+    if days < 1:
+        raise InvalidInput("keep at least one day of deliveries", field="days")
+    return conn.execute(text(_PURGE_SQL), {"days": days}).rowcount
+
+
 def stats(conn: Connection) -> dict[str, int]:
     """Deliveries by status and events not yet routed."""
     out = {r.status: r.n for r in conn.execute(text(

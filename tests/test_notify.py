@@ -199,3 +199,17 @@ def test_an_idle_worker_wakes_when_an_event_commits(city_engine):
                 conn.execute(text("SELECT pg_notify('casegrid_outbox', '')"))
             runner.join(timeout=30)
         assert not runner.is_alive()
+
+
+def test_purge_keeps_what_is_not_delivered(city_engine):
+    dispatched_case(city_engine)
+    with Receiver(statuses=[500]) as rx:  # the first delivery fails and stays pending
+        Worker(city_engine, settings(webhook_url=rx.url, notify_retry_base_s=3600)).run_pass()
+    with city_engine.begin() as conn:
+        conn.execute(text("UPDATE outbox_event SET at = at - interval '100 days'"))
+        assert outbox.purge(conn, 90) == 1
+        left = conn.execute(text(
+            "SELECT d.status, (SELECT count(*) FROM outbox_attempt a WHERE a.delivery_id = d.id) "
+            "FROM outbox_delivery d")).all()
+        assert [tuple(r) for r in left] == [("pending", 1)]
+        assert conn.execute(text("SELECT count(*) FROM outbox_event")).scalar_one() == 1

@@ -69,6 +69,17 @@ def retry_cmd(delivery_id: int = typer.Argument(..., help="delivery id from `out
     console.print(f"delivery {delivery_id} will be sent again at the worker's next pass")
 
 
+@outbox_app.command("purge")
+@cli_errors
+def purge_cmd(days: int = typer.Option(90, min=1, help="keep this many days")) -> None:
+    """Delete delivered events older than --days, with their deliveries and attempts."""
+    from notify.outbox import purge
+
+    with engine().begin() as conn:
+        n = purge(conn, days)
+    console.print(f"purged {n} delivered events older than {days} days")
+
+
 def register(app: typer.Typer) -> None:
     app.command("worker")(worker)
     app.add_typer(outbox_app, name="outbox")
