@@ -45,6 +45,7 @@ BENCHES: dict[str, str] = {
     "privacy": "bench.bench_privacy",
     "notify": "bench.bench_notify",
     "evidence": "bench.bench_evidence",
+    "address": "bench.bench_address",
 }
 DEFAULT_OUT = PROJECT_ROOT / "bench" / "RESULTS.md"
 

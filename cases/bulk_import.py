@@ -83,6 +83,7 @@ from cases.mappings import CHANNELS, REQUIRED, Mapping, load_mapping
 from cases.mappings.apply import STAGE_COLUMNS, validate_chunk
 from cases.privacy import MAY_HOLD_CONTACTS, masked_and_original
 from geo import route_cells
+from geo.address_bulk import AddressLocator
 from geo.coords import normalise_crs
 from geo.routing import require_generation
 
@@ -244,7 +245,7 @@ CREATE TEMP TABLE cg_stage (
     category_code text NOT NULL, description text, address text, reported_us bigint NOT NULL,
     reporter_name text, reporter_phone text, photo_urls text,
     input_lon double precision, input_lat double precision, input_crs text,
-    lon double precision NOT NULL, lat double precision NOT NULL,
+    lon double precision, lat double precision,  -- NULL: address only (geo.address_bulk)
     review_s bigint, reply_s bigint, due_prov boolean
 ) ON COMMIT DROP
 """
@@ -793,6 +794,7 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
     route_params = {"gen": gen, "tol_m": settings.gap_tolerance_m,
                     "margin_m": settings.near_boundary_margin_m}
     route_cells.begin(conn, route_params)
+    addresses = AddressLocator(conn)
     catalogue = {r[0] for r in conn.execute(text("SELECT code FROM category WHERE active"))}
     if not catalogue:
         raise ImportFailed("the category catalogue is empty: run `casegrid db migrate`",
@@ -817,6 +819,7 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
                     # Each chunk is routed as soon as it is staged, while the worker
                     # validates the next: the database and Python work at the same time.
                     _copy_chunk(conn, data)
+                    addresses.locate_lines(first, last)
                     route_cells.route_lines(conn, route_params, "cg_stage", first, last)
                 for event in events if progress else ():
                     progress(*event)
@@ -847,6 +850,7 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
             conn.execute(text(_ANALYZE_STAGE))
     # Renamed, the table keeps its statistics.
     conn.execute(text("ALTER TABLE cg_stage RENAME TO cg_new"))
+    addresses.finish("cg_new")
     route_cells.finish(conn)
     report.routed = {
         r.rule: r.n for r in conn.execute(
@@ -888,6 +892,7 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
         report.seconds["indexes"] = round(time.perf_counter() - clock, 3)
     if originals:
         conn.execute(text(_ORIGINALS_SQL), {"rows": json_param(originals)})
+    addresses.store_answers("cg_new")
     if progress:
         progress("insert", 1, 1)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from sqlalchemy import Connection, text
 
@@ -37,6 +38,7 @@ SAME_BLOCK = 40
 CROSS_NEAR_M = 30.0
 # Memory keys at least this similar (pg_trgm) are offered as suggestions.
 TRGM_MIN = 0.55
+TRGM_MAX_ASKS = 200
 
 # Scores. An exact name > the tail of what was said > a one-character typo.
 S_EXACT, S_TAIL, S_TYPO = 0.9, 0.82, 0.78
@@ -70,8 +72,7 @@ def fetch_candidates(conn: Connection, parsed: list[ParsedAddress]) -> Candidate
     """The options of every address in ``parsed`` (module docstring)."""
     options: list[list[Option]] = [[] for _ in parsed]
     gen = active_generation(conn, "community")
-    names = {r.code: r.name for r in conn.execute(
-        text("SELECT code, name FROM community WHERE generation_id = :g"), {"g": gen})} if gen else {}
+    names = _community_names(conn, gen)
     remembered = _memory_exact(conn, parsed, options)
     _memory_neighbours(conn, parsed, options, remembered)
     requests = _gazetteer(conn, parsed, options)
@@ -99,6 +100,20 @@ def _memory_settles(options: list[Option]) -> None:
             o.score = min(0.95, max(o.score, best) + HINT_BONUS)
             o.why += "; the gazetteer agrees"
         options[:] = memory
+
+
+# A generation's communities never change once stored (a redistricting is a new
+# generation), so their names are read once per generation and process.
+_NAMES: dict[int, dict[str, str]] = {}
+
+
+def _community_names(conn: Connection, gen: int | None) -> dict[str, str]:
+    if gen is None:
+        return {}
+    if gen not in _NAMES:
+        _NAMES[gen] = {r.code: r.name for r in conn.execute(
+            text("SELECT code, name FROM community WHERE generation_id = :g"), {"g": gen})}
+    return _NAMES[gen]
 
 
 # --- memory ---------------------------------------------------------------------------
@@ -194,9 +209,12 @@ def _memory_neighbours(conn: Connection, parsed: list[ParsedAddress],
 
 def _memory_similar(conn: Connection, parsed: list[ParsedAddress],
                     options: list[list[Option]]) -> None:
+    # Only keys without digits: a learned address that differs in a number is another
+    # place, not a typo of this one. And only a few at a time: each is a GIN probe whose
+    # common trigrams can touch many keys (a bulk import's unknown rows stay unlocated).
     asks = [(i, p.key) for i, p in enumerate(parsed)
-            if not options[i] and p.key and p.number is None and len(p.key) >= 4]
-    if not asks:
+            if not options[i] and len(p.key) >= 4 and not any(ch.isdigit() for ch in p.key)]
+    if not asks or len(asks) > TRGM_MAX_ASKS:
         return
     conn.execute(text("SELECT set_config('pg_trgm.similarity_threshold', :t, true)"),
                  {"t": str(TRGM_MIN)})
@@ -216,7 +234,8 @@ def _memory_similar(conn: Connection, parsed: list[ParsedAddress],
 
 # --- gazetteer ------------------------------------------------------------------------
 
-def _place_keys(core: str) -> list[tuple[str, float]]:
+@lru_cache(maxsize=65536)
+def _place_keys(core: str) -> tuple[tuple[str, float], ...]:
     """Keys to look the place up by, with their score: the name, then each shorter tail."""
     out = []
     for start in range(0, max(0, len(core) - 1)):
@@ -226,45 +245,78 @@ def _place_keys(core: str) -> list[tuple[str, float]]:
         bare = without_generic(tail)
         if bare:
             out.append((bare, score))
-    return out
+    return tuple(out)
+
+
+_GAZETTEER_SQL = """
+SELECT n.name_key, n.exact, e.id, e.kind, e.name, e.house_from, e.house_to,
+       CASE WHEN e.kind = 'subdistrict' THEN e.properties->>'code'
+            ELSE e.community_code END AS code,
+       ST_X(pt.g) AS lon, ST_Y(pt.g) AS lat
+FROM gazetteer_name n JOIN gazetteer_entry e ON e.id = n.entry_id
+CROSS JOIN LATERAL (SELECT ST_PointOnSurface(e.geom) AS g) pt
+WHERE n.name_key = ANY(:keys)
+"""
+
+
+def _fetch_names(conn: Connection, keys: set[str], by_key: dict[str, list[_Hit]]) -> None:
+    if not keys:
+        return
+    for r in conn.execute(text(_GAZETTEER_SQL), {"keys": sorted(keys)}):
+        by_key[r.name_key].append(_Hit(r.id, r.kind, r.name, r.code, r.house_from, r.house_to,
+                                       r.lon, r.lat, r.exact))
+
+
+def _has_exact(token: str, by_key: dict[str, list[_Hit]]) -> bool:
+    bare = without_generic(token)
+    return any(h.exact for k in (token, bare) if k for h in by_key.get(k, ()))
 
 
 def _gazetteer(conn: Connection, parsed: list[ParsedAddress],
                options: list[list[Option]]) -> list[dict]:
     """Options from names alone; returns the geometry requests (crossings, numbers on
-    roads, roads) for :func:`_geometry`."""
+    roads, roads) for :func:`_geometry`. Addresses that differ only in what the gazetteer
+    does not hold (building, relative phrase, prefix) share one signature and are weighed
+    once. Names are looked up exactly first; the typo keys (deletions) only of the words
+    that found nothing exactly, in a second query."""
+    signatures: dict[tuple, list[int]] = defaultdict(list)
+    for i, p in enumerate(parsed):
+        if p.lang == "zh":
+            signatures[(p.core, p.road, p.number, p.cross, tuple(p.areas))].append(i)
+    if not signatures:
+        return []
     wanted: set[str] = set()
-    for p in parsed:
-        if p.lang != "zh":
-            continue
-        for token in [p.core, p.road, *(p.cross or ()), *p.areas]:
+    for core, road, number, cross, areas in signatures:
+        for token in (road, *(cross or ()), *areas):
             if token:
                 wanted.add(token)
-                wanted.update(deletions(token))
                 bare = without_generic(token)
                 if bare:
                     wanted.add(bare)
-        wanted.update(k for k, _ in _place_keys(p.core))
-        if p.road and p.number is not None:
-            wanted.add(f"{p.road}{p.number}号")
-    if not wanted:
-        return []
-    rows = conn.execute(text("""
-        SELECT n.name_key, n.exact, e.id, e.kind, e.name, e.house_from, e.house_to,
-               CASE WHEN e.kind = 'subdistrict' THEN e.properties->>'code'
-                    ELSE e.community_code END AS code,
-               ST_X(pt.g) AS lon, ST_Y(pt.g) AS lat
-        FROM gazetteer_name n JOIN gazetteer_entry e ON e.id = n.entry_id
-        CROSS JOIN LATERAL (SELECT ST_PointOnSurface(e.geom) AS g) pt
-        WHERE n.name_key = ANY(:keys)"""), {"keys": sorted(wanted)}).all()
+        wanted.update(k for k, _ in _place_keys(core))
+        if road and number is not None:
+            wanted.add(f"{road}{number}号")
     by_key: dict[str, list[_Hit]] = defaultdict(list)
-    for r in rows:
-        by_key[r.name_key].append(_Hit(r.id, r.kind, r.name, r.code, r.house_from, r.house_to,
-                                       r.lon, r.lat, r.exact))
+    _fetch_names(conn, wanted, by_key)
+    typos: set[str] = set()
+    for core, road, _, cross, areas in signatures:
+        for token in (road, *(cross or ()), *areas):
+            if token and not _has_exact(token, by_key):
+                typos.update(deletions(token))
+        if core and not any(by_key.get(k) for k, _ in _place_keys(core)):
+            typos.add(core)
+            typos.update(deletions(core))
+    _fetch_names(conn, typos - wanted, by_key)
     requests: list[dict] = []
-    for i, p in enumerate(parsed):
-        if p.lang == "zh":
-            _options_for(i, p, by_key, options[i], requests)
+    for members in signatures.values():
+        first = members[0]
+        start = len(requests)
+        _options_for(first, parsed[first], by_key, options[first], requests)
+        shared = list(options[first])
+        for i in members[1:]:
+            options[i].extend(shared)
+        for r in requests[start:]:
+            r["members"] = members  # the geometry's answer goes to each of them
     return requests
 
 
@@ -294,6 +346,7 @@ _ROAD_KINDS = ("road",)
 
 def _options_for(i: int, p: ParsedAddress, by_key: dict[str, list[_Hit]],
                  out: list[Option], requests: list[dict]) -> None:
+    first_request = len(requests)
     hinted_communities: set[str] = set()
     hinted_subdistricts: set[str] = set()
     area_options: list[Option] = []
@@ -351,10 +404,9 @@ def _options_for(i: int, p: ParsedAddress, by_key: dict[str, list[_Hit]],
     for o in mine:
         _apply_hints(o, hinted_communities, hinted_subdistricts)
     out.extend(mine)
-    for r in requests:
-        if r["i"] == i:
-            r["communities"] = sorted(hinted_communities)
-            r["subdistricts"] = sorted(hinted_subdistricts)
+    for r in requests[first_request:]:
+        r["communities"] = sorted(hinted_communities)
+        r["subdistricts"] = sorted(hinted_subdistricts)
 
 
 def _place_options(core: str, by_key: dict[str, list[_Hit]]) -> list[Option]:
@@ -401,35 +453,47 @@ def _apply_hints(o: Option, communities: set[str] | set, subdistricts: set[str] 
 
 # --- geometry -------------------------------------------------------------------------
 
+# Each branch first fetches its entries by id (MATERIALIZED: else the planner may join
+# every community with every road before it looks at the requests).
 _GEOMETRY_SQL = """
 WITH q AS MATERIALIZED (
     SELECT * FROM jsonb_to_recordset(CAST(:req AS jsonb))
         AS q(k int, op text, a bigint[], b bigint[], e bigint, num int)
-), pts AS (
-    SELECT q.k, ST_PointOnSurface(d.geom) AS g, NULL::text AS code
+), pairs AS MATERIALIZED (
+    SELECT q.k, ea.geom AS ga, eb.geom AS gb
     FROM q
-    JOIN gazetteer_entry ea ON ea.id = ANY(q.a)
-    JOIN gazetteer_entry eb ON eb.id = ANY(q.b)
-    CROSS JOIN LATERAL ST_Dump(CASE WHEN ST_Intersects(ea.geom, eb.geom)
-                                    THEN ST_Intersection(ea.geom, eb.geom)
-                                    ELSE ST_ClosestPoint(ea.geom, eb.geom) END) d
-    WHERE q.op = 'cross' AND ST_DWithin(ea.geom, eb.geom, :near_deg)
-    UNION ALL
-    SELECT q.k, ST_LineInterpolatePoint(l.line, least(1.0, greatest(0.0,
-               (q.num - e.house_from)::float8 / NULLIF(e.house_to - e.house_from, 0)))), NULL
+    CROSS JOIN LATERAL unnest(q.a) AS ia(id)
+    CROSS JOIN LATERAL unnest(q.b) AS ib(id)
+    JOIN gazetteer_entry ea ON ea.id = ia.id
+    JOIN gazetteer_entry eb ON eb.id = ib.id
+    WHERE q.op = 'cross'
+), lines AS MATERIALIZED (
+    SELECT q.k, q.op, q.num, e.geom, e.house_from, e.house_to
     FROM q JOIN gazetteer_entry e ON e.id = q.e
-    CROSS JOIN LATERAL (SELECT CASE WHEN GeometryType(e.geom) = 'LINESTRING' THEN e.geom
-                                    ELSE ST_GeometryN(ST_LineMerge(e.geom), 1) END AS line) l
-    WHERE q.op = 'door' AND GeometryType(l.line) = 'LINESTRING'
+    WHERE q.op IN ('door', 'road')
+), pts AS MATERIALIZED (
+    SELECT p.k, ST_PointOnSurface(d.geom) AS g, NULL::text AS code
+    FROM pairs p
+    CROSS JOIN LATERAL ST_Dump(CASE WHEN ST_Intersects(p.ga, p.gb)
+                                    THEN ST_Intersection(p.ga, p.gb)
+                                    ELSE ST_ClosestPoint(p.ga, p.gb) END) d
+    WHERE ST_DWithin(p.ga, p.gb, :near_deg)
     UNION ALL
-    SELECT q.k, ST_PointOnSurface(ST_Intersection(c.geom, e.geom)), c.code
-    FROM q JOIN gazetteer_entry e ON e.id = q.e
-    JOIN community c ON c.generation_id = CAST(:gen AS int) AND ST_Intersects(c.geom, e.geom)
-    WHERE q.op = 'road'
+    SELECT l.k, ST_LineInterpolatePoint(m.line, least(1.0, greatest(0.0,
+               (l.num - l.house_from)::float8 / NULLIF(l.house_to - l.house_from, 0)))), NULL
+    FROM lines l
+    CROSS JOIN LATERAL (SELECT CASE WHEN GeometryType(l.geom) = 'LINESTRING' THEN l.geom
+                                    ELSE ST_GeometryN(ST_LineMerge(l.geom), 1) END AS line) m
+    WHERE l.op = 'door' AND GeometryType(m.line) = 'LINESTRING'
     UNION ALL
-    SELECT q.k, ST_PointOnSurface(e.geom), NULL
-    FROM q JOIN gazetteer_entry e ON e.id = q.e
-    WHERE q.op = 'road' AND CAST(:gen AS int) IS NULL
+    SELECT l.k, ST_PointOnSurface(ST_Intersection(c.geom, l.geom)), c.code
+    FROM lines l
+    JOIN community c ON c.generation_id = CAST(:gen AS int) AND ST_Intersects(c.geom, l.geom)
+    WHERE l.op = 'road'
+    UNION ALL
+    SELECT l.k, ST_PointOnSurface(l.geom), NULL
+    FROM lines l
+    WHERE l.op = 'road' AND CAST(:gen AS int) IS NULL
 )
 SELECT p.k, ST_X(p.g) AS lon, ST_Y(p.g) AS lat, COALESCE(p.code, w.code) AS code
 FROM pts p
@@ -454,4 +518,5 @@ def _geometry(conn: Connection, requests: list[dict], options: list[list[Option]
         req = requests[r.k]
         o = Option(rule[req["op"]], r.lon, r.lat, r.code, req["score"], req["why"])
         _apply_hints(o, set(req.get("communities", ())), set(req.get("subdistricts", ())))
-        options[req["i"]].append(o)
+        for i in req.get("members", (req["i"],)):
+            options[i].append(o)

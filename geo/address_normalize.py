@@ -65,6 +65,7 @@ _BUILDING_CN = re.compile(r"(\d+)(?:号楼|栋|幢|座)(?:(\d+)单元)?(?:(\d+)(
                           r"|(\d+)单元(?:(\d+)(?:室|户|号)?)?$")
 # Generic words a name may carry or not ("善国苑小区" and "善国苑" are one compound).
 GENERIC_SUFFIXES = ("小区", "社区", "居委会", "家属院", "宿舍", "街道")
+_GENERIC_LAST = frozenset(s[-1] for s in GENERIC_SUFFIXES)
 
 # Western (NYC-style) addresses.
 _EN_WORDS = {
@@ -155,6 +156,8 @@ def name_key(name: str, prefixes: tuple[str, ...] = ()) -> str:
 def without_generic(key: str) -> str | None:
     """``key`` without a generic suffix (小区, 社区 ...), or None when it has none or nothing
     distinctive would be left."""
+    if not key or key[-1] not in _GENERIC_LAST:
+        return None
     for suffix in GENERIC_SUFFIXES:
         if key.endswith(suffix) and len(key) - len(suffix) >= 2:
             return key[: -len(suffix)]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -51,11 +52,12 @@ def city_prefixes() -> tuple[str, ...]:
     return tuple(sorted(get_settings().address_prefixes, key=len, reverse=True))
 
 
-def deletions(key: str) -> set[str]:
+@lru_cache(maxsize=65536)
+def deletions(key: str) -> frozenset[str]:
     """Each one-character deletion of ``key`` (none for keys shorter than three)."""
     if len(key) < 3 or len(key) > _MAX_TYPO_LEN:
-        return set()
-    return {key[:i] + key[i + 1:] for i in range(len(key))}
+        return frozenset()
+    return frozenset(key[:i] + key[i + 1:] for i in range(len(key)))
 
 
 def entry_keys(names: list[str], prefixes: tuple[str, ...]) -> dict[str, bool]:

@@ -45,7 +45,9 @@ CREATE TEMP TABLE cg_chunk (line bigint, lon double precision, lat double precis
     ON COMMIT DROP;
 CREATE TEMP TABLE cg_easy (id bigint, cid int) ON COMMIT DROP
 """
-_CHUNK_SQL = "INSERT INTO cg_chunk SELECT line, lon, lat FROM {table} WHERE line BETWEEN :first AND :last"
+# Rows without a point (an address the matcher could not place) are not routed here.
+_CHUNK_SQL = ("INSERT INTO cg_chunk SELECT line, lon, lat FROM {table}"
+              " WHERE line BETWEEN :first AND :last AND lon IS NOT NULL")
 _ENVELOPE = ("ST_MakeEnvelope(c.i * {s} - {eps}, c.j * {s} - {eps},"
              " (c.i + 1) * {s} + {eps}, (c.j + 1) * {s} + {eps}, 4326)")
 # Degrees that hold a radius of {metres} at the cell's latitude farthest from the equator.

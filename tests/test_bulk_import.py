@@ -238,12 +238,19 @@ def test_nyc_311_export(city_engine, tmp_path):
     rejects = tmp_path / "nyc_rejects.csv"
     report = import_cases(city_engine, path, "nyc311", commit=True, rejects_path=rejects)
     assert report.read == len(raw)
-    assert report.valid == int((mapped & has_coords).sum())
+    # A row without coordinates but with an address is taken for the address matcher
+    # (issue 27); one with neither is rejected.
+    has_address = (raw[["Incident Address", "City", "Incident Zip"]] != "").any(axis=1)
+    address_only = mapped & ~has_coords & has_address
+    assert address_only.sum() > 0
+    assert report.valid == int((mapped & (has_coords | has_address)).sum())
     assert report.inserted == report.valid  # Unique Key is unique
-    # New York is nowhere near Tengzhou: every case waits in the unrouted queue
-    assert report.routed == {"outside": report.valid}
+    # New York is nowhere near Tengzhou: every case waits in the unrouted queue (nor does
+    # the sample city's gazetteer know a New York address)
+    assert report.routed == {"outside": int((mapped & has_coords).sum()),
+                             "unlocated": int(address_only.sum())}
     lines = {int(r["line"]) for r in _read_rejects(rejects)}
-    assert lines == {i + 2 for i in raw.index[~(mapped & has_coords)]}
+    assert lines == {i + 2 for i in raw.index[~(mapped & (has_coords | has_address))]}
     with city_engine.connect() as conn:
         row = conn.execute(text(
             "SELECT channel, reported_at, category_code FROM \"case\" WHERE external_id = :k"),

@@ -186,14 +186,16 @@ def _is_geographic(crs: str) -> bool:
 
 
 def _coordinates(chunk_lon: pd.Series, chunk_lat: pd.Series, crs: pd.Series, ok: np.ndarray,
-                 problems: _Problems) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(input x, input y, WGS-84 lon, WGS-84 lat) as float arrays; bad rows reported."""
+                 problems: _Problems, address_only: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(input x, input y, WGS-84 lon, WGS-84 lat) as float arrays (NaN for the
+    ``address_only`` rows); bad rows reported."""
     n = len(chunk_lon)
     x = text_to_float(chunk_lon)
     y = text_to_float(chunk_lat)
     lon = np.full(n, np.nan)
     lat = np.full(n, np.nan)
-    unparsed = np.isnan(x) | np.isnan(y)
+    unparsed = (np.isnan(x) | np.isnan(y)) & ~address_only
     if unparsed.any():  # word the reasons from the raw text (blank, 'abc', ...)
         idx = np.flatnonzero(unparsed)
         _, msgs = check_points(chunk_lon.to_numpy()[idx], chunk_lat.to_numpy()[idx])
@@ -278,8 +280,14 @@ def validate_chunk(chunk: pd.DataFrame, mapping: Mapping, catalogue: set[str], d
 
     crs, why = _resolve_crs(_col(chunk, mapping, "crs"), mapping, default_crs)
     problems.add(why.notna().to_numpy(), "unknown crs", why.to_numpy())
-    x, y, lon, lat = _coordinates(_col(chunk, mapping, "lon"), _col(chunk, mapping, "lat"),
-                                  crs.fillna(default_crs), why.isna().to_numpy(), problems)
+    raw_lon, raw_lat = _col(chunk, mapping, "lon"), _col(chunk, mapping, "lat")
+    # No coordinates but an address (a phone call): staged without a point, for the
+    # address matcher (geo.address_bulk) to locate or to leave for a dispatcher.
+    address_only = ((raw_lon == "") & (raw_lat == "")
+                    & (_col(chunk, mapping, "address") != "")).to_numpy()
+    x, y, lon, lat = _coordinates(raw_lon, raw_lat, crs.fillna(default_crs),
+                                  why.isna().to_numpy() & ~address_only, problems,
+                                  address_only)
 
     good = ~problems.bad
     reported_us = ((when[good] - _EPOCH) // pd.Timedelta(microseconds=1)).astype("int64")
@@ -296,7 +304,7 @@ def validate_chunk(chunk: pd.DataFrame, mapping: Mapping, catalogue: set[str], d
         "photo_urls": _col(chunk, mapping, "photo_urls")[good].to_numpy(),
         "input_lon": x[good],
         "input_lat": y[good],
-        "input_crs": crs[good].to_numpy(),
+        "input_crs": np.where(address_only, None, crs.to_numpy(dtype=object))[good],
         "lon": lon[good],
         "lat": lat[good],
     })
