@@ -55,3 +55,12 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 
 # An optional date query parameter (YYYY-MM-DD).
 DateQ = Annotated[date | None, BeforeValidator(not_a_timestamp)]
+
+
+def calendar_today(request: Request) -> date:
+    """The working calendar's today: ``app.state.today()`` when set (a test's clock), else
+    today in Beijing time (:func:`cases.calendar_horizon.today_in_calendar_zone`)."""
+    from cases.calendar_horizon import today_in_calendar_zone
+
+    clock = getattr(request.app.state, "today", None)
+    return clock() if clock is not None else today_in_calendar_zone()

@@ -31,6 +31,13 @@ def app_path(request: Request, path: str) -> str:
     return root_of(request.scope) + path
 
 
+def path_in_app(request: Request) -> str:
+    """The request's path inside the app, without the prefix (``request.url.path`` has it:
+    under uvicorn's root_path the path is the full one the browser asked for)."""
+    root, path = root_of(request.scope), request.url.path
+    return path[len(root):] if root and path.startswith(root) else path
+
+
 def _under(root: bytes, value: bytes) -> bytes:
     if not value.startswith(b"/") or value.startswith(b"//"):
         return value  # absolute URL, scheme-relative URL or relative path: as it is

@@ -7,22 +7,14 @@ database, its schema, the worker and the calendar are all right (:mod:`casegrid.
 
 from __future__ import annotations
 
-from datetime import date
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from api.deps import calendar_today
 from casegrid.readiness import check_readiness
-from cases.calendar_horizon import today_in_calendar_zone
 
 router = APIRouter(tags=["meta"])
 ERROR_RESPONSES: dict = {}  # its 503 is the readiness document itself, not an error body
-
-
-def calendar_today(request: Request) -> date:
-    """The calendar's today: ``app.state.today()`` when set (a test's clock), else Beijing's."""
-    clock = getattr(request.app.state, "today", None)
-    return clock() if clock is not None else today_in_calendar_zone()
 
 
 # Left out of the OpenAPI document, like HEAD /health: a probe for machines, whose 503 is a
