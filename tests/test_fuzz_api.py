@@ -28,6 +28,7 @@ from sqlalchemy import Engine
 
 from api.app import create_app
 from casegrid.db import make_engine
+from casegrid.settings import Settings
 from cases.intake import NewCase, create_case
 from cases.tokens import authenticate, create_token
 from tests.conftest import _fresh_database
@@ -68,7 +69,7 @@ def _seed_cases(engine: Engine, admin_secret: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def fuzzed(pg_cluster, city_template) -> Iterator[Fuzzed]:
+def fuzzed(pg_cluster, city_template, tmp_path_factory) -> Iterator[Fuzzed]:
     for url in _fresh_database(pg_cluster, city_template):
         engine = make_engine(url)
         try:
@@ -79,7 +80,9 @@ def fuzzed(pg_cluster, city_template) -> Iterator[Fuzzed]:
                     scope = [officer_community] if role == "community_officer" else None
                     tokens[role] = create_token(conn, role, f"fuzz-{role}", scope)[1]
             _seed_cases(engine, tokens["admin"])
-            app = create_app(database_url=url)
+            # Uploaded evidence goes to a throwaway store, not the project's data directory.
+            files = tmp_path_factory.mktemp("fuzz-files")
+            app = create_app(Settings(attachment_dir=files), database_url=url)
             yield Fuzzed(app, engine, tokens)
         finally:
             # schemathesis keeps the app's lifespan running for the process; end it here so

@@ -1,0 +1,52 @@
+"""The dispatcher map's popup shows the case's first photo, in real Chromium: the thumbnail
+is fetched by the page (its cookie, no header) and decodes."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from api.app import create_app
+from casegrid.settings import Settings
+from cases import attachments
+from cases.images import Upload, prepare
+from cases.tokens import Principal
+from tests import evidence_files as files
+from tests.conftest import running_server
+from tests.test_maps_browser import _open, _shot, _wait_loaded, browser  # noqa: F401 - fixture
+from tests.test_maps_pages import make_token, seed_cases
+
+pytestmark = pytest.mark.browser
+
+
+def test_popup_shows_the_first_thumbnail(browser, city_engine, city_db_url, tmp_path):  # noqa: F811
+    seed_cases(city_engine, 20)
+    settings = Settings(tiles="none", database_url=city_db_url, attachment_dir=tmp_path / "files")
+    photo = prepare(Upload("photo", 0, "site.jpg", files.jpeg(size=(800, 600), seed=3)),
+                    attachments.limits(settings))
+    attachments.write_files(attachments.store_for(settings), [photo])
+    admin = Principal(1, "admin", "admin")
+    with city_engine.begin() as conn:
+        ids = conn.execute(text('SELECT id FROM "case"')).scalars().all()
+        for case_id in ids:
+            attachments.attach(conn, case_id, [photo], stage="handle", actor=admin,
+                               max_per_case=20)
+    token = make_token(city_engine, "dispatcher")
+    with running_server(create_app(settings, database_url=city_db_url)) as base:
+        ctx, page, watch = _open(browser, f"{base}/maps/dispatch?token={token}")
+        try:
+            _wait_loaded(page, watch)
+            page.wait_for_load_state("networkidle")
+            page.wait_for_timeout(600)
+            page.evaluate("cgDispatch.layers.clusters.getLayers()[0].fire('click')")
+            page.wait_for_selector(".leaflet-popup-content img.cg-thumb", timeout=10000)
+            page.wait_for_function(
+                "document.querySelector('.leaflet-popup-content img.cg-thumb').naturalWidth > 0",
+                timeout=10000)
+            width = page.evaluate(
+                "document.querySelector('.leaflet-popup-content img.cg-thumb').naturalWidth")
+            assert width == 320  # the thumbnail, not the photo
+            _shot(page, "dispatch_popup_photo.png")
+            assert not watch.errors, watch.errors
+        finally:
+            ctx.close()
