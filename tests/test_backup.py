@@ -80,15 +80,35 @@ def worked_city(pg_cluster, city_template):
         sim.simulate_ledger(conn, until=UNTIL)
     eng.dispose()
     store = Path(tempfile.mkdtemp(prefix="cg-store-"))
-    for i in range(3):
-        data = f"photo {i}".encode() * 1000
-        import hashlib
-
-        digest = hashlib.sha256(data).hexdigest()
-        (store / digest[:2]).mkdir(exist_ok=True)
-        (store / digest[:2] / digest).write_bytes(data)
+    add_photos(url, store, 3)
     yield url, store
     pg_cluster.drop_database(name)
+
+
+def add_photos(url: str, store: Path, n: int) -> None:
+    """``n`` real PNG photos on the first cases, through the evidence code (file store, then
+    rows), as the handling officer's upload would add them."""
+    import io
+
+    from PIL import Image
+
+    from casegrid.settings import Settings
+    from cases.attachments import add_to_case, prepare_all, store_for, write_files
+    from cases.images import Upload
+    from cases.tokens import Principal
+
+    settings = Settings(attachment_dir=store)
+    admin = Principal(1, "admin", "admin")
+    eng = create_engine(url, poolclass=NullPool)
+    with eng.begin() as conn:
+        ids = conn.execute(text('SELECT id FROM "case" ORDER BY id LIMIT :n'), {"n": n}).scalars()
+        for i, case_id in enumerate(ids):
+            buf = io.BytesIO()
+            Image.new("RGB", (64 + i, 48), (40 * i, 120, 200)).save(buf, "PNG")
+            prepared = prepare_all([Upload("photo", 0, f"p{i}.png", buf.getvalue())], settings)
+            write_files(store_for(settings), prepared)
+            add_to_case(conn, case_id, prepared, admin, settings, caption=f"photo {i}")
+    eng.dispose()
 
 
 @pytest.fixture
@@ -114,7 +134,9 @@ def test_backup_restores_every_row_and_file_into_a_fresh_cluster(worked_city, se
     assert manifest["counts"]["cases"] == before['"case"'] == 400
     assert manifest["counts"]["history"] == before["case_event"] > 400
     assert manifest["schema_revision"]
-    assert sum(1 for f in manifest["files"] if f.startswith("attachments/")) == 3
+    assert manifest["counts"]["attachments"] == before["attachment"] == 3
+    # each photo's served copy and its thumbnail
+    assert sum(1 for f in manifest["files"] if f.startswith("attachments/")) == 6
 
     target = second_cluster.url("restored")
     new_store = tmp_path / "restored-store"
@@ -250,3 +272,43 @@ def _wait_no_restore_session(url: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and _pg_restore_running(url):
         time.sleep(0.1)
+
+
+def test_the_commands_back_up_and_restore_with_the_attachment_store(worked_city, pg_cluster,
+                                                                     tmp_path, monkeypatch):
+    """`casegrid backup --out` and `casegrid restore` on a DATABASE_URL server, with the
+    attachment store the settings name (CASEGRID_ATTACHMENT_DIR)."""
+    from typer.testing import CliRunner
+
+    from casegrid.cli import app
+    from casegrid.db import get_engine
+    from casegrid.settings import get_settings
+
+    url, store = worked_city
+
+    def run(args, database, attachments):
+        monkeypatch.setenv("DATABASE_URL", database)
+        monkeypatch.setenv("CASEGRID_ATTACHMENT_DIR", str(attachments))
+        get_settings.cache_clear()
+        get_engine.cache_clear()
+        try:
+            return CliRunner().invoke(app, args)
+        finally:
+            get_settings.cache_clear()
+            get_engine.cache_clear()
+
+    out = run(["backup", "--out", str(tmp_path / "b")], url, store)
+    assert out.exit_code == 0, out.output
+    assert "400 cases" in out.output and "3 attachments" in out.output
+    pg_cluster.create_database("cg_restore_cli")
+    try:
+        target_store = tmp_path / "store2"
+        out = run(["restore", str(tmp_path / "b")], pg_cluster.url("cg_restore_cli"), target_store)
+        assert out.exit_code == 0, out.output
+        assert "restored" in out.output and "(migrations changed this)" not in out.output
+        assert sorted(p.name for p in target_store.rglob("*") if p.is_file()) == \
+            sorted(p.name for p in store.rglob("*") if p.is_file() and not p.name.startswith("."))
+        out = run(["restore", str(tmp_path / "b")], pg_cluster.url("cg_restore_cli"), target_store)
+        assert out.exit_code == 2 and "not empty" in out.output
+    finally:
+        pg_cluster.drop_database("cg_restore_cli")
