@@ -57,7 +57,7 @@ class Horizon:
                     f"请按国务院办公厅{y}年部分节假日安排的通知编写日历文件，"
                     f"运行 {FIX_COMMAND} 导入。")
         when = "from today" if n == 0 else f"from {day:%Y-%m-%d} ({n} days away)"
-        return (f"the working calendar has no holiday notice for {y}: deadlines {when} are "
+        return (f"The working calendar has no holiday notice for {y}: deadlines {when} are "
                 f"provisional (counted Monday-Friday only). Write the State Council's notice "
                 f"for {y} as a calendar file and import it: {FIX_COMMAND}")
 
