@@ -71,6 +71,7 @@ community = Table(
     Column("area_m2", Float),
     Column("properties", JSONB, nullable=False),
     Column("geom", _geom("MULTIPOLYGON"), nullable=False),
+    Column("population", Integer),
 )
 
 community_piece = Table(
@@ -420,4 +421,54 @@ attachment = Table(
     Column("uploaded_by", Text, nullable=False),
     Column("uploaded_role", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+evaluation_indicator = Table(
+    "evaluation_indicator",
+    metadata,
+    Column("indicator", Text, primary_key=True),
+    Column("weight", Numeric, nullable=False),
+    Column("direction", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", Text, nullable=False),
+)
+
+evaluation_config = Table(
+    "evaluation_config",
+    metadata,
+    Column("id", Boolean, primary_key=True),
+    Column("scale", Numeric, nullable=False),
+    Column("min_cases", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", Text, nullable=False),
+)
+
+activity = Table(
+    "activity",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("kind", Text, nullable=False),
+    Column("kind_name", Text),
+    Column("title", Text, nullable=False),
+    Column("place", Text),
+    Column("poi_id", Integer, ForeignKey("poi.id")),
+    Column("geom", _geom("POINT")),
+    Column("staff", Integer, nullable=False),
+    Column("volunteers", Integer, nullable=False),
+    Column("reached", Integer, nullable=False),
+    Column("note", Text),
+    Column("source", Text, nullable=False),
+    Column("import_key", Text, unique=True),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+activity_community = Table(
+    "activity_community",
+    metadata,
+    Column("activity_id", BigInteger, ForeignKey("activity.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("community_code", Text, primary_key=True),
 )

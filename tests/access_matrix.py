@@ -96,6 +96,24 @@ OPERATIONS: tuple[Operation, ...] = (
     # Indicators: the bureau's roles and planners, not officers or intake connectors.
     Operation("GET", "/api/v1/stats", (200, 200, 200, 403, 403, 200, 403, 401, 401), url=_STATS),
     Operation("GET", "/api/v1/hotspots/pois", (200, 200, 200, 403, 403, 200, 403, 401, 401)),
+    # Evaluation (考核): read like the indicators; only admins change the weights.
+    Operation("GET", "/api/v1/evaluation", (200, 200, 200, 403, 403, 200, 403, 401, 401),
+              url="/api/v1/evaluation?from=2020-01-01&to=2030-12-31"),
+    Operation("GET", "/api/v1/evaluation/weights", (200, 200, 200, 403, 403, 200, 403, 401, 401)),
+    Operation("PUT", "/api/v1/evaluation/weights", (200, 403, 403, 403, 403, 403, 403, 401, 401),
+              body={"min_cases": 10}),
+    Operation("GET", "/maps/evaluation", (200, 200, 200, 403, 403, 200, 403, 401, 401),
+              url="/maps/evaluation?from=2020-01-01&to=2020-01-31"),
+    # Activities: any token reads; the posts' officers record their own communities'
+    # (the body names officer_own's community), the bureau's staff any.
+    Operation("GET", "/api/v1/activities", _ANY_TOKEN),
+    Operation("GET", "/api/v1/activities/stats", _ANY_TOKEN,
+              url="/api/v1/activities/stats?from=2020-01-01&to=2030-12-31"),
+    Operation("POST", "/api/v1/activities", (201, 201, 201, 201, 403, 403, 403, 401, 401),
+              body={"started_at": "2026-05-20T09:00:00+08:00", "kind": "volunteer",
+                    "title": "matrix clean-up"}),
+    # Prometheus' scrape: from this machine only by default; the test client is not loopback.
+    Operation("GET", "/metrics", (404,) * 9),
     # Notifications: the 督办 queue for the supervision and command sides and the posts (their
     # own cases); the delivery summary for admins.
     Operation("GET", "/api/v1/escalations", (200, 200, 200, 200, 200, 403, 403, 401, 401)),

@@ -168,6 +168,8 @@ def _call(m: Matrix, op: Operation, caller: str):
                                   headers={"Authorization": f"Bearer {m.prep['builder']}"},
                                   files=[("photo", ("m.png", _PNG, "image/png"))])
             url = url.replace("{attachment_id}", str(added.json()["attachments"][0]["id"]))
+    if op.route == "/api/v1/activities" and op.method == "POST":
+        body = {**(body or {}), "communities": [m.own[0]]}
     if op.route == "/api/v1/cases":
         _code, lon, lat = m.own
         body = {**(body or {}), "lon": lon, "lat": lat, "external_id": uuid.uuid4().hex}
