@@ -57,6 +57,7 @@ def make_engine(url: str, settings: Settings | None = None,
         connect_args={"connect_timeout": 5, "application_name": application_name},
     )
     timeout = s.statement_timeout_ms
+    zone = s.time_zone
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # noqa: ANN001 - DBAPI hook signature
@@ -64,7 +65,7 @@ def make_engine(url: str, settings: Settings | None = None,
             cur.execute(f"SET statement_timeout = {int(timeout)}")
             # JIT compilation costs more than it saves on casegrid's short, index-driven queries.
             cur.execute("SET jit = off")
-            cur.execute("SET TIME ZONE 'Asia/Shanghai'")
+            cur.execute(f"SET TIME ZONE '{zone}'")  # a checked IANA name (settings)
         dbapi_conn.commit()
 
     return engine

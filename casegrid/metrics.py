@@ -27,10 +27,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, text
 
-from cases.deadlines import overdue_sql
+from cases.vocabulary import open_sql, overdue_sql
 
 # TODO(issue 20): the ledger's vocabulary module's open condition once it lands.
-OPEN_SQL = "c.closed_at IS NULL AND c.status NOT IN ('closed', 'rejected')"
 
 REQUESTS = Counter("casegrid_http_requests_total", "HTTP requests answered",
                    ["method", "route", "status"])
@@ -74,7 +73,7 @@ class LedgerCollector(Collector):
                 f"SELECT coalesce(c.subdistrict_code, 'none') AS sd, "
                 f"count(*) AS open, count(*) FILTER (WHERE {overdue_sql('c')}) AS overdue "
                 f"FROM \"case\" c "
-                f"WHERE {OPEN_SQL} GROUP BY 1 ORDER BY 1")).all()
+                f"WHERE {open_sql('c')} GROUP BY 1 ORDER BY 1")).all()
             for sd, n_open, n_overdue in rows:
                 open_.add_metric([sd], n_open)
                 overdue.add_metric([sd], n_overdue)

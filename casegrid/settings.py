@@ -10,8 +10,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -209,6 +210,25 @@ class Settings(BaseSettings):
     privacy_purge_nightly: bool = False
     # Cases per purge transaction: short transactions, so intake never waits long.
     privacy_purge_batch: int = Field(2000, ge=1, le=100_000)
+
+    # --- the city (issue 20): its clock and its metric CRS, so another city is a setting ---
+    # IANA time zone of the city's clocks: deadlines, local dates and hours, times typed
+    # without an offset, the database session. It must keep one UTC offset all year (no
+    # daylight saving): the vectorised deadlines (cases/deadlines_vec.py) count on it.
+    time_zone: str = "Asia/Shanghai"
+    # EPSG code of the projected CRS for metric work (buffers, distances, grids, hotspots):
+    # Tengzhou's CGCS2000 / 3-degree Gauss-Kruger zone 39.
+    metric_srid: int = Field(4527, gt=0)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"time zone {value!r} is not an IANA zone, e.g. Asia/Shanghai") from None
+        return value
+    # --- end of the city's block ---
 
 
 @lru_cache(maxsize=1)

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from casegrid.errors import Forbidden, InvalidInput
+from cases.calendar import CITY_TZ
 from cases.privacy import mask_contacts
 from cases.stats import period_bounds
 from cases.tokens import Principal
@@ -225,10 +226,10 @@ def list_activities(conn: Connection, actor: Principal, *, date_from: date | Non
     return out
 
 
-_COUNT_SQL = """
+_COUNT_SQL = f"""
 WITH a AS (
     SELECT a.id, a.kind, a.reached,
-           to_char(a.started_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM') AS month
+           to_char(a.started_at AT TIME ZONE '{CITY_TZ.key}', 'YYYY-MM') AS month
     FROM activity a WHERE a.started_at >= :lo AND a.started_at < :hi
 ), ac AS (
     SELECT a.*, x.community_code, c.subdistrict_code

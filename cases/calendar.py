@@ -37,7 +37,10 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+from casegrid.settings import get_settings
+
+# The city's clock (casegrid.settings: CASEGRID_TIME_ZONE, Asia/Shanghai by default).
+CITY_TZ = ZoneInfo(get_settings().time_zone)
 DEFAULT_WORK_PERIODS: tuple[tuple[time, time], ...] = (
     (time(8, 30), time(12, 0)),
     (time(13, 30), time(17, 30)),
@@ -85,7 +88,7 @@ class WorkCalendar:
         days: Mapping[date, str],
         covered_years: set[int] | frozenset[int],
         work_periods: tuple[tuple[time, time], ...] = DEFAULT_WORK_PERIODS,
-        tz: tzinfo = SHANGHAI,
+        tz: tzinfo = CITY_TZ,
     ) -> None:
         bad = {d: k for d, k in days.items() if k not in KINDS}
         if bad:

@@ -15,7 +15,7 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection
 
-from cases.calendar import SHANGHAI, WorkCalendar
+from cases.calendar import CITY_TZ, WorkCalendar
 
 # What an admin runs to fix it (the file is the notice written in the format of README's
 # "The working calendar: importing a holiday notice").
@@ -79,7 +79,7 @@ def horizon(calendar: WorkCalendar, today: date, warn_days: int) -> Horizon:
 
 def today_in_calendar_zone(now: datetime | None = None) -> date:
     """Today in Beijing time, where the holiday notices' days are (the server may run UTC)."""
-    return (now or datetime.now(SHANGHAI)).astimezone(SHANGHAI).date()
+    return (now or datetime.now(CITY_TZ)).astimezone(CITY_TZ).date()
 
 
 def current_horizon(conn: Connection, warn_days: int, today: date | None = None) -> Horizon:

@@ -48,17 +48,6 @@ DONE_COLUMNS = {
 ANY = "*"
 MAX_AMOUNT = 1000
 
-# "Overdue": still open and past the deadline of the step it waits for. Reused by the case
-# list (``GET /api/v1/cases?overdue=true``); the partial index case_open_due serves it.
-OVERDUE_SQL = "closed_at IS NULL AND current_due_at < now()"
-
-
-def overdue_sql(alias: str = "") -> str:
-    """:data:`OVERDUE_SQL` with columns qualified by ``alias`` (e.g. ``"c"``)."""
-    p = f"{alias}." if alias else ""
-    return f"{p}closed_at IS NULL AND {p}current_due_at < now()"
-
-
 @dataclass(frozen=True)
 class Limit:
     """One step's allowance: ``amount`` ``unit`` (a :data:`cases.calendar.UNITS` member)."""

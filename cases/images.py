@@ -29,7 +29,7 @@ import pillow_heif
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from casegrid.errors import FileRefused, FileTooLarge, UnsupportedFile
-from cases.calendar import SHANGHAI
+from cases.calendar import CITY_TZ
 
 pillow_heif.register_heif_opener()
 
@@ -268,6 +268,6 @@ def _taken_at(exif: Image.Exif) -> datetime | None:
         offset = sub.get(ExifTags.Base.OffsetTimeOriginal)
         if isinstance(offset, str) and re.fullmatch(r"[+-]\d\d:\d\d", offset.strip()):
             return datetime.fromisoformat(when.isoformat() + offset.strip())
-        return when.replace(tzinfo=SHANGHAI)  # no offset: local time, as everywhere in casegrid
+        return when.replace(tzinfo=CITY_TZ)  # no offset: local time, as everywhere in casegrid
     except (ValueError, TypeError, KeyError):
         return None

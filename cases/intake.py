@@ -40,13 +40,13 @@ from cases.notices import record_registered
 from cases.privacy import mask_free_text
 from cases.queries import CASE_SELECT, CASE_SELECT_TEMPLATE
 from cases.tokens import Principal
+from cases.vocabulary import CHANNELS, open_sql
 from geo.address_match import AddressMatch, match_addresses
 from geo.case_locate import store_case_locate
 from geo.coords import normalise_crs
 from geo.routing import M_PER_DEG, PreparedPoint, RouteResult, prepare_points, route_in_generation
 
-# Same values as cases.queries.CHANNELS (tests check they agree).
-Channel = Literal["hotline_12345", "platform", "patrol", "app", "open311", "walk_in"]
+Channel = Literal[CHANNELS]  # type: ignore[valid-type]
 
 INTAKE_CRS = ("wgs84", "gcj02", "bd09")
 # Who may register complaints (a community officer only within its own communities).
@@ -520,7 +520,7 @@ def add_possible_duplicates(conn: Connection, results: list[IntakeResult]) -> No
 
 
 # For each query row: open cases of its category within its radius and window, nearest first.
-DUPLICATES_SQL = """
+DUPLICATES_SQL = f"""
 SELECT q.ord, d.*
 FROM jsonb_to_recordset(CAST(:queries AS jsonb)) AS q(
     ord int, id bigint, lon float8, lat float8, category text, at timestamptz, days int,
@@ -546,7 +546,7 @@ CROSS JOIN LATERAL (
                c.merged_into
         FROM "case" c
         WHERE c.category_code = q.category AND c.geom && ST_Expand(here.geom, q.deg, q.deg_lat)
-          AND c.closed_at IS NULL AND c.status NOT IN ('closed', 'rejected')
+          AND {open_sql("c")}
         OFFSET 0
     ) c
     WHERE c.merged_into IS NULL

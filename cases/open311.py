@@ -42,12 +42,12 @@ from cases.images import Prepared
 from cases.intake import NewCase, create_case
 from cases.queries import CITY_TZ
 from cases.tokens import Principal
+from cases.vocabulary import CLOSED_STATES
 
 SPEC_URL = "http://wiki.open311.org/GeoReport_v2"
 CHANGESET = "2026-11-25T00:00:00+08:00"
 MAX_RANGE = timedelta(days=90)
 MAX_RESULTS = 1000
-CLOSED_STATUSES = ("closed", "rejected")
 STATUS_NOTES = {
     "registered": "已立案,待审核 / registered, awaiting review",
     "reviewed": "已审核,待派遣 / reviewed, awaiting dispatch",
@@ -307,13 +307,13 @@ def submit(conn: Connection, form: dict[str, str], principal: Principal,
 
 # --- GET requests -------------------------------------------------------------------------
 
-_CLOSED_SQL = "(c.status IN ('closed', 'rejected') OR c.merged_into IS NOT NULL)"
+_CLOSED_SQL = f"(c.status IN ({', '.join(repr(s) for s in CLOSED_STATES)}) OR c.merged_into IS NOT NULL)"
 
 
 def request_item(row: dict, media_url: str | None = None) -> dict:
     """One case in its public form (:mod:`cases.publication`) as a GeoReport v2 service
     request; ``media_url``: its public photo, if any (:func:`_media_urls`)."""
-    closed = row["status"] in CLOSED_STATUSES or row["merged_into"] is not None
+    closed = row["status"] in CLOSED_STATES or row["merged_into"] is not None
     if row["merged_into"] is not None:
         notes = f"已合并至 {row['merged_into_no']} / merged into {row['merged_into_no']}"
     else:

@@ -20,20 +20,18 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, text
 
 from casegrid.errors import InvalidInput, NotFound
+from cases.calendar import CITY_TZ
 from cases.tokens import Principal
+from cases.vocabulary import CHANNELS, STATES, UNROUTED_RULES, overdue_sql
 
 # Times without an offset in list filters are the city's local time (the database session
 # runs in the same zone, see casegrid/db.py): people type "from=2025-06-01" meaning local.
-CITY_TZ = ZoneInfo("Asia/Shanghai")
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
-CHANNELS = ("hotline_12345", "platform", "patrol", "app", "open311", "walk_in")
-UNROUTED_RULES = ("outside", "unlocated")
 REPORTER_FIELDS = ("reporter_name", "reporter_phone")
 
 # {source} is the "case" table, or a CTE with the same columns (intake's INSERT ... RETURNING *,
@@ -162,8 +160,6 @@ def _unrouted(f: CaseFilters):
 def _overdue(f: CaseFilters):
     if f.overdue is None:
         return None
-    from cases.deadlines import overdue_sql
-
     clause = overdue_sql("c")
     return (clause if f.overdue else f"NOT ({clause}) OR c.current_due_at IS NULL"), {}
 
@@ -196,8 +192,6 @@ def parse_channels(value: str | list[str] | None) -> list[str] | None:
 def parse_statuses(value: str | list[str] | None) -> list[str] | None:
     """Status filter values, each checked against the ledger's states (a typo would
     otherwise silently match nothing)."""
-    from cases.workflow import STATES
-
     return _known_values(value, STATES, "status")
 
 
@@ -308,15 +302,6 @@ def fetch_case(conn: Connection, case_id: int) -> dict | None:
     """One case row with names of its category, community, subdistrict and post (no
     visibility checks: for internal use)."""
     row = conn.execute(text(CASE_SELECT + " WHERE c.id = :id"), {"id": case_id}).mappings().first()
-    return None if row is None else dict(row)
-
-
-def fetch_case_by_ticket(conn: Connection, channel: str, external_id: str | None) -> dict | None:
-    """The case registered under a channel's own ticket number, as :func:`fetch_case`."""
-    row = conn.execute(
-        text(CASE_SELECT + " WHERE c.channel = :channel AND c.external_id = :external_id"),
-        {"channel": channel, "external_id": external_id},
-    ).mappings().first()
     return None if row is None else dict(row)
 
 

@@ -46,7 +46,7 @@ from sqlalchemy import Connection, text
 
 from casegrid.errors import Conflict, Forbidden
 from cases import deadlines
-from cases.calendar import SHANGHAI, WorkCalendar
+from cases.calendar import CITY_TZ, WorkCalendar
 from cases.calendar_store import load_calendar
 from cases.tokens import Principal, create_token
 from cases.workflow import HANDLERS, RULES, _Ctx, allowed_roles, apply_action
@@ -385,7 +385,7 @@ def default_until(conn: Connection) -> datetime:
     """The simulation's clock: the earlier of now and one day after the newest case."""
     return conn.execute(text(
         "SELECT least(now(), coalesce(max(received_at), now()) + interval '1 day') "
-        'FROM "case"')).scalar_one().astimezone(SHANGHAI)
+        'FROM "case"')).scalar_one().astimezone(CITY_TZ)
 
 
 def simulate_ledger(
@@ -407,7 +407,7 @@ def simulate_ledger(
     """
     clock = time.perf_counter()
     conn.execute(text("SET LOCAL statement_timeout = 0"))
-    until = (until or default_until(conn)).astimezone(SHANGHAI)
+    until = (until or default_until(conn)).astimezone(CITY_TZ)
     report = SimReport(until=until)
     actors = ensure_actors(conn)
     calendar = load_calendar(conn)

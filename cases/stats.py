@@ -63,14 +63,14 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from casegrid.errors import InvalidInput
-from cases.calendar import SHANGHAI
+from cases.calendar import CITY_TZ
 
 GROUPS: dict[str, str] = {
     "community": "community_code",
     "subdistrict": "subdistrict_code",
     "category": "category_code",
     "channel": "channel",
-    "month": "to_char(received_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM')",
+    "month": f"to_char(received_at AT TIME ZONE '{CITY_TZ.key}', 'YYYY-MM')",
 }
 COUNTS: tuple[str, ...] = (
     "accepted", "registered", "dispatched", "due_to_close", "closed", "closed_on_time",
@@ -173,8 +173,8 @@ def period_bounds(date_from: date, date_to: date) -> tuple[datetime, datetime]:
     """The half-open moment range of the days ``date_from``..``date_to`` (Beijing time)."""
     if date_to < date_from:
         raise InvalidInput(f"to ({date_to}) is before from ({date_from})", field="to")
-    lo = datetime.combine(date_from, time(0), tzinfo=SHANGHAI)
-    hi = datetime.combine(date_to + timedelta(days=1), time(0), tzinfo=SHANGHAI)
+    lo = datetime.combine(date_from, time(0), tzinfo=CITY_TZ)
+    hi = datetime.combine(date_to + timedelta(days=1), time(0), tzinfo=CITY_TZ)
     return lo, hi
 
 

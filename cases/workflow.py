@@ -38,9 +38,8 @@ from casegrid.errors import Conflict, Forbidden, InvalidInput, NotFound
 from cases import deadlines, notices, personal_text
 from cases.calendar import WorkCalendar, require_aware
 from cases.tokens import Principal
+from cases.vocabulary import STATES
 
-STATES: tuple[str, ...] = ("registered", "reviewed", "rejected", "dispatched", "returned",
-                           "handled", "verified", "replied", "closed")
 REJECT_REASONS = ("invalid", "out_of_scope", "duplicate")
 REPLY_CHANNELS = ("phone", "sms", "app", "wechat", "letter", "in_person", "hotline_12345")
 SATISFACTION = ("satisfied", "basically_satisfied", "dissatisfied", "unknown")

@@ -21,7 +21,6 @@ from casegrid.errors import InvalidInput, NotFound
 from casegrid.settings import get_settings
 
 LEVELS = ("subdistrict", "community")
-METRIC_SRID = 4527  # CGCS2000 / 3-degree Gauss-Kruger zone 39: Tengzhou's metric CRS
 
 
 @dataclass(frozen=True)

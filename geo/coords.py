@@ -31,6 +31,7 @@ import shapely
 from pyproj.exceptions import CRSError
 
 from casegrid.errors import CoordinateError, InvalidInput
+from casegrid.settings import get_settings
 
 FloatArray = np.ndarray
 LonLat = tuple[FloatArray, FloatArray]
@@ -43,9 +44,11 @@ BD09 = "bd09"
 # false easting 39 500 000 m). CGCS2000 agrees with WGS-84 to a few centimetres, and the
 # 3-degree zone keeps scale error negligible over a county, which is why Chinese municipal
 # surveys use it. Buffers, distances and grids for Tengzhou data are computed in it.
-METRIC_CRS = "EPSG:4527"
-# Area of use of EPSG:4527 as published by EPSG (lon min, lat min, lon max, lat max).
-_METRIC_CRS_BOUNDS = (115.5, 22.6, 118.5, 49.88)
+# The code comes from the settings (CASEGRID_METRIC_SRID), so another city is a setting.
+METRIC_SRID = get_settings().metric_srid
+METRIC_CRS = f"EPSG:{METRIC_SRID}"
+# Its area of use as published by EPSG (lon min, lat min, lon max, lat max).
+_METRIC_CRS_BOUNDS = tuple(pyproj.CRS(METRIC_CRS).area_of_use.bounds)
 
 # --- GCJ-02 / BD-09 constants -------------------------------------------------------------
 # Source: the "eviltransform" reference implementation (github.com/googollee/eviltransform,

@@ -38,9 +38,10 @@ from scipy import sparse, stats
 from sqlalchemy import Connection, text
 
 from casegrid.errors import InvalidInput
-from geo.map_data import STATE_GROUPS, CaseFilters, filter_sql
+from cases.vocabulary import STATE_GROUPS
+from geo.coords import METRIC_SRID
+from geo.map_data import CaseFilters, filter_sql
 
-METRIC_SRID = 4527
 LEVELS = ((0.01, 3), (0.05, 2), (0.10, 1))  # (alpha, level): 3 = 99 %, 2 = 95 %, 1 = 90 %
 DEFAULT_RINGS_M = (200.0, 500.0, 1000.0)
 POI_KINDS = ("school", "hospital", "market", "park_plaza")
@@ -179,13 +180,13 @@ def _study_extent(conn: Connection) -> tuple[tuple[float, float, float, float], 
     """Metric extent of the active communities (True) or, without any, of the cases (False)."""
     row = conn.execute(
         text(
-            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(ST_Transform(geom, 4527))::geometry e "
+            f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(ST_Transform(geom, {METRIC_SRID}))::geometry e "
             "FROM community WHERE generation_id = (SELECT id FROM boundary_generation WHERE level = 'community' AND active)) x"
         )
     ).first()
     if row and row[0] is not None:
         return (row[0], row[1], row[2], row[3]), True
-    row = conn.execute(text('SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(ST_Transform(geom, 4527))::geometry e FROM "case") x')).first()
+    row = conn.execute(text(f'SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(ST_Transform(geom, {METRIC_SRID}))::geometry e FROM "case") x')).first()
     if row is None or row[0] is None:
         raise InvalidInput("no communities and no located cases: nothing to aggregate", field="cases")
     return (row[0], row[1], row[2], row[3]), False
@@ -211,11 +212,11 @@ def aggregate_grid(conn: Connection, filters: CaseFilters, cell_m: float = 250.0
     p = {"x0": x0, "y0": y0, "s": cell_m, "nx": nx, "ny": ny}
     if has_area:
         sql = (
-            "WITH area AS (SELECT ST_Union(ST_Transform(geom, 4527)) g FROM community WHERE generation_id = "
+            f"WITH area AS (SELECT ST_Union(ST_Transform(geom, {METRIC_SRID})) g FROM community WHERE generation_id = "
             "(SELECT id FROM boundary_generation WHERE level = 'community' AND active)) "
             "SELECT i, j, (SELECT ST_Area(g) FROM area) FROM generate_series(0, :nx - 1) i "
             "CROSS JOIN generate_series(0, :ny - 1) j, area "
-            "WHERE ST_Intersects(area.g, ST_MakeEnvelope(:x0 + i * :s, :y0 + j * :s, :x0 + (i + 1) * :s, :y0 + (j + 1) * :s, 4527)) "
+            f"WHERE ST_Intersects(area.g, ST_MakeEnvelope(:x0 + i * :s, :y0 + j * :s, :x0 + (i + 1) * :s, :y0 + (j + 1) * :s, {METRIC_SRID})) "
             "ORDER BY i, j"
         )
     else:
@@ -376,13 +377,13 @@ def poi_ring_stats(
     p = {"rings": list(rs), "kinds": list(kinds)}
     pois = conn.execute(
         text(
-            "WITH area AS (SELECT ST_Union(ST_Transform(geom, 4527)) g FROM community WHERE generation_id = "
+            f"WITH area AS (SELECT ST_Union(ST_Transform(geom, {METRIC_SRID})) g FROM community WHERE generation_id = "
             "(SELECT id FROM boundary_generation WHERE level = 'community' AND active)) "
             "SELECT p.id, p.kind, p.name, ST_X(ST_PointOnSurface(p.geom)) lon, ST_Y(ST_PointOnSurface(p.geom)) lat, "
-            "ST_X(ST_PointOnSurface(ST_Transform(p.geom, 4527))) x, ST_Y(ST_PointOnSurface(ST_Transform(p.geom, 4527))) y, "
-            "ST_AsBinary(ST_Transform(p.geom, 4527)) wkb, "
-            "ARRAY(SELECT CASE WHEN area.g IS NULL THEN ST_Area(ST_Buffer(ST_Transform(p.geom, 4527), r, 32)) "
-            "ELSE ST_Area(ST_Intersection(ST_Buffer(ST_Transform(p.geom, 4527), r, 32), area.g)) END "
+            f"ST_X(ST_PointOnSurface(ST_Transform(p.geom, {METRIC_SRID}))) x, ST_Y(ST_PointOnSurface(ST_Transform(p.geom, {METRIC_SRID}))) y, "
+            f"ST_AsBinary(ST_Transform(p.geom, {METRIC_SRID})) wkb, "
+            f"ARRAY(SELECT CASE WHEN area.g IS NULL THEN ST_Area(ST_Buffer(ST_Transform(p.geom, {METRIC_SRID}), r, 32)) "
+            f"ELSE ST_Area(ST_Intersection(ST_Buffer(ST_Transform(p.geom, {METRIC_SRID}), r, 32), area.g)) END "
             "FROM unnest(CAST(:rings AS float8[])) r) AS ring_area "
             "FROM poi p, area WHERE p.kind = ANY(:kinds) ORDER BY p.id"
         ),
@@ -516,7 +517,7 @@ def _city_rate(conn: Connection, filters: CaseFilters, grid: Grid | None) -> flo
             "WITH area AS (SELECT ST_Union(geom) g FROM community WHERE generation_id = "
             "(SELECT id FROM boundary_generation WHERE level = 'community' AND active)) "
             f"SELECT (SELECT count(*) FROM \"case\" c, area WHERE {where} AND ST_Intersects(c.geom, area.g)), "
-            "(SELECT ST_Area(ST_Transform(g, 4527)) FROM area)"
+            f"(SELECT ST_Area(ST_Transform(g, {METRIC_SRID})) FROM area)"
         ),
         p,
     ).first()

@@ -14,27 +14,23 @@ from datetime import date
 from sqlalchemy import Connection, text
 
 from casegrid.errors import InvalidInput, NotFound
+from cases.calendar import CITY_TZ
+from cases.vocabulary import (
+    CHANNELS,
+    MAP_STATES,
+    STATE_GROUPS,
+    open_sql,
+    overdue_sql,
+    state_group_sql,
+)
 from geo.boundaries import active_generation
+from geo.coords import METRIC_SRID
 from geo.routing import M_PER_DEG
 
-# Map state groups over the ledger's statuses; "overdue" is orthogonal (open and past due).
-STATE_GROUPS: dict[str, tuple[str, ...]] = {
-    "new": ("registered", "reviewed"),
-    "dispatched": ("dispatched", "returned"),
-    "handled": ("handled", "verified", "replied"),
-    "closed": ("closed", "rejected"),
-}
-STATES = (*STATE_GROUPS, "overdue")
-CHANNELS = ("hotline_12345", "platform", "patrol", "app", "open311", "walk_in")
-# SQL for a case's group; statuses a future ledger adds count as "new" until mapped.
-_GROUP_SQL = (
-    "CASE WHEN c.status IN ('closed','rejected') OR c.closed_at IS NOT NULL THEN 'closed' "
-    "WHEN c.status IN ('handled','verified','replied') THEN 'handled' "
-    "WHEN c.status IN ('dispatched','returned') THEN 'dispatched' ELSE 'new' END"
-)
-_OVERDUE_SQL = "(c.closed_at IS NULL AND c.current_due_at < now())"
-# Not in the "closed" group; spelled exactly as the predicate of case_open_geom_gist (0006).
-_OPEN_SQL = "c.closed_at IS NULL AND c.status NOT IN ('closed', 'rejected')"
+# The ledger's vocabulary (cases.vocabulary), as this module's queries spell it (alias c).
+_GROUP_SQL = state_group_sql("c")
+_OVERDUE_SQL = overdue_sql("c")
+_OPEN_SQL = open_sql("c")
 # Never more points than this in one viewport answer; above it the answer is a grid.
 MAX_POINTS = 2500
 GRID_COLUMNS = 24
@@ -62,9 +58,9 @@ class CaseFilters:
 
     def validate(self) -> CaseFilters:
         """Raise ``InvalidInput`` naming the bad field; return self."""
-        bad = [s for s in self.states if s not in STATES]
+        bad = [s for s in self.states if s not in MAP_STATES]
         if bad:
-            raise InvalidInput(f"state must be among {', '.join(STATES)}, not {bad[0]!r}", field="state")
+            raise InvalidInput(f"state must be among {', '.join(MAP_STATES)}, not {bad[0]!r}", field="state")
         bad = [c for c in self.channels if c not in CHANNELS]
         if bad:
             raise InvalidInput(f"channel must be among {', '.join(CHANNELS)}, not {bad[0]!r}", field="channel")
@@ -118,7 +114,7 @@ def filter_sql(f: CaseFilters) -> tuple[str, dict]:
         conds.append("c.reported_at < CAST(:date_to AS date) + 1")
         p["date_to"] = f.date_to
     if f.hour_from is not None and f.hour_to is not None:
-        hour = "extract(hour FROM c.reported_at AT TIME ZONE 'Asia/Shanghai')"
+        hour = f"extract(hour FROM c.reported_at AT TIME ZONE '{CITY_TZ.key}')"
         op = "AND" if f.hour_from <= f.hour_to else "OR"
         conds.append(f"({hour} >= :hour_from {op} {hour} <= :hour_to)")
         p["hour_from"], p["hour_to"] = f.hour_from, f.hour_to
@@ -137,7 +133,7 @@ def boundaries(conn: Connection, level: str, simplify_m: float = 2.0) -> list[di
         text(
             f"SELECT code, name{extra}, ST_X(ST_PointOnSurface(geom)) AS lx, "
             f"ST_Y(ST_PointOnSurface(geom)) AS ly, ST_AsGeoJSON(ST_Transform(ST_SimplifyPreserveTopology("
-            f"ST_Transform(geom, 4527), :tol), 4326), 6)::json AS g "
+            f"ST_Transform(geom, {METRIC_SRID}), :tol), 4326), 6)::json AS g "
             f"FROM {table} WHERE generation_id = :gen ORDER BY code"
         ),
         {"gen": gen, "tol": simplify_m},
@@ -281,17 +277,17 @@ def community_geometries(conn: Connection, codes: list[str]) -> list[dict]:
     return [{"code": r["code"], "name": r["name"], "geometry": r["g"]} for r in rows]
 
 
-# A case's possible duplicates, measured in EPSG:4527 (CGCS2000 3-degree Gauss-Krüger, central
-# meridian 117°E: metres at Tengzhou). The exact test transforms both points, which no index
+# A case's possible duplicates, measured in the metric CRS (geo.coords.METRIC_SRID; EPSG:4527
+# at Tengzhou). The exact test transforms both points, which no index
 # can serve, so a box in degrees that holds the radius picks the candidates from the GiST
 # index on geom first: the radius 10 % over, in degrees of M_PER_DEG metres (routing's
 # conversion; a degree of latitude is at most 0.7 % shorter), longitude ones shrunk by
 # cos(latitude). Without the box every case of the category was transformed: 390-460 ms for
 # one case page on a ledger of a million (one-off), growing with the ledger. The window is
 # a range on reported_at, the same instants as |o.reported_at - c0.reported_at| <= window.
-_NEARBY_SQL = """
+_NEARBY_SQL = f"""
 SELECT o.id, o.case_no, o.status, o.reported_at, ST_X(o.geom) AS lon, ST_Y(o.geom) AS lat,
-       ST_Distance(ST_Transform(o.geom, 4527), ST_Transform(c0.geom, 4527)) AS distance_m
+       ST_Distance(ST_Transform(o.geom, {METRIC_SRID}), ST_Transform(c0.geom, {METRIC_SRID})) AS distance_m
 FROM "case" c0
 JOIN "case" o
   ON o.geom && ST_Expand(c0.geom,
@@ -300,7 +296,7 @@ JOIN "case" o
  AND o.id <> c0.id AND o.category_code = c0.category_code AND o.merged_into IS NULL
  AND o.reported_at BETWEEN c0.reported_at - make_interval(secs => :secs)
                        AND c0.reported_at + make_interval(secs => :secs)
- AND ST_DWithin(ST_Transform(o.geom, 4527), ST_Transform(c0.geom, 4527), :r)
+ AND ST_DWithin(ST_Transform(o.geom, {METRIC_SRID}), ST_Transform(c0.geom, {METRIC_SRID}), :r)
 WHERE c0.id = :id AND (CAST(:scope AS text[]) IS NULL OR o.community_code = ANY(:scope))
 ORDER BY distance_m, o.id
 LIMIT :lim
@@ -363,12 +359,6 @@ def filter_options(conn: Connection, scope: tuple[str, ...] | None = None) -> di
         "subdistricts": [dict(r) for r in subs],
         "communities": [dict(r) for r in comms],
     }
-
-
-def require_case(conn: Connection, case_id: int) -> None:
-    """``NotFound`` unless the case exists."""
-    if conn.execute(text('SELECT 1 FROM "case" WHERE id = :id'), {"id": case_id}).first() is None:
-        raise NotFound(f"no case {case_id}", field="id")
 
 
 def dispatch_data(conn: Connection, scope: tuple[str, ...] | None = None) -> dict:

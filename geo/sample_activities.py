@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy import Connection, text
 
 from cases.activities import NewActivity, store_activity
-from cases.calendar import SHANGHAI
+from cases.calendar import CITY_TZ
 
 SYNTHETIC_NOTE = ("SYNTHETIC sample data (geo/sample_activities.py): this activity is "
                   "generated, not real.")
@@ -74,7 +74,7 @@ def load_sample_activities(conn: Connection, start: date, days: int = 365,
         if day >= start + timedelta(days=days):
             day -= timedelta(days=7)
         hour = int(rng.choice([9, 10, 14, 15, 16] if kind != "volunteer" else [8, 9]))
-        started = datetime.combine(day, time(hour, 0), SHANGHAI)
+        started = datetime.combine(day, time(hour, 0), CITY_TZ)
         poi_kind = PROFILE[kind][1]
         place_poi = None
         if poi_kind and pois.get(poi_kind):

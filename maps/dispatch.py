@@ -13,17 +13,18 @@ import json
 import threading
 from collections import OrderedDict
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import folium
 
-from geo.map_data import CHANNELS, CaseFilters
+from cases.calendar import CITY_TZ
+from cases.vocabulary import CHANNELS
+from geo.map_data import CaseFilters
 from maps.assets import markercluster_links
 from maps.base import PageScript, add_communities, add_posts, add_subdistricts, new_map
 from maps.display import Display
 from maps.i18n import category_name, strings
 
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+LOCAL_TZ = CITY_TZ
 CHANNEL_NAMES = {
     "hotline_12345": ("12345热线", "12345 hotline"), "platform": ("智慧城管平台", "Smart platform"),
     "patrol": ("巡查上报", "Patrol"), "app": ("手机应用", "App"), "open311": ("Open311", "Open311"),

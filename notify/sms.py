@@ -16,7 +16,7 @@ from datetime import datetime, time, timedelta
 from urllib.parse import quote, quote_plus
 
 from casegrid.settings import Settings
-from cases.calendar import SHANGHAI
+from cases.calendar import CITY_TZ
 from cases.notices import LABELS_ZH
 from notify.base import Message, Outcome
 from notify.http import HttpClient, HttpError
@@ -40,13 +40,13 @@ def allowed_at(at: datetime, spec: str, urgent: bool = False) -> datetime:
     if urgent or window is None:
         return at
     start, end = window
-    local = at.astimezone(SHANGHAI)
+    local = at.astimezone(CITY_TZ)
     t = local.time()
     quiet = (start <= t or t < end) if start > end else (start <= t < end)
     if not quiet:
         return at
     day = local.date() if t < end else local.date() + timedelta(days=1)
-    return datetime.combine(day, end, tzinfo=SHANGHAI)
+    return datetime.combine(day, end, tzinfo=CITY_TZ)
 
 
 def sms_text(body: dict) -> str:
@@ -55,7 +55,7 @@ def sms_text(body: dict) -> str:
     due = case.get("handle_due_at") or case.get("due_at")
     if isinstance(due, str):
         due = datetime.fromisoformat(due)
-    when = due.astimezone(SHANGHAI).strftime("%m-%d %H:%M") if isinstance(due, datetime) else "无"
+    when = due.astimezone(CITY_TZ).strftime("%m-%d %H:%M") if isinstance(due, datetime) else "无"
     address = (case.get("address") or "地址未详")[:30]
     return (f"【城管】{LABELS_ZH.get(body.get('type', ''), '通知')}: 案件{case.get('case_no')} "
             f"{case.get('category') or case.get('category_code')} {address}, 期限{when}。")

@@ -29,9 +29,9 @@ from casegrid.backup import (
 )
 from casegrid.cluster import Cluster, free_port
 from casegrid.errors import Conflict, InvalidInput
-from cases.calendar import SHANGHAI
+from cases.calendar import CITY_TZ
 
-UNTIL = datetime(2026, 11, 1, 12, 0, tzinfo=SHANGHAI)
+UNTIL = datetime(2026, 11, 1, 12, 0, tzinfo=CITY_TZ)
 # Tables whose every row is compared by checksum, not only counted.
 CHECKSUMMED = ('"case"', "case_event")
 

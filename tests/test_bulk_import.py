@@ -25,7 +25,7 @@ from tests.conftest import PROJECT_ROOT, require_realdata
 FIXTURES = Path(__file__).parent / "fixtures" / "bulk"
 CSV_FIXTURE = FIXTURES / "hotline12345_small.csv"
 XLSX_FIXTURE = FIXTURES / "hotline12345_small.xlsx"
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+CITY_TZ = ZoneInfo("Asia/Shanghai")
 # The fixture, line by line (header = line 1): which lines are bad and why.
 BAD_LINES = {6: "lon", 7: "lat", 8: "not handled", 9: "unknown category", 10: "reported_at",
              11: "swapped", 15: "channel", 16: "coordinate system", 17: "future"}
@@ -79,7 +79,7 @@ def test_fixture_import_counts_rejects_and_routing(city_engine, tmp_path):
     assert first["input_crs"] == "gcj02" and first["input_lon"] == pytest.approx(117.165711)
     assert first["description"].startswith("晚上广场舞")
     assert first["channel"] == "hotline_12345" and first["category_code"] == "0599"
-    assert first["reported_at"] == datetime(2025, 6, 12, 20, 41, 5, tzinfo=SHANGHAI)
+    assert first["reported_at"] == datetime(2025, 6, 12, 20, 41, 5, tzinfo=CITY_TZ)
     assert first["reporter_name"] == "张先生" and first["status"] == "registered"
     assert first["post_id"] is not None and first["review_due_at"] is not None
     assert [e["action"] for e in events] == ["register"]
@@ -163,7 +163,7 @@ def test_xlsx_with_numeric_ids_and_excel_dates(city_engine, tmp_path):
         row = conn.execute(text(
             "SELECT external_id, reported_at, community_code FROM \"case\" "
             "WHERE external_id = '2025000201'")).one()
-    assert row.reported_at == datetime(2025, 7, 3, 20, 15, tzinfo=SHANGHAI)
+    assert row.reported_at == datetime(2025, 7, 3, 20, 15, tzinfo=CITY_TZ)
     assert row.community_code == "370481001006"
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from cases.calendar import (
-    SHANGHAI,
+    CITY_TZ,
     Deadline,
     WorkCalendar,
     builtin_rows,
@@ -42,7 +42,7 @@ date,kind,name
 
 
 def sh(y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> datetime:
-    return datetime(y, m, d, hh, mm, tzinfo=SHANGHAI)
+    return datetime(y, m, d, hh, mm, tzinfo=CITY_TZ)
 
 
 def close(y: int, m: int, d: int) -> datetime:
@@ -190,7 +190,7 @@ def test_working_seconds_between(cal):
     quarter_hours=st.integers(min_value=1, max_value=400),
 )
 def test_working_hours_and_working_seconds_agree(cal, start, quarter_hours):
-    start = start.replace(tzinfo=SHANGHAI)
+    start = start.replace(tzinfo=CITY_TZ)
     due = cal.add_working_hours(start, quarter_hours / 4)
     assert due.at > start
     assert cal.working_seconds_between(start, due.at) == pytest.approx(quarter_hours * 900)
@@ -203,7 +203,7 @@ def test_working_hours_and_working_seconds_agree(cal, start, quarter_hours):
     n=st.integers(min_value=1, max_value=30),
 )
 def test_working_days_count_from_the_next_day(cal, start, n):
-    start = start.replace(tzinfo=SHANGHAI)
+    start = start.replace(tzinfo=CITY_TZ)
     due = cal.add_working_days(start, n)
     assert due.at.timetz().replace(tzinfo=None) == time(17, 30)
     assert cal.is_workday(due.at.date())

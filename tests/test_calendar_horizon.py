@@ -130,12 +130,12 @@ def test_the_worker_says_so_in_its_log(engine, caplog):
 
     from casegrid.settings import Settings
     from casegrid.worker import Worker
-    from cases.calendar import SHANGHAI
+    from cases.calendar import CITY_TZ
 
     worker = Worker(engine, Settings(), name="horizon-test", channels={})
     with caplog.at_level(logging.WARNING, logger="casegrid.worker"):
-        worker.run_pass(now=datetime(2026, 11, 15, 9, 0, tzinfo=SHANGHAI))
-        worker.run_pass(now=datetime(2026, 11, 15, 9, 5, tzinfo=SHANGHAI))
+        worker.run_pass(now=datetime(2026, 11, 15, 9, 0, tzinfo=CITY_TZ))
+        worker.run_pass(now=datetime(2026, 11, 15, 9, 5, tzinfo=CITY_TZ))
     said = [r.getMessage() for r in caplog.records if r.name == "casegrid.worker"
             and "calendar" in r.getMessage()]
     assert len(said) == 1, said

@@ -13,23 +13,22 @@ import pytest
 from sqlalchemy import text
 
 from casegrid.errors import InvalidInput, NotFound
-from cases.calendar import SHANGHAI, WorkCalendar
+from cases.calendar import CITY_TZ, WorkCalendar
 from cases.calendar_store import load_calendar
 from cases.deadlines import (
-    OVERDUE_SQL,
     Limit,
     due_after,
     get_time_limits,
     initial_deadlines_many,
     limits_for,
-    overdue_sql,
     set_time_limits,
 )
+from cases.vocabulary import overdue_sql
 from tests.test_workflow import COMM_A, make_case
 
 
 def sh(y, m, d, hh=0, mm=0):
-    return datetime(y, m, d, hh, mm, tzinfo=SHANGHAI)
+    return datetime(y, m, d, hh, mm, tzinfo=CITY_TZ)
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +132,7 @@ def test_overdue_predicate(city_engine):
         fresh = make_case(conn, COMM_A, received_at=sh(2026, 9, 14, 9))
         conn.execute(text('UPDATE "case" SET current_due_at = now() + interval \'1 day\' '
                           "WHERE id = :i"), {"i": fresh})
-        found = set(conn.execute(text(f'SELECT id FROM "case" WHERE {OVERDUE_SQL}')).scalars())
+        found = set(conn.execute(text(f'SELECT id FROM "case" WHERE {overdue_sql("")}')).scalars())
         aliased = set(conn.execute(text(
             f'SELECT c.id FROM "case" c WHERE {overdue_sql("c")}')).scalars())
     assert late in found and fresh not in found and found == aliased

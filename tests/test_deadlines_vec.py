@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cases.calendar import SHANGHAI, WorkCalendar
+from cases.calendar import CITY_TZ, WorkCalendar
 from cases.deadlines_vec import due_many_epoch
 
 UNITS = ("working_days", "working_hours", "calendar_hours", "calendar_days")
@@ -46,11 +46,11 @@ def calendars(draw) -> WorkCalendar:
         edges = edges[:-1]
     periods = tuple((time(b // 60, b % 60), time(e // 60, e % 60))
                     for b, e in zip(edges[::2], edges[1::2], strict=True))
-    return WorkCalendar(days, covered, work_periods=periods, tz=SHANGHAI)
+    return WorkCalendar(days, covered, work_periods=periods, tz=CITY_TZ)
 
 
 items = st.tuples(
-    st.datetimes(datetime(2025, 1, 1), datetime(2027, 12, 31), timezones=st.just(SHANGHAI))
+    st.datetimes(datetime(2025, 1, 1), datetime(2027, 12, 31), timezones=st.just(CITY_TZ))
     .map(lambda d: d.replace(microsecond=0)),
     st.sampled_from(UNITS),
     st.integers(0, 120),
@@ -72,11 +72,11 @@ def test_vectorised_equals_the_walk_around_national_day(unit):
     """Every part of the day from mid September to mid October 2026 (holidays, make-up
     days, period edges) and into 2027, a year nobody has entered (provisional)."""
     calendar = WorkCalendar.builtin()
-    starts, t = [], datetime(2026, 9, 17, tzinfo=SHANGHAI)
-    while t < datetime(2026, 10, 14, tzinfo=SHANGHAI):
+    starts, t = [], datetime(2026, 9, 17, tzinfo=CITY_TZ)
+    while t < datetime(2026, 10, 14, tzinfo=CITY_TZ):
         starts.append(t)
         t += timedelta(minutes=97)
-    starts += [datetime(2026, 12, 31, 16, tzinfo=SHANGHAI), datetime(2026, 9, 30, 17, 30, tzinfo=SHANGHAI)]
+    starts += [datetime(2026, 12, 31, 16, tzinfo=CITY_TZ), datetime(2026, 9, 30, 17, 30, tzinfo=CITY_TZ)]
     amounts = {"working_days": [0, 1, 3, 13, 20], "working_hours": [0, 0.5, 4, 7.5, 15, 30],
                "calendar_hours": [0, 5, 24], "calendar_days": [1, 2]}[unit]
     rows = [(s, a) for s in starts for a in amounts]

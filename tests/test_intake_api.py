@@ -24,8 +24,8 @@ from sqlalchemy import Engine, text
 from api.app import create_app
 from api.middleware import install_middleware
 from cases.intake import DUPLICATES_SQL, NewCase, create_case
-from cases.queries import CHANNELS
 from cases.tokens import Principal, create_token
+from cases.vocabulary import CHANNELS
 from geo.coords import wgs84_to_bd09, wgs84_to_gcj02
 
 # --- helpers (shared with test_intake_bad_input.py, test_auth.py, test_catalogue.py) -------

@@ -145,7 +145,7 @@ def test_statement_timeout_is_a_503_not_a_500(city_engine, city_db_url) -> None:
 def test_state_filters_select_the_same_cases_as_the_state_groups(city_engine, states) -> None:
     """The rewritten open-case condition and the "all groups" shortcut select exactly the
     cases whose state group (as the popups show it) is among the states asked for."""
-    from geo.map_data import _GROUP_SQL, _OVERDUE_SQL
+    from cases.vocabulary import overdue_sql, state_group_sql
 
     seed_cases(city_engine, n_per_community=4)
     with city_engine.begin() as conn:
@@ -154,7 +154,7 @@ def test_state_filters_select_the_same_cases_as_the_state_groups(city_engine, st
         conn.execute(text("UPDATE \"case\" SET closed_at = now() WHERE id % 11 = 2 AND status = 'dispatched'"))
         where, p = filter_sql(CaseFilters(states=states).validate())
         got = {r[0] for r in conn.execute(text(f'SELECT c.id FROM "case" c WHERE {where}'), p)}
-        rows = conn.execute(text(f'SELECT c.id, {_GROUP_SQL}, {_OVERDUE_SQL} FROM "case" c')).all()
+        rows = conn.execute(text(f'SELECT c.id, {state_group_sql()}, {overdue_sql()} FROM "case" c')).all()
     if not states:
         want = {i for i, g, _ in rows if g != "closed"}
     else:

@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from casegrid.settings import Settings
 from casegrid.worker import Worker
-from cases.calendar import SHANGHAI
+from cases.calendar import CITY_TZ
 from cases.workflow import apply_action
 from notify import outbox
 from tests.notify_peers import Receiver, SmtpSink
@@ -35,7 +35,7 @@ def settings(**kw) -> Settings:
 
 def dispatched_case(engine, at=None, category="0102") -> int:
     """A case dispatched just now (so no reminder is due while the test runs)."""
-    at = at or datetime.now(SHANGHAI) - timedelta(minutes=30)
+    at = at or datetime.now(CITY_TZ) - timedelta(minutes=30)
     with engine.begin() as conn:
         cid = make_case(conn, category=category, received_at=at)
         apply_action(conn, cid, "accept", {}, SUP, at=at + timedelta(minutes=10))

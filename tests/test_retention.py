@@ -11,12 +11,12 @@ from sqlalchemy import text
 
 from casegrid.errors import InvalidInput
 from cases import simulate as sim
-from cases.calendar import SHANGHAI
+from cases.calendar import CITY_TZ
 from cases.retention import PURGE_ACTION, parse_age, personal_data_report, purge
 from cases.stats import compute_stats
 from geo.sample_complaints import load_sample_complaints
 
-UNTIL = datetime(2026, 11, 1, 12, 0, tzinfo=SHANGHAI)
+UNTIL = datetime(2026, 11, 1, 12, 0, tzinfo=CITY_TZ)
 ATTACHMENT_DDL = """
 CREATE TABLE IF NOT EXISTS attachment (
     id bigserial PRIMARY KEY, case_id bigint NOT NULL REFERENCES "case"(id),
@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS attachment (
     taken_geom geometry(Point, 4326), uploaded_by text NOT NULL, uploaded_role text NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now())
 """
-AS_OF = datetime(2026, 12, 1, tzinfo=SHANGHAI)
+AS_OF = datetime(2026, 12, 1, tzinfo=CITY_TZ)
 GROUPS = ("community", "subdistrict", "category", "channel", "month")
 
 
@@ -179,7 +179,7 @@ def test_the_worker_purges_once_a_night_when_enabled(ledger):
     engine, age = ledger
     off = Settings(privacy_purge_nightly=False)
     on = Settings(privacy_purge_nightly=True, privacy_retention_days=max(1, age.days))
-    night = datetime(2026, 12, 7, 3, 0, tzinfo=SHANGHAI)
+    night = datetime(2026, 12, 7, 3, 0, tzinfo=CITY_TZ)
     assert nightly_purge(engine, off, night) is None
     first = nightly_purge(engine, on, night)
     assert first is not None and first.committed and first.cases > 0

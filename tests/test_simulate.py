@@ -12,14 +12,14 @@ import pytest
 from sqlalchemy import text
 
 import cases.simulate as sim
-from cases.calendar import SHANGHAI
+from cases.calendar import CITY_TZ
 from cases.stats import GROUPS, compute_stats, compute_stats_direct
 from cases.workflow import RULES, allowed_roles
 from geo.sample_complaints import load_sample_complaints
 
 # The sample year is 2025-11-01..2026-10-31 (Beijing time).
 YEAR = (date(2025, 11, 1), date(2026, 10, 31))
-UNTIL = datetime(2026, 11, 1, 12, 0, tzinfo=SHANGHAI)
+UNTIL = datetime(2026, 11, 1, 12, 0, tzinfo=CITY_TZ)
 CASE_COLS = ", ".join(sim._COLUMNS)
 
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from casegrid.errors import Conflict, Forbidden, InvalidInput, NotFound
-from cases.calendar import SHANGHAI
+from cases.calendar import CITY_TZ
 from cases.deadlines import initial_deadlines_many
 from cases.tokens import ROLES, Principal
 from cases.workflow import ACTIONS, RULES, allowed_roles, apply_action, history, view
@@ -34,7 +34,7 @@ BY_ROLE = {"admin": ADMIN, "supervisor": SUP, "dispatcher": DISP, "community_off
 
 
 def sh(y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> datetime:
-    return datetime(y, m, d, hh, mm, tzinfo=SHANGHAI)
+    return datetime(y, m, d, hh, mm, tzinfo=CITY_TZ)
 
 
 def make_case(conn, community: str | None = COMM_A, *, category: str = "0102",

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from casegrid.errors import InvalidInput
+from cases.vocabulary import CHANNELS
 
 MAPPINGS_DIR = Path(__file__).resolve().parent
-CHANNELS = ("hotline_12345", "platform", "patrol", "app", "open311", "walk_in")
 FIELDS = (
     "external_id", "category", "lon", "lat", "reported_at", "description", "address",
     "channel", "crs", "reporter_name", "reporter_phone", "photo_urls",
@@ -155,6 +155,3 @@ def load_mapping(path_or_name: str | Path) -> Mapping:
     return parse_mapping(data, str(path))
 
 
-def shipped_mappings() -> list[str]:
-    """Names of the mappings shipped with casegrid."""
-    return sorted(p.stem for p in MAPPINGS_DIR.glob("*.toml"))

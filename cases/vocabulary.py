@@ -1,0 +1,69 @@
+"""The ledger's vocabulary, written once: channels, states, the map's state groups, and the
+SQL conditions for open, overdue and closed cases.
+
+Every module that names a channel or a state, or selects open, overdue or closed cases,
+takes it from here (the API's enums, the list filters, the map data, intake's model, the
+import mappings, Open311, the metrics), so a new channel or state is one edit. The open
+condition is spelled exactly as the predicate of the partial index ``case_open_geom_gist``
+(migration 0006), so the planner can use that index; keep them in step.
+"""
+
+from __future__ import annotations
+
+# Where a complaint came in (the case.channel check constraint of the schema agrees).
+CHANNELS: tuple[str, ...] = ("hotline_12345", "platform", "patrol", "app", "open311", "walk_in")
+
+# The ledger's statuses (cases.workflow moves a case between them).
+STATES: tuple[str, ...] = ("registered", "reviewed", "rejected", "dispatched", "returned",
+                           "handled", "verified", "replied", "closed")
+# Statuses after which nothing more happens to a case.
+CLOSED_STATES: tuple[str, ...] = ("closed", "rejected")
+
+# Groups of statuses the maps colour and filter by; "overdue" is orthogonal (open and past
+# the due time of the step the case waits for).
+STATE_GROUPS: dict[str, tuple[str, ...]] = {
+    "new": ("registered", "reviewed"),
+    "dispatched": ("dispatched", "returned"),
+    "handled": ("handled", "verified", "replied"),
+    "closed": CLOSED_STATES,
+}
+MAP_STATES: tuple[str, ...] = (*STATE_GROUPS, "overdue")
+
+# Route rules of cases no community took.
+UNROUTED_RULES: tuple[str, ...] = ("outside", "unlocated")
+
+
+def _quoted(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+def _p(alias: str) -> str:
+    return f"{alias}." if alias else ""
+
+
+def open_sql(alias: str = "c") -> str:
+    """Not closed: the predicate of the partial index ``case_open_geom_gist``."""
+    p = _p(alias)
+    return f"{p}closed_at IS NULL AND {p}status NOT IN ({_quoted(CLOSED_STATES)})"
+
+
+def closed_sql(alias: str = "c") -> str:
+    """Closed or rejected (the negation of :func:`open_sql`)."""
+    p = _p(alias)
+    return f"({p}status IN ({_quoted(CLOSED_STATES)}) OR {p}closed_at IS NOT NULL)"
+
+
+def overdue_sql(alias: str = "c") -> str:
+    """Still open and past the deadline of the step it waits for (the partial index
+    case_open_due serves it)."""
+    p = _p(alias)
+    return f"({p}closed_at IS NULL AND {p}current_due_at < now())"
+
+
+def state_group_sql(alias: str = "c") -> str:
+    """A case's map group (:data:`STATE_GROUPS`); statuses a future ledger adds count as
+    "new" until mapped."""
+    p = _p(alias)
+    whens = " ".join(f"WHEN {p}status IN ({_quoted(states)}) THEN '{group}'"
+                     for group, states in STATE_GROUPS.items() if group not in ("new", "closed"))
+    return f"CASE WHEN {closed_sql(alias)} THEN 'closed' {whens} ELSE 'new' END"
