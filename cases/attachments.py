@@ -33,7 +33,7 @@ from cases.images import Limits, Prepared, Upload, prepare
 from cases.intake import IntakeResult, NewCase, create_case
 from cases.tokens import Principal
 from cases.workflow import load_case
-from geo.boundaries import METRIC_SRID
+from geo.coords import METRIC_SRID
 
 STAGES = ("intake", "handle", "verify_pass", "verify_fail", "return", "added")
 # Workflow actions that carry evidence, and the stage their files are filed under.
