@@ -152,7 +152,7 @@ def _import_with_budget(ctx: Context, csv_path: Path, budget_s: float, phase: li
 
 def run(ctx: Context) -> Outcome:
     """Import the file once (committed), baseline before and after; median baseline. An
-    import still running at 8x the baseline (the target is 3x) is stopped and rolled back,
+    import still running at 8x the baseline (the floor, issue 20; the 3x target of issue 3 is retired) is stopped and rolled back,
     so the run goes on; below that it reports a finished figure, met or not."""
     import cases.bulk_import  # noqa: F401 - a missing module is a skip, not a failure
 
@@ -165,7 +165,7 @@ def run(ctx: Context) -> Outcome:
     base.append(t)
     log(f"bulk_import: bare COPY + join {t:.1f} s ({matched:,} matched)")
     # Past 20x the baseline the import is stopped (a run must end); up to there it reports a
-    # finished figure even where it misses the 3x target, so a slow import is measured (on a
+    # finished figure even where it misses the 8x floor, so a slow import is measured (on a
     # quiet machine the bare join takes ~12 s and the import over 100 s).
     budget = max(120.0, 20 * t)
     before = case_count(ctx.engine)
@@ -188,14 +188,14 @@ def run(ctx: Context) -> Outcome:
         log(f"bulk_import: did not finish: {error} (phase {where})")
         return Outcome([Row(
             "bulk_import", f"import_cases, {n:,} rows: DID NOT FINISH ({error}, in phase '{where}')",
-            t_imp, "s", "bare COPY + ST_Covers join", b, "≤ 3× baseline", False,
+            t_imp, "s", "bare COPY + ST_Covers join", b, "≤ 8× baseline", False,
             note=f"phases reached: {' → '.join(phase)}; rolled back, {stored:,} stored")])
     log(f"bulk_import:   {t_imp:.1f} s: read {report.read:,}, inserted {report.inserted:,}, "
         f"rejected {report.rejected:,}, routed {report.routed}, phases {report.seconds}")
     phases = ", ".join(f"{k} {v:.0f} s" for k, v in report.seconds.items())
     rows = [
         Row("bulk_import", f"import_cases, {n:,} rows committed", t_imp, "s",
-            "bare COPY + ST_Covers join", b, "≤ 3× baseline", t_imp <= 3 * b,
+            "bare COPY + ST_Covers join", b, "≤ 8× baseline", t_imp <= 8 * b,
             note=f"{stored:,} cases stored; {phases}"),
         Row("bulk_import", "import throughput", n / t_imp, "rows/s", "bare COPY + join",
             n / b, "report"),
