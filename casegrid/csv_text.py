@@ -16,8 +16,7 @@ import pyarrow.csv as pa_csv
 # The dtype casegrid reads CSV cells as: text in Python strings, which is what ``dtype=str``
 # gives when pyarrow is not installed. With pyarrow installed (copy_csv needs it) pandas 3
 # keeps ``dtype=str`` text in Arrow memory, on which the bulk import's reading and validation
-# ran slower (one-off, a million rows: 12.8 s of CPU against 10.3-11.5 s without Arrow
-# text, alternating; with this dtype in the readers 8.9-10.4 s, against 9.5-9.6 s).
+# ran slower (bench/RESULTS.md, issue 20's section, has the figures).
 TEXT = pd.StringDtype("python", na_value=np.nan)
 
 # A field CSV must quote (COPY's CSV format, as the csv module's QUOTE_MINIMAL decides).
@@ -82,8 +81,8 @@ def csv_text(frame: pd.DataFrame, columns: tuple[str, ...]) -> str:
 
 def copy_csv(frame: pd.DataFrame, columns: tuple[str, ...]) -> bytes:
     """``frame[columns]`` as UTF-8 CSV for ``COPY ... (FORMAT csv)``, written by Arrow's C++
-    writer: several times faster than :func:`csv_text` (one-off: 0.08-0.15 s against 0.75 s
-    for 100,000 staged import rows), for text nobody reads but COPY. COPY reads the same
+    writer: several times faster than :func:`csv_text` (bench/RESULTS.md), for text nobody
+    reads but COPY. COPY reads the same
     values from it as from :func:`csv_text`: a missing value and an empty text are both an
     unquoted empty field (NULL), every other text is quoted, floats are written with the
     shortest digits that read back as the same double."""
@@ -113,8 +112,8 @@ def _arrow_column(col: pd.Series) -> pa.Array | pa.ChunkedArray:
 def text_to_float(values: pd.Series | np.ndarray) -> np.ndarray:
     """A column of number texts as float64, NaN where a cell is missing or not a number:
     ``pandas.to_numeric(values, errors="coerce")``. When every cell is a plain number (no
-    blank, no spaces, no words) Arrow's parser reads them, about thirteen times faster
-    (one-off: 0.05 s against 0.64 s for a million coordinates, the same doubles, -0 kept);
+    blank, no spaces, no words) Arrow's parser reads them, many times faster (bench/RESULTS.md;
+    the same doubles, -0 kept);
     a column with any other cell goes through pandas, whose verdicts on odd text stand.
     Either way a new array, which the caller may change in place."""
     try:

@@ -488,11 +488,9 @@ FROM src s JOIN cg_kinds k ON k.rule = s.rule AND k.cid = COALESCE(s.community_i
 # them; tests compare the two paths' tables.
 # Dropped, not disabled: PostgreSQL 15 fills a trigger's transition table whether or not the
 # trigger is enabled (it decides at firing time), so a disabled case_stat_ins still copied
-# every new case into a tuplestore (one-off: 300,000 narrow rows wrote 19 MB of temporary
-# file at a small work_mem with it disabled, as much as with it enabled; perf put 4.7% of
-# the import's INSERT in that copy). The gain is small: the INSERT of 1M rows into a fresh
-# database took 15.3 and 15.4 s disabled against 15.2 and 14.9 s dropped (one-off,
-# alternating). An operator's disabled trigger is dropped too, and comes back disabled.
+# every new case into a tuplestore (temporary files at a small work_mem, as many as with it
+# enabled). The gain is small (bench/RESULTS.md, issue 20's section). An operator's
+# disabled trigger is dropped too, and comes back disabled.
 _STATS_TRIGGER_SQL = """
 SELECT t.tgenabled, pg_get_triggerdef(t.oid) AS create_sql
 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid

@@ -275,8 +275,7 @@ def routing_summary(loc: _Location) -> dict:
 # planner inlines: the column default next_case_no() is a SQL function that PostgreSQL
 # plans again for every row it numbers. The id sequence is named as the constant its
 # bigserial column gave it (0001), resolved once when the statement is parsed: a
-# pg_get_serial_sequence() call here ran per row, a catalogue search each time (about 1%
-# of the database's CPU under load, perf, one-off).
+# pg_get_serial_sequence() call here ran per row, a catalogue search each time.
 INSERT_SQL = """
 WITH src AS MATERIALIZED (
     SELECT r.*, nextval('case_id_seq') AS new_id,

@@ -282,8 +282,8 @@ def community_geometries(conn: Connection, codes: list[str]) -> list[dict]:
 # can serve, so a box in degrees that holds the radius picks the candidates from the GiST
 # index on geom first: the radius 10 % over, in degrees of M_PER_DEG metres (routing's
 # conversion; a degree of latitude is at most 0.7 % shorter), longitude ones shrunk by
-# cos(latitude). Without the box every case of the category was transformed: 390-460 ms for
-# one case page on a ledger of a million (one-off), growing with the ledger. The window is
+# cos(latitude). Without the box every case of the category was transformed, a cost that
+# grows with the ledger (bench/RESULTS.md, issue 20's section). The window is
 # a range on reported_at, the same instants as |o.reported_at - c0.reported_at| <= window.
 _NEARBY_SQL = f"""
 SELECT o.id, o.case_no, o.status, o.reported_at, ST_X(o.geom) AS lon, ST_Y(o.geom) AS lat,
