@@ -33,6 +33,9 @@ from bench.server import serve
 
 DESCRIPTION = "文昌路12号楼下广场舞噪音扰民，来电人王先生，电话138 1234 5678，请尽快处理"
 TARGET_LOSS = 0.05
+# A server's start limit (bench.server.serve): two workers importing the app on a machine
+# shared with other work took longer than serve's default 60 s.
+START_S = 240
 
 
 def _masking_cost_us(n: int) -> float:
@@ -83,7 +86,7 @@ def _serving(ctx: Context, log_name: str) -> Iterator[str]:
     server right after a VACUUM of a million rows can miss serve's 60 s start limit once."""
     for attempt in (1, 2):
         try:
-            cm = serve(ctx.url, workers=WORKERS, log_path=ctx.workdir / log_name)
+            cm = serve(ctx.url, workers=WORKERS, log_path=ctx.workdir / log_name, start_s=START_S)
             base = cm.__enter__()
         except RuntimeError:
             if attempt == 2:
@@ -117,9 +120,9 @@ def run(ctx: Context) -> Outcome:
 
     rates: dict[str, list[float]] = {"off": [], "on": []}
     with serve(ctx.url, workers=WORKERS, log_path=ctx.workdir / "serve_off.log",
-               extra_env={"CASEGRID_PRIVACY_MASK_FREE_TEXT": "false"}) as off, \
+               extra_env={"CASEGRID_PRIVACY_MASK_FREE_TEXT": "false"}, start_s=START_S) as off, \
             serve(ctx.url, workers=WORKERS, log_path=ctx.workdir / "serve_on.log",
-                  extra_env={"CASEGRID_PRIVACY_MASK_FREE_TEXT": "true"}) as on:
+                  extra_env={"CASEGRID_PRIVACY_MASK_FREE_TEXT": "true"}, start_s=START_S) as on:
         for mode, base in (("off", off), ("on", on)):
             load(base, f"privacy-warm-{mode}", 2)
         for i in range(rounds):

@@ -30,7 +30,8 @@ def _casegrid_command() -> list[str]:
 
 @contextmanager
 def serve(database_url: str, workers: int = 1, log_path: Path | None = None,
-          extra_env: dict[str, str] | None = None, info: dict | None = None) -> Iterator[str]:
+          extra_env: dict[str, str] | None = None, info: dict | None = None,
+          start_s: float = 60) -> Iterator[str]:
     """Start the API, wait until ``/health`` answers, yield its base URL, stop it.
     ``info`` (when given) gets ``session``: the server's session id, for CPU accounting."""
     port = free_port()
@@ -44,7 +45,7 @@ def serve(database_url: str, workers: int = 1, log_path: Path | None = None,
     if info is not None:
         info["session"] = proc.pid  # start_new_session: the server leads its own session
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + start_s
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"casegrid serve exited with {proc.returncode}"
@@ -55,7 +56,7 @@ def serve(database_url: str, workers: int = 1, log_path: Path | None = None,
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("casegrid serve did not answer /health within 60 s")
+                raise RuntimeError(f"casegrid serve did not answer /health within {start_s:.0f} s")
             time.sleep(0.3)
         yield base
     finally:
