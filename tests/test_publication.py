@@ -142,14 +142,16 @@ def _path_values(cases, token):
     }
 
 
-def _urls(path: str, values: dict) -> list[str]:
+def _urls(path: str, values: dict) -> tuple[list[str], list[str]]:
+    """The URLs to try for a route, and the names of its parameters without values here
+    (tried with "1": a route that needs credentials answers 401/403 before reading them)."""
     names = re.findall(r"{(\w+)(?::\w+)?}", path)
     urls = [path]
+    missing = [n for n in names if n not in values]
     for name in names:
-        if name not in values:
-            raise AssertionError(f"public route {path}: add values for {{{name}}} to _path_values")
-        urls = [re.sub(r"{" + name + r"(?::\w+)?}", v, u, count=1) for u in urls for v in values[name]]
-    return urls
+        urls = [re.sub(r"{" + name + r"(?::\w+)?}", v, u, count=1)
+                for u in urls for v in values.get(name, ["1"])]
+    return urls, missing
 
 
 def test_no_public_route_shows_the_exact_point(api, cases):
@@ -167,10 +169,12 @@ def test_no_public_route_shows_the_exact_point(api, cases):
     for path, operations in paths.items():
         if "get" not in operations:
             continue
-        for url in _urls(path, values):
+        urls, missing = _urls(path, values)
+        for url in urls:
             r = api.client.get(url)
             if r.status_code in (401, 403):
                 continue
+            assert not missing, f"public route {path}: add values for {missing} to _path_values"
             checked += 1
             if r.status_code == 200:
                 public.append(url)
