@@ -36,7 +36,7 @@ from cases.calendar_store import load_calendar
 from cases.catalogue import categories_from_rows, duplicate_params
 from cases.deadlines import initial_deadlines_from
 from cases.intake_lookups import IntakeLookups, fetch_intake_lookups
-from cases.notices import record_registered
+from cases.notices import registered_sql
 from cases.privacy import mask_free_text
 from cases.queries import CASE_SELECT, CASE_SELECT_TEMPLATE
 from cases.tokens import Principal
@@ -276,6 +276,8 @@ def routing_summary(loc: _Location) -> dict:
 # plans again for every row it numbers. The id sequence is named as the constant its
 # bigserial column gave it (0001), resolved once when the statement is parsed: a
 # pg_get_serial_sequence() call here ran per row, a catalogue search each time.
+# The case.registered events of the batch, in the same statement (cases.notices).
+OUTBOX_CTE = "), outbox AS (\n    " + registered_sql("ins")
 INSERT_SQL = """
 WITH src AS MATERIALIZED (
     SELECT r.*, nextval('case_id_seq') AS new_id,
@@ -316,6 +318,7 @@ WITH src AS MATERIALIZED (
     SELECT ins.id, o.key, o.value
     FROM ins JOIN src ON src.new_id = ins.id CROSS JOIN LATERAL jsonb_each_text(src.originals) o
     WHERE src.originals IS NOT NULL
+""" + OUTBOX_CTE + """
 )
 SELECT src.ord, q.* FROM (""" + CASE_SELECT_TEMPLATE.replace("{source}", "ins") + """) q
 JOIN src ON src.new_id = q.id
@@ -427,7 +430,6 @@ def register_cases(
     if rows:
         found = _INSERT.rows(conn, {"rows": json_param(rows)})
         inserted = {row.pop("ord"): row for row in found}
-        record_registered(conn, [row["id"] for row in found])  # the outbox, same transaction
     if matched:
         store_case_locate(conn, [(inserted[i]["id"], m) for i, m in matched.items() if i in inserted])
     cases = _known_tickets(conn, [submissions[r["ord"]][0] for r in rows if r["ord"] not in inserted])

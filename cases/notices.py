@@ -47,38 +47,56 @@ ACTION_EVENTS: dict[str, str] = {
 }
 
 WAKE_CHANNEL = "casegrid_outbox"  # LISTENed to by casegrid.worker
-# One payload for every event, built from the case row as it stands in the transaction.
-_RECORD_SQL = """
+
+
+def _payload_sql(c: str, k: str, type_sql: str, data_sql: str) -> str:
+    """The payload of an event about case row ``c`` (category row ``k``): one definition for
+    every writer."""
+    return f"""jsonb_build_object(
+           'type', {type_sql},
+           'case', jsonb_build_object(
+               'id', {c}.id, 'case_no', {c}.case_no, 'status', {c}.status,
+               'category_code', {c}.category_code, 'category', {k}.name_zh,
+               'address', {c}.address, 'community_code', {c}.community_code,
+               'subdistrict_code', {c}.subdistrict_code, 'post_id', {c}.post_id,
+               'due_at', {c}.current_due_at, 'acknowledge_due_at', {c}.acknowledge_due_at,
+               'handle_due_at', {c}.handle_due_at, 'escalated_at', {c}.escalated_at),
+           'data', {data_sql})"""
+
+
+_RECORD_SQL = f"""
 WITH ins AS (
 INSERT INTO outbox_event (type, case_id, at, recipients, payload)
 SELECT :type, c.id, coalesce(CAST(:at AS timestamptz), now()), CAST(:recipients AS jsonb),
-       jsonb_build_object(
-           'type', CAST(:type AS text),
-           'case', jsonb_build_object(
-               'id', c.id, 'case_no', c.case_no, 'status', c.status,
-               'category_code', c.category_code, 'category', k.name_zh,
-               'address', c.address, 'community_code', c.community_code,
-               'subdistrict_code', c.subdistrict_code, 'post_id', c.post_id,
-               'due_at', c.current_due_at, 'acknowledge_due_at', c.acknowledge_due_at,
-               'handle_due_at', c.handle_due_at, 'escalated_at', c.escalated_at),
-           'data', CAST(:data AS jsonb))
+       {_payload_sql("c", "k", "CAST(:type AS text)", "CAST(:data AS jsonb)")}
 FROM "case" c JOIN category k ON k.code = c.category_code
 WHERE c.id = ANY(CAST(:ids AS bigint[]))
 RETURNING id, case_id
 )
-SELECT ins.id, ins.case_id FROM ins{wake}
+SELECT ins.id, ins.case_id FROM ins{{wake}}
 """
 # Wakes an idle worker when the transaction commits (NOTIFY is transactional; repeats
 # within a transaction are folded into one).
 _WAKE = ", (SELECT pg_notify('casegrid_outbox', '')) AS wake"
 
 
+def registered_sql(source: str) -> str:
+    """An INSERT of ``case.registered`` events for the new case rows of relation ``source``,
+    for intake to run as a CTE of its own INSERT statement: the batch's events cost no
+    statement, no round trip and no NOTIFY of their own (the worker's poll picks them up
+    within ``CASEGRID_WORKER_POLL_S``)."""
+    recipients = json.dumps(list(EVENTS["case.registered"]))
+    return f"""INSERT INTO outbox_event (type, case_id, recipients, payload)
+    SELECT 'case.registered', s.id, '{recipients}'::jsonb,
+           {_payload_sql("s", "k", "'case.registered'", "'{}'::jsonb")}
+    FROM {source} s JOIN category k ON k.code = s.category_code"""
+
+
 def record(conn: Connection, type_: str, case_ids: list[int], *, at: datetime | None = None,
            data: dict | None = None, wake: bool = True) -> dict[int, int]:
     """Write event ``type_`` for each case in ``case_ids`` in the caller's transaction, with
     one statement; return ``{case_id: event_id}``. ``at`` is when it happened (default:
-    the transaction's time). ``wake``: NOTIFY the idle workers at commit (intake does not:
-    its events wait for the worker's next poll, and intake's commits stay cheap)."""
+    the transaction's time). ``wake``: NOTIFY the idle workers at commit."""
     if type_ not in EVENTS:
         raise ValueError(f"unknown event type {type_!r}; one of {', '.join(EVENTS)}")
     if not case_ids:
@@ -88,13 +106,6 @@ def record(conn: Connection, type_: str, case_ids: list[int], *, at: datetime | 
         "recipients": json.dumps(list(EVENTS[type_])),
         "data": json.dumps(data or {}, default=str, ensure_ascii=False)}).all()
     return {r.case_id: r.id for r in rows}
-
-
-def record_registered(conn: Connection, case_ids: list[int]) -> None:
-    """``case.registered`` for the cases an intake batch has just inserted: one statement
-    for the whole batch, in the batch's transaction; no NOTIFY (the worker's poll picks
-    them up within ``CASEGRID_WORKER_POLL_S``)."""
-    record(conn, "case.registered", case_ids, wake=False)
 
 
 def record_action(conn: Connection, case_id: int, action: str, at: datetime,
