@@ -46,6 +46,7 @@ BENCHES: dict[str, str] = {
     "notify": "bench.bench_notify",
     "evidence": "bench.bench_evidence",
     "address": "bench.bench_address",
+    "ledger_export": "bench.bench_ledger_export",
 }
 DEFAULT_OUT = PROJECT_ROOT / "bench" / "RESULTS.md"
 

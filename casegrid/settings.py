@@ -115,6 +115,14 @@ class Settings(BaseSettings):
     # dispatcher: never confidently wrong (geo/address_match.py).
     address_min_confidence: float = Field(0.7, ge=0.0, le=1.0)
     # --- end addresses ------------------------------------------------------------------
+    # --- citizen tracking page (/track, issue 24) ---
+    # Failed look-ups (unknown number or wrong phone digits) allowed per window, per client
+    # address and per case number; past either limit /track answers 429 until the window
+    # ends. Guessing 4 digits takes thousands of tries; a citizen mistyping needs a few.
+    track_window_s: int = Field(900, ge=1, le=86400)
+    track_failures_per_address: int = Field(20, ge=1)
+    track_failures_per_number: int = Field(5, ge=1)
+    # --- end citizen tracking page ---
 
     # -- Notifications (issue 23: cases.notices, notify/, casegrid.worker) -----------------
     # Webhook: every event is POSTed as JSON to this URL (empty: no default webhook), signed

@@ -186,6 +186,10 @@ case = Table(
     Column("acknowledged_on_time", Boolean),
     Column("handle_soon_at", DateTime(timezone=True)),
     Column("escalated_at", DateTime(timezone=True)),
+    # follow-up and reopening (migration 0022)
+    Column("follow_up_result", Text),
+    Column("follow_up_at", DateTime(timezone=True)),
+    Column("reopen_count", Integer, nullable=False),
 )
 
 # Free text as written where its stored form was masked (migration 0017, cases.personal_text).
@@ -471,4 +475,37 @@ activity_community = Table(
     Column("activity_id", BigInteger, ForeignKey("activity.id", ondelete="CASCADE"),
            primary_key=True),
     Column("community_code", Text, primary_key=True),
+)
+
+# The citizen's side of the loop (migration 0022).
+case_follow_stat = Table(
+    "case_follow_stat",
+    metadata,
+    Column("dim", Text, primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("followed_up", Integer, nullable=False),
+    Column("satisfied", Integer, nullable=False),
+    Column("reopened", Integer, nullable=False),
+    Column("reopened_unreplied", Integer, nullable=False),
+)
+
+response_template = Table(
+    "response_template",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("category_code", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", Text, nullable=False),
+)
+
+track_throttle = Table(
+    "track_throttle",
+    metadata,
+    Column("scope", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("failures", Integer, nullable=False),
 )

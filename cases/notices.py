@@ -44,6 +44,7 @@ ACTION_EVENTS: dict[str, str] = {
     "accept": "case.reviewed", "dispatch": "case.dispatched", "redispatch": "case.dispatched",
     "return": "case.returned", "handle": "case.handled", "verify_fail": "case.verify_failed",
     "reply": "case.replied",
+    "reopen": "case.dispatched",   # 发回重办: a new round at the post
 }
 
 WAKE_CHANNEL = "casegrid_outbox"  # LISTENed to by casegrid.worker

@@ -314,7 +314,10 @@ def request_item(row: dict, media_url: str | None = None) -> dict:
     """One case in its public form (:mod:`cases.publication`) as a GeoReport v2 service
     request; ``media_url``: its public photo, if any (:func:`_media_urls`)."""
     closed = row["status"] in CLOSED_STATES or row["merged_into"] is not None
-    if row["merged_into"] is not None:
+    if row.get("reply_text"):
+        # Once answered, the answer itself (stored masked: cases.privacy).
+        notes = row["reply_text"]
+    elif row["merged_into"] is not None:
         notes = f"已合并至 {row['merged_into_no']} / merged into {row['merged_into_no']}"
     else:
         notes = STATUS_NOTES.get(row["status"], row["status"])

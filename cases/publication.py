@@ -16,8 +16,10 @@ The policy, in one place:
 * **No description** unless a staff member approved one for publication (the
   ``publish_description`` action of :mod:`cases.workflow`, which stores the approved,
   masked text in ``case.public_description``).
-* No reporter data, no photos, no notes. Category, status, responsible post and dates
-  stay public, so Open311 clients keep working.
+* No reporter data, no photos, no notes. Category, status, responsible post (and its public
+  phone) and dates stay public, so Open311 clients keep working; so does the reply to the
+  reporter once there is one (stored masked), and the time of the last public step
+  (:data:`PUBLIC_ACTIONS`) is the case's public ``updated_at``.
 
 Public routes read cases only through :data:`PUBLIC_SELECT` and the functions here.
 """
@@ -33,11 +35,43 @@ from geo.coords import grid_centre_sql
 # A case the public may see at all.
 PUBLIC_WHERE = "cat.public"
 
+# The steps of a case's history the public sees, with their names; every other action
+# (review notes, extensions, verification, 退单, approving a description) is internal.
+# ``updated_datetime`` and the citizen's /track page move with these only.
+PUBLIC_ACTIONS: dict[str, tuple[str, str]] = {
+    "register": ("已受理", "received"),
+    "accept": ("已立案", "registered"),
+    "reject": ("不予立案", "not accepted"),
+    "dispatch": ("已派遣", "dispatched"),
+    "redispatch": ("已改派", "dispatched again"),
+    "handle": ("已处置", "handled"),
+    "reply": ("已答复", "replied"),
+    "close": ("已结案", "closed"),
+    "follow_up": ("已回访", "followed up"),
+    "reopen": ("发回重办", "sent back to be redone"),
+}
+PUBLIC_ACTIONS_SQL = ", ".join(f"'{a}'" for a in PUBLIC_ACTIONS)
+
+
+def reply_text_sql(alias: str = "c") -> str:
+    """SQL for the text of a case's current reply (NULL until replied), per row of ``alias``."""
+    return (f"CASE WHEN {alias}.replied_at IS NOT NULL THEN (SELECT e.data->>'text' FROM "
+            f"case_event e WHERE e.case_id = {alias}.id AND e.action = 'reply' "
+            "ORDER BY e.at DESC, e.id DESC LIMIT 1) END")
+
+
+def public_updated_sql(alias: str = "c") -> str:
+    """SQL for the time of a case's last public step, per row of ``alias``."""
+    return (f"(SELECT max(e.at) FROM case_event e WHERE e.case_id = {alias}.id "
+            f"AND e.action IN ({PUBLIC_ACTIONS_SQL}))")
+
 # The public form of a case; every public route selects from it (add WHERE/ORDER BY).
 PUBLIC_SELECT = f"""
 SELECT c.id, c.case_no, c.status, c.merged_into, m.case_no AS merged_into_no,
        c.category_code, cat.name_zh, cat.name_en, c.public_description AS description,
-       p.name AS post_name, c.reported_at, c.updated_at, c.current_due_at, c.closed_at,
+       p.name AS post_name, p.phone AS post_phone, c.reported_at,
+       coalesce({public_updated_sql()}, c.received_at) AS updated_at,
+       {reply_text_sql()} AS reply_text, c.current_due_at, c.closed_at,
        c.replied_at, NULLIF(concat_ws(' ', sd.name, cm.name), '') AS address, cm.name AS community_name,
        CASE WHEN :grid THEN round(ST_Y(pt.g)::numeric, 6)::float8 END AS lat,
        CASE WHEN :grid THEN round(ST_X(pt.g)::numeric, 6)::float8 END AS lon

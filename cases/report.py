@@ -25,7 +25,7 @@ SHEET_ZH = {"community": "按社区", "subdistrict": "按街道", "category": "�
             "evaluation": "考核", "activities": "活动台账"}
 COLUMNS = ["key", "name", *COUNTS, *RATES, "avg_handle_hours", "p90_handle_hours"]
 RANK_COLUMNS = ["rank", "key", "name", "post_name", "due_to_close", "closed", "closed_on_time",
-                "close_rate", "on_time_close_rate", "reply_rate"]
+                "close_rate", "on_time_close_rate", "reply_rate", "satisfaction_rate"]
 
 
 def build_tables(conn: Connection, date_from: date, date_to: date) -> dict[str, list[list]]:
@@ -61,7 +61,8 @@ def write_report(conn: Connection, date_from: date, date_to: date, out: Path) ->
     info.append(["统计期间(受理日期)", f"{date_from.isoformat()} 至 {date_to.isoformat()}"])
     info.append(["口径", "见 cases/stats.py: 立案率=立案数/受理数, 结案率=结案数/应结案数, "
                  "按期结案率=按期结案数/应结案数, 返工率=返工数/应结案数, 延期率=延期数/应结案数, "
-                 "回复率=按期回复数/应回复数, 按时签收率=按时签收数/派遣数"])
+                 "回复率=按期回复数/应回复数, 按时签收率=按时签收数/派遣数, "
+                 "回访率=回访数/应回访数, 满意率=(满意+基本满意)/回访数, 重办率=重办数/应回访数"])
     written = [out]
     for name, rows in tables.items():
         ws = wb.create_sheet(SHEET_ZH[name])

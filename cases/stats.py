@@ -32,11 +32,19 @@ recomputed from ``case_event``; ``tests/test_stats.py`` does so on a hand-built 
   came within its limit (``acknowledged_on_time``, set by the ``acknowledge`` action, which
   also keeps this count in ``case_stat``).
 
+* ``due_follow_up`` (应回访数): complainants (not ``patrol``) answered at least once: replied
+  now, or sent back to be redone (``reopen``) and waiting for the new reply.
+* ``followed_up`` (回访数): those whose last follow-up reached them (满意, 基本满意 or 不满意;
+  未能联系 is an attempt, not a follow-up); ``satisfied`` (满意数): last result 满意 or 基本满意.
+* ``reopened`` (重办数): cases sent back to be redone (发回重办) at least once.
+
 **Rates** (None when the denominator is 0): 立案率 ``registered/accepted``; 派遣率
 ``dispatched/registered``; 结案率 ``closed/due_to_close``; 按期结案率
 ``closed_on_time/due_to_close``; 按期处置率 ``handled_on_time/due_to_handle``; 返工率
 ``reworked/due_to_close``; 延期率 ``extended/due_to_close``; 回复率
-``replied_on_time/due_reply``; 按时签收率 ``acknowledged_on_time/dispatched``.
+``replied_on_time/due_reply``; 按时签收率 ``acknowledged_on_time/dispatched``; 回访率
+``followed_up/due_follow_up``; 满意率 ``satisfied/followed_up`` (commonly graded against an
+85% floor); 重办率 ``reopened/due_follow_up``.
 
 **Handling time**: working hours (work periods of working days only) from the last dispatch
 to the final handling, ``handle_hours``; average and 90th percentile (continuous) over the
@@ -47,9 +55,10 @@ handled cases of the group.
 
 **How it is computed.** Counts that no longer change with the clock are read from
 ``case_stat`` (per day of receipt and dimension, kept by triggers on ``"case"`` in the same
-transaction as every write: migration 0003); the parts that depend on ``as_of`` (past the
-handling or reply deadline but not done) are counted live over the *open* cases of the
-period only. :func:`compute_stats_direct` computes the same figures with one scan of
+transaction as every write: migration 0003), the follow-up counts from ``case_follow_stat``
+(kept the same way by row triggers that skip cases without follow-up: migration 0022); the
+parts that depend on ``as_of`` (past the handling or reply deadline but not done) are
+counted live over the *open* cases of the period only. :func:`compute_stats_direct` computes the same figures with one scan of
 ``"case"``; tests check that both agree. The 90th percentile comes from a 32-bucket
 histogram of handling times (linear inside the bucket: exact to within the bucket width,
 0.5 h below 2 h, up to 1 working day around 15 working days); the average is exact.
@@ -75,7 +84,8 @@ GROUPS: dict[str, str] = {
 COUNTS: tuple[str, ...] = (
     "accepted", "registered", "dispatched", "due_to_close", "closed", "closed_on_time",
     "due_to_handle", "handled_on_time", "reworked", "extended", "due_reply", "replied",
-    "replied_on_time", "acknowledged_on_time",
+    "replied_on_time", "acknowledged_on_time", "due_follow_up", "followed_up", "satisfied",
+    "reopened",
 )
 RATES: dict[str, tuple[str, str]] = {
     "registration_rate": ("registered", "accepted"),        # 立案率
@@ -87,6 +97,9 @@ RATES: dict[str, tuple[str, str]] = {
     "extension_rate": ("extended", "due_to_close"),         # 延期率
     "reply_rate": ("replied_on_time", "due_reply"),         # 回复率
     "on_time_ack_rate": ("acknowledged_on_time", "dispatched"),  # 按时签收率
+    "follow_up_rate": ("followed_up", "due_follow_up"),     # 回访率
+    "satisfaction_rate": ("satisfied", "followed_up"),      # 满意率
+    "reopen_rate": ("reopened", "due_follow_up"),           # 重办率
 }
 LABELS_ZH: dict[str, str] = {
     "key": "分组", "name": "名称", "accepted": "受理数", "registered": "立案数",
@@ -95,6 +108,9 @@ LABELS_ZH: dict[str, str] = {
     "reworked": "返工数", "extended": "延期数", "due_reply": "应回复数", "replied": "回复数",
     "replied_on_time": "按期回复数", "acknowledged_on_time": "按时签收数",
     "on_time_ack_rate": "按时签收率", "registration_rate": "立案率", "dispatch_rate": "派遣率",
+    "due_follow_up": "应回访数", "followed_up": "回访数",
+    "satisfied": "满意数", "reopened": "重办数", "follow_up_rate": "回访率",
+    "satisfaction_rate": "满意率", "reopen_rate": "重办率",
     "close_rate": "结案率", "on_time_close_rate": "按期结案率", "on_time_handle_rate": "按期处置率",
     "rework_rate": "返工率", "extension_rate": "延期率", "reply_rate": "回复率",
     "avg_handle_hours": "平均处置时长(工作小时)", "p90_handle_hours": "90%处置时长(工作小时)",
@@ -106,7 +122,7 @@ _STATS_SQL = f"""
 WITH cohort AS (
     SELECT {{key}} AS key, community_code, channel, reviewed_at, dispatched_at, handled_at,
            handle_due_at, closed_at, replied_at, reply_due_at, rework_count, extension_count,
-           handle_hours, acknowledged_on_time
+           handle_hours, acknowledged_on_time, follow_up_result, reopen_count
     FROM "case"
     WHERE received_at >= :lo AND received_at < :hi
 )
@@ -131,6 +147,13 @@ SELECT GROUPING(key) AS g_key, GROUPING(community_code) AS g_comm, key, communit
            AS replied_on_time,
        count(*) FILTER (WHERE dispatched_at IS NOT NULL AND acknowledged_on_time)
            AS acknowledged_on_time,
+       count(*) FILTER (WHERE channel <> 'patrol' AND (replied_at IS NOT NULL
+                                                       OR reopen_count > 0)) AS due_follow_up,
+       count(*) FILTER (WHERE channel <> 'patrol' AND follow_up_result
+                          IN ('satisfied', 'basically_satisfied', 'dissatisfied')) AS followed_up,
+       count(*) FILTER (WHERE channel <> 'patrol' AND follow_up_result
+                          IN ('satisfied', 'basically_satisfied')) AS satisfied,
+       count(*) FILTER (WHERE channel <> 'patrol' AND reopen_count > 0) AS reopened,
        avg(handle_hours) AS avg_handle_hours,
        percentile_cont(0.9) WITHIN GROUP (ORDER BY handle_hours) AS p90_handle_hours
 FROM cohort
@@ -167,6 +190,11 @@ WHERE closed_at IS NULL AND received_at >= :lo AND received_at < :hi
 GROUP BY GROUPING SETS (({key}), (community_code), ())
 """
 _LIVE = ("due_open", "reworked_open", "extended_open", "handle_open", "reply_open")
+_FOLLOW = ("followed_up", "satisfied", "reopened", "reopened_unreplied")
+_FOLLOW_SQL = """
+SELECT {key} AS key, {sums} FROM case_follow_stat
+WHERE dim = :dim AND day BETWEEN :d1 AND :d2 GROUP BY 1
+"""
 
 
 def period_bounds(date_from: date, date_to: date) -> tuple[datetime, datetime]:
@@ -203,6 +231,9 @@ def compute_stats(
     main = _stored(conn, dim, key, d)
     comm = main if group_by == "community" else _stored(conn, "community", "key", d)
     total = _sum_stored(main.values())
+    follow = _follow(conn, dim, key, d)
+    follow_comm = follow if group_by == "community" else _follow(conn, "community", "key", d)
+    follow_total = {c: sum(f[c] for f in follow.values()) for c in _FOLLOW}
     live = conn.execute(
         text(_LIVE_SQL.replace("{key}", GROUPS[group_by])),
         {"lo": lo, "hi": hi, "as_of": as_of}).mappings().all()
@@ -217,9 +248,11 @@ def compute_stats(
             live_total = vals
     if group_by == "community":  # both grouping sets are the same column then
         live_comm = live_main
-    groups = [{"key": None if k == "" else k, **_combine(main.get(k), live_main.get(k))}
+    groups = [{"key": None if k == "" else k,
+               **_combine(main.get(k), live_main.get(k), follow.get(k))}
               for k in sorted(set(main) | set(live_main))]
-    communities = [{"key": None if k == "" else k, **_combine(comm.get(k), live_comm.get(k))}
+    communities = [{"key": None if k == "" else k,
+                    **_combine(comm.get(k), live_comm.get(k), follow_comm.get(k))}
                    for k in set(comm) | set(live_comm)]
     names = _names(conn, group_by, [g["key"] for g in groups])
     for g in groups:
@@ -228,7 +261,7 @@ def compute_stats(
     return {
         "group_by": group_by, "from": date_from.isoformat(), "to": date_to.isoformat(),
         "as_of": as_of.isoformat(), "groups": groups,
-        "total": _combine(total or None, live_total or None),
+        "total": _combine(total or None, live_total or None, follow_total),
         "ranking": _ranking(conn, communities),
     }
 
@@ -245,6 +278,12 @@ def _stored(conn: Connection, dim: str, key: str, d: dict) -> dict[str, dict]:
     return out
 
 
+def _follow(conn: Connection, dim: str, key: str, d: dict) -> dict[str, dict]:
+    sums = ", ".join(f"sum({c})::int AS {c}" for c in _FOLLOW)
+    rows = conn.execute(text(_FOLLOW_SQL.format(key=key, sums=sums)), {"dim": dim, **d})
+    return {r["key"]: dict(r) for r in rows.mappings()}
+
+
 def _sum_stored(rows) -> dict | None:
     rows = list(rows)
     if not rows:
@@ -254,9 +293,10 @@ def _sum_stored(rows) -> dict | None:
     return out
 
 
-def _combine(stored: dict | None, live: dict | None) -> dict:
+def _combine(stored: dict | None, live: dict | None, follow: dict | None = None) -> dict:
     s = stored or {c: 0 for c in _STORED} | {"hours_sum": 0.0, "hours_n": 0, "hist": []}
     lv = live or dict.fromkeys(_LIVE, 0)
+    f = follow or dict.fromkeys(_FOLLOW, 0)
     counts = {
         "accepted": s["accepted"], "registered": s["registered"], "dispatched": s["dispatched"],
         "due_to_close": s["closed"] + lv["due_open"], "closed": s["closed"],
@@ -268,6 +308,8 @@ def _combine(stored: dict | None, live: dict | None) -> dict:
         "due_reply": s["replied"] + lv["reply_open"], "replied": s["replied"],
         "replied_on_time": s["replied_on_time"],
         "acknowledged_on_time": s["acknowledged_on_time"],
+        "due_follow_up": s["replied"] + f["reopened_unreplied"], "followed_up": f["followed_up"],
+        "satisfied": f["satisfied"], "reopened": f["reopened"],
     }
     out = {c: int(counts[c]) for c in COUNTS}
     out.update(rates(out))
@@ -367,5 +409,5 @@ def _ranking(conn: Connection, communities: list[dict]) -> list[dict]:
              "post_name": posts.get(c["key"]), "due_to_close": c["due_to_close"],
              "closed": c["closed"], "closed_on_time": c["closed_on_time"],
              "close_rate": c["close_rate"], "on_time_close_rate": c["on_time_close_rate"],
-             "reply_rate": c["reply_rate"]}
+             "reply_rate": c["reply_rate"], "satisfaction_rate": c["satisfaction_rate"]}
             for i, c in enumerate(ranked, start=1)]

@@ -9,6 +9,11 @@ States (DOMAIN.md, GB/T 30428)::
                    │       └──dispatch── returned ←return (退单)                            ↓
                    └──────────────────────reply──────────────────────────────→ replied ─close→ closed
 
+After the reply, ``follow_up`` (回访) records the citizen's verdict (several attempts; the
+last counts) and ``reopen`` (发回重办) sends a replied or closed case whose citizen is not
+satisfied (or on the 12345 centre's order) back to ``dispatched`` with new handling and
+reply deadlines; the history keeps the first round.
+
 ``registered`` is 受理 (received, waiting for review); a review ``accept`` is 立案. A
 ``reject`` with reason ``duplicate`` merges the case into a main case (``merged_into``): the
 main case's reply and closing are copied to every merged case, so every complainant is
@@ -40,9 +45,20 @@ from cases.calendar import WorkCalendar, require_aware
 from cases.tokens import Principal
 from cases.vocabulary import STATES
 
+STATE_ZH = {"registered": "已受理", "reviewed": "已立案", "rejected": "不予立案",
+            "dispatched": "已派遣", "returned": "已退单", "handled": "已处置", "verified": "已核查",
+            "replied": "已回复", "closed": "已结案"}
 REJECT_REASONS = ("invalid", "out_of_scope", "duplicate")
 REPLY_CHANNELS = ("phone", "sms", "app", "wechat", "letter", "in_person", "hotline_12345")
 SATISFACTION = ("satisfied", "basically_satisfied", "dissatisfied", "unknown")
+# 回访 (follow-up call) results; the last attempt counts. "unreachable" (未能联系) is an
+# attempt, not a follow-up: it counts in neither 回访率 nor 满意率 (cases.stats).
+FOLLOW_UP_RESULTS = {"satisfied": "满意", "basically_satisfied": "基本满意",
+                     "dissatisfied": "不满意", "unreachable": "未能联系"}
+FOLLOW_UP_METHODS = {"phone": "电话", "sms": "短信", "app": "APP"}
+# Why a case is sent back to be redone (发回重办): the citizen is not satisfied, or the
+# 12345 centre orders it.
+REOPEN_REASONS = {"dissatisfied": "群众不满意", "centre_order": "热线中心要求重办"}
 # Reporter fields: never in action responses for roles that may not see them, never in reports.
 REPORTER_FIELDS = ("reporter_name", "reporter_phone")
 
@@ -76,6 +92,8 @@ RULES: dict[str, Rule] = {
     "reply": Rule(("verified", "rejected"), "replied", ("supervisor", "dispatcher"), "反馈"),
     "close": Rule(("replied",), "closed", ("supervisor",), "结案", True),
     "publish_description": Rule(STATES, None, ("supervisor", "dispatcher"), "批准公开描述"),
+    "follow_up": Rule(("replied", "closed"), None, ("supervisor", "dispatcher"), "回访"),
+    "reopen": Rule(("replied", "closed"), "dispatched", ("supervisor",), "发回重办"),
 }
 ACTIONS: tuple[str, ...] = tuple(RULES)
 
@@ -606,6 +624,45 @@ def _publish_description(ctx: _Ctx) -> _Step:
     if not public:
         raise InvalidInput("the case has no description: give the text to publish", field="text")
     return _Step({"public_description": public}, None, {"publish": True, "text": public})
+def _follow_up(ctx: _Ctx) -> _Step:
+    result = _choice(ctx.payload, "result", tuple(FOLLOW_UP_RESULTS), required=True)
+    method = _choice(ctx.payload, "method", tuple(FOLLOW_UP_METHODS), required=True)
+    note = _text(ctx.payload, "note", required=False)
+    return _Step({"follow_up_result": result, "follow_up_at": ctx.at}, note,
+                 {"result": result, "method": method,
+                  "previous_result": ctx.case["follow_up_result"]})
+
+
+def _reopen(ctx: _Ctx) -> _Step:
+    reason = _choice(ctx.payload, "reason", tuple(REOPEN_REASONS), required=True)
+    note = _text(ctx.payload, "note", required=True)
+    if ctx.case["merged_into"] is not None:
+        raise InvalidInput(f"case {ctx.case['id']} is merged into case {ctx.case['merged_into']}: "
+                           "reopen the main case", field="id")
+    if ctx.case["dispatched_at"] is None or ctx.case["community_code"] is None:
+        raise InvalidInput("this case was never dispatched (rejected at review): there is no "
+                           "handling to redo", field="action")
+    if reason == "dissatisfied" and ctx.case["follow_up_result"] != "dissatisfied":
+        last = ctx.case["follow_up_result"] or "none"
+        raise InvalidInput(f"the last follow-up result is {last}, not dissatisfied: record the "
+                           "follow-up first, or reopen with reason centre_order",
+                           field="reason")
+    # A new round on the working calendar: the handling deadline from now, as a dispatch
+    # sets it, and a new reply deadline, as intake sets it from receipt.
+    due, prov = ctx.due("handle")
+    reply_due, reply_prov = ctx.due("reply")
+    changes = {"dispatched_at": ctx.at, "handle_due_at": due, "current_due_at": due,
+               "reply_due_at": reply_due, "due_provisional": prov or reply_prov,
+               "handled_at": None, "handle_hours": None, "verified_at": None,
+               "replied_at": None, "closed_at": None, "pending_extension": None,
+               "reopen_count": ctx.case["reopen_count"] + 1,
+               **ctx.post_steps(due)}   # the post acknowledges (签收) the new round too
+    data = {"reason": reason, "due_at": due, "reply_due_at": reply_due,
+            "reopen": ctx.case["reopen_count"] + 1, "post_id": ctx.case["post_id"],
+            "community_code": ctx.case["community_code"],
+            "previous": {k: ctx.case[k] for k in ("handled_at", "verified_at", "replied_at",
+                                                   "closed_at", "follow_up_result")}}
+    return _Step(changes, note, data)
 
 
 HANDLERS: dict[str, Callable[[_Ctx], _Step]] = {
@@ -616,6 +673,7 @@ HANDLERS: dict[str, Callable[[_Ctx], _Step]] = {
     "deny_extension": _decide_extension(False), "verify_pass": _verify_pass,
     "verify_fail": _verify_fail, "reply": _reply, "close": _close,
     "publish_description": _publish_description,
+    "follow_up": _follow_up, "reopen": _reopen,
 }
 
 

@@ -40,6 +40,7 @@ class Operation:
     body: dict | None = field(default=None, hash=False)
     auth: str = "bearer"                 # bearer | api_key (Open311 form field) | none
     upload: bool = False                 # send a photo as multipart (part "photo")
+    auth: str = "bearer"                 # bearer | api_key (Open311 form field) | form | none
 
     @property
     def name(self) -> str:
@@ -167,6 +168,32 @@ OPERATIONS: tuple[Operation, ...] = (
     _action("close", "replied", (200, 403, 200, 403, 404, 403, 403, 401, 401)),
     # A description for the public: the bureau's staff approve it, in any state.
     _action("publish_description", "registered", (200, 200, 200, 403, 404, 403, 403, 401, 401)),
+    # The citizen's side: the hotline/command side calls back (回访); the supervision side
+    # sends a case back to be redone (发回重办).
+    _action("follow_up", "replied", (200, 200, 200, 403, 404, 403, 403, 401, 401),
+            result="satisfied", method="phone"),
+    _action("reopen", "replied", (200, 403, 200, 403, 404, 403, 403, 401, 401),
+            reason="centre_order", note="the centre orders it redone"),
+    # Response templates: read by those who reply, kept by admins.
+    Operation("GET", "/api/v1/response-templates", (200, 200, 200, 403, 403, 403, 403, 401, 401)),
+    Operation("PUT", "/api/v1/response-templates", (200, 403, 403, 403, 403, 403, 403, 401, 401),
+              body={"category_code": "0101", "title": "matrix", "body": "{case_no} done"}),
+    Operation("DELETE", "/api/v1/response-templates/{template_id}",
+              (404, 403, 403, 403, 403, 403, 403, 401, 401),
+              url="/api/v1/response-templates/999999"),
+    Operation("GET", "/api/v1/cases/{case_id}/reply-drafts",
+              (200, 200, 200, 403, 403, 403, 403, 401, 401),
+              url="/api/v1/cases/{case_id}/reply-drafts", state="verified"),
+    # The ledger export: the bureau's roles, planners (without reporter data) and officers
+    # (their own communities); not intake connectors.
+    Operation("GET", "/api/v1/export/ledger.csv", (200, 200, 200, 200, 200, 200, 403, 401, 401),
+              url="/api/v1/export/ledger.csv?from=2026-01-01&to=2026-12-31"),
+    Operation("GET", "/api/v1/export/ledger.xlsx", (200, 200, 200, 200, 200, 200, 403, 401, 401),
+              url="/api/v1/export/ledger.xlsx?from=2026-01-01&to=2026-12-31"),
+    # The citizen's tracking page is public (a wrong number is an ordinary 200 answer).
+    Operation("GET", "/track", _PUBLIC),
+    Operation("POST", "/track", _PUBLIC, state="registered", auth="form",
+              body={"number": "{case_no}", "digits": "0000"}),
 )
 
 # The ledger actions in state order, used to bring a fresh case to a row's ``state``.

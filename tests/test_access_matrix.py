@@ -173,6 +173,9 @@ def _call(m: Matrix, op: Operation, caller: str):
     if op.route == "/api/v1/cases":
         _code, lon, lat = m.own
         body = {**(body or {}), "lon": lon, "lat": lat, "external_id": uuid.uuid4().hex}
+    if op.auth == "form":  # a page's form (POST /track): fields, not JSON
+        form = {k: v.replace("{case_no}", case["case_no"]) for k, v in (body or {}).items()}
+        return m.client.post(url, data=form, headers=m.headers(caller))
     if op.auth == "api_key":
         _code, lon, lat = m.own
         form = {**(body or {}), "lat": str(lat), "long": str(lon)}

@@ -247,7 +247,8 @@ def test_closed_is_terminal(conn):
     cid = make_case(conn)
     drive(conn, cid, "closed")
     # Approving a description for the public is no step of the loop: it applies in every
-    # state, a closed case's included (tests/test_publication.py).
+    # state, a closed case's included (tests/test_publication.py); so do the citizen's side's
+    # follow-up call and 发回重办 (tests/test_follow_up.py).
     for action in (a for a in ACTIONS if "closed" not in RULES[a].from_states):
         with pytest.raises(Conflict):
             act(conn, cid, action, ADMIN2, note="x", reason="x")

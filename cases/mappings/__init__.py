@@ -20,6 +20,12 @@ module for complete, commented examples). Its tables:
                    value ``"reject"`` marks a type that is known but not city management.
                    ``accept_codes`` (default true): a value that already is a catalogue code
                    is taken as is.
+``[replies]``      the other direction (``casegrid export hotline-replies``, optional):
+                   ``[replies.columns]`` names the hotline's column for each of
+                   :data:`REPLY_FIELDS` (``external_id`` defaults to the import's); times are
+                   written in ``[reported_at]``'s format and time zone;
+                   ``[replies.result]`` and ``[replies.follow_up]`` give the hotline's words
+                   for the outcome and the follow-up result (defaults in Chinese).
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ FIELDS = (
     "channel", "crs", "reporter_name", "reporter_phone", "photo_urls",
 )
 REQUIRED = ("category", "lon", "lat", "reported_at")
+# Fields of a reply returned to the hotline ([replies.columns]); see cases.hotline_replies.
+REPLY_FIELDS = ("external_id", "case_no", "result", "text", "replied_at", "closed_at",
+                "follow_up", "handled_by")
 JOINABLE = ("description", "address")
 REJECT = "reject"
 
@@ -59,6 +68,9 @@ class Mapping:
     delimiter: str = ","
     sheet: str | int = 0
     source: str = ""
+    reply_columns: dict[str, str] = field(default_factory=dict)
+    reply_result: dict[str, str] = field(default_factory=dict)
+    reply_follow_up: dict[str, str] = field(default_factory=dict)
 
     def column(self, name: str) -> str | None:
         """The single source column of a field, or None when unmapped."""
@@ -116,6 +128,17 @@ def parse_mapping(data: dict, source: str = "<mapping>") -> Mapping:
         raise _bad(source, f"[category.map] values must be 4-digit catalogue codes or "
                            f"'{REJECT}', not {', '.join(map(repr, odd))}", "category")
 
+    replies = data.get("replies", {})
+    reply_columns = {str(k): v for k, v in replies.get("columns", {}).items()}
+    odd = sorted(set(reply_columns) - set(REPLY_FIELDS))
+    if odd:
+        raise _bad(source, f"unknown field(s) in [replies.columns]: {', '.join(odd)}; known: "
+                           f"{', '.join(REPLY_FIELDS)}", "replies")
+    if any(not isinstance(v, str) or not v for v in reply_columns.values()):
+        raise _bad(source, "[replies.columns] values must be column names", "replies")
+    if reply_columns and "external_id" not in reply_columns and "external_id" in columns:
+        reply_columns = {"external_id": columns["external_id"][0], **reply_columns}
+
     when = data.get("reported_at", {})
     src = data.get("source", {})
     return Mapping(
@@ -133,6 +156,9 @@ def parse_mapping(data: dict, source: str = "<mapping>") -> Mapping:
         delimiter=str(src.get("delimiter", ",")),
         sheet=src.get("sheet", 0),
         source=source,
+        reply_columns=reply_columns,
+        reply_result={str(k): str(v) for k, v in replies.get("result", {}).items()},
+        reply_follow_up={str(k): str(v) for k, v in replies.get("follow_up", {}).items()},
     )
 
 
