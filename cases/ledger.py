@@ -169,6 +169,10 @@ def count_rows(conn: Connection, q: LedgerQuery) -> int:
 def iter_blocks(conn: Connection, q: LedgerQuery) -> Iterator[list[tuple]]:
     """The export's rows in blocks, read through a server-side cursor."""
     sql, params = ledger_sql(q)
+    # An export is long by design (a year of a city: minutes), while the server's statement
+    # timeout (settings.statement_timeout_ms) is set for requests: lifted for this
+    # transaction only. A client that hangs up closes the cursor and ends the query.
+    conn.execute(text("SET LOCAL statement_timeout = 0"))
     result = conn.execution_options(stream_results=True, yield_per=BLOCK_ROWS).execute(
         text(sql), params)
     yield from result.partitions()
