@@ -30,6 +30,7 @@ from sqlalchemy import Connection, text
 
 from casegrid.errors import Forbidden, InvalidInput
 from casegrid.xlsx_stream import XlsxStream
+from cases.calendar import CITY_TZ
 from cases.stats import period_bounds
 from cases.tokens import Principal
 from cases.workflow import FOLLOW_UP_RESULTS, STATE_ZH
@@ -43,7 +44,8 @@ CHANNEL_ZH = {"hotline_12345": "12345热线", "platform": "城管平台", "patro
 
 
 def _t(col: str) -> str:
-    return f"to_char({col} AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD HH24:MI:SS')"
+    # The city's time zone (settings), an IANA name: safe to write into the SQL.
+    return f"to_char({col} AT TIME ZONE '{CITY_TZ.key}', 'YYYY-MM-DD HH24:MI:SS')"
 
 
 def _label(col: str, labels: dict[str, str]) -> str:

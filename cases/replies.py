@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import Connection, text
 
 from casegrid.errors import InvalidInput, NotFound
-from cases.calendar import SHANGHAI
+from cases.calendar import CITY_TZ
 from cases.tokens import Principal
 
 ANY = "*"
@@ -88,7 +88,7 @@ def delete_template(conn: Connection, template_id: int) -> None:
 
 
 def _day(value: datetime | None) -> str:
-    return value.astimezone(SHANGHAI).strftime("%Y年%m月%d日") if value else ""
+    return value.astimezone(CITY_TZ).strftime("%Y年%m月%d日") if value else ""
 
 
 def case_facts(conn: Connection, case_id: int, actor: Principal) -> dict[str, str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from cases.calendar import SHANGHAI
+from cases.calendar import CITY_TZ
 from maps.i18n import LANGS
 
 _T: dict[str, tuple[str, str]] = {
@@ -53,7 +53,7 @@ _ENV = Environment(loader=FileSystemLoader(Path(__file__).resolve().parent / "te
 
 
 def _when(value: datetime | None) -> str:
-    return value.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if value else ""
+    return value.astimezone(CITY_TZ).strftime("%Y-%m-%d %H:%M") if value else ""
 
 
 _ENV.filters["when"] = _when

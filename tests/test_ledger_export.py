@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 import cases.simulate as sim
 from api.app import create_app
 from casegrid.errors import Forbidden, InvalidInput
-from cases.calendar import SHANGHAI
+from cases.calendar import CITY_TZ
 from cases.hotline_replies import reply_rows
 from cases.ledger import LedgerQuery, check_query, export, write_xlsx
 from cases.mappings import load_mapping
@@ -49,7 +49,7 @@ def _csv(data: bytes) -> list[dict]:
 
 
 def _t(value) -> str:  # noqa: ANN001
-    return value.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S") if value else ""
+    return value.astimezone(CITY_TZ).strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
 
 def test_ledger_rows_and_columns_match_the_history(year, tmp_path):
@@ -267,7 +267,7 @@ def test_hotline_round_trip(year, tmp_path, monkeypatch):
     for ticket, result, reply, at, _follow, _unit in rows:
         case = replied[ticket]
         assert reply == case.text and reply
-        assert at == case.replied_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+        assert at == case.replied_at.astimezone(CITY_TZ).strftime("%Y-%m-%d %H:%M:%S")
         assert result == ("合并办理" if case.merged_into else
                           "不予受理" if case.dispatched_at is None else "已办结")
     # the same through the CLI, to a file the hotline reads
