@@ -213,3 +213,21 @@ def test_purge_keeps_what_is_not_delivered(city_engine):
             "FROM outbox_delivery d")).all()
         assert [tuple(r) for r in left] == [("pending", 1)]
         assert conn.execute(text("SELECT count(*) FROM outbox_event")).scalar_one() == 1
+
+
+def test_intake_writes_case_registered_in_its_own_statement(city_engine):
+    from cases.intake import NewCase, register_cases
+    from cases.tokens import Principal
+
+    subs = [(NewCase(lon=117.1588, lat=35.0827, category="0504", channel="platform",
+                     external_id=f"ob-{i}", description="店外经营", address="荆河路13号"),
+             Principal(0, "intake", "intake")) for i in range(3)]
+    with city_engine.begin() as conn:
+        results = register_cases(conn, subs, search_duplicates=False)
+        again = register_cases(conn, subs[:1], search_duplicates=False)  # a resend: no event
+    assert again[0].created is False
+    with Receiver() as rx:
+        Worker(city_engine, settings(webhook_url=rx.url,
+                                     webhook_role_urls={"supervisor": rx.url + "/sup"})).run_pass()
+        got = sorted((json.loads(r.body)["case"]["case_no"], r.path) for r in rx.requests)
+    assert got == sorted((r.case["case_no"], "/sup") for r in results)
