@@ -84,10 +84,13 @@ COLUMNS: list[tuple[str, str]] = [
     ("回访时间", _t("c.follow_up_at")),
     ("回复内容", "(SELECT e.data->>'text' FROM case_event e WHERE e.case_id = c.id "
                  "AND e.action = 'reply' ORDER BY e.at DESC, e.id DESC LIMIT 1)"),
-    # Photos the case came with (intake's photo_urls) and those sent with its handling.
-    ("照片数", "cardinality(c.photo_urls) + coalesce((SELECT sum(jsonb_array_length("
-               "e.data->'photo_urls')) FROM case_event e WHERE e.case_id = c.id AND "
-               "e.action = 'handle' AND jsonb_typeof(e.data->'photo_urls') = 'array'), 0)::int"),
+    # Photos: those stored with the case (issue 22's attachments, any stage), and the links
+    # it came with (intake's photo_urls) or its handling sent (the handle events' photo_urls).
+    ("照片数", "(SELECT count(*) FROM attachment a WHERE a.case_id = c.id "
+               "AND a.kind = 'image')::int + cardinality(c.photo_urls) + "
+               "coalesce((SELECT sum(jsonb_array_length(e.data->'photo_urls')) FROM case_event e "
+               "WHERE e.case_id = c.id AND e.action = 'handle' "
+               "AND jsonb_typeof(e.data->'photo_urls') = 'array'), 0)::int"),
 ]
 REPORTER_COLUMNS: list[tuple[str, str]] = [("来电人", "c.reporter_name"),
                                            ("联系电话", "c.reporter_phone")]
