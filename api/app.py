@@ -24,6 +24,7 @@ from api.errors import (
 from api.middleware import install_middleware
 from api.observability import RequestObservability
 from api.root_path import RootPathResponses
+from api.web_session import install_sign_in_redirect
 from casegrid import __version__
 from casegrid.db import make_engine, resolve_database_url, single_read
 from casegrid.replica import ReadSource
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_sign_in_redirect(app)  # workbench pages: no session -> /login
     # Middleware added last runs first: the request guards, then the queue for the pool
     # (which the intake, served by its batcher, never joins).
     app.add_middleware(DatabaseGate, slots=gate_slots(settings.pool_size, settings.intake_batches_in_flight),

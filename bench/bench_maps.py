@@ -54,12 +54,14 @@ def _hotspot_in_process(ctx: Context) -> tuple[float, float, int]:
     return t_a, t_r, len(html.encode("utf-8"))
 
 
-def _first_usable(browser, url: str) -> float:  # noqa: ANN001
+def _first_usable(browser, url: str, secret: str) -> float:  # noqa: ANN001
     """Seconds from navigation to ``data-cg-loads`` >= 1 in a fresh browser context; a
     page that never gets there raises with the page's own script errors."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    # The token goes as a header on every request (the page's own JSON calls included).
+    context = browser.new_context(viewport={"width": 1400, "height": 900},
+                                  extra_http_headers={"Authorization": f"Bearer {secret}"})
     errors: list[str] = []
     try:
         page = context.new_page()
@@ -88,16 +90,16 @@ def _dispatch(ctx: Context, base: str, secret: str, repeats: int) -> tuple[float
         open_cases = conn.execute(text(
             "SELECT count(*) FROM \"case\" WHERE closed_at IS NULL AND status NOT IN ('closed', 'rejected')"
         )).scalar_one()
-    page = f"{base}/maps/dispatch?token={secret}&tiles=none"
+    page = f"{base}/maps/dispatch?tiles=none"
     empty = f"{page}&date_from=2099-01-01"
     full, none = [], []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            _first_usable(browser, page)  # warm the server's caches and the browser
+            _first_usable(browser, page, secret)  # warm the server's caches and the browser
             for i in range(repeats):
-                full.append(_first_usable(browser, page))
-                none.append(_first_usable(browser, empty))
+                full.append(_first_usable(browser, page, secret))
+                none.append(_first_usable(browser, empty, secret))
                 log(f"maps: dispatcher page run {i + 1}/{repeats}: {full[-1]:.2f} s "
                     f"(empty filter {none[-1]:.2f} s)")
         finally:

@@ -167,6 +167,19 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(8, ge=1, le=64)
     # -- end of notifications ----------------------------------------------------------------
 
+    # --- Workbench sign-in (issue 21: api/routes/web.py, cases/users.py) ---
+    # A session ends after this many minutes without a request (a dispatcher's lunch
+    # break), and in any case this many hours after sign-in (one working day and a bit).
+    session_idle_minutes: int = Field(120, ge=1, le=24 * 60)
+    session_max_hours: int = Field(14, ge=1, le=24 * 7)
+    # Failed sign-ins: this many per username or address within the window are free; then
+    # each further attempt must wait, twice as long each time (5 s, 10 s, 20 s ... 5 min).
+    login_free_failures: int = Field(5, ge=1, le=100)
+    login_failure_window_minutes: int = Field(15, ge=1, le=24 * 60)
+    # Rows per page of a workbench queue.
+    queue_page_size: int = Field(50, ge=5, le=500)
+    # --- end workbench ---
+
     host: str = "127.0.0.1"
     port: int = 8000
 

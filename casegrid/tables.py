@@ -217,6 +217,7 @@ case_event = Table(
     Column("to_state", Text),
     Column("note", Text),
     Column("data", JSONB, nullable=False),
+    Column("user_id", BigInteger, ForeignKey("app_user.id")),  # the person who acted (0018)
 )
 
 api_token = Table(
@@ -399,6 +400,41 @@ worker_heartbeat = Table(
     Column("pid", Integer),
     Column("host", Text),
     Column("info", JSONB, nullable=False),
+
+# Staff accounts, their sessions and failed sign-ins (migration 0018, cases/users.py).
+app_user = Table(
+    "app_user",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("username", Text, nullable=False),
+    Column("display_name", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("communities", ARRAY(Text), nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("password_changed_at", DateTime(timezone=True), nullable=False),
+    Column("disabled_at", DateTime(timezone=True)),
+)
+
+user_session = Table(
+    "user_session",
+    metadata,
+    Column("id_hash", Text, primary_key=True),
+    Column("user_id", BigInteger, ForeignKey("app_user.id"), nullable=False),
+    Column("csrf_token", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("address", Text),
+)
+
+login_failure = Table(
+    "login_failure",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("username", Text, nullable=False),
+    Column("address", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
 )
 
 # evidence (migration 0020)

@@ -81,6 +81,10 @@ class CaseFilters:
     reported_to: datetime | None = None  # exclusive
     unrouted: bool | None = None  # True: only unrouted; False: only routed
     overdue: bool | None = None  # True: open and past the current step's due time
+    # True: the location needs a look (routed to the nearest community, or near a boundary)
+    location_check: bool | None = None
+    pending_extension: bool | None = None  # True: an extension request awaits a decision
+    open: bool | None = None  # True: not closed yet (closed_at is NULL)
 
 
 Clause = Callable[[CaseFilters], "tuple[str, dict] | None"]
@@ -162,6 +166,33 @@ def _overdue(f: CaseFilters):
         return None
     clause = overdue_sql("c")
     return (clause if f.overdue else f"NOT ({clause}) OR c.current_due_at IS NULL"), {}
+
+
+# "Check the location": the same two flags the dispatcher map marks (geo.map_data).
+LOCATION_CHECK_SQL = "c.route_rule = 'nearest' OR c.near_boundary"
+
+
+@filter_clause
+def _location_check(f: CaseFilters):
+    if f.location_check is None:
+        return None
+    return (LOCATION_CHECK_SQL if f.location_check
+            else f"NOT coalesce({LOCATION_CHECK_SQL}, false)"), {}
+
+
+@filter_clause
+def _pending_extension(f: CaseFilters):
+    if f.pending_extension is None:
+        return None
+    return ("c.pending_extension IS NOT NULL" if f.pending_extension
+            else "c.pending_extension IS NULL"), {}
+
+
+@filter_clause
+def _open(f: CaseFilters):
+    if f.open is None:
+        return None
+    return ("c.closed_at IS NULL" if f.open else "c.closed_at IS NOT NULL"), {}
 
 
 def _scope(principal: Principal) -> tuple[str, dict] | None:
@@ -335,17 +366,12 @@ def list_cases(
     paginated on ``(reported_at, id)`` (stable while cases are being added)."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}, not {limit}", field="limit")
-    conditions: list[str] = []
-    params: dict = {"limit": limit + 1}
-    parts = [clause(filters) for clause in FILTER_CLAUSES] + [_scope(principal)]
+    extra = []
     if cursor:
         at, case_id = decode_cursor(cursor)
-        parts.append(("(c.reported_at, c.id) < (:cur_at, :cur_id)", {"cur_at": at, "cur_id": case_id}))
-    for part in parts:
-        if part is not None:
-            conditions.append(part[0])
-            params.update(part[1])
-    where = (" WHERE " + " AND ".join(f"({c})" for c in conditions)) if conditions else ""
+        extra.append(("(c.reported_at, c.id) < (:cur_at, :cur_id)", {"cur_at": at, "cur_id": case_id}))
+    where, params = where_sql(filters, principal, extra)
+    params["limit"] = limit + 1
     sql = CASE_SELECT + where + " ORDER BY c.reported_at DESC, c.id DESC LIMIT :limit"
     rows = [redact(dict(r), principal) for r in conn.execute(text(sql), params).mappings()]
     page = CasePage(items=rows[:limit])
@@ -353,6 +379,90 @@ def list_cases(
         last = page.items[-1]
         page.next_cursor = encode_cursor(last["reported_at"], last["id"])
     return page
+
+
+def where_sql(filters: CaseFilters, principal: Principal,
+              extra: list[tuple[str, dict]] | None = None) -> tuple[str, dict]:
+    """`` WHERE ...`` (or "") of the filters, the principal's scope and ``extra`` conditions,
+    with their bound parameters; columns of the case are ``c.``."""
+    conditions: list[str] = []
+    params: dict = {}
+    parts = [clause(filters) for clause in FILTER_CLAUSES] + [_scope(principal)] + (extra or [])
+    for part in parts:
+        if part is not None:
+            conditions.append(part[0])
+            params.update(part[1])
+    return ((" WHERE " + " AND ".join(f"({c})" for c in conditions)) if conditions else ""), params
+
+
+# --- work lists: soonest due first ---------------------------------------------------------
+
+# A case without a due time (waiting on nobody's clock) sorts after every dated one.
+_DUE_KEY = "coalesce(c.current_due_at, 'infinity'::timestamptz)"
+
+
+def encode_due_cursor(due_at: datetime | None, case_id: int) -> str:
+    """An opaque cursor pointing just after the given row in soonest-due-first order."""
+    raw = json.dumps([due_at.isoformat() if due_at else None, case_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_due_cursor(cursor: str) -> tuple[datetime | None, int]:
+    """The position a due cursor stands for; ``InvalidInput(field='after')`` otherwise."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        at, case_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        due = datetime.fromisoformat(at) if at is not None else None
+        if due is not None and due.tzinfo is None:
+            raise ValueError
+        return due, int(case_id)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("after is not a position this server issued: follow the page's "
+                           "'next' link, or leave it out to start at the top", field="after") from None
+
+
+def list_due_first(conn: Connection, filters: CaseFilters, principal: Principal, *,
+                   limit: int = DEFAULT_LIMIT, after: str | None = None,
+                   exclude: int | None = None) -> CasePage:
+    """Cases matching ``filters`` that ``principal`` may see, soonest due first (then by
+    id), keyset paginated on ``(due, id)``: the order of every work list."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}, not {limit}", field="limit")
+    extra: list[tuple[str, dict]] = []
+    if after:
+        due, case_id = decode_due_cursor(after)
+        extra.append((f"({_DUE_KEY}, c.id) > (coalesce(CAST(:aft_due AS timestamptz), "
+                      "'infinity'::timestamptz), :aft_id)", {"aft_due": due, "aft_id": case_id}))
+    if exclude is not None:
+        extra.append(("c.id <> :excl_id", {"excl_id": exclude}))
+    where, params = where_sql(filters, principal, extra)
+    params["limit"] = limit + 1
+    sql = CASE_SELECT + where + f" ORDER BY {_DUE_KEY}, c.id LIMIT :limit"
+    rows = [redact(dict(r), principal) for r in conn.execute(text(sql), params).mappings()]
+    page = CasePage(items=rows[:limit])
+    if len(rows) > limit:
+        last = page.items[-1]
+        page.next_cursor = encode_due_cursor(last["current_due_at"], last["id"])
+    return page
+
+
+def count_each(conn: Connection, named: dict[str, CaseFilters], principal: Principal,
+               within: CaseFilters | None = None) -> dict[str, int]:
+    """How many cases ``principal`` may see match each named filter set, in one pass over
+    the cases matching ``within`` (e.g. open cases only)."""
+    if not named:
+        return {}
+    where, params = where_sql(within or CaseFilters(), principal)
+    columns = []
+    for i, f in enumerate(named.values()):
+        cond, p = where_sql(f, principal)
+        # Each set's parameters get their own names: two sets may filter one field.
+        for key in sorted(p, key=len, reverse=True):
+            cond = cond.replace(f":{key}", f":n{i}_{key}")
+        params.update({f"n{i}_{k}": v for k, v in p.items()})
+        columns.append(f"count(*) FILTER (WHERE {cond.removeprefix(' WHERE ') or 'true'}) AS n{i}")
+    row = conn.execute(text(f'SELECT {", ".join(columns)} FROM "case" c{where}'), params).one()
+    return {name: row[i] for i, name in enumerate(named)}
 
 
 # --- reference data the API serves beside cases --------------------------------------------

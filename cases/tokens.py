@@ -27,12 +27,16 @@ TOKEN_PREFIX = "cg_"
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a stored token's identity and scope."""
+    """Who is calling: a stored token's identity and scope, or a signed-in person's
+    (``user_id`` set, ``token_id`` None; ``name`` is then the person's display name, the
+    name the history shows)."""
 
-    token_id: int
+    token_id: int | None
     name: str
     role: str
     communities: tuple[str, ...] = field(default_factory=tuple)
+    user_id: int | None = None
+    username: str | None = None
 
     @property
     def sees_all_communities(self) -> bool:
@@ -60,16 +64,16 @@ def hash_token(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-def create_token(
-    conn: Connection, role: str, name: str, communities: list[str] | None = None
-) -> tuple[int, str]:
-    """Store a new token and return ``(id, secret)``; the secret is not stored anywhere."""
+def check_communities(conn: Connection, role: str, communities: list[str] | None,
+                      what: str) -> list[str]:
+    """The role checked and the community codes sorted and checked against the boundaries
+    (a community officer's ``what``, token or account, needs at least one)."""
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}, not {role!r}", field="role")
     communities = sorted(set(communities or []))
     if role == "community_officer" and not communities:
         raise InvalidInput(
-            "a community_officer token needs at least one --community CODE", field="community"
+            f"a community_officer {what} needs at least one --community CODE", field="community"
         )
     if communities:
         known = {
@@ -82,6 +86,14 @@ def create_token(
         unknown = [c for c in communities if c not in known]
         if unknown:
             raise InvalidInput(f"unknown community codes: {', '.join(unknown)}", field="community")
+    return communities
+
+
+def create_token(
+    conn: Connection, role: str, name: str, communities: list[str] | None = None
+) -> tuple[int, str]:
+    """Store a new token and return ``(id, secret)``; the secret is not stored anywhere."""
+    communities = check_communities(conn, role, communities, "token")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token_id = conn.execute(
         text(

@@ -108,6 +108,27 @@ def available_actions(status: str, role: str) -> list[str]:
     return [a for a, r in RULES.items() if status in r.from_states and role in allowed_roles(a)]
 
 
+def actions_for(conn: Connection, case: dict, actor: Principal) -> list[str]:
+    """The actions ``actor`` may take on this case now: :func:`available_actions` less those
+    its own state rules out (an extension decision with no request waiting, a second
+    request, verifying or closing a case the actor handled). The workbench shows these."""
+    out = []
+    handled = None
+    for action in available_actions(case["status"], actor.role):
+        pending = case.get("pending_extension")
+        if action in ("approve_extension", "deny_extension") and not pending:
+            continue
+        if action == "request_extension" and pending:
+            continue
+        if RULES[action].not_by_handler:
+            if handled is None:
+                handled = _handled_by(conn, case["id"], actor)
+            if handled:
+                continue
+        out.append(action)
+    return out
+
+
 @dataclass
 class _Step:
     """What one action does: column changes, the event's note and data."""
@@ -225,7 +246,7 @@ def history(conn: Connection, case_id: int, actor: Principal) -> list[dict]:
     """The case's events, oldest first (404 if the actor may not see the case)."""
     load_case(conn, case_id, actor)
     rows = conn.execute(
-        text("SELECT id, at, actor, role, action, from_state, to_state, note, data "
+        text("SELECT id, at, actor, role, action, from_state, to_state, note, data, user_id "
              "FROM case_event WHERE case_id = :id ORDER BY at, id"), {"id": case_id}).mappings()
     return [dict(r) for r in rows]
 
@@ -252,6 +273,10 @@ def _begin(conn: Connection):
 
 
 def _handled_by(conn: Connection, case_id: int, actor: Principal) -> bool:
+    if actor.user_id is not None:  # a person: by account, whatever their display name
+        return bool(conn.execute(
+            text("SELECT 1 FROM case_event WHERE case_id = :id AND action = 'handle' "
+                 "AND user_id = :uid LIMIT 1"), {"id": case_id, "uid": actor.user_id}).first())
     return bool(conn.execute(
         text("SELECT 1 FROM case_event WHERE case_id = :id AND action = 'handle' "
              "AND (data->>'token_id')::int = :tid AND actor = :name LIMIT 1"),
@@ -288,10 +313,10 @@ def _event(conn: Connection, case_id: int, actor: Principal, action: str, from_s
            to_state: str | None, note: str | None, data: dict, at: datetime) -> int:
     return conn.execute(
         text("INSERT INTO case_event (case_id, at, actor, role, action, from_state, to_state, "
-             "note, data) VALUES (:c, :at, :actor, :role, :action, :f, :t, :note, "
-             "CAST(:data AS jsonb)) RETURNING id"),
+             "note, data, user_id) VALUES (:c, :at, :actor, :role, :action, :f, :t, :note, "
+             "CAST(:data AS jsonb), :uid) RETURNING id"),
         {"c": case_id, "at": at, "actor": actor.name, "role": actor.role, "action": action,
-         "f": from_state, "t": to_state, "note": note,
+         "f": from_state, "t": to_state, "note": note, "uid": actor.user_id,
          "data": json.dumps({"token_id": actor.token_id, **data}, default=str,
                             ensure_ascii=False)},
     ).scalar_one()
@@ -700,9 +725,10 @@ def _propagate(ctx: _Ctx, main_id: int, action: str, *, only: int | None = None,
     payload = json.dumps({"token_id": ctx.actor.token_id, "via_main_case": main_id,
                           **(data or {})}, default=str, ensure_ascii=False)
     ctx.conn.execute(text(
-        "INSERT INTO case_event (case_id, at, actor, role, action, from_state, to_state, note, data) "
-        "SELECT i, :at, :actor, :role, :action, :f, :t, :note, CAST(:data AS jsonb) "
-        "FROM unnest(CAST(:ids AS bigint[])) AS i"),
+        "INSERT INTO case_event (case_id, at, actor, role, action, from_state, to_state, note, "
+        "data, user_id) SELECT i, :at, :actor, :role, :action, :f, :t, :note, "
+        "CAST(:data AS jsonb), :uid FROM unnest(CAST(:ids AS bigint[])) AS i"),
         {"ids": list(ids), "at": ctx.at, "actor": ctx.actor.name, "role": ctx.actor.role,
+         "uid": ctx.actor.user_id,
          "action": action, "f": from_state, "t": to_state,
          "note": f"merged into case {main_id}: {action} copied", "data": payload})

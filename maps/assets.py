@@ -38,6 +38,9 @@ PACKAGES: dict[str, Path] = {
     "jquery": NODE_MODULES / "jquery" / "dist",
     "folium": FOLIUM_TEMPLATES,
     "casegrid": OWN_STATIC,
+    # the workbench pages (web/): htmx for partial updates, and their own styles and scripts
+    "htmx": NODE_MODULES / "htmx.org" / "dist",
+    "workbench": MAPS_DIR.parent / "web" / "static",
 }
 _SERVED_SUFFIXES = {".js", ".css", ".png", ".svg"}
 

@@ -120,13 +120,34 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/api/v1/escalations", (200, 200, 200, 200, 200, 403, 403, 401, 401)),
     Operation("GET", "/api/v1/outbox/summary", (200, 403, 403, 403, 403, 403, 403, 401, 401)),
     # Maps: dispatchers, supervisors, officers (their own scope) and planners.
-    Operation("GET", "/maps/dispatch", (200, 200, 200, 200, 200, 200, 403, 401, 401)),
+    # A page opened with no credentials at all sends the person to /login (303).
+    Operation("GET", "/maps/dispatch", (200, 200, 200, 200, 200, 200, 403, 303, 401)),
     Operation("GET", "/maps/api/cases", (200, 200, 200, 200, 200, 200, 403, 401, 401), url=_BBOX),
     Operation("GET", "/maps/api/cases/{case_id}", (200, 200, 200, 200, 404, 200, 403, 401, 401),
               url="/maps/api/cases/{case_id}", state="registered"),
-    Operation("GET", "/maps/cases/{case_id}", (200, 200, 200, 200, 404, 200, 403, 401, 401),
+    Operation("GET", "/maps/cases/{case_id}", (200, 200, 200, 200, 404, 200, 403, 303, 401),
               url="/maps/cases/{case_id}", state="registered"),
-    Operation("GET", "/maps/hotspots", (200, 200, 200, 403, 403, 200, 403, 401, 401)),
+    Operation("GET", "/maps/hotspots", (200, 200, 200, 403, 403, 200, 403, 303, 401)),
+    # Work lists as JSON: every token sees its own (intake: none); a role's queue only.
+    Operation("GET", "/api/v1/queues", _ANY_TOKEN),
+    Operation("GET", "/api/v1/queues/{name}", (200, 200, 200, 200, 200, 404, 404, 401, 401),
+              url="/api/v1/queues/handling"),
+    # The workbench is for people with a session, never a token: without one every page
+    # and form goes to /login (303); the sign-in form itself is public, and posting it
+    # without the form token it hands out is a 403 (HTML, as the pages answer).
+    Operation("GET", "/login", _PUBLIC),
+    Operation("POST", "/login", (403,) * 9),
+    Operation("POST", "/logout", (303,) * 9),
+    Operation("GET", "/work", (303,) * 9),
+    Operation("GET", "/work/search", (303,) * 9, url="/work/search?q=CG"),
+    Operation("GET", "/work/queue/{name}", (303,) * 9, url="/work/queue/review"),
+    Operation("POST", "/work/queue/{name}/bulk", (303,) * 9, url="/work/queue/review/bulk"),
+    Operation("GET", "/work/cases/{case_id}", (303,) * 9, url="/work/cases/{case_id}",
+              state="registered"),
+    Operation("POST", "/work/cases/{case_id}/actions/{action}", (303,) * 9,
+              url="/work/cases/{case_id}/actions/accept", state="registered"),
+    Operation("GET", "/work/cases/{case_id}/move-preview", (303,) * 9,
+              url="/work/cases/{case_id}/move-preview?lon=117.16&lat=35.08", state="registered"),
     Operation("GET", "/static/vendor/{package}/{path:path}", _PUBLIC,
               url="/static/vendor/leaflet/leaflet.js"),
     # Open311: reading is public; submitting needs an api_key of a submitting role (403 in

@@ -65,8 +65,11 @@ class Watch:
         assert any("/static/vendor/leaflet/leaflet.js" in u for u in self.urls)
 
 
-def _open(browser, url: str):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+def _open(browser, url: str, token: str | None = None):
+    # A machine's token as a header on every request (people sign in: test_workbench_browser).
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN",
+                              extra_http_headers=headers)
     page = ctx.new_page()
     watch = Watch(page)
     page.goto(url)
@@ -110,10 +113,9 @@ def _settle(page) -> None:
 
 def test_dispatch_page(browser, server, city_engine):
     token = make_token(city_engine, "dispatcher")
-    ctx, page, watch = _open(browser, f"{server}/maps/dispatch?token={token}")
+    ctx, page, watch = _open(browser, f"{server}/maps/dispatch", token)
     try:
         _wait_loaded(page, watch)
-        assert "token" not in page.url  # the token went into a cookie
         control = page.inner_text(".leaflet-control-layers")
         for name in ("街道", "社区", "城市管理岗", "案件", "需核实位置"):
             assert name in control, name
@@ -162,7 +164,7 @@ def test_dispatch_page(browser, server, city_engine):
 
 def test_dispatch_page_in_english_with_tiles_none(browser, server, city_engine):
     token = make_token(city_engine, "supervisor")
-    ctx, page, watch = _open(browser, f"{server}/maps/dispatch?token={token}&lang=en&tiles=none&state=new")
+    ctx, page, watch = _open(browser, f"{server}/maps/dispatch?lang=en&tiles=none&state=new", token)
     try:
         _wait_loaded(page, watch)
         assert "Dispatch map" in page.inner_text(".cg-title")
@@ -177,7 +179,7 @@ def test_dispatch_page_in_english_with_tiles_none(browser, server, city_engine):
 
 def test_hotspot_page(browser, server, city_engine):
     token = make_token(city_engine, "planner")
-    ctx, page, watch = _open(browser, f"{server}/maps/hotspots?token={token}&cell_m=300")
+    ctx, page, watch = _open(browser, f"{server}/maps/hotspots?cell_m=300", token)
     try:
         page.wait_for_selector(".leaflet-control-layers", timeout=15000)
         page.wait_for_load_state("networkidle")
@@ -203,7 +205,7 @@ def test_case_page(browser, server, city_engine):
     token = make_token(city_engine, "dispatcher")
     with city_engine.connect() as conn:
         case_id = conn.execute(text('SELECT min(id) FROM "case"')).scalar_one()
-    ctx, page, watch = _open(browser, f"{server}/maps/cases/{case_id}?token={token}&lang=en")
+    ctx, page, watch = _open(browser, f"{server}/maps/cases/{case_id}?lang=en", token)
     try:
         page.wait_for_selector(".leaflet-popup-content", timeout=15000)
         assert "CG" in page.inner_text(".leaflet-popup-content")

@@ -1,29 +1,28 @@
 """Map pages and the JSON they call, plus the locally served Leaflet assets.
 
-Pages need a token like every other endpoint, but a browser cannot send a header when a
-person opens a link, so a page accepts the token three ways: ``Authorization: Bearer``, a
-``token`` query parameter (answered with a redirect to the same URL without it, setting an
-HttpOnly, SameSite=Strict cookie, so the token leaves the address bar and history), or that
-cookie. The JSON endpoints the pages call accept the header or the cookie.
+Pages and their JSON take the signed-in person's workbench session (the cookie set by
+``/login``), or a machine's token as ``Authorization: Bearer``. A page opened without
+either goes to /login and comes back after signing in; the JSON answers 401.
 """
 
 from __future__ import annotations
 
 from datetime import date
 from typing import Annotated
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from api.auth import BearerCredentials
 from api.deps import ConnDep, DateQ, ReadConnDep
 from api.root_path import app_path
-from casegrid.errors import Forbidden, InvalidInput
+from api.web_session import SESSION_COOKIE, SignInRequired, session_policy
+from casegrid.errors import Forbidden, InvalidInput, Unauthorized
 from casegrid.replica import Freshness
 from cases import attachments
 from cases.activities import activity_points
 from cases.tokens import Principal, authenticate
+from cases.users import session_for
 from geo import map_data
 from geo.hotspots import DEFAULT_RINGS_M, POI_KINDS, check_rings, hotspot_analysis
 from maps.assets import asset_bytes
@@ -34,7 +33,6 @@ from maps.hotspots import hotspot_query, render_hotspots
 from maps.i18n import check_lang
 
 router = APIRouter(tags=["maps"])
-COOKIE = "casegrid_token"
 MAP_ROLES = ("dispatcher", "supervisor", "community_officer", "planner")
 HOTSPOT_ROLES = ("planner", "dispatcher", "supervisor")
 MEDIA = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".png": "image/png",
@@ -42,10 +40,19 @@ MEDIA = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf
 
 
 def page_principal(request: Request, conn: ConnDep, creds: BearerCredentials) -> Principal:
-    """The caller from a bearer header, the ``token`` query parameter or the page cookie,
-    read on the request's own connection."""
-    secret = (creds.credentials if creds else None) or request.query_params.get("token") or request.cookies.get(COOKIE)
-    return authenticate(conn, secret)
+    """The caller from a bearer header or the workbench session cookie, read on the
+    request's own connection; without either, a page (``/maps/...`` but ``/maps/api/``)
+    redirects to /login, JSON answers 401."""
+    if creds is not None:
+        return authenticate(conn, creds.credentials)
+    session = session_for(conn, request.cookies.get(SESSION_COOKIE), session_policy(request))
+    if session is not None:
+        return session.principal
+    path = request.url.path
+    if request.method == "GET" and path.startswith("/maps/") and not path.startswith("/maps/api/"):
+        raise SignInRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+    raise Unauthorized("sign in at /login, or send `Authorization: Bearer <token>`",
+                       field="Authorization")
 
 
 PagePrincipal = Annotated[Principal, Depends(page_principal)]
@@ -64,17 +71,6 @@ def scope_of(principal: Principal) -> tuple[str, ...] | None:
     return None if principal.sees_all_communities else principal.communities
 
 
-def _strip_token(request: Request) -> Response | None:
-    """After a ``?token=`` login, redirect to the clean URL and keep the token in a cookie."""
-    token = request.query_params.get("token")
-    if not token:
-        return None
-    rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
-    url = request.url.path + ("?" + urlencode(rest) if rest else "")
-    resp = RedirectResponse(url, status_code=303)
-    resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/",
-                    secure=request.url.scheme == "https")
-    return resp
 
 
 def _display(request: Request, tiles: str | None) -> Display:
@@ -95,7 +91,8 @@ def _filters(subdistrict: list[str], community: list[str], category: list[str], 
 
 
 def _record_url(request: Request, case_id: int) -> str:
-    return app_path(request, f"/api/v1/cases/{case_id}")
+    """The case's page on the workbench, where its actions are."""
+    return app_path(request, f"/work/cases/{case_id}")
 
 
 def _urls(request: Request) -> dict[str, str]:
@@ -117,8 +114,6 @@ def dispatch_page(
 ) -> Response:
     """The dispatcher map (HTML). Filters as query parameters; cases load by viewport."""
     allow(principal, MAP_ROLES)
-    if (redirect := _strip_token(request)) is not None:
-        return redirect
     scope = scope_of(principal)
     f = _filters(subdistrict, community, category, channel, state, date_from, date_to, scope)
     html = render_dispatch(map_data.dispatch_data(conn, scope), f, _display(request, tiles), lang=check_lang(lang),
@@ -169,8 +164,6 @@ def case_page(request: Request, principal: PagePrincipal, conn: ConnDep, case_id
               lang: str = "zh", tiles: str | None = None) -> Response:
     """One case on a map: its community, alternates, post and nearby possible duplicates."""
     allow(principal, MAP_ROLES)
-    if (redirect := _strip_token(request)) is not None:
-        return redirect
     scope = scope_of(principal)
     settings = request.app.state.settings
     case = map_data.case_summary(conn, case_id, scope)
@@ -206,8 +199,6 @@ def hotspots_page(
 ) -> Response:
     """The planners' hotspot map (HTML), built from server-side aggregates only."""
     allow(principal, HOTSPOT_ROLES)
-    if (redirect := _strip_token(request)) is not None:
-        return redirect
     lang = check_lang(lang)
     rs = parse_rings(rings)
     kinds = tuple(kind) or POI_KINDS

@@ -1,4 +1,5 @@
-"""``casegrid serve``, ``casegrid sample load`` and ``casegrid demo-token``: running the demo."""
+"""``casegrid serve``, ``casegrid sample load``, ``casegrid demo-accounts`` and
+``casegrid demo-token``: running the demo."""
 
 from __future__ import annotations
 
@@ -110,7 +111,7 @@ def _simulate_history() -> None:
 
 @cli_errors
 def demo_token() -> None:
-    """Create a dispatcher token for the demo and print it with the URLs to open."""
+    """Create a dispatcher API token for the demo and print it with an example call."""
     from casegrid.settings import get_settings
     from cases.tokens import create_token
 
@@ -119,15 +120,61 @@ def demo_token() -> None:
     s = get_settings()
     base = f"http://{s.host}:{s.port}"
     console.print(
-        "\n[bold]casegrid demo[/]\n"
-        f"  dispatcher token: [bold yellow]{secret}[/]\n"
+        f"  API token (dispatcher): [bold yellow]{secret}[/]\n"
         f"  API docs:         {base}/docs\n"
-        f"  dispatcher map:   {base}/maps/dispatch?token={secret}\n"
-        f"  hotspot map:      {base}/maps/hotspots?token={secret}\n"
         f"  try:  curl -H 'Authorization: Bearer {secret}' '{base}/api/v1/route?lon=117.16&lat=35.09'\n",
         highlight=False,
         soft_wrap=True,
     )
+
+
+# One demo person per role; the officer works the first sample community.
+DEMO_PEOPLE = (
+    ("dispatcher", "dispatcher", "调度员 王芳"),
+    ("supervisor", "supervisor", "监督员 李华"),
+    ("officer", "community_officer", "社区岗 赵强"),
+    ("planner", "planner", "规划分析 孙丽"),
+    ("admin", "admin", "管理员"),
+)
+
+
+@cli_errors
+def demo_accounts() -> None:
+    """Create (or give new passwords to) one demo account per role and print how to sign in.
+    The passwords are new random ones each time: this is for a demo, not for a city."""
+    import secrets
+
+    from sqlalchemy import text
+
+    from casegrid.settings import get_settings
+    from cases.users import create_user, reset_password
+
+    rows = []
+    with engine().begin() as conn:
+        community = conn.execute(text(
+            "SELECT c.code, c.name FROM community c JOIN boundary_generation g "
+            "ON g.id = c.generation_id AND g.active ORDER BY c.code LIMIT 1")).first()
+        for username, role, display in DEMO_PEOPLE:
+            password = secrets.token_urlsafe(9)
+            comms = [community.code] if role == "community_officer" and community else None
+            if role == "community_officer" and not comms:
+                continue  # no boundaries loaded: no community to bind an officer to
+            exists = conn.execute(text("SELECT 1 FROM app_user WHERE username = :u"),
+                                  {"u": username}).first()
+            if exists:
+                reset_password(conn, username, password)
+            else:
+                create_user(conn, username, role, password, communities=comms, display_name=display)
+            where = f" ({community.name} {community.code})" if comms else ""
+            rows.append((username, password, f"{display}{where}"))
+    s = get_settings()
+    base = f"http://{s.host}:{s.port}"
+    lines = "\n".join(f"    {u:<11} {p:<14} {d}" for u, p, d in rows)
+    console.print(
+        "\n[bold]casegrid demo[/]: sign in at "
+        f"[bold]{base}/login[/] (workbench {base}/work, maps {base}/maps/dispatch)\n"
+        f"    username    password       who\n{lines}\n",
+        highlight=False, soft_wrap=True)
 
 
 @cli_errors
@@ -169,4 +216,5 @@ def proxy_options(s) -> dict:
 def register(app: typer.Typer) -> None:
     app.add_typer(sample_app, name="sample")
     app.command("demo-token")(demo_token)
+    app.command("demo-accounts")(demo_accounts)
     app.command("serve")(serve)

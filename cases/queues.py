@@ -1,0 +1,115 @@
+"""The work lists (queues) of the workbench, defined once.
+
+A queue is a name, its labels, the roles whose home page shows it, and the ledger's own
+filters (:class:`cases.queries.CaseFilters`): nothing here is SQL. Every queue lists open
+cases soonest due first (:func:`cases.queries.list_due_first`). To add a queue, add one
+:class:`Queue` to :data:`QUEUES` (see README, "Workbench: adding a queue or an action form").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from casegrid.errors import NotFound
+from cases import queries
+from cases.queries import CaseFilters
+from cases.tokens import Principal
+
+# Everyone who works cases; planners read maps and statistics instead.
+STAFF = ("dispatcher", "supervisor", "community_officer")
+
+
+@dataclass(frozen=True)
+class Queue:
+    """One work list. ``filters`` builds the ledger filters (a function, because
+    ``CaseFilters`` is mutable); ``bulk`` names the actions offered on several selected
+    rows at once (each still checked per case by :func:`cases.workflow.apply_action`)."""
+
+    name: str
+    label_zh: str
+    label_en: str
+    roles: tuple[str, ...]
+    filters: Callable[[], CaseFilters]
+    bulk: tuple[str, ...] = ()
+    hint_zh: str = ""
+    hint_en: str = ""
+
+    def label(self, lang: str) -> str:
+        return self.label_en if lang == "en" else self.label_zh
+
+    def hint(self, lang: str) -> str:
+        return self.hint_en if lang == "en" else self.hint_zh
+
+    def visible_to(self, principal: Principal) -> bool:
+        return principal.role == "admin" or principal.role in self.roles
+
+
+def _status(*states: str, **more) -> Callable[[], CaseFilters]:  # noqa: ANN003
+    return lambda: CaseFilters(status=list(states), **more)
+
+
+QUEUES: dict[str, Queue] = {q.name: q for q in (
+    Queue("review", "待审核", "To review", ("supervisor",), _status("registered"),
+          bulk=("accept",), hint_zh="新受理的案件: 立案或不予立案", hint_en="New cases: accept or reject"),
+    Queue("dispatch", "待派遣", "To dispatch", ("dispatcher",), _status("reviewed", "returned"),
+          bulk=("dispatch",), hint_zh="已立案或被退回的案件: 派遣到社区", hint_en="Accepted or returned cases: dispatch to a post"),
+    Queue("locate", "需核实位置", "Check location", ("dispatcher", "supervisor"),
+          _status("registered", "reviewed", "returned", location_check=True),
+          hint_zh="就近分派或靠近社区边界的案件: 核实位置", hint_en="Routed to the nearest community or near a boundary"),
+    Queue("handling", "处置中", "Being handled", STAFF, _status("dispatched"),
+          hint_zh="已派遣, 等待社区处置", hint_en="Dispatched, waiting for the post to handle"),
+    Queue("extension", "延期申请", "Extension requests", ("dispatcher", "supervisor"),
+          _status("dispatched", pending_extension=True), bulk=("approve_extension",),
+          hint_zh="社区申请延期, 等待批准", hint_en="A post asked for more time"),
+    Queue("verify", "待核查", "To verify", ("supervisor",), _status("handled"),
+          hint_zh="已处置: 核查通过或返工", hint_en="Handled: pass or send back for rework"),
+    Queue("reply", "待回复", "To reply", ("dispatcher", "supervisor"), _status("verified", "rejected"),
+          hint_zh="向市民反馈结果", hint_en="Tell the citizen the outcome"),
+    Queue("close", "待结案", "To close", ("supervisor",), _status("replied"), bulk=("close",),
+          hint_zh="已回复: 结案", hint_en="Replied: close"),
+    Queue("overdue", "超期", "Overdue", STAFF, lambda: CaseFilters(overdue=True),
+          hint_zh="已超过当前环节时限", hint_en="Past the current step's deadline"),
+)}
+
+
+def get_queue(name: str) -> Queue:
+    """The queue named ``name``; ``NotFound`` naming the known queues otherwise."""
+    queue = QUEUES.get(name)
+    if queue is None:
+        raise NotFound(f"no queue {name!r}; queues: {', '.join(QUEUES)}", field="name")
+    return queue
+
+
+def queues_for(principal: Principal) -> list[Queue]:
+    """The queues ``principal``'s home page shows, in order."""
+    return [q for q in QUEUES.values() if q.visible_to(principal)]
+
+
+def queue_filters(queue: Queue, narrow: CaseFilters | None = None) -> CaseFilters:
+    """The queue's filters, open cases only, narrowed by a person's own choices (``narrow``:
+    subdistrict, community, category, channel, period; the queue's own fields win)."""
+    f = queue.filters()
+    f.open = True
+    if narrow is not None:
+        for name in ("subdistrict", "community", "category", "channel", "reported_from",
+                     "reported_to"):
+            if getattr(f, name) is None:
+                setattr(f, name, getattr(narrow, name))
+    return f
+
+
+def queue_counts(conn: Connection, principal: Principal) -> dict[str, int]:
+    """The number of open cases in each of ``principal``'s queues, in one pass."""
+    named = {q.name: q.filters() for q in queues_for(principal)}
+    return queries.count_each(conn, named, principal, within=CaseFilters(open=True))
+
+
+def queue_page(conn: Connection, queue: Queue, principal: Principal, *,
+               narrow: CaseFilters | None = None, limit: int = queries.DEFAULT_LIMIT,
+               after: str | None = None, exclude: int | None = None) -> queries.CasePage:
+    """One page of a queue, soonest due first."""
+    return queries.list_due_first(conn, queue_filters(queue, narrow), principal, limit=limit,
+                                  after=after, exclude=exclude)

@@ -1,0 +1,156 @@
+"""Words of the workbench pages: Chinese first (the default), English with ``lang=en``.
+
+Action names come from :data:`cases.workflow.RULES` (``label_zh``) and
+:data:`web.forms.ACTION_FORMS` (English); states, roles and channels are here.
+"""
+
+from __future__ import annotations
+
+LANGS = ("zh", "en")
+
+_T: dict[str, tuple[str, str]] = {
+    "product": ("城市管理案件工作台", "casegrid workbench"),
+    "sign_in": ("登录", "Sign in"),
+    "sign_out": ("退出", "Sign out"),
+    "username": ("用户名", "Username"),
+    "password": ("密码", "Password"),
+    "wrong_password": ("用户名或密码错误", "Wrong username or password"),
+    "throttled": ("失败次数过多, 请 {s} 秒后再试", "Too many failed attempts: try again in {s} s"),
+    "signed_out": ("已退出", "Signed out"),
+    "please_sign_in": ("请先登录", "Please sign in first"),
+    "home": ("工作台", "Workbench"),
+    "queues": ("工作队列", "Work lists"),
+    "search": ("搜索", "Search"),
+    "search_hint": ("案件号 / 工单号 / 电话 / 地址", "Case no. / ticket / phone / address"),
+    "search_results": ("搜索结果", "Search results"),
+    "no_results": ("没有找到案件", "No case found"),
+    "maps": ("地图", "Maps"),
+    "dispatch_map": ("调度地图", "Dispatch map"),
+    "hotspot_map": ("热点分析", "Hotspots"),
+    "lang_switch": ("English", "中文"),
+    "cases_n": ("件", "cases"),
+    "empty_queue": ("此队列没有案件", "Nothing in this list"),
+    "filters": ("筛选", "Filters"),
+    "apply": ("应用", "Apply"),
+    "clear": ("清除", "Clear"),
+    "all": ("全部", "All"),
+    "subdistrict": ("街道", "Subdistrict"),
+    "community": ("社区", "Community"),
+    "category": ("类别", "Category"),
+    "channel": ("来源", "Channel"),
+    "period_from": ("上报起", "Reported from"),
+    "period_to": ("上报止", "Reported to"),
+    "next_page": ("下一页", "Next page"),
+    "first_page": ("第一页", "First page"),
+    "case_no": ("案件号", "Case no."),
+    "address": ("地址", "Address"),
+    "status": ("状态", "Status"),
+    "due": ("时限", "Due"),
+    "time_left": ("剩余", "Left"),
+    "reported_at": ("上报时间", "Reported"),
+    "select_all": ("全选", "Select all"),
+    "selected_do": ("对选中案件", "With the selected cases"),
+    "bulk_done": ("{n} 件已{a}", "{a}: {n} cases"),
+    "bulk_failed": ("{n} 件未能{a}", "{a} failed for {n} cases"),
+    "nothing_selected": ("请先勾选案件", "Select cases first"),
+    "report": ("上报内容", "What was reported"),
+    "description": ("描述", "Description"),
+    "reporter": ("上报人", "Reporter"),
+    "ticket": ("工单号", "Ticket"),
+    "location": ("位置", "Location"),
+    "post": ("城市管理岗", "Community post"),
+    "contact": ("联系人", "Contact"),
+    "actions": ("可执行操作", "Actions"),
+    "no_actions": ("您在此状态下没有可执行的操作", "No action of yours applies in this state"),
+    "timeline": ("办理记录", "History"),
+    "evidence": ("照片与材料", "Photos and documents"),
+    "no_evidence": ("暂无照片", "No photos yet"),
+    "deadline": ("处置时限", "Deadline"),
+    "left_working": ("还剩 {t} (工作时间)", "{t} left (working time)"),
+    "overdue_by": ("已超期 {t} (工作时间)", "Overdue by {t} (working time)"),
+    "no_deadline": ("无时限", "No deadline"),
+    "provisional": ("暂定: 该年节假日尚未公布", "Provisional: that year's holidays are not published"),
+    "hours_minutes": ("{h}小时{m}分", "{h} h {m} min"),
+    "days_hours": ("{d}个工作日{h}小时", "{d} working days {h} h"),
+    "changed_title": ("此案件在您打开后已被修改", "This case changed since you opened it"),
+    "changed_body": ("您的操作没有保存。以下是其间的变化, 请确认后重试:",
+                     "Your action was not saved. Here is what changed; check and try again:"),
+    "now_status": ("当前状态: {s}", "Now: {s}"),
+    "error": ("出错了", "Something is wrong"),
+    "not_found": ("没有这个案件, 或您无权查看", "No such case, or it is not yours to see"),
+    "forbidden": ("无权执行", "Not allowed"),
+    "csrf_failed": ("表单已过期或来源不明, 未执行任何操作。请刷新页面后重试。",
+                    "The form expired or did not come from this site; nothing was changed. "
+                    "Reload the page and try again."),
+    "done": ("已完成: {a}", "Done: {a}"),
+    "next_case": ("下一件", "Next case"),
+    "back_to_queue": ("返回队列", "Back to the list"),
+    "queue_done": ("队列已处理完", "This list is done"),
+    "routing": ("分派依据", "Why this community"),
+    "rule_within": ("位于{c}内", "Inside {c}"),
+    "rule_nearest": ("不在任何社区内, 就近分派到{c} (距 {d} 米)", "Outside every community, routed to the nearest, {c} ({d} m)"),
+    "rule_manual": ("人工改划到{c}", "Moved to {c} by hand"),
+    "rule_outside": ("不在任何社区内, 未分派", "Outside every community, not routed"),
+    "rule_unlocated": ("没有坐标, 未分派", "No coordinates, not routed"),
+    "near_boundary": ("靠近社区边界 (需核实), 备选: {a}", "Near a community boundary (check), alternates: {a}"),
+    "duplicates": ("附近可能重复的案件", "Nearby possible duplicates"),
+    "no_duplicates": ("附近没有同类案件", "No case of this category nearby"),
+    "merge_into": ("合并到此案件", "Merge into this case"),
+    "drag_hint": ("拖动标记可修改位置; 保存前会显示新的社区和分派依据",
+                  "Drag the marker to move the point; the new community and rule show before saving"),
+    "move_preview": ("新位置: {c} · {r}", "New place: {c} · {r}"),
+    "move_save": ("保存新位置 (改划社区)", "Save the new place (re-route)"),
+    "move_reason": ("改划原因", "Reason for the move"),
+    "more_actions": ("更多操作", "More actions"),
+    "required": ("必填", "required"),
+    "pending_extension": ("延期申请待批: {n} {u}, 原因: {r}", "Extension requested: {n} {u}, because: {r}"),
+    "merged_into": ("已合并到案件 {n}", "Merged into case {n}"),
+    "role_admin": ("管理员", "Administrator"),
+    "role_dispatcher": ("调度员", "Dispatcher"),
+    "role_supervisor": ("监督员", "Supervisor"),
+    "role_community_officer": ("社区城市管理岗", "Community officer"),
+    "role_planner": ("规划分析", "Planner"),
+    "role_intake": ("接入系统", "Intake"),
+    "skip_to_content": ("跳到正文", "Skip to content"),
+    "open_case": ("详情", "Open"),
+    "navigate": ("导航", "Directions"),
+}
+
+STATES: dict[str, tuple[str, str]] = {
+    "registered": ("已受理", "Registered"), "reviewed": ("已立案", "Accepted"),
+    "rejected": ("不予立案", "Rejected"), "dispatched": ("已派遣", "Dispatched"),
+    "returned": ("已退单", "Returned"), "handled": ("已处置", "Handled"),
+    "verified": ("已核查", "Verified"), "replied": ("已回复", "Replied"),
+    "closed": ("已结案", "Closed"),
+}
+
+CHANNELS: dict[str, tuple[str, str]] = {
+    "hotline_12345": ("12345热线", "12345 hotline"), "platform": ("智慧城管平台", "Platform"),
+    "patrol": ("巡查发现", "Patrol"), "app": ("手机应用", "App"), "open311": ("Open311", "Open311"),
+    "walk_in": ("来访", "Walk-in"),
+}
+
+RULE_WORDS: dict[str, tuple[str, str]] = {
+    "within": ("落在社区内", "inside the community"), "nearest": ("就近分派", "nearest community"),
+    "manual": ("人工指定", "set by hand"), "outside": ("不在任何社区", "outside every community"),
+    "unlocated": ("无坐标", "no coordinates"),
+}
+
+
+def check_lang(lang: str | None) -> str:
+    """``zh`` (default) or ``en``; anything else falls back to Chinese (a page, not an API)."""
+    return lang if lang in LANGS else "zh"
+
+
+def strings(lang: str) -> dict[str, str]:
+    """The table of one language."""
+    i = 1 if lang == "en" else 0
+    return {k: v[i] for k, v in _T.items()}
+
+
+def pick(table: dict[str, tuple[str, str]], key: str | None, lang: str) -> str:
+    """``key``'s word in ``table`` (the key itself when it has none)."""
+    if key is None:
+        return ""
+    pair = table.get(key)
+    return key if pair is None else pair[1 if lang == "en" else 0]

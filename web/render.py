@@ -1,0 +1,87 @@
+"""Rendering the workbench pages: one Jinja2 environment, autoescaped, with the filters the
+templates share (local times, working time left). Only rendering: data comes in from the
+route handlers, which get it from ``cases/`` and ``geo/``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+
+from cases.calendar import WorkCalendar
+from web import forms, i18n
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+STATIC = Path(__file__).resolve().parent / "static"
+CITY_TZ = ZoneInfo("Asia/Shanghai")
+ASSETS = "/static/vendor"
+
+_env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
+                   trim_blocks=True, lstrip_blocks=True)
+
+
+def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A moment in the city's time zone ("" for None)."""
+    return "" if value is None else value.astimezone(CITY_TZ).strftime(fmt)
+
+
+def tojson_script(value: object) -> Markup:
+    """JSON safe inside a <script> element (no closing tags)."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+
+
+_env.filters["local"] = local_time
+_env.filters["tojson_script"] = tojson_script
+
+
+def working_left(calendar: WorkCalendar, due: datetime | None, now: datetime,
+                 t: dict[str, str]) -> dict | None:
+    """How much working time is left before ``due`` (negative: overdue by), in words, with
+    the tone of the row: ``overdue`` (red), ``soon`` (amber: under 4 working hours) or ``ok``.
+    The working time is the calendar's (:meth:`WorkCalendar.working_seconds_between`)."""
+    if due is None:
+        return None
+    seconds = calendar.working_seconds_between(now, due)
+    minutes = int(abs(seconds) // 60)
+    hours, mins = divmod(minutes, 60)
+    day_hours = max(1, int(sum((_minutes(b) - _minutes(a)) for a, b in calendar.work_periods) // 60))
+    if hours >= 2 * day_hours:
+        words = t["days_hours"].format(d=hours // day_hours, h=hours % day_hours)
+    else:
+        words = t["hours_minutes"].format(h=hours, m=mins)
+    overdue = due < now
+    tone = "overdue" if overdue else ("soon" if seconds <= 4 * 3600 else "ok")
+    text = t["overdue_by" if overdue else "left_working"].format(t=words)
+    return {"seconds": seconds, "text": text, "short": ("-" if overdue else "") + words, "tone": tone}
+
+
+def _minutes(t) -> int:  # noqa: ANN001 - datetime.time
+    return t.hour * 60 + t.minute
+
+
+def page_url(path: str, lang: str, **params) -> str:
+    """``path`` with query parameters (None and "" left out) and ``lang=en`` when English."""
+    items = [(k, v) for k, v in params.items() if v not in (None, "", [])]
+    flat = [(k, x) for k, v in items for x in (v if isinstance(v, list | tuple) else [v])]
+    if lang == "en":
+        flat.append(("lang", "en"))
+    return path + ("?" + urlencode(flat) if flat else "")
+
+
+def render(template: str, lang: str, **context) -> str:
+    """Render ``template`` with the language's words and the shared helpers."""
+    t = i18n.strings(lang)
+    return _env.get_template(template).render(
+        lang=lang, t=t, assets=ASSETS, forms=forms,
+        url=lambda path, **params: page_url(path, lang, **params),
+        state=lambda s: i18n.pick(i18n.STATES, s, lang),
+        channel=lambda c: i18n.pick(i18n.CHANNELS, c, lang),
+        role=lambda r: t.get(f"role_{r}", r),
+        **context)
