@@ -75,12 +75,13 @@ def page_url(path: str, lang: str, **params) -> str:
     return path + ("?" + urlencode(flat) if flat else "")
 
 
-def render(template: str, lang: str, **context) -> str:
-    """Render ``template`` with the language's words and the shared helpers."""
+def render(template: str, lang: str, root: str = "", **context) -> str:
+    """Render ``template`` with the language's words and the shared helpers. ``root``: the
+    proxy's path prefix, put before every link, form and asset of the page."""
     t = i18n.strings(lang)
     return _env.get_template(template).render(
-        lang=lang, t=t, assets=ASSETS, forms=forms,
-        url=lambda path, **params: page_url(path, lang, **params),
+        lang=lang, t=t, assets=root + ASSETS, forms=forms, root=root,
+        url=lambda path, **params: root + page_url(path, lang, **params),
         state=lambda s: i18n.pick(i18n.STATES, s, lang),
         channel=lambda c: i18n.pick(i18n.CHANNELS, c, lang),
         role=lambda r: t.get(f"role_{r}", r),

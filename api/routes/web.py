@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import ConnDep
 from api.errors import status_for
+from api.root_path import app_path, root_of
 from api.web_session import (
     SESSION_COOKIE,
     WebSession,
@@ -65,7 +66,8 @@ def _lang_url(request: Request, lang: str) -> str:
 
 def _html(request: Request, template: str, lang: str, session: Session | None, status: int = 200,
           **context) -> HTMLResponse:
-    body = render(template, lang, who=session.principal if session else None,
+    body = render(template, lang, root=root_of(request.scope),
+                  who=session.principal if session else None,
                   csrf=session.csrf_token if session else "", lang_url=_lang_url(request, lang),
                   **context)
     return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
@@ -103,6 +105,12 @@ def _narrow(params) -> tuple[queries.CaseFilters, dict]:  # noqa: ANN001 - a Map
         f.reported_to += timedelta(days=1)  # "to" a day includes that day
     queries.check_time_range(f.reported_from, f.reported_to)
     return f, {k: v for k, v in chosen.items() if v}
+
+
+def _carried(form: dict) -> dict:
+    """The list filters an action form carries (as ``q_<name>``: a form's own fields, such
+    as a reply's ``channel``, must not be read as the list's filters)."""
+    return {k: form[f"q_{k}"] for k in NARROW if form.get(f"q_{k}")}
 
 
 def _nav(conn, session: Session, counts: bool) -> list:  # noqa: ANN001
@@ -333,13 +341,16 @@ def _case_page(request: Request, conn, session: Session, case_id: int, lang: str
     photos = list(case.get("photo_urls") or [])
     for e in events:
         photos += [p for p in (e["data"] or {}).get("photo_urls") or [] if p not in photos]
-    map_payload = _map_payload(case, geoms, duplicates, display, move_action is not None, t)
+    map_payload = _map_payload(case, geoms, duplicates, display, move_action is not None, t,
+                               app_path(request, ""))
     return _html(
         request, "case.html", lang, session, status=status, case=case,
         left=working_left(load_calendar(conn), case["current_due_at"], now, t)
         if case["current_due_at"] and case["closed_at"] is None else None,
         dues=due_summary(case, now), events=events,
-        actions=[forms.form_for(a) for a in allowed],
+        # the common next step first, refusals and send-backs last
+        actions=sorted((forms.form_for(a) for a in allowed),
+                       key=lambda f: {"primary": 0, "plain": 1, "danger": 2}.get(f.tone, 1)),
         form_state=form_state, conflict=conflict, opened_at=now.isoformat(),
         communities=map_data.filter_options(conn, None)["communities"],
         duplicates=duplicates, can_merge="reject" in allowed, can_move=move_action is not None,
@@ -356,7 +367,7 @@ def _display(request: Request):  # noqa: ANN202
 
 
 def _map_payload(case: dict, geoms: dict, duplicates: list[dict], display, can_move: bool,  # noqa: ANN001
-                 t: dict) -> dict:
+                 t: dict, root: str) -> dict:
     """What the case page's small map draws, in the base map's datum."""
     if case["lon"] is None:
         return {}
@@ -369,7 +380,7 @@ def _map_payload(case: dict, geoms: dict, duplicates: list[dict], display, can_m
         "alternates": [{"name": g["name"], "geometry": display.geojson(g["geometry"])}
                        for code, g in geoms.items() if code != case["community_code"]],
         "post": None, "duplicates": [],
-        "preview_url": f"/work/cases/{case['id']}/move-preview",
+        "preview_url": f"{root}/work/cases/{case['id']}/move-preview",
         "words": {"post": t["post"], "duplicates": t["duplicates"], "case": case["case_no"]},
     }
     if case.get("post_lon") is not None:
@@ -378,7 +389,7 @@ def _map_payload(case: dict, geoms: dict, duplicates: list[dict], display, can_m
     for d in duplicates:
         dlon, dlat = display.point(d["lon"], d["lat"])
         payload["duplicates"].append({"latlng": [dlat, dlon], "case_no": d["case_no"],
-                                      "href": f"/work/cases/{d['id']}"})
+                                      "href": f"{root}/work/cases/{d['id']}"})
     return payload
 
 
@@ -423,7 +434,7 @@ def _take_action(request: Request, conn, session: Session, case_id: int, action:
         if version is not None and exc.current and exc.current.get("version") != version:
             try:
                 return _case_page(request, conn, session, case_id, lang, queue_name=queue_name,
-                                  params=form, conflict_since=opened, status=409)
+                                  params=_carried(form), conflict_since=opened, status=409)
             except CasegridError as inner:
                 return _error_page(request, lang, session, inner)
         state.errors["_"] = exc.message
@@ -444,7 +455,7 @@ def _take_action(request: Request, conn, session: Session, case_id: int, action:
 def _retry(request, conn, session, case_id, lang, queue_name, form, state, status):  # noqa: ANN001, ANN202
     try:
         return _case_page(request, conn, session, case_id, lang, queue_name=queue_name,
-                          params=form, form_state=state, status=status)
+                          params=_carried(form), form_state=state, status=status)
     except CasegridError as exc:
         return _error_page(request, lang, session, exc)
 
@@ -468,7 +479,10 @@ def _after_action(conn, session: Session, case_id: int, action: str, lang: str, 
     queue = queues.QUEUES.get(queue_name or "")
     if queue is None or not queue.visible_to(session.principal):
         return page_url(f"/work/cases/{case_id}", lang, done=action, prev=case_no)
-    narrow, chosen = _narrow(form)
+    try:
+        narrow, chosen = _narrow(_carried(form))
+    except InvalidInput:  # filters that no longer parse: the whole list
+        narrow, chosen = None, {}
     page = queues.queue_page(conn, queue, session.principal, narrow=narrow, limit=1,
                              exclude=case_id)
     if page.items:
