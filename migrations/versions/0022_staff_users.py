@@ -11,15 +11,15 @@ named on each history entry.
   guessing down.
 * ``case_event.user_id``: the person who acted (NULL for token and system actions).
 
-Revision ID: 0020
-Revises: 0019
+Revision ID: 0022
+Revises: 0021
 Create Date: 2026-12-07
 """
 
 from alembic import op
 
-revision = "0020"
-down_revision = "0019"
+revision = "0022"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 
