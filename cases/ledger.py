@@ -178,8 +178,10 @@ def iter_blocks(conn: Connection, q: LedgerQuery) -> Iterator[list[tuple]]:
     # timeout (settings.statement_timeout_ms) is set for requests: lifted for this
     # transaction only. A client that hangs up closes the cursor and ends the query.
     conn.execute(text("SET LOCAL statement_timeout = 0"))
-    result = conn.execution_options(stream_results=True, yield_per=BLOCK_ROWS).execute(
-        text(sql), params)
+    # Options on the statement, not the connection (Connection.execution_options changes the
+    # connection in place: its next statements would all go through a server-side cursor).
+    result = conn.execute(
+        text(sql).execution_options(stream_results=True, yield_per=BLOCK_ROWS), params)
     yield from result.partitions()
 
 
