@@ -217,7 +217,7 @@ case_event = Table(
     Column("to_state", Text),
     Column("note", Text),
     Column("data", JSONB, nullable=False),
-    Column("user_id", BigInteger, ForeignKey("app_user.id")),  # the person who acted (0022)
+    Column("user_id", BigInteger, ForeignKey("app_user.id")),  # the person who acted (0023)
 )
 
 api_token = Table(
@@ -402,7 +402,7 @@ worker_heartbeat = Table(
     Column("info", JSONB, nullable=False),
 )
 
-# Staff accounts, their sessions and failed sign-ins (migration 0022, cases/users.py).
+# Staff accounts, their sessions and failed sign-ins (migration 0023, cases/users.py).
 app_user = Table(
     "app_user",
     metadata,

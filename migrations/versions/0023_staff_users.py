@@ -11,15 +11,15 @@ named on each history entry.
   guessing down.
 * ``case_event.user_id``: the person who acted (NULL for token and system actions).
 
-Revision ID: 0022
-Revises: 0021
+Revision ID: 0023
+Revises: 0022
 Create Date: 2026-12-07
 """
 
 from alembic import op
 
-revision = "0022"
-down_revision = "0021"
+revision = "0023"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 
