@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from api.app import create_app
 from casegrid.cli.serve import proxy_options
@@ -134,9 +135,23 @@ def access_log_clients(caplog, path: str) -> list[str]:
     return out
 
 
-def test_a_map_page_through_nginx_under_the_prefix(served, city_engine, caplog):
+def _sign_in(b: httpx.Client, page: httpx.Response, username: str, password: str,
+             **kwargs) -> httpx.Response:
+    """Submit the sign-in form of ``page`` as a browser would (its action, its hidden fields)."""
+    action = re.search(r'<form method="post" action="([^"]+)"', page.text)[1]
+    hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
+    return b.post(kwargs.pop("action", action),
+                  data={**hidden, "username": username, "password": password}, **kwargs)
+
+
+def test_sign_in_and_a_map_page_through_nginx_under_the_prefix(served, city_engine, caplog):
+    """The walk-through's set-up, as a dispatcher uses it: open a map link, get sent to the
+    sign-in form, sign in, land on the map; all under /casegrid/, over TLS, through nginx."""
+    from cases.users import create_user
+
     https, http, direct = served
     with city_engine.begin() as conn:
+        create_user(conn, "disp.proxy", "dispatcher", "correct horse battery")
         _, token = create_token(conn, "dispatcher", "proxy test")
 
     with browser(http) as b:
@@ -147,12 +162,21 @@ def test_a_map_page_through_nginx_under_the_prefix(served, city_engine, caplog):
         assert b.get("/casegrid").headers["location"].endswith("/casegrid/")
         assert b.get("/casegrid/health").json()["status"] == "ok"
 
-        # The token link: casegrid redirects to the clean URL, under the prefix, with its
-        # cookie scoped to the prefix and marked Secure (nginx said the scheme was https).
-        r = b.get(f"/casegrid/maps/dispatch?token={token}&lang=en")
+        # Not signed in: the map sends the browser to the sign-in form, under the prefix.
+        r = b.get("/casegrid/maps/dispatch?lang=en")
+        assert r.status_code == 303, r.text
+        assert r.headers["location"].startswith("/casegrid/login?next=")
+        form = b.get(r.headers["location"])
+        assert form.status_code == 200
+        assert 'action="/casegrid/login"' in form.text
+        assert "Path=/casegrid/login" in form.headers["set-cookie"]  # the form's CSRF cookie
+
+        # Signing in: a 303 back to the map, the session cookie scoped to the prefix and
+        # Secure (nginx said https, and casegrid believes nginx).
+        r = _sign_in(b, form, "disp.proxy", "correct horse battery")
         assert r.status_code == 303, r.text
         assert r.headers["location"] == "/casegrid/maps/dispatch?lang=en"
-        cookie = r.headers["set-cookie"]
+        cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith("casegrid_session"))
         assert "Path=/casegrid" in cookie and "secure" in cookie.lower()
         page = b.get(r.headers["location"])
         assert page.status_code == 200, page.text
@@ -164,18 +188,45 @@ def test_a_map_page_through_nginx_under_the_prefix(served, city_engine, caplog):
         cases = b.get("/casegrid/maps/api/cases", params={"bbox": "116.9,34.9,117.4,35.3"})
         assert cases.status_code == 200, cases.text
 
+        # The workbench's links stay under the prefix too.
+        work = b.get("/casegrid/work")
+        assert work.status_code == 200
+        links = re.findall(r'(?:href|action)="(/[^"#]*)"', work.text)
+        assert links and all(x.startswith("/casegrid/") for x in links), links
+
         # Readiness through the proxy (no worker here: 503 with the reason).
         ready = b.get("/casegrid/health/ready")
         assert ready.status_code == 503 and not ready.json()["checks"]["worker"]["ok"]
 
-    # The access log shows the browser's address, as nginx forwarded it, not nginx's...
+    # The session (what sign-in throttling counts too) has the browser's address, as nginx
+    # forwarded it, and so has the access log; not nginx's own.
+    with city_engine.connect() as conn:
+        addresses = conn.execute(text("SELECT address FROM user_session")).scalars().all()
+    assert [str(a) for a in addresses] == [BROWSER]
     assert set(access_log_clients(caplog, "/casegrid/health")) == {BROWSER}
-    # ...and a caller that is not the trusted proxy cannot choose its address by a header.
+
+    # A caller that is not the trusted proxy cannot choose its address by a header: its
+    # failed sign-ins count against its own address, not the one it names.
     caplog.clear()
-    spoofed = httpx.get(f"{direct}/health", headers={"X-Forwarded-For": "203.0.113.9",
-                                                     "X-Forwarded-Proto": "https"})
-    assert spoofed.status_code == 200
+    with httpx.Client(base_url=direct, timeout=60) as d:
+        spoof = {"X-Forwarded-For": BROWSER, "X-Forwarded-Proto": "https"}
+        assert d.get("/health", headers=spoof).status_code == 200
+        form = d.get("/login", headers=spoof)
+        # Straight to casegrid: its own path, the form's cookie sent by hand (its Path is
+        # the proxy's /casegrid/login).
+        csrf = "; ".join(f"{k}={v}" for k, v in form.cookies.items())
+        wrong = _sign_in(d, form, "nobody.here", "wrong", action="/login",
+                         headers={**spoof, "Cookie": csrf})
+        assert wrong.status_code == 401, wrong.text
     assert access_log_clients(caplog, "/casegrid/health") == ["127.0.0.1"]
+    with city_engine.connect() as conn:
+        failures = conn.execute(text("SELECT address FROM login_failure")).scalars().all()
+    assert [str(a) for a in failures] == ["127.0.0.1"]
+    # And a token still works for a machine calling the JSON through the proxy.
+    with browser(https) as b:
+        r = b.get("/casegrid/maps/api/cases", params={"bbox": "116.9,34.9,117.4,35.3"},
+                  headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200
 
 
 def test_redirects_and_cookies_are_put_under_the_prefix():

@@ -140,3 +140,34 @@ def test_the_worker_says_so_in_its_log(engine, caplog):
             and "calendar" in r.getMessage()]
     assert len(said) == 1, said
     assert "2027" in said[0] and FIX_COMMAND in said[0]
+
+
+def test_the_admins_workbench_home_says_so(engine, db_url):
+    """The clock at 2026-11-15, no 2027 notice: the admin's /work shows the warning with the
+    command (Chinese first, English with lang=en); a dispatcher's does not (not theirs to fix)."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from cases.users import create_user
+    from tests.test_workbench_pages import login
+    from tests.workbench_helpers import PASSWORD
+
+    with engine.begin() as conn:
+        create_user(conn, "admin.cal", "admin", PASSWORD)
+        create_user(conn, "disp.cal", "dispatcher", PASSWORD)
+    app = create_app(database_url=db_url)
+    app.state.today = lambda: date(2026, 11, 15)
+    with TestClient(app) as admin:
+        login(admin, "admin.cal")
+        page = admin.get("/work")
+        assert page.status_code == 200
+        warning = re.search(r'id="calendar-horizon">([^<]+)<', page.text)
+        assert warning and "2027年" in warning[1] and FIX_COMMAND in warning[1], page.text[:2000]
+        en = admin.get("/work?lang=en").text
+        assert "no holiday notice for 2027" in en and "47 days away" in en
+        app.state.today = lambda: date(2026, 10, 1)  # 92 days ahead: nothing to say yet
+        assert 'id="calendar-horizon"' not in admin.get("/work").text
+    app.state.today = lambda: date(2026, 11, 15)
+    with TestClient(app) as dispatcher:
+        login(dispatcher, "disp.cal")
+        assert 'id="calendar-horizon"' not in dispatcher.get("/work").text

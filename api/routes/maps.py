@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.auth import BearerCredentials
 from api.deps import ConnDep, DateQ, ReadConnDep
-from api.root_path import app_path
+from api.root_path import app_path, path_in_app
 from api.web_session import SESSION_COOKIE, SignInRequired, session_policy
 from casegrid.errors import Forbidden, InvalidInput, Unauthorized
 from casegrid.replica import Freshness
@@ -48,7 +48,7 @@ def page_principal(request: Request, conn: ConnDep, creds: BearerCredentials) ->
     session = session_for(conn, request.cookies.get(SESSION_COOKIE), session_policy(request))
     if session is not None:
         return session.principal
-    path = request.url.path
+    path = path_in_app(request)
     if request.method == "GET" and path.startswith("/maps/") and not path.startswith("/maps/api/"):
         raise SignInRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
     raise Unauthorized("sign in at /login, or send `Authorization: Bearer <token>`",

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ConnDep
+from api.deps import ConnDep, calendar_today
 from api.errors import status_for
 from api.root_path import app_path, root_of
 from api.web_session import (
@@ -35,6 +35,7 @@ from api.web_session import (
 )
 from casegrid.errors import CasegridError, Conflict, InvalidInput, NotFound
 from cases import queries, queues, search, users, workflow
+from cases.calendar_horizon import current_horizon
 from cases.calendar_store import load_calendar
 from cases.deadlines import due_summary
 from cases.users import Session
@@ -203,7 +204,13 @@ def logout(request: Request, conn: ConnDep, csrf_token: Annotated[str, Form()] =
 def home(request: Request, conn: ConnDep, session: WebSession) -> Response:
     """The person's work lists with how many cases wait in each."""
     lang = _lang(request)
-    return _html(request, "home.html", lang, session, nav=_nav(conn, session, counts=True))
+    warning = None
+    if session.principal.role == "admin":  # admins import the holiday notices
+        settings = request.app.state.settings
+        warning = current_horizon(conn, settings.calendar_horizon_days,
+                                  calendar_today(request)).message("en" if lang == "en" else "zh")
+    return _html(request, "home.html", lang, session, nav=_nav(conn, session, counts=True),
+                 calendar_warning=warning)
 
 
 @router.get("/work/search", response_class=HTMLResponse)
