@@ -15,7 +15,7 @@ from api.app import create_app
 from cases.activities import activity_counts
 from cases.activity_import import import_activities, load_mapping
 from cases.tokens import create_token
-from tests.test_workflow import COMM_A, COMM_B
+from tests.helpers.ledger import COMM_A, COMM_B
 
 MAPPING = load_mapping(__import__("cases").__path__[0] + "/activities_zh.toml")
 MAY = (date(2026, 5, 1), date(2026, 5, 31))

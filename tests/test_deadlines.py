@@ -24,7 +24,7 @@ from cases.deadlines import (
     set_time_limits,
 )
 from cases.vocabulary import overdue_sql
-from tests.test_workflow import COMM_A, make_case
+from tests.helpers.ledger import COMM_A, make_case
 
 
 def sh(y, m, d, hh=0, mm=0):

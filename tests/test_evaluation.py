@@ -18,7 +18,7 @@ from cases.evaluation import LABELS_ZH, evaluate, load_weights, set_weights
 from cases.report import write_report
 from cases.tokens import Principal, create_token
 from cases.workflow import apply_action
-from tests.test_workflow import COMM_A, COMM_B, DISP, OFF_A, OFF_B, SUP, SUP2, make_case, sh
+from tests.helpers.ledger import COMM_A, COMM_B, DISP, OFF_A, OFF_B, SUP, SUP2, make_case, sh
 
 COMM_C = "370481003001"
 AS_OF = sh(2026, 10, 20, 12, 0)

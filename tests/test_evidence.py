@@ -20,7 +20,7 @@ from cases import attachments
 from cases.tokens import create_token
 from geo.coords import wgs84_to_gcj02
 from tests import evidence_files as files
-from tests.test_workflow import COMM_A, COMM_B, make_case
+from tests.helpers.ledger import COMM_A, COMM_B, make_case
 
 M_PER_DEG_LAT = 111_195.0
 

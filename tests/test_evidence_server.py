@@ -24,7 +24,7 @@ from cases import attachments
 from cases.tokens import create_token
 from tests import evidence_files as files
 from tests.conftest import running_server
-from tests.test_workflow import COMM_A, make_case
+from tests.helpers.ledger import COMM_A, make_case
 
 
 def _tokens(engine) -> dict[str, str]:

@@ -22,8 +22,8 @@ from casegrid.worker import Worker
 from cases.calendar import CITY_TZ
 from cases.workflow import apply_action
 from notify import outbox
+from tests.helpers.ledger import DISP, OFF_A, SUP, make_case, sh
 from tests.notify_peers import Receiver, SmtpSink
-from tests.test_workflow import DISP, OFF_A, SUP, make_case, sh
 
 SECRET = "s3cret-for-tests"
 

@@ -16,7 +16,7 @@ from api.app import create_app
 from casegrid.logs import JsonFormatter
 from casegrid.settings import Settings
 from cases.tokens import create_token
-from tests.test_workflow import COMM_A, make_case
+from tests.helpers.ledger import COMM_A, make_case
 
 LOOPBACK = ("127.0.0.1", 40000)
 PHONE = "13912345678"

@@ -15,8 +15,8 @@ from cases import stats
 from cases.deadlines import set_time_limits
 from cases.reminders import escalated_cases, send_reminders
 from cases.workflow import apply_action, history
+from tests.helpers.ledger import DISP, OFF_A, SUP, make_case, sh
 from tests.notify_peers import Receiver
-from tests.test_workflow import DISP, OFF_A, SUP, make_case, sh
 
 
 def _kinds(conn, cid) -> list[str]:

@@ -17,7 +17,7 @@ from api.app import create_app
 from casegrid.cluster import Cluster, free_port
 from casegrid.settings import Settings
 from cases.tokens import create_token
-from tests.test_workflow import COMM_A, make_case
+from tests.helpers.ledger import COMM_A, make_case
 
 STATS = "/api/v1/stats?from=2026-01-01&to=2026-12-31"
 POIS = "/api/v1/hotspots/pois?date_from=2026-01-01"

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from cases.stats import compute_stats, compute_stats_direct, histogram_quantile
 from cases.workflow import apply_action
-from tests.test_workflow import ADMIN, COMM_A, COMM_B, DISP, OFF_A, OFF_B, SUP, SUP2, make_case, sh
+from tests.helpers.ledger import ADMIN, COMM_A, COMM_B, DISP, OFF_A, OFF_B, SUP, SUP2, make_case, sh
 
 AS_OF = sh(2026, 10, 20, 12, 0)
 SEPT = (date(2026, 9, 1), date(2026, 9, 30))

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import text
 
 from casegrid.heartbeat import last_heartbeat
+from tests.helpers.ledger import make_case
 from tests.notify_peers import Receiver
-from tests.test_workflow import make_case
 
 pytestmark = pytest.mark.slow
 CASEGRID = str(Path(sys.executable).with_name("casegrid"))

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from cases.tokens import create_token
-from tests.test_workflow import COMM_A, COMM_B, make_case, sh
+from tests.helpers.ledger import COMM_A, COMM_B, make_case, sh
 
 
 @pytest.fixture

@@ -1,0 +1,61 @@
+"""The ledger's test helpers shared by several test files: two sample-city communities, a
+principal per role, local times, and a registered case inserted as intake would."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import text
+
+from cases.calendar import CITY_TZ
+from cases.deadlines import initial_deadlines_many
+from cases.tokens import Principal
+
+# Two sample-city communities in different subdistricts (荆河 001 and 龙泉 002).
+COMM_A = "370481001001"
+COMM_B = "370481002001"
+
+ADMIN = Principal(1, "admin-1", "admin")
+ADMIN2 = Principal(2, "admin-2", "admin")
+SUP = Principal(3, "sup", "supervisor")
+SUP2 = Principal(4, "sup-2", "supervisor")
+DISP = Principal(5, "disp", "dispatcher")
+OFF_A = Principal(6, "officer-a", "community_officer", (COMM_A,))
+OFF_B = Principal(7, "officer-b", "community_officer", (COMM_B,))
+PLANNER = Principal(8, "planner", "planner")
+INTAKE = Principal(9, "intake", "intake")
+BY_ROLE = {"admin": ADMIN, "supervisor": SUP, "dispatcher": DISP, "community_officer": OFF_A,
+           "planner": PLANNER, "intake": INTAKE}
+
+
+def sh(y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> datetime:
+    return datetime(y, m, d, hh, mm, tzinfo=CITY_TZ)
+
+
+def make_case(conn, community: str | None = COMM_A, *, category: str = "0102",
+              channel: str = "hotline_12345", received_at: datetime | None = None) -> int:
+    """Insert a registered case routed to ``community`` (as intake would) with its
+    ``register`` event and initial deadlines; return its id."""
+    received_at = received_at or sh(2026, 9, 14, 9, 0)
+    case_id = conn.execute(text(
+        """INSERT INTO "case" (channel, category_code, description, reported_at, received_at,
+               reporter_name, reporter_phone, community_code, subdistrict_code, post_id,
+               route_rule)
+           SELECT :ch, :cat, 'test', :at, :at, '张三', '13800000000', c.code, c.subdistrict_code,
+                  p.id, 'inside'
+           FROM (SELECT CAST(:comm AS text) AS code) q
+           LEFT JOIN community c ON c.code = q.code
+                AND c.generation_id = (SELECT id FROM boundary_generation
+                                       WHERE level = 'community' AND active)
+           LEFT JOIN community_post p ON p.community_code = c.code
+           RETURNING id"""),
+        {"ch": channel, "cat": category, "at": received_at, "comm": community}).scalar_one()
+    conn.execute(text("INSERT INTO case_event (case_id, at, actor, role, action, to_state) "
+                      "VALUES (:c, :at, 'intake', 'intake', 'register', 'registered')"),
+                 {"c": case_id, "at": received_at})
+    # The first due times as intake computes them (cases.deadlines, the calendar's walk).
+    due = initial_deadlines_many(conn, [(category, channel)], received_at)[(category, channel)]
+    conn.execute(text('UPDATE "case" SET review_due_at = :review_due_at, '
+                      "reply_due_at = :reply_due_at, current_due_at = :current_due_at, "
+                      "due_provisional = :due_provisional WHERE id = :id"), {**due, "id": case_id})
+    return case_id
