@@ -17,7 +17,7 @@ from cases import replies
 from cases.report import build_tables
 from cases.stats import GROUPS, compute_stats, compute_stats_direct
 from cases.tokens import create_token
-from tests.test_workflow import (
+from tests.helpers.ledger import (
     COMM_A,
     COMM_B,
     DISP,

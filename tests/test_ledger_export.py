@@ -25,8 +25,8 @@ from cases.mappings import load_mapping
 from cases.stats import period_bounds
 from cases.tokens import Principal, create_token
 from geo.sample_complaints import load_sample_complaints
+from tests.helpers.ledger import COMM_A, make_case, sh
 from tests.test_simulate import UNTIL
-from tests.test_workflow import COMM_A, make_case, sh
 
 ADMIN = Principal(1, "admin", "admin")
 PLANNER = Principal(2, "planner", "planner")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -25,28 +24,11 @@ from tests.helpers.ledger import (
     PLANNER,
     SUP,
     SUP2,
+    act,
+    drive,
     make_case,
     sh,
 )
-
-
-def act(conn, case_id, action, actor=ADMIN, at=None, **payload):
-    return apply_action(conn, case_id, action, payload, actor, at=at)
-
-
-def drive(conn, case_id, target: str, at: datetime | None = None) -> None:
-    """Move a registered case to ``target`` along the main path (admin/supervisor/officer)."""
-    t = at or sh(2026, 9, 14, 10, 0)
-    path = [("accept", SUP, {}), ("dispatch", DISP, {}),
-            ("handle", OFF_A, {"note": "cleared"}), ("verify_pass", SUP, {}),
-            ("reply", DISP, {"channel": "phone", "text": "done"}), ("close", SUP2, {})]
-    state = conn.execute(text('SELECT status FROM "case" WHERE id = :i'), {"i": case_id}).scalar()
-    for action, actor, payload in path:
-        if state == target:
-            return
-        t += timedelta(minutes=30)
-        state = apply_action(conn, case_id, action, payload, actor, at=t)["status"]
-    assert state == target
 
 
 @pytest.fixture

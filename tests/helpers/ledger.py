@@ -3,13 +3,14 @@ principal per role, local times, and a registered case inserted as intake would.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import text
 
 from cases.calendar import CITY_TZ
 from cases.deadlines import initial_deadlines_many
 from cases.tokens import Principal
+from cases.workflow import apply_action
 
 # Two sample-city communities in different subdistricts (荆河 001 and 龙泉 002).
 COMM_A = "370481001001"
@@ -59,3 +60,22 @@ def make_case(conn, community: str | None = COMM_A, *, category: str = "0102",
                       "reply_due_at = :reply_due_at, current_due_at = :current_due_at, "
                       "due_provisional = :due_provisional WHERE id = :id"), {**due, "id": case_id})
     return case_id
+
+
+def act(conn, case_id, action, actor=ADMIN, at=None, **payload):
+    return apply_action(conn, case_id, action, payload, actor, at=at)
+
+
+def drive(conn, case_id, target: str, at: datetime | None = None) -> None:
+    """Move a registered case to ``target`` along the main path (admin/supervisor/officer)."""
+    t = at or sh(2026, 9, 14, 10, 0)
+    path = [("accept", SUP, {}), ("dispatch", DISP, {}),
+            ("handle", OFF_A, {"note": "cleared"}), ("verify_pass", SUP, {}),
+            ("reply", DISP, {"channel": "phone", "text": "done"}), ("close", SUP2, {})]
+    state = conn.execute(text('SELECT status FROM "case" WHERE id = :i'), {"i": case_id}).scalar()
+    for action, actor, payload in path:
+        if state == target:
+            return
+        t += timedelta(minutes=30)
+        state = apply_action(conn, case_id, action, payload, actor, at=t)["status"]
+    assert state == target
