@@ -99,19 +99,25 @@ def form_with_photos(json_part: str, description: str) -> dict:
 
 
 async def caller(request: Request, *, required: bool = True) -> Principal | None:
-    """The request's principal from its bearer token (or the pages' token cookie, as the
-    map pages' JSON endpoints accept it), read on a short connection of its own: an upload
-    must not hold a connection while its photos are decoded. Without a token: 401, or None
-    when not ``required``."""
-    from api.routes.maps import COOKIE  # the pages' token cookie (img tags send no header)
+    """The request's principal from its bearer token, or from the signed-in person's session
+    cookie (the workbench's and the maps' img tags send no header), read on a short
+    connection of its own: an upload must not hold a connection while its photos are
+    decoded. Without either: 401, or None when not ``required``."""
+    from api.web_session import SESSION_COOKIE, session_policy
+    from cases.users import session_for
 
     scheme, secret = get_authorization_scheme_param(request.headers.get("authorization"))
-    token = (secret if scheme.lower() == "bearer" and secret else None) or request.cookies.get(COOKIE)
-    if token is None and not required:
+    token = secret if scheme.lower() == "bearer" and secret else None
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if token is None and cookie is None and not required:
         return None
 
     def read() -> Principal:
         with single_read(request.app.state.engine) as conn:
+            if token is None and cookie:
+                session = session_for(conn, cookie, session_policy(request))
+                if session is not None:
+                    return session.principal
             return authenticate(conn, token)
 
     return await db_turn(read)

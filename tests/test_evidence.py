@@ -325,13 +325,20 @@ def test_dispatcher_popup_shows_the_first_thumbnail_fetched_with_the_page_cookie
                        headers=h(tokens, "dispatcher")).json()["attachments"][0]
     r = client.get(f"/maps/api/cases/{cid}", headers=h(tokens, "dispatcher"))
     assert r.json()["thumb_url"] == first["thumb_url"]
-    # An <img> in the page sends the page's cookie, not a header.
-    client.cookies.set("casegrid_token", tokens["dispatcher"])
+    # An <img> in the page sends the signed-in person's session cookie, not a header.
+    from cases.users import SessionPolicy, create_user, sign_in
+
+    with _engine.begin() as conn:
+        create_user(conn, "disp1", "dispatcher", "correct horse battery")
+        secret, _session = sign_in(conn, "disp1", "correct horse battery", "127.0.0.1",
+                                   SessionPolicy())
+    client.cookies.set("casegrid_session", secret)
     try:
         img = client.get(first["thumb_url"])
         assert img.status_code == 200 and img.headers["content-type"] == "image/jpeg"
     finally:
         client.cookies.clear()
+    assert client.get(first["thumb_url"]).status_code == 401  # and without it, nothing
 
 
 @pytest.mark.parametrize(("path", "content_type", "queued"), [
