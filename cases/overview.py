@@ -1,0 +1,82 @@
+"""The leadership overview (/work/overview): one month of the programme beside the month
+before and the same month a year earlier, the posts' evaluation, the top complaint types and
+places, and the activities, all from the functions the rest of the product uses
+(:mod:`cases.stats`, :mod:`cases.evaluation`, :mod:`cases.activities`), so the page, the API
+and the Excel report never disagree.
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from cases.activities import activity_counts
+from cases.deadlines import overdue_sql
+from cases.evaluation import evaluate
+from cases.stats import compute_stats
+
+# The figures compared month by month: (key in the stats, Chinese, English, is a rate).
+KPIS: tuple[tuple[str, str, str, bool], ...] = (
+    ("accepted", "受理", "received", False),
+    ("on_time_close_rate", "按期结案率", "closed on time", True),
+    ("reply_rate", "回复率", "reply rate", True),
+    ("satisfaction_rate", "满意率", "satisfaction", True),
+)
+TOP = 5
+
+
+def month_span(month: date) -> tuple[date, date]:
+    """First and last day of ``month``'s month."""
+    first = month.replace(day=1)
+    return first, first.replace(day=calendar.monthrange(first.year, first.month)[1])
+
+
+def previous_month(month: date) -> date:
+    first = month.replace(day=1)
+    return (first.replace(year=first.year - 1, month=12) if first.month == 1
+            else first.replace(month=first.month - 1))
+
+
+def _year_before(month: date) -> date:
+    return month.replace(day=1, year=month.year - 1)
+
+
+def overview(conn: Connection, month: date) -> dict[str, Any]:
+    """Everything the overview page shows for ``month`` (any day of it)."""
+    months = {"this": month.replace(day=1), "last": previous_month(month),
+              "year_ago": _year_before(month)}
+    totals = {k: compute_stats(conn, "category", *month_span(m))["total"] for k, m in months.items()}
+    kpis = []
+    for key, zh, en, is_rate in KPIS:
+        values = {k: totals[k].get(key) for k in months}
+        if all(v is None for v in values.values()) and key not in totals["this"]:
+            continue  # an indicator this ledger does not measure
+        kpis.append({"key": key, "label_zh": zh, "label_en": en, "rate": is_rate, **values})
+    this_span = month_span(months["this"])
+    by_category = compute_stats(conn, "category", *this_span)["groups"]
+    categories = sorted((g for g in by_category if g["accepted"]), key=lambda g: -g["accepted"])
+    by_community = compute_stats(conn, "community", *this_span)["groups"]
+    places = sorted((g for g in by_community if g["accepted"] and g["key"]),
+                    key=lambda g: -g["accepted"])
+    scored = evaluate(conn, "post", *this_span)
+    ranked = [e for e in scored["ranked"] if e["score"] is not None]
+    acts = {k: activity_counts(conn, *month_span(m))["total"] for k, m in months.items()
+            if k != "year_ago"}
+    overdue_now = conn.execute(text(
+        f'SELECT count(*) FROM "case" c WHERE {overdue_sql("c")}')).scalar_one()
+    return {
+        "month": months["this"].strftime("%Y-%m"), "months": {k: m.strftime("%Y-%m")
+                                                              for k, m in months.items()},
+        "kpis": kpis, "overdue_now": overdue_now,
+        "best": ranked[:TOP],
+        "weakest": [e for e in reversed(ranked[-TOP:]) if e not in ranked[:TOP]],
+        "not_ranked": len(scored["too_few"]), "min_cases": scored["weights"]["min_cases"],
+        "categories": [{"key": g["key"], "name": g["name"], "cases": g["accepted"]}
+                       for g in categories[:TOP]],
+        "places": [{"key": g["key"], "name": g["name"], "cases": g["accepted"]}
+                   for g in places[:TOP]],
+        "activities": acts,
+    }

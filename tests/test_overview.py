@@ -1,0 +1,111 @@
+"""The leadership overview: its figures are the indicators' and the evaluation's own (checked
+against them on a hand-built ledger), only supervisors and admins see it, and in Chromium it
+loads with no console error and prints on one A4 page."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from casegrid.settings import Settings
+from cases.overview import overview
+from cases.stats import compute_stats
+from tests.conftest import running_server
+from tests.test_evaluation import COMM_A, COMM_B, SEPT, ledger  # noqa: F401 - the fixture
+from tests.workbench_helpers import PASSWORD, csrf_of, make_users
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def test_figures_are_the_indicators_and_the_evaluation(ledger):  # noqa: F811
+    with ledger.connect() as conn:
+        data = overview(conn, date(2026, 9, 15))
+        sept = compute_stats(conn, "category", *SEPT)["total"]
+    kpis = {k["key"]: k for k in data["kpis"]}
+    assert data["month"] == "2026-09" and data["months"]["last"] == "2026-08"
+    assert data["months"]["year_ago"] == "2025-09"
+    assert kpis["accepted"]["this"] == sept["accepted"] == 6
+    assert kpis["accepted"]["last"] == 0 and kpis["accepted"]["year_ago"] == 0
+    assert kpis["on_time_close_rate"]["this"] == sept["on_time_close_rate"]
+    assert kpis["reply_rate"]["this"] == sept["reply_rate"]
+    # The evaluation of the hand-built ledger ranks B (75) before A (66.67); C is too small.
+    assert [e["key"] for e in data["best"]] == [COMM_B, COMM_A]
+    assert data["weakest"] == [] and data["not_ranked"] == 1
+    assert data["categories"][0]["cases"] == 6
+    assert sum(p["cases"] for p in data["places"]) == 6
+
+
+def _client(engine, url):
+    make_users(engine)
+    with engine.begin() as conn:
+        from cases.users import create_user
+
+        create_user(conn, "admin1", "admin", PASSWORD, display_name="局长")
+    return TestClient(create_app(settings=Settings(tiles="none", database_url=url),
+                                 database_url=url))
+
+
+def _login(client, username):
+    page = client.get("/login")
+    r = client.post("/login", data={"username": username, "password": PASSWORD,
+                                    "csrf_token": csrf_of(page.text), "next": "/work"},
+                    follow_redirects=False)
+    assert r.status_code == 303, r.text
+
+
+def test_who_may_see_it(ledger, city_db_url):  # noqa: F811
+    with _client(ledger, city_db_url) as client:
+        _login(client, "plan")
+        assert client.get("/work/overview?month=2026-09").status_code == 403
+    with TestClient(create_app(settings=Settings(tiles="none", database_url=city_db_url),
+                               database_url=city_db_url)) as client:
+        _login(client, "sup")
+        r = client.get("/work/overview?month=2026-09")
+        assert r.status_code == 200
+        assert "月度概览" in r.text and "2026-09" in r.text
+        assert re.search(r'class="ov-big">6<', r.text)  # received this month
+        r = client.get("/work/overview?month=2026-9x")
+        assert r.status_code == 422 and "YYYY-MM" in r.text
+        r = client.get("/work/overview?month=2026-09&lang=en")
+        assert "Monthly overview" in r.text and "Five best posts" in r.text
+
+
+@pytest.mark.browser
+def test_in_chromium_no_console_error_and_one_a4_page(ledger, city_db_url):  # noqa: F811
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    make_users(ledger)
+    app = create_app(settings=Settings(tiles="none", database_url=city_db_url),
+                     database_url=city_db_url)
+    with running_server(app) as base, playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            ctx = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
+            page = ctx.new_page()
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{base}/login?next=/work/overview%3Fmonth%3D2026-09")
+            page.fill("input[name=username]", "sup")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(re.compile(r".*/work/overview\?month=2026-09"))
+            assert page.locator(".ov-kpi").count() >= 4
+            DOCS.mkdir(exist_ok=True)
+            page.screenshot(path=str(DOCS / "workbench-overview.png"), full_page=True)
+            pdf = page.pdf(format="A4", print_background=True)
+            assert not errors, errors
+            pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+            assert pages == 1, f"the printed overview takes {pages} A4 pages"
+            ctx.close()
+        finally:
+            browser.close()
