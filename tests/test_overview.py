@@ -109,3 +109,24 @@ def test_in_chromium_no_console_error_and_one_a4_page(ledger, city_db_url):  # n
             ctx.close()
         finally:
             browser.close()
+
+
+def test_activities_page_records_and_lists(ledger, city_db_url):  # noqa: F811
+    with _client(ledger, city_db_url) as client:
+        _login(client, "off")  # the officer of COMM_A
+        page = client.get("/work/activities?month=2026-05")
+        assert page.status_code == 200 and "登记活动" in page.text
+        assert COMM_B not in page.text  # only their own community is offered
+        form = {"csrf_token": csrf_of(page.text), "started_at": "2026-05-20T09:00",
+                "kind": "school", "title": "垃圾分类进校园", "communities": COMM_A,
+                "place": "实验小学", "staff": "3", "volunteers": "10", "reached": "450"}
+        r = client.post("/work/activities", data={**form, "reached": "-5"})
+        assert r.status_code == 422 and "reached" in r.text and "垃圾分类进校园" in r.text
+        r = client.post("/work/activities", data={**form, "communities": COMM_B})
+        assert r.status_code == 403 and "own communities" in r.text
+        r = client.post("/work/activities", data={k: v for k, v in form.items() if k != "csrf_token"})
+        assert r.status_code == 403
+        r = client.post("/work/activities", data=form, follow_redirects=False)
+        assert r.status_code == 303 and "month=2026-05" in r.headers["location"]
+        page = client.get(r.headers["location"])
+        assert "已保存" in page.text and "实验小学" in page.text and ">450<" in page.text

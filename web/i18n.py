@@ -10,6 +10,7 @@ LANGS = ("zh", "en")
 
 _T: dict[str, tuple[str, str]] = {
     "overview": ("月度概览", "Overview"),
+    "activities": ("活动台账", "Activities"),
     "product": ("城市管理案件工作台", "casegrid workbench"),
     "sign_in": ("登录", "Sign in"),
     "sign_out": ("退出", "Sign out"),
