@@ -42,6 +42,7 @@ BENCHES: dict[str, str] = {
     "intake": "bench.bench_intake",
     "maps": "bench.bench_maps",
     "ops": "bench.bench_ops",
+    "evaluation": "bench.bench_evaluation",
     "privacy": "bench.bench_privacy",
     "notify": "bench.bench_notify",
     "evidence": "bench.bench_evidence",
