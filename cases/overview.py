@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from cases.activities import activity_counts
-from cases.deadlines import overdue_sql
 from cases.evaluation import evaluate
 from cases.stats import compute_stats
+from cases.vocabulary import overdue_sql
 
 # The figures compared month by month: (key in the stats, Chinese, English, is a rate).
 KPIS: tuple[tuple[str, str, str, bool], ...] = (

@@ -103,7 +103,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/api/v1/evaluation/weights", (200, 200, 200, 403, 403, 200, 403, 401, 401)),
     Operation("PUT", "/api/v1/evaluation/weights", (200, 403, 403, 403, 403, 403, 403, 401, 401),
               body={"min_cases": 10}),
-    Operation("GET", "/maps/evaluation", (200, 200, 200, 403, 403, 200, 403, 401, 401),
+    Operation("GET", "/maps/evaluation", (200, 200, 200, 403, 403, 200, 403, 303, 401),
               url="/maps/evaluation?from=2020-01-01&to=2020-01-31"),
     # Activities: any token reads; the posts' officers record their own communities'
     # (the body names officer_own's community), the bureau's staff any.
@@ -139,6 +139,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/login", (403,) * 9),
     Operation("POST", "/logout", (303,) * 9),
     Operation("GET", "/work", (303,) * 9),
+    Operation("GET", "/work/overview", (303,) * 9),
+    Operation("GET", "/work/activities", (303,) * 9),
+    Operation("POST", "/work/activities", (303,) * 9),
     Operation("GET", "/work/search", (303,) * 9, url="/work/search?q=CG"),
     Operation("GET", "/work/queue/{name}", (303,) * 9, url="/work/queue/review"),
     Operation("POST", "/work/queue/{name}/bulk", (303,) * 9, url="/work/queue/review/bulk"),
