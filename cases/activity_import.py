@@ -36,6 +36,7 @@ import pandas as pd
 from sqlalchemy import Connection, text
 
 from casegrid.errors import CasegridError, ImportFailed, InvalidInput
+from casegrid.settings import get_settings
 from cases.activities import KIND_BY_NAME, check_activity, store_activity
 from cases.tokens import Principal
 
@@ -52,7 +53,7 @@ class ActivityMapping:
     columns: dict[str, str]
     kind_map: dict[str, str]
     date_format: str = "ISO8601"
-    timezone: str = "Asia/Shanghai"
+    timezone: str = "Asia/Shanghai"  # a mapping's default; load_mapping gives the city's
     encoding: str = "auto"
     delimiter: str = ","
     sheet: str | int = 0
@@ -94,7 +95,7 @@ def load_mapping(path: Path) -> ActivityMapping:
     src, when = doc.get("source") or {}, doc.get("started_at") or {}
     return ActivityMapping(columns={k: str(v) for k, v in cols.items()}, kind_map=kind_map,
                            date_format=when.get("format", "ISO8601"),
-                           timezone=when.get("timezone", "Asia/Shanghai"),
+                           timezone=when.get("timezone", get_settings().time_zone),
                            encoding=src.get("encoding", "auto"),
                            delimiter=src.get("delimiter", ","), sheet=src.get("sheet", 0))
 

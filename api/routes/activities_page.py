@@ -17,7 +17,7 @@ from api.routes.web import _csrf_refused, _error_page, _html, _lang
 from api.web_session import WebSession
 from casegrid.errors import CasegridError, InvalidInput
 from cases import activities
-from cases.calendar import SHANGHAI
+from cases.calendar import CITY_TZ
 from cases.users import Session
 from web.activities import KIND_CHOICES, words
 
@@ -36,7 +36,7 @@ def _communities(conn, session: Session) -> list[dict]:  # noqa: ANN001
 
 def _page(request: Request, conn, session: Session, lang: str, *, form: dict | None = None,  # noqa: ANN001
           error: CasegridError | None = None, status: int = 200, month: str | None = None) -> Response:
-    today = datetime.now(SHANGHAI).date()
+    today = datetime.now(CITY_TZ).date()
     try:
         first = datetime.strptime(month, "%Y-%m").date() if month else today.replace(day=1)
     except ValueError:
@@ -77,7 +77,7 @@ async def record_activity(request: Request, conn: ConnDep, session: WebSession) 
     if form["started_at"]:  # <input type=datetime-local> gives local time without offset
         with contextlib.suppress(ValueError):  # if unreadable, check_activity names the field
             data["started_at"] = datetime.fromisoformat(form["started_at"]).replace(
-                tzinfo=SHANGHAI).isoformat()
+                tzinfo=CITY_TZ).isoformat()
     try:
         activities.create_activity(conn, data, session.principal, source="workbench")
     except CasegridError as exc:  # refused before anything was written

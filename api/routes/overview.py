@@ -13,7 +13,7 @@ from api.deps import ConnDep
 from api.routes.web import _error_page, _html, _lang
 from api.web_session import WebSession
 from casegrid.errors import Forbidden, InvalidInput
-from cases.calendar import SHANGHAI
+from cases.calendar import CITY_TZ
 from cases.overview import overview
 from web.overview import bar_widths, words
 
@@ -42,7 +42,7 @@ def overview_page(request: Request, conn: ConnDep, session: WebSession,
         except ValueError:
             return _error_page(request, lang, session, InvalidInput(o["bad_month"], field="month"))
     else:
-        day = datetime.now(SHANGHAI).date()
+        day = datetime.now(CITY_TZ).date()
     data = overview(conn, date(day.year, day.month, 1))
     return _html(request, "overview.html", lang, session, o=o, data=data, bar=bar_widths,
                  fmt=_fmt)
