@@ -11,12 +11,14 @@ from casegrid.settings import Settings
 from cases import attachments
 from cases.images import Upload, prepare
 from cases.tokens import Principal
+from cases.users import create_user
 from tests import evidence_files as files
 from tests.conftest import running_server
 from tests.test_maps_browser import _open, _shot, _wait_loaded, browser  # noqa: F401 - fixture
-from tests.test_maps_pages import make_token, seed_cases
+from tests.test_maps_pages import seed_cases
 
 pytestmark = pytest.mark.browser
+PASSWORD = "correct horse battery"
 
 
 def test_popup_shows_the_first_thumbnail(browser, city_engine, city_db_url, tmp_path):  # noqa: F811
@@ -31,10 +33,16 @@ def test_popup_shows_the_first_thumbnail(browser, city_engine, city_db_url, tmp_
         for case_id in ids:
             attachments.attach(conn, case_id, [photo], stage="handle", actor=admin,
                                max_per_case=20)
-    token = make_token(city_engine, "dispatcher")
+    with city_engine.begin() as conn:
+        create_user(conn, "disp1", "dispatcher", PASSWORD, display_name="调度员")
     with running_server(create_app(settings, database_url=city_db_url)) as base:
-        ctx, page, watch = _open(browser, f"{base}/maps/dispatch?token={token}")
+        # A person signs in; the page's <img> then sends the session cookie, no header.
+        ctx, page, watch = _open(browser, f"{base}/login?next=/maps/dispatch")
         try:
+            page.fill("input[name=username]", "disp1")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url("**/maps/dispatch")
             _wait_loaded(page, watch)
             page.wait_for_load_state("networkidle")
             page.wait_for_timeout(600)
