@@ -130,3 +130,39 @@ def test_activities_page_records_and_lists(ledger, city_db_url):  # noqa: F811
         assert r.status_code == 303 and "month=2026-05" in r.headers["location"]
         page = client.get(r.headers["location"])
         assert "已保存" in page.text and "实验小学" in page.text and ">450<" in page.text
+
+
+@pytest.mark.browser
+def test_activities_page_on_an_officers_phone(ledger, city_db_url):  # noqa: F811
+    """390 px: no sideways scrolling, the form's inputs at least 40 px tall."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    make_users(ledger)
+    app = create_app(settings=Settings(tiles="none", database_url=city_db_url),
+                     database_url=city_db_url)
+    with running_server(app) as base, playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            ctx = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN",
+                                      is_mobile=True, has_touch=True, device_scale_factor=2)
+            page = ctx.new_page()
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(f"{base}/login?next=/work/activities")
+            page.fill("input[name=username]", "off")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(re.compile(r".*/work/activities"))
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"{overflow} px of sideways scrolling at 390 px"
+            heights = page.evaluate(
+                "[...document.querySelectorAll('form input:not([type=hidden]), form select, "
+                "form button')].filter(e => e.offsetParent).map(e => e.getBoundingClientRect().height)")
+            assert heights and min(heights) >= 40, heights
+            DOCS.mkdir(exist_ok=True)
+            page.screenshot(path=str(DOCS / "workbench-activities-phone.png"), full_page=True)
+            assert not errors, errors
+            ctx.close()
+        finally:
+            browser.close()
