@@ -17,11 +17,9 @@ from cases.overview import overview
 from cases.stats import compute_stats
 from tests.conftest import running_server
 from tests.test_evaluation import COMM_A, COMM_B, SEPT, ledger  # noqa: F401 - the fixture
+from tests.test_maps_browser import browser  # noqa: F401 - the module's Chromium
 from tests.workbench_helpers import PASSWORD, csrf_of, make_users
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
@@ -79,36 +77,29 @@ def test_who_may_see_it(ledger, city_db_url):  # noqa: F811
 
 
 @pytest.mark.browser
-def test_in_chromium_no_console_error_and_one_a4_page(ledger, city_db_url):  # noqa: F811
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+def test_in_chromium_no_console_error_and_one_a4_page(browser, ledger, city_db_url):  # noqa: F811
     make_users(ledger)
     app = create_app(settings=Settings(tiles="none", database_url=city_db_url),
                      database_url=city_db_url)
-    with running_server(app) as base, playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            ctx = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
-            page = ctx.new_page()
-            errors: list[str] = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{base}/login?next=/work/overview%3Fmonth%3D2026-09")
-            page.fill("input[name=username]", "sup")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(re.compile(r".*/work/overview\?month=2026-09"))
-            assert page.locator(".ov-kpi").count() >= 4
-            DOCS.mkdir(exist_ok=True)
-            page.screenshot(path=str(DOCS / "workbench-overview.png"), full_page=True)
-            pdf = page.pdf(format="A4", print_background=True)
-            assert not errors, errors
-            pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
-            assert pages == 1, f"the printed overview takes {pages} A4 pages"
-            ctx.close()
-        finally:
-            browser.close()
+    with running_server(app) as base:
+        ctx = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
+        page = ctx.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{base}/login?next=/work/overview%3Fmonth%3D2026-09")
+        page.fill("input[name=username]", "sup")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r".*/work/overview\?month=2026-09"))
+        assert page.locator(".ov-kpi").count() >= 4
+        DOCS.mkdir(exist_ok=True)
+        page.screenshot(path=str(DOCS / "workbench-overview.png"), full_page=True)
+        pdf = page.pdf(format="A4", print_background=True)
+        assert not errors, errors
+        pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+        assert pages == 1, f"the printed overview takes {pages} A4 pages"
+        ctx.close()
 
 
 def test_activities_page_records_and_lists(ledger, city_db_url):  # noqa: F811
@@ -133,36 +124,29 @@ def test_activities_page_records_and_lists(ledger, city_db_url):  # noqa: F811
 
 
 @pytest.mark.browser
-def test_activities_page_on_an_officers_phone(ledger, city_db_url):  # noqa: F811
+def test_activities_page_on_an_officers_phone(browser, ledger, city_db_url):  # noqa: F811
     """390 px: no sideways scrolling, the form's inputs at least 40 px tall."""
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     make_users(ledger)
     app = create_app(settings=Settings(tiles="none", database_url=city_db_url),
                      database_url=city_db_url)
-    with running_server(app) as base, playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            ctx = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN",
-                                      is_mobile=True, has_touch=True, device_scale_factor=2)
-            page = ctx.new_page()
-            errors: list[str] = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.goto(f"{base}/login?next=/work/activities")
-            page.fill("input[name=username]", "off")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(re.compile(r".*/work/activities"))
-            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-            assert overflow <= 0, f"{overflow} px of sideways scrolling at 390 px"
-            heights = page.evaluate(
-                "[...document.querySelectorAll('form input:not([type=hidden]), form select, "
-                "form button')].filter(e => e.offsetParent).map(e => e.getBoundingClientRect().height)")
-            assert heights and min(heights) >= 40, heights
-            DOCS.mkdir(exist_ok=True)
-            page.screenshot(path=str(DOCS / "workbench-activities-phone.png"), full_page=True)
-            assert not errors, errors
-            ctx.close()
-        finally:
-            browser.close()
+    with running_server(app) as base:
+        ctx = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN",
+                                  is_mobile=True, has_touch=True, device_scale_factor=2)
+        page = ctx.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(f"{base}/login?next=/work/activities")
+        page.fill("input[name=username]", "off")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r".*/work/activities"))
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{overflow} px of sideways scrolling at 390 px"
+        heights = page.evaluate(
+            "[...document.querySelectorAll('form input:not([type=hidden]), form select, "
+            "form button')].filter(e => e.offsetParent).map(e => e.getBoundingClientRect().height)")
+        assert heights and min(heights) >= 40, heights
+        DOCS.mkdir(exist_ok=True)
+        page.screenshot(path=str(DOCS / "workbench-activities-phone.png"), full_page=True)
+        assert not errors, errors
+        ctx.close()

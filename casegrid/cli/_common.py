@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 from rich.console import Console
 from sqlalchemy.exc import OperationalError
 
 from casegrid.cluster import ClusterError
-from casegrid.errors import CasegridError
+from casegrid.errors import CasegridError, InvalidInput
 
 console = Console()
 err_console = Console(stderr=True)
@@ -44,6 +45,17 @@ def cli_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(3)
 
     return wrapper
+
+
+def option_day(value: str, name: str) -> date:
+    """A ``--from``/``--to`` option as a date (YYYY-MM-DD exactly), or a clear error naming it."""
+    try:
+        if len(value) != 10:
+            raise ValueError(value)
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"--{name} must be a date YYYY-MM-DD, got {value!r}",
+                           field=name) from None
 
 
 def engine():

@@ -9,13 +9,12 @@ otherwise the operator acts as ``--role`` (default admin) under the name ``cli:-
 from __future__ import annotations
 
 import json
-from datetime import date
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from casegrid.cli._common import cli_errors, console, engine
+from casegrid.cli._common import cli_errors, console, engine, option_day
 from casegrid.errors import InvalidInput
 
 case_app = typer.Typer(help="Work the case ledger: show, act, history, time limits.",
@@ -138,15 +137,6 @@ def limits_set(
     console.print(f"{code} {step} ({channel}): {value} {unit}")
 
 
-def _day(value: str, name: str) -> date:
-    try:
-        if len(value) != 10:
-            raise ValueError(value)
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"--{name} must be a date YYYY-MM-DD, got {value!r}",
-                           field=name) from None
-
 
 @cli_errors
 def report(
@@ -158,7 +148,7 @@ def report(
     from cases.report import write_report
 
     with engine().connect() as conn:
-        paths = write_report(conn, _day(date_from, "from"), _day(date_to, "to"), out)
+        paths = write_report(conn, option_day(date_from, "from"), option_day(date_to, "to"), out)
     for p in paths:
         console.print(f"wrote {p}")
 

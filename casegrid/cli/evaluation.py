@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from casegrid.cli._common import cli_errors, console, engine
+from casegrid.cli._common import cli_errors, console, engine, option_day
 
 evaluation_app = typer.Typer(help="Evaluation (考核) of posts and subdistricts.",
                              no_args_is_help=True)
@@ -71,11 +71,10 @@ def evaluation_show(
     level: str = typer.Option("post", "--level", help="post or subdistrict"),
 ) -> None:
     """Print the ranking with each unit's score and case count."""
-    from casegrid.cli.case import _day
     from cases.evaluation import evaluate
 
     with engine().connect() as conn:
-        result = evaluate(conn, level, _day(date_from, "from"), _day(date_to, "to"))
+        result = evaluate(conn, level, option_day(date_from, "from"), option_day(date_to, "to"))
     for e in result["ranked"]:
         score = "—" if e["score"] is None else f"{e['score']:.1f}"
         console.print(f"{e['rank']:>3}. {e['key']} {e['name'] or ''} {score:>6}  "

@@ -8,27 +8,17 @@ operator exports as ``--role`` (default admin).
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from casegrid.cli._common import cli_errors, console, engine
+from casegrid.cli._common import cli_errors, console, engine, option_day
 from casegrid.errors import InvalidInput
 
 export_app = typer.Typer(help="Export the ledger (台账) and the replies to the hotline.",
                          no_args_is_help=True)
 
-
-def _day(value: str, name: str) -> date:
-    try:
-        if len(value) != 10:
-            raise ValueError(value)
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"--{name} must be a date YYYY-MM-DD, got {value!r}",
-                           field=name) from None
 
 
 @export_app.command("ledger")
@@ -49,7 +39,7 @@ def ledger_cmd(
     if out.suffix.lower() not in (".csv", ".xlsx"):
         raise InvalidInput("--out must end in .csv or .xlsx", field="out")
     with engine().connect() as conn:
-        q = LedgerQuery(_day(date_from, "from"), _day(date_to, "to"),
+        q = LedgerQuery(option_day(date_from, "from"), option_day(date_to, "to"),
                         _principal(conn, as_token, role, "export"), list(community),
                         list(category))
         check_query(conn, q)
@@ -77,7 +67,7 @@ def hotline_replies_cmd(
 
     m = load_mapping(mapping)
     with engine().connect() as conn:
-        n = write_replies(conn, m, _day(date_from, "from"), _day(date_to, "to"), out)
+        n = write_replies(conn, m, option_day(date_from, "from"), option_day(date_to, "to"), out)
     console.print(f"wrote {n:,} replies to {out}")
 
 
