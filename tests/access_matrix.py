@@ -130,6 +130,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/maps/hotspots", (200, 200, 200, 403, 403, 200, 403, 303, 401)),
     # Work lists as JSON: every token sees its own (intake: none); a role's queue only.
     Operation("GET", "/api/v1/queues", _ANY_TOKEN),
+    Operation("GET", "/api/v1/search", _ANY_TOKEN, url="/api/v1/search?q=CG"),
     Operation("GET", "/api/v1/queues/{name}", (200, 200, 200, 200, 200, 404, 404, 401, 401),
               url="/api/v1/queues/handling"),
     # The workbench is for people with a session, never a token: without one every page

@@ -228,6 +228,43 @@ def test_search_and_queues_json(wb):
     assert [row["id"] for row in rows["items"]] == wb.ids  # soonest due first
 
 
+def test_search_by_phone_follows_who_may_see_it(wb, city_engine):
+    """A phone typed in any spacing finds the reporter's cases for the people who may see
+    the phone (an officer only its own community's); a planner's phone search finds
+    nothing, in the page and in the JSON; case numbers in lower case are found too."""
+    from cases.tokens import create_token
+
+    with city_engine.begin() as conn:
+        tokens = {role: create_token(conn, role, role)[1] for role in ("dispatcher", "planner")}
+        case_no = conn.execute(text('SELECT case_no FROM "case" WHERE id = :i'),
+                               {"i": wb.ids[1]}).scalar_one()
+    for typed in ("13800000000", "138 0000 0000", "+86 138-0000-0000"):
+        r = wb.get("/api/v1/search", params={"q": typed},
+                   headers={"Authorization": f"Bearer {tokens['dispatcher']}"})
+        assert sorted(i["id"] for i in r.json()["items"]) == sorted(wb.ids), typed
+    r = wb.get("/api/v1/search", params={"q": "13800000000"},
+               headers={"Authorization": f"Bearer {tokens['planner']}"})
+    assert r.status_code == 200 and r.json()["items"] == []
+    r = wb.get("/api/v1/search", params={"q": "x" * 101},
+               headers={"Authorization": f"Bearer {tokens['dispatcher']}"})
+    assert r.status_code == 422 and "q" in r.text
+
+    login(wb, "off")  # the officer of COMM_A: one of the reporter's two cases is theirs
+    r = wb.get("/work/search", params={"q": "138-0000-0000"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/work/cases/{wb.ids[0]}"
+    wb.cookies.clear()
+    login(wb, "plan")
+    assert "北辛路" not in wb.get("/work/search", params={"q": "13800000000"}).text
+    wb.cookies.clear()
+    login(wb, "disp")
+    page = wb.get("/work/search", params={"q": "13800000000"}).text
+    assert "北辛路1号" in page and "北辛路2号" in page
+    r = wb.get("/work/search", params={"q": case_no.lower()}, follow_redirects=False)
+    assert r.headers["location"] == f"/work/cases/{wb.ids[1]}"
+    r = wb.get("/work/search", params={"q": "辛路2号"}, follow_redirects=False)  # address words
+    assert r.headers["location"] == f"/work/cases/{wb.ids[1]}"
+
+
 def test_maps_take_the_session_and_link_to_the_case_page(wb):
     cid = wb.ids[0]
     assert wb.get("/maps/dispatch", follow_redirects=False).status_code == 303

@@ -1,6 +1,7 @@
-"""The work lists as JSON: ``GET /api/v1/queues`` (the caller's queues with counts) and
-``GET /api/v1/queues/{name}`` (a page of one, soonest due first): the rows the workbench's
-pages show, for other tools (and the workbench benchmark's comparison)."""
+"""The work lists as JSON: ``GET /api/v1/queues`` (the caller's queues with counts),
+``GET /api/v1/queues/{name}`` (a page of one, soonest due first) and ``GET /api/v1/search``
+(the workbench's search box): the rows the workbench's pages show, for other tools (and
+the workbench benchmark's comparison)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from api.auth import CurrentPrincipal
 from api.deps import ConnDep
 from api.schemas import case_out
 from casegrid.errors import NotFound
-from cases import queries, queues
+from cases import queries, queues, search
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 
@@ -37,3 +38,15 @@ def queue_rows(
         raise NotFound(f"no queue {name!r} for role {principal.role!r}", field="name")
     page = queues.queue_page(conn, queue, principal, limit=limit, after=after)
     return {"items": [case_out(r) for r in page.items], "next_cursor": page.next_cursor}
+
+
+@router.get("/search")
+def search_cases(
+    principal: CurrentPrincipal, conn: ConnDep,
+    q: Annotated[str, Query(min_length=1, max_length=search.MAX_QUERY,
+                            description="A case number, a channel's ticket number, the "
+                            "reporter's phone (not for planners) or words of the address.")],
+) -> Any:
+    """Cases matching what a person has at hand, newest first (at most 30): the rows of
+    the workbench's search page."""
+    return {"items": [case_out(r) for r in search.search_cases(conn, q, principal)]}
