@@ -178,11 +178,14 @@ def iter_blocks(conn: Connection, q: LedgerQuery) -> Iterator[list[tuple]]:
     # timeout (settings.statement_timeout_ms) is set for requests: lifted for this
     # transaction only. A client that hangs up closes the cursor and ends the query.
     conn.execute(text("SET LOCAL statement_timeout = 0"))
-    # Options on the statement, not the connection (Connection.execution_options changes the
-    # connection in place: its next statements would all go through a server-side cursor).
-    result = conn.execute(
-        text(sql).execution_options(stream_results=True, yield_per=BLOCK_ROWS), params)
-    yield from result.partitions()
+    # A server-side cursor (stream_results), as an option of the statement, not of the
+    # connection (Connection.execution_options changes the connection in place: its next
+    # statements would all go through a server-side cursor). The block size is given to
+    # partitions() itself: a statement's yield_per option does not reach a Core result, and
+    # partitions() without a size fetched the whole result in one list (a million rows of
+    # Python strings held at once).
+    result = conn.execute(text(sql).execution_options(stream_results=True), params)
+    yield from result.partitions(BLOCK_ROWS)
 
 
 def csv_chunks(conn: Connection, q: LedgerQuery,
