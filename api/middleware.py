@@ -38,7 +38,8 @@ OPEN311_PREFIX = "/open311/"
 JSON_EXEMPT_PREFIXES: tuple[str, ...] = ()
 # Endpoints that take evidence files as multipart/form-data (api.uploads).
 UPLOAD_PATHS = re.compile(
-    r"^(?:/api/v1/cases(?:/\d+/(?:actions|attachments))?|/open311/v2/requests\.\w+)$")
+    r"^(?:/api/v1/cases(?:/\d+/(?:actions|attachments))?|/open311/v2/requests\.\w+"
+    r"|/api/v1/activities(?:/\d+/attachments)?|/work/activities)$")
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 Message = MutableMapping[str, Any]

@@ -139,11 +139,12 @@ def _image_limiter() -> anyio.CapacityLimiter:
     return _limiter
 
 
-async def read_form(request: Request, file_parts: tuple[str, ...],
-                    settings: Settings) -> tuple[dict[str, str], list[Upload]]:
+async def read_form(request: Request, file_parts: tuple[str, ...], settings: Settings,
+                    lists: tuple[str, ...] = ()) -> tuple[dict[str, Any], list[Upload]]:
     """The text fields and the files (from the parts named ``file_parts``, in order) of a
-    multipart body, read completely. 422 for a malformed body or a file in a part of
-    another name; nothing is stored here."""
+    multipart body, read completely; a field named in ``lists`` (a multiple select of an
+    HTML form) is a list of its values, every other field its last value. 422 for a
+    malformed body or a file in a part of another name; nothing is stored here."""
     max_files = settings.attachment_max_per_case
     try:
         form = await request.form(max_files=max_files + 1, max_fields=100)
@@ -154,12 +155,14 @@ async def read_form(request: Request, file_parts: tuple[str, ...],
         raise InvalidInput(f"the multipart body could not be read ({detail}); send "
                            "multipart/form-data with the files in parts named "
                            f"{' or '.join(file_parts)}", field="body") from None
-    fields: dict[str, str] = {}
+    fields: dict[str, Any] = {name: [] for name in lists}
     uploads: list[Upload] = []
     try:
         counts: dict[str, int] = {}
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):
+                if key in file_parts and not value.filename and not value.size:
+                    continue  # an HTML form's file input left empty: a nameless empty part
                 if key not in file_parts:
                     raise InvalidInput(f"a file came in a part named {key!r}; send files in "
                                        f"parts named {' or '.join(file_parts)}", field=key)
@@ -170,6 +173,8 @@ async def read_form(request: Request, file_parts: tuple[str, ...],
                 uploads.append(upload)
             elif key in file_parts and not value:
                 continue  # an empty file input of an HTML form
+            elif key in lists:
+                fields[key].append(value)
             else:
                 fields[key] = value
     finally:

@@ -443,7 +443,9 @@ attachment = Table(
     "attachment",
     metadata,
     Column("id", BigInteger, primary_key=True),
-    Column("case_id", BigInteger, ForeignKey("case.id"), nullable=False),
+    # A case's file or an activity's photo (migration 0024): exactly one of the two.
+    Column("case_id", BigInteger, ForeignKey("case.id")),
+    Column("activity_id", BigInteger, ForeignKey("activity.id")),
     Column("event_id", BigInteger, ForeignKey("case_event.id")),
     Column("stage", Text, nullable=False),
     Column("kind", Text, nullable=False),

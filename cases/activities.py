@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from casegrid.errors import Forbidden, InvalidInput
+from casegrid.errors import Forbidden, InvalidInput, NotFound
 from cases.calendar import CITY_TZ
 from cases.privacy import mask_contacts
 from cases.stats import period_bounds
@@ -149,6 +149,27 @@ def check_activity(conn: Connection, data: dict, actor: Principal) -> NewActivit
                        # (cases.privacy); an activity concerns no reporter, so the text as
                        # written is not kept.
                        mask_contacts((data.get("note") or "").strip() or None))
+
+
+def may_see(actor: Principal, communities: list[str] | tuple[str, ...]) -> bool:
+    """Whether ``actor`` sees an activity held by ``communities``: every role that sees the
+    whole city does; a community officer when one of them is theirs (as in
+    :func:`list_activities`)."""
+    return any(actor.may_see_community(c) for c in communities)
+
+
+def check_recorder(conn: Connection, activity_id: int, actor: Principal) -> list[str]:
+    """The communities of an activity ``actor`` may add to (photos): 404 when there is no
+    such activity in the actor's sight, 403 for a role that only reads."""
+    communities = conn.execute(text(
+        "SELECT array_agg(community_code ORDER BY community_code) FROM activity_community "
+        "WHERE activity_id = :i"), {"i": activity_id}).scalar_one()
+    if not communities or not may_see(actor, communities):
+        raise NotFound(f"no activity {activity_id}", field="activity_id")
+    if actor.role not in RECORDERS:
+        raise Forbidden(f"role {actor.role!r} may not add to activities; allowed: "
+                        f"{', '.join(RECORDERS)}", field="role")
+    return communities
 
 
 def store_activity(conn: Connection, a: NewActivity, created_by: str, source: str = "api",

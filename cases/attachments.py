@@ -28,14 +28,16 @@ from sqlalchemy import Connection, Engine, bindparam, text
 from casegrid.errors import FileRefused, Forbidden, NotFound, Unauthorized
 from casegrid.filestore import FileStore, SweepResult
 from casegrid.settings import Settings
-from cases import publication
+from cases import activities, publication
 from cases.images import Limits, Prepared, Upload, prepare
 from cases.intake import IntakeResult, NewCase, create_case
 from cases.tokens import Principal
 from cases.workflow import load_case
 from geo.coords import METRIC_SRID
 
-STAGES = ("intake", "handle", "verify_pass", "verify_fail", "return", "added")
+STAGES = ("intake", "handle", "verify_pass", "verify_fail", "return", "added", "activity")
+# Photos of an activity (cases.activity_photos), not of a case.
+ACTIVITY_STAGE = "activity"
 # Workflow actions that carry evidence, and the stage their files are filed under.
 ACTION_STAGES = {"handle": "handle", "verify_pass": "verify_pass",
                  "verify_fail": "verify_fail", "return": "return"}
@@ -90,21 +92,45 @@ def attach(conn: Connection, case_id: int, prepared: Sequence[Prepared], *, stag
     """Insert the rows of ``prepared`` (files already written) on ``case_id`` in the caller's
     transaction and return their ids. Locks the case row, so two uploads cannot together
     pass the per-case limit; :class:`FileRefused` when they would."""
-    if stage not in STAGES:
+    if stage not in STAGES or stage == ACTIVITY_STAGE:
         raise ValueError(f"unknown stage {stage!r}")
+    return _insert(conn, "case", case_id, prepared, stage=stage, actor=actor,
+                   max_files=max_per_case, caption=caption, event_id=event_id)
+
+
+def attach_to_activity(conn: Connection, activity_id: int, prepared: Sequence[Prepared], *,
+                       actor: Principal, max_files: int, caption: str | None = None) -> list[int]:
+    """Insert the rows of ``prepared`` (files already written) as photos of the activity
+    ``activity_id`` (stage ``activity``), under the same per-record limit as a case's; the
+    caller has checked that ``actor`` may record for it (``cases.activity_photos``)."""
+    return _insert(conn, "activity", activity_id, prepared, stage=ACTIVITY_STAGE, actor=actor,
+                   max_files=max_files, caption=caption, event_id=None)
+
+
+# What a file can belong to: (table, the attachment column naming it). Fixed identifiers.
+_OWNERS = {"case": ('"case"', "case_id"), "activity": ("activity", "activity_id")}
+
+
+def _insert(conn: Connection, owner: str, owner_id: int, prepared: Sequence[Prepared], *,
+            stage: str, actor: Principal, max_files: int, caption: str | None,
+            event_id: int | None) -> list[int]:
     if not prepared:
         return []
     caption = _caption(caption)
+    table, column = _OWNERS[owner]
+    # The owner's row is locked: two uploads cannot together pass the limit.
     held = conn.execute(text(
-        'SELECT (SELECT count(*) FROM attachment WHERE case_id = c.id) FROM "case" c '
-        "WHERE c.id = :id FOR UPDATE"), {"id": case_id}).scalar_one()
-    if held + len(prepared) > max_per_case:
+        f"SELECT (SELECT count(*) FROM attachment WHERE {column} = o.id) FROM {table} o "
+        "WHERE o.id = :id FOR UPDATE"), {"id": owner_id}).scalar_one()
+    if held + len(prepared) > max_files:
         names = ", ".join(repr(p.original_name or "unnamed") for p in prepared[:3])
         raise FileRefused(
-            f"case {case_id} holds {held} files; with {len(prepared)} more ({names}) it "
-            f"would pass the limit of {max_per_case} files per case", field="photo")
+            f"{owner} {owner_id} holds {held} files; with {len(prepared)} more ({names}) it "
+            f"would pass the limit of {max_files} files per {owner}", field="photo")
     rows = [{
-        "case_id": case_id, "event_id": event_id, "stage": stage, "kind": p.kind,
+        "case_id": owner_id if owner == "case" else None,
+        "activity_id": owner_id if owner == "activity" else None,
+        "event_id": event_id, "stage": stage, "kind": p.kind,
         "media_type": p.media_type, "sha256": p.sha256, "thumb_sha256": p.thumb_sha256,
         "original_sha256": p.original_sha256, "original_name": p.original_name,
         "size_bytes": len(p.stored), "width": p.width, "height": p.height, "pages": p.pages,
@@ -112,13 +138,14 @@ def attach(conn: Connection, case_id: int, prepared: Sequence[Prepared], *, stag
         "by": actor.name, "role": actor.role,
     } for p in prepared]
     ids = []
-    for row in rows:  # a handful per request at most (the per-case limit)
+    for row in rows:  # a handful per request at most (the per-record limit)
         ids.append(conn.execute(text(
-            "INSERT INTO attachment (case_id, event_id, stage, kind, media_type, sha256, "
-            "thumb_sha256, original_sha256, original_name, size_bytes, width, height, pages, "
-            "caption, taken_at, taken_geom, uploaded_by, uploaded_role) VALUES (:case_id, "
-            ":event_id, :stage, :kind, :media_type, :sha256, :thumb_sha256, :original_sha256, "
-            ":original_name, :size_bytes, :width, :height, :pages, :caption, :taken_at, "
+            "INSERT INTO attachment (case_id, activity_id, event_id, stage, kind, media_type, "
+            "sha256, thumb_sha256, original_sha256, original_name, size_bytes, width, height, "
+            "pages, caption, taken_at, taken_geom, uploaded_by, uploaded_role) VALUES "
+            "(:case_id, :activity_id, :event_id, :stage, :kind, :media_type, :sha256, "
+            ":thumb_sha256, :original_sha256, :original_name, :size_bytes, :width, :height, "
+            ":pages, :caption, :taken_at, "
             "CASE WHEN CAST(:lon AS float8) IS NULL THEN NULL ELSE "
             "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) END, :by, :role) RETURNING id"),
             row).scalar_one())
@@ -220,13 +247,18 @@ def list_for_case(conn: Connection, case_id: int, actor: Principal, settings: Se
     return [describe(dict(r), actor) for r in rows if _may_see_stage(r["stage"], actor, settings)]
 
 
+def file_urls(attachment_id: int, has_thumb: bool) -> dict[str, str | None]:
+    """Where a file and its thumbnail (None for a PDF) are served."""
+    return {"url": f"/api/v1/attachments/{attachment_id}",
+            "thumb_url": f"/api/v1/attachments/{attachment_id}/thumb" if has_thumb else None}
+
+
 def describe(row: dict, actor: Principal | None) -> dict:
     """An attachment row as the API shows it to ``actor``."""
     out = {k: row[k] for k in ("id", "case_id", "event_id", "stage", "kind", "media_type",
                                "size_bytes", "width", "height", "pages", "caption",
                                "uploaded_by", "uploaded_role", "created_at")}
-    out["url"] = f"/api/v1/attachments/{row['id']}"
-    out["thumb_url"] = f"/api/v1/attachments/{row['id']}/thumb" if row["has_thumb"] else None
+    out.update(file_urls(row["id"], row["has_thumb"]))
     if sees_staff_facts(actor):
         distance = row["taken_distance_m"]
         out["original_name"] = row["original_name"]
@@ -252,11 +284,15 @@ class Servable:
 def servable(conn: Connection, attachment_id: int, actor: Principal | None, settings: Settings,
              *, thumb: bool = False) -> Servable:
     """The stored copy (or thumbnail) of an attachment, if ``actor`` may see it: 404 when
-    the attachment or its case is out of the actor's sight, 401 without a token unless the
-    file is a citizen's photo made public by ``attachment_intake_public``."""
+    the attachment or its case (or activity) is out of the actor's sight, 401 without a
+    token unless the file is a citizen's photo made public by ``attachment_intake_public``
+    (an activity's photo never is)."""
     row = conn.execute(text(
-        'SELECT a.case_id, a.stage, a.kind, a.media_type, a.sha256, a.thumb_sha256, c.community_code '
-        'FROM attachment a JOIN "case" c ON c.id = a.case_id WHERE a.id = :id'),
+        "SELECT a.case_id, a.activity_id, a.stage, a.kind, a.media_type, a.sha256, "
+        "a.thumb_sha256, c.community_code, CASE WHEN a.activity_id IS NOT NULL THEN "
+        "ARRAY(SELECT x.community_code FROM activity_community x "
+        "WHERE x.activity_id = a.activity_id) END AS activity_communities "
+        'FROM attachment a LEFT JOIN "case" c ON c.id = a.case_id WHERE a.id = :id'),
         {"id": attachment_id}).mappings().first()
     public = (row is not None and row["stage"] == "intake" and settings.attachment_intake_public
               # and only of a case the public may see at all (cases.publication)
@@ -267,8 +303,15 @@ def servable(conn: Connection, attachment_id: int, actor: Principal | None, sett
                            field="Authorization")
     missing = NotFound(f"no attachment {attachment_id}" + (" thumbnail" if thumb else ""),
                        field="id")
-    if row is None or (actor is not None and not actor.may_see_community(row["community_code"])):
+    if row is None:
         raise missing
+    if actor is not None:
+        if row["activity_id"] is not None:
+            seen = activities.may_see(actor, row["activity_communities"] or [])
+        else:
+            seen = actor.may_see_community(row["community_code"])
+        if not seen:
+            raise missing
     if not _may_see_stage(row["stage"], actor, settings):
         raise missing
     if thumb:

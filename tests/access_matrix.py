@@ -113,16 +113,19 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/api/v1/activities", (201, 201, 201, 201, 403, 403, 403, 401, 401),
               body={"started_at": "2026-05-20T09:00:00+08:00", "kind": "volunteer",
                     "title": "matrix clean-up"}),
+    # Activity photos: added by whoever may record for the activity (officer_own's
+    # community's); seen by whoever sees the activity (another community's officer: 404).
+    Operation("POST", "/api/v1/activities/{activity_id}/attachments",
+              (201, 201, 201, 201, 404, 403, 403, 401, 401),
+              url="/api/v1/activities/{activity_id}/attachments", state="activity", upload=True),
+    Operation("GET", "/api/v1/attachments/{attachment_id}", (200, 200, 200, 200, 404, 200, 200, 401, 401),
+              label="activity photo", url="/api/v1/attachments/{attachment_id}", state="activity"),
     # Prometheus' scrape: from this machine only by default; the test client is not loopback.
     Operation("GET", "/metrics", (404,) * 9),
     # Notifications: the 督办 queue for the supervision and command sides and the posts (their
     # own cases); the delivery summary for admins.
     Operation("GET", "/api/v1/escalations", (200, 200, 200, 200, 200, 403, 403, 401, 401)),
     Operation("GET", "/api/v1/outbox/summary", (200, 403, 403, 403, 403, 403, 403, 401, 401)),
-    # A post's webhook URL may carry its receiver's secret: admins only.
-    Operation("GET", "/api/v1/posts", (200, 403, 403, 403, 403, 403, 403, 401, 401)),
-    Operation("PUT", "/api/v1/posts/{community_code}/webhook", (200, 403, 403, 403, 403, 403, 403, 401, 401),
-              url="/api/v1/posts/370481001001/webhook", body={"url": "https://hooks.example.org/p1"}),
     # Maps: dispatchers, supervisors, officers (their own scope) and planners.
     # A page opened with no credentials at all sends the person to /login (303).
     Operation("GET", "/maps/dispatch", (200, 200, 200, 200, 200, 200, 403, 303, 401)),

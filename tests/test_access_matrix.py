@@ -144,7 +144,7 @@ def test_the_table_is_well_formed():
     assert len(names) == len(set(names))
     for op in OPERATIONS:
         assert len(op.expected) == len(CALLERS), op.name
-        assert op.state is None or op.state in {*PATH_TO_STATE, "open311"}, op.name
+        assert op.state is None or op.state in {*PATH_TO_STATE, "open311", "activity"}, op.name
 
 
 # --- the matrix itself ---------------------------------------------------------------------
@@ -156,7 +156,17 @@ _PNG = png(size=(32, 24))
 def _call(m: Matrix, op: Operation, caller: str):
     url = op.url or op.route
     body = dict(op.body) if op.body else None
-    if op.state == "open311":
+    if op.state == "activity":  # an activity of officer_own's community, with a photo
+        builder = {"Authorization": f"Bearer {m.prep['builder']}"}
+        act = m.client.post("/api/v1/activities", headers=builder, json={
+            "started_at": "2026-05-20T09:00:00+08:00", "kind": "volunteer",
+            "title": "matrix photos", "communities": [m.own[0]]}).json()
+        url = url.replace("{activity_id}", str(act["id"]))
+        if "{attachment_id}" in url:
+            added = m.client.post(f"/api/v1/activities/{act['id']}/attachments",
+                                  headers=builder, files=[("photo", ("m.png", _PNG, "image/png"))])
+            url = url.replace("{attachment_id}", str(added.json()["photos"][0]["id"]))
+    elif op.state == "open311":
         token = str(uuid.uuid4())
         m.new_case(channel="open311", external_id=token)
         url = url.replace("{token}", token)

@@ -18,6 +18,8 @@ _T: dict[str, tuple[str, str]] = {
     "volunteers": ("志愿者", "Volunteers"),
     "reached": ("覆盖人数", "People reached"),
     "note": ("备注", "Note"),
+    "photos": ("照片", "Photos"),
+    "photos_hint": ("可多选; 手机可直接拍照", "one or several; a phone can take them now"),
     "save": ("保存", "Save"),
     "saved": ("已保存", "Saved"),
     "month": ("月份", "Month"),

@@ -1,6 +1,13 @@
-"""``GET /work/activities`` (the activities ledger: the period's activities and, for those
-who record them, the form) and ``POST /work/activities`` (record one, through
-:func:`cases.activities.create_activity`, the API's own rules)."""
+"""``GET /work/activities`` (the activities ledger: the period's activities with their
+photos' thumbnails and, for those who record them, the form) and ``POST /work/activities``
+(record one with its photos, through :func:`cases.activity_photos.record_with_photos`, the
+API's own rules).
+
+The form is ``multipart/form-data`` (photos from the phone's camera or gallery), so the
+post is an upload (``api.middleware.UPLOAD_PATHS``): it is received whole, its photos
+prepared and written without a connection held, and only then is the activity committed
+with its photos' rows (``api.uploads``), as the API does.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +21,11 @@ from sqlalchemy import text
 from api.deps import ConnDep
 from api.errors import status_for
 from api.routes.web import _csrf_refused, _error_page, _html, _lang
-from api.web_session import WebSession
+from api.uploads import commit_with_files, db_turn, prepare_and_store, read_form
+from api.web_session import WebSession, current_session, optional_session
+from casegrid.db import single_read
 from casegrid.errors import CasegridError, InvalidInput
-from cases import activities
+from cases import activities, activity_photos
 from cases.calendar import CITY_TZ
 from cases.users import Session
 from web.activities import KIND_CHOICES, words
@@ -45,8 +54,8 @@ def _page(request: Request, conn, session: Session, lang: str, *, form: dict | N
     last = (first.replace(year=first.year + 1, month=1) if first.month == 12
             else first.replace(month=first.month + 1))
     last = date.fromordinal(last.toordinal() - 1)
-    items = activities.list_activities(conn, session.principal, date_from=first, date_to=last,
-                                       limit=500)
+    items = activity_photos.with_photos(conn, activities.list_activities(
+        conn, session.principal, date_from=first, date_to=last, limit=500))
     counts = activities.activity_counts(conn, first, last)
     may_record = session.principal.role in activities.RECORDERS
     return _html(request, "activities.html", lang, session, status=status, a=words(lang),
@@ -65,24 +74,49 @@ def activities_page(request: Request, conn: ConnDep, session: WebSession,
 
 
 @router.post("/work/activities", response_class=HTMLResponse)
-async def record_activity(request: Request, conn: ConnDep, session: WebSession) -> Response:
-    """Record an activity from the form; the form comes back with the field's error."""
-    raw = await request.form()
-    lang = _lang(request, dict(raw))
+async def record_activity(request: Request) -> Response:
+    """Record an activity and its photos from the form; the form comes back with the
+    field's (or the photo's) error and nothing stored."""
+    settings = request.app.state.settings
+    engine = request.app.state.engine
+
+    def signed_in():  # noqa: ANN202 - a Session or None
+        with single_read(engine) as conn:
+            return optional_session(request, conn)
+
+    session = current_session(request, await db_turn(signed_in))
+
+    def page(lang: str, form: dict | None, exc: CasegridError, month: str | None) -> Response:
+        with engine.connect() as conn:
+            return _page(request, conn, session, lang, form=form, error=exc,
+                         status=status_for(exc), month=month)
+
+    try:
+        raw, uploads = await read_form(request, ("photo",), settings, lists=("communities",))
+    except CasegridError as exc:  # a photo too large, a malformed body: nothing stored
+        return await db_turn(page, _lang(request), None, exc, None)
+    lang = _lang(request, raw)
     if not session.csrf_ok(raw.get("csrf_token")):
         return _csrf_refused(request, lang, session)
     form = {k: (raw.get(k) or "").strip() for k in FIELDS if k != "communities"}
-    form["communities"] = [c for c in raw.getlist("communities") if c]
+    form["communities"] = [c for c in raw["communities"] if c]
     data = dict(form)
     if form["started_at"]:  # <input type=datetime-local> gives local time without offset
         with contextlib.suppress(ValueError):  # if unreadable, check_activity names the field
             data["started_at"] = datetime.fromisoformat(form["started_at"]).replace(
                 tzinfo=CITY_TZ).isoformat()
+    month = form["started_at"][:7] or None
     try:
-        activities.create_activity(conn, data, session.principal, source="workbench")
-    except CasegridError as exc:  # refused before anything was written
-        return _page(request, conn, session, lang, form=form, error=exc, status=status_for(exc),
-                     month=form["started_at"][:7] or None)
-    month = data["started_at"][:7]
+        prepared = await prepare_and_store(uploads, settings)
+
+        def work() -> dict:
+            with engine.begin() as conn:
+                return activity_photos.record_with_photos(conn, data, session.principal,
+                                                          prepared, settings, source="workbench")
+
+        await commit_with_files(work, prepared, settings)
+    except CasegridError as exc:  # refused before anything was committed
+        return await db_turn(page, lang, form, exc, month)
     suffix = "&lang=en" if lang == "en" else ""
-    return RedirectResponse(f"/work/activities?month={month}&saved=1{suffix}", status_code=303)
+    return RedirectResponse(f"/work/activities?month={data['started_at'][:7]}&saved=1{suffix}",
+                            status_code=303)
