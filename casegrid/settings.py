@@ -165,6 +165,21 @@ class Settings(BaseSettings):
     worker_poll_s: float = Field(2.0, gt=0)
     worker_batch: int = Field(200, ge=1, le=5000)
     worker_concurrency: int = Field(8, ge=1, le=64)
+
+    @field_validator("webhook_url", "webhook_role_urls")
+    @classmethod
+    def _webhook_urls(cls, value: str | dict[str, str]):  # noqa: ANN206
+        # The same rule as a post's own URL (notify.webhook.check_url): https, or http on
+        # loopback; a bad one stops the worker at start instead of failing every delivery.
+        from casegrid.errors import InvalidInput
+        from notify.webhook import check_url
+
+        try:
+            if isinstance(value, dict):
+                return {k: check_url(v, f"webhook_role_urls[{k}]") for k, v in value.items()}
+            return check_url(value, "webhook_url") if value.strip() else ""
+        except InvalidInput as exc:
+            raise ValueError(exc.message) from None
     # -- end of notifications ----------------------------------------------------------------
 
     # --- Workbench sign-in (issue 21: api/routes/web.py, cases/users.py) ---

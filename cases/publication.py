@@ -21,7 +21,14 @@ The policy, in one place:
   reporter once there is one (stored masked), and the time of the last public step
   (:data:`PUBLIC_ACTIONS`) is the case's public ``updated_at``.
 
-Public routes read cases only through :data:`PUBLIC_SELECT` and the functions here.
+**The reporter's own view** (:func:`reporters_case`, the citizen's ``/track`` page once the
+case number and the last digits of the reporter's phone match): the same public form, also
+for a category that is not public (the flag keeps a complaint from the neighbours, not from
+the person who made it: a noise complainant may follow their own case), but never with
+coordinates, not even the coarsened cell, and with nothing else the public form leaves out.
+
+Public routes read cases only through :data:`PUBLIC_SELECT` (or :func:`reporters_case`) and
+the functions here.
 """
 
 from __future__ import annotations
@@ -65,14 +72,15 @@ def public_updated_sql(alias: str = "c") -> str:
     return (f"(SELECT max(e.at) FROM case_event e WHERE e.case_id = {alias}.id "
             f"AND e.action IN ({PUBLIC_ACTIONS_SQL}))")
 
-# The public form of a case; every public route selects from it (add WHERE/ORDER BY).
-PUBLIC_SELECT = f"""
+# The public form of a case, of any category (no WHERE yet).
+_CASE_FORM = f"""
 SELECT c.id, c.case_no, c.status, c.merged_into, m.case_no AS merged_into_no,
        c.category_code, cat.name_zh, cat.name_en, c.public_description AS description,
        p.name AS post_name, p.phone AS post_phone, c.reported_at,
        coalesce({public_updated_sql()}, c.received_at) AS updated_at,
        {reply_text_sql()} AS reply_text, c.current_due_at, c.closed_at,
        c.replied_at, NULLIF(concat_ws(' ', sd.name, cm.name), '') AS address, cm.name AS community_name,
+       cat.public AS category_public,
        CASE WHEN :grid THEN round(ST_Y(pt.g)::numeric, 6)::float8 END AS lat,
        CASE WHEN :grid THEN round(ST_X(pt.g)::numeric, 6)::float8 END AS lon
 FROM "case" c
@@ -88,8 +96,9 @@ CROSS JOIN LATERAL (
     SELECT CASE WHEN c.geom IS NOT NULL AND :grid
                 THEN {grid_centre_sql("c.geom", "cell_m")} END AS g
 ) pt
-WHERE {PUBLIC_WHERE}
 """
+# The public form of a case; every public route selects from it (add AND/ORDER BY).
+PUBLIC_SELECT = _CASE_FORM + f"WHERE {PUBLIC_WHERE}\n"
 
 
 def public_params(settings: Settings | None = None) -> dict:
@@ -115,6 +124,17 @@ def public_case(conn: Connection, case_no: str, settings: Settings | None = None
     if not rows:
         raise NotFound(f"no case {case_no!r}", field="case_no")
     return rows[0]
+
+
+def reporters_case(conn: Connection, case_no: str, settings: Settings | None = None) -> dict:
+    """One case as its own reporter may see it, once they have proved it is theirs (the
+    caller's job: ``cases.track.find_for_track``): the public form whatever the category's
+    public flag, without coordinates. ``NotFound`` for an unknown number."""
+    params = {**public_params(settings), "grid": False, "no": case_no}
+    row = conn.execute(text(_CASE_FORM + "WHERE c.case_no = :no"), params).mappings().first()
+    if row is None:
+        raise NotFound(f"no case {case_no!r}", field="case_no")
+    return dict(row)
 
 
 def is_public_ticket(conn: Connection, channel: str, external_id: str) -> str | None:

@@ -36,6 +36,8 @@ class Queue:
     bulk: tuple[str, ...] = ()
     hint_zh: str = ""
     hint_en: str = ""
+    # A template that adds to each row's address cell (e.g. the matcher's suggestions).
+    row_detail: str = ""
 
     def label(self, lang: str) -> str:
         return self.label_en if lang == "en" else self.label_zh
@@ -59,6 +61,10 @@ QUEUES: dict[str, Queue] = {q.name: q for q in (
     Queue("locate", "需核实位置", "Check location", ("dispatcher", "supervisor"),
           _status("registered", "reviewed", "returned", location_check=True),
           hint_zh="就近分派或靠近社区边界的案件: 核实位置", hint_en="Routed to the nearest community or near a boundary"),
+    Queue("place", "需定位", "To place", ("dispatcher", "supervisor"),
+          _status("registered", "reviewed", "returned", unrouted=True), row_detail="queue/suggestions.html",
+          hint_zh="没有坐标或不在辖区内、地址未能自动定位的案件: 选择候选位置或在地图上放置",
+          hint_en="No point, or outside every community, and the address was not placed: pick a suggestion or place it on the map"),
     Queue("handling", "处置中", "Being handled", STAFF, _status("dispatched"),
           hint_zh="已派遣, 等待社区处置", hint_en="Dispatched, waiting for the post to handle"),
     Queue("extension", "延期申请", "Extension requests", ("dispatcher", "supervisor"),

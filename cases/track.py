@@ -1,12 +1,14 @@
 """The citizen's tracking page's rules (``/track``): finding a case by its number and the
 last four digits of the reporter's phone, and the account of it the page shows.
 
-The account is the case's public form under the publication policy
-(:func:`cases.publication.public_case`: a case of a category that is not public is not
-found, exactly like an unknown one) plus its public steps with their dates
-(:data:`cases.publication.PUBLIC_ACTIONS`), the reply and the post's public phone. It never
-carries a staff member's name, a note written for staff, the reporter's name or phone, or
-the case's point or address.
+The account is the case's form for its own reporter under the publication policy
+(:func:`cases.publication.reporters_case`: the public form, also for a category that is not
+public, such as noise: the reporter who proves the case number and the phone's last digits
+follows their own complaint, which still appears in no public listing, Open311 or map) plus
+its public steps with their dates (:data:`cases.publication.PUBLIC_ACTIONS`), the reply and
+the post's public phone. It never carries a staff member's name, a note written for staff,
+the reporter's name or phone, a description staff did not approve for the public, or the
+case's point (not even the coarsened cell) or address.
 """
 
 from __future__ import annotations
@@ -69,9 +71,10 @@ ORDER BY e.at, e.id
 
 
 def track_view(conn: Connection, case_no: str) -> dict | None:
-    """What the tracking page shows of a case, or ``None`` when the policy hides it."""
+    """What the tracking page shows its reporter of a case (found by :func:`find_for_track`),
+    or ``None`` for an unknown number."""
     try:
-        case = publication.public_case(conn, case_no)
+        case = publication.reporters_case(conn, case_no)
     except NotFound:
         return None
     steps = []
@@ -96,4 +99,6 @@ def track_view(conn: Connection, case_no: str) -> dict | None:
         "updated_at": case["updated_at"], "due_at": case["current_due_at"] if open_ else None,
         "description": case["description"], "reply_text": case["reply_text"],
         "post": dict(post) if post else None, "steps": steps,
+        # a category kept from the public: the page tells the reporter so
+        "public": case["category_public"],
     }

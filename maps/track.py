@@ -42,6 +42,9 @@ _T: dict[str, tuple[str, str]] = {
     "address": ("地址", "Address"),
     "hours": ("服务时间", "Hours"),
     "description": ("您反映的问题", "What you reported"),
+    "not_public": ("这类问题不在任何公开渠道显示,只有您本人可以凭案件编号和手机号在此查询。",
+                   "Cases of this kind are shown nowhere in public: only you can look this one "
+                   "up here, with its number and your phone."),
     "again": ("查询其他案件", "Look up another case"),
     "other_lang": ("English", "中文"),
     "privacy": ("本页只显示办理进度,不显示任何个人信息。",

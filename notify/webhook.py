@@ -10,10 +10,45 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
+from urllib.parse import urlsplit
 
+from casegrid.errors import InvalidInput
 from notify.base import Message, Outcome
 from notify.http import HttpClient, HttpError
+
+LOOPBACK_NAMES = ("localhost",)
+
+
+def check_url(url: str, field: str = "url") -> str:
+    """``url`` as a webhook target, or ``InvalidInput`` naming ``field``: https, or plain
+    http only to this machine (127.0.0.0/8, ::1, localhost: a receiver or relay beside
+    casegrid). Events carry addresses and deadlines, so they never cross a network in clear."""
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError as exc:
+        raise InvalidInput(f"{field}: {url!r} is not a URL ({exc})", field=field) from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise InvalidInput(f"{field} must be an https:// URL with a host (or http:// to this "
+                           f"machine: 127.0.0.1, [::1], localhost), not {url!r}", field=field)
+    if parts.scheme == "http" and not _loopback(host):
+        raise InvalidInput(f"{field}: plain http is allowed only to this machine (127.0.0.1, "
+                           f"[::1], localhost); use https://{parts.netloc}{parts.path}",
+                           field=field)
+    return url
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def signature(secret: str, body: bytes) -> str:

@@ -126,6 +126,10 @@ OPERATIONS: tuple[Operation, ...] = (
     # own cases); the delivery summary for admins.
     Operation("GET", "/api/v1/escalations", (200, 200, 200, 200, 200, 403, 403, 401, 401)),
     Operation("GET", "/api/v1/outbox/summary", (200, 403, 403, 403, 403, 403, 403, 401, 401)),
+    # A post's webhook URL may carry its receiver's secret: admins only.
+    Operation("GET", "/api/v1/posts", (200, 403, 403, 403, 403, 403, 403, 401, 401)),
+    Operation("PUT", "/api/v1/posts/{community_code}/webhook", (200, 403, 403, 403, 403, 403, 403, 401, 401),
+              url="/api/v1/posts/370481001001/webhook", body={"url": "https://hooks.example.org/p1"}),
     # Maps: dispatchers, supervisors, officers (their own scope) and planners.
     # A page opened with no credentials at all sends the person to /login (303).
     Operation("GET", "/maps/dispatch", (200, 200, 200, 200, 200, 200, 403, 303, 401)),

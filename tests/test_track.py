@@ -84,6 +84,67 @@ def test_track_right_wrong_unknown(city_engine, city_db_url):
         assert bad.status_code == 422 and "后4位" in bad.text
 
 
+def test_track_a_noise_complaint_for_its_reporter_only(city_engine, city_db_url):
+    """Noise (0599) is kept from the public: no Open311, no listing. Its reporter, who proves
+    the number and the digits, still follows it on /track, without its point (exact or
+    coarsened), address, unapproved description, staff names or anybody else's case."""
+    from cases.publication import public_params
+    from tests.test_publication import cell_centre
+    from tests.workbench_helpers import point_in
+
+    lon, lat = point_in(city_engine, COMM_A)
+    with city_engine.begin() as conn:
+        cid = make_case(conn, COMM_A, category="0599")
+        neighbour = make_case(conn, COMM_A, category="0599", received_at=sh(2026, 9, 14, 11))
+        conn.execute(text("""UPDATE "case" SET external_id = 'GD-N1', address = '善国苑3号楼',
+                             description = '楼上夜里装修', geom = ST_SetSRID(ST_MakePoint(:x, :y),
+                             4326) WHERE id = :i"""), {"i": cid, "x": lon, "y": lat})
+        conn.execute(text("""UPDATE "case" SET reporter_phone = '13911112222' WHERE id = :i"""),
+                     {"i": neighbour})
+        drive(conn, cid, "verified")
+        act(conn, cid, "reply", DISP, at=sh(2026, 9, 15, 9), channel="phone",
+            text="已上门劝导,装修已停止。")
+        no, other_no = (conn.execute(text('SELECT case_no FROM "case" WHERE id = :i'),
+                                     {"i": i}).scalar_one() for i in (cid, neighbour))
+        post = conn.execute(text('SELECT p.name, p.phone FROM "case" c JOIN community_post p '
+                                 "ON p.id = c.post_id WHERE c.id = :i"), {"i": cid}).one()
+        assert public_params()["grid"]   # the public would get a cell for a public category
+    cell = cell_centre(lon, lat, float(public_params()["cell_m"]))
+    with TestClient(_app(city_db_url)) as client:
+        # the public does not see it at all
+        assert client.get(f"/open311/v2/requests/{no}.json").status_code == 404
+        listing = client.get("/open311/v2/requests.json", params={
+            "start_date": "2026-09-01T00:00:00+08:00",
+            "end_date": "2026-09-30T00:00:00+08:00"}).json()
+        assert no not in [r["service_request_id"] for r in listing]
+        # its reporter does, by case number and by hotline ticket
+        for number in (no, "GD-N1"):
+            r = client.post("/track", data={"number": number, "digits": "0000"})
+            assert r.status_code == 200
+            page = r.text.split("</style>")[1]
+            for shown in (no, "社会生活噪音扰民", "已答复", "已上门劝导,装修已停止。", post.name,
+                          post.phone, "已派遣", "已处置", "不在任何公开渠道显示"):
+                assert shown in page, shown
+            for hidden in ("善国苑", "楼上夜里装修", "张三", "13800000000", OFF_A.name, SUP.name,
+                           DISP.name, other_no, f"{lon:.4f}", f"{lat:.4f}", f"{cell[0]:.4f}",
+                           f"{cell[1]:.4f}", f"{lon:.3f}", f"{lat:.3f}"):
+                assert hidden not in page, hidden
+        # wrong digits: the same answer as an unknown number; the neighbour's digits do not
+        # open it, and the neighbour's number does not open with this reporter's digits
+        wrong = client.post("/track", data={"number": no, "digits": "2222"})
+        unknown = client.post("/track", data={"number": "CG20269999999", "digits": "2222"})
+        assert wrong.text.replace(no, "X") == unknown.text.replace("CG20269999999", "X")
+        assert "没有找到" in client.post("/track", data={"number": other_no,
+                                                       "digits": "0000"}).text
+        # a public case says nothing about being private
+        en = client.post("/track", data={"number": no, "digits": "0000", "lang": "en"})
+        assert "shown nowhere in public" in en.text
+    seed = _seed(city_engine)
+    with TestClient(_app(city_db_url)) as client:
+        assert "不在任何公开渠道显示" not in client.post(
+            "/track", data={"number": seed["no"], "digits": "0000"}).text
+
+
 def test_track_throttle_per_number_and_per_address(city_engine, city_db_url):
     seed = _seed(city_engine)
     app = _app(city_db_url, track_failures_per_number=3, track_failures_per_address=5,

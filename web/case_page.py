@@ -26,6 +26,7 @@ class Panel:
 PANELS: list[Panel] = [
     Panel("report", "case/report.html", "a"),
     Panel("actions", "case/actions.html", "a"),
+    Panel("placement", "case/placement.html", "b"),  # 需定位: only for a case without a point
     Panel("location", "case/location.html", "b"),
     Panel("evidence", "case/evidence.html", "b"),
     Panel("timeline", "case/timeline.html", "b"),

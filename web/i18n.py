@@ -116,6 +116,19 @@ _T: dict[str, tuple[str, str]] = {
     "skip_to_content": ("跳到正文", "Skip to content"),
     "open_case": ("详情", "Open"),
     "navigate": ("导航", "Directions"),
+    # -- placing address-only cases (需定位, issue 27) --
+    "place_title": ("需定位: 按地址放置案件", "To place: put the case on the map"),
+    "place_matcher": ("地址匹配结果", "The address matcher said"),
+    "place_pick": ("放在这里", "Place it here"),
+    "place_none": ("地址匹配没有找到候选位置: 请在地图上点选", "The matcher found no place: click the map"),
+    "place_map_hint": ("或在地图上点击/拖动标记放置; 保存前会显示所属社区和分派依据",
+                       "Or click the map (drag the marker to adjust); the community and rule show before saving"),
+    "place_save": ("保存位置 (记住此地址)", "Save the place (and remember the address)"),
+    "place_here": ("案件位置", "The case's place"),
+    "place_reason_pick": ("按地址候选定位: {w}", "Placed from the address suggestion: {w}"),
+    "place_reason_map": ("调度员按地址在地图上定位", "Placed on the map by the dispatcher from the address"),
+    "place_suggested": ("候选", "Suggested"),
+    "place_no_suggestion": ("无候选位置", "No suggestion"),
 }
 
 STATES: dict[str, tuple[str, str]] = {
@@ -136,6 +149,12 @@ RULE_WORDS: dict[str, tuple[str, str]] = {
     "within": ("落在社区内", "inside the community"), "nearest": ("就近分派", "nearest community"),
     "manual": ("人工指定", "set by hand"), "outside": ("不在任何社区", "outside every community"),
     "unlocated": ("无坐标", "no coordinates"),
+    "inside": ("落在社区内", "inside the community"), "on_boundary": ("位于社区边界上", "on a community boundary"),
+    # the address matcher's rules (geo.address_match.ADDRESS_RULES)
+    "address_memory": ("地址记忆", "address memory"), "address_doorplate": ("门牌号", "house number"),
+    "address_compound": ("小区/楼栋", "compound"), "address_crossing": ("路口", "crossing"),
+    "address_road": ("道路", "road"), "address_landmark": ("地标", "landmark"),
+    "address_community": ("社区名称", "community name"),
 }
 
 

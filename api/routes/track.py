@@ -1,7 +1,8 @@
 """``/track``: the citizen's page (public, no token). ``GET`` shows the form; ``POST`` with
 ``number`` (case number or hotline ticket) and ``digits`` (last four of the phone) shows the
-case's public account (``cases.track``, under ``cases.publication``'s policy) or, for a wrong number and for wrong digits alike,
-the form again with one and the same message. Failed look-ups are counted per client
+case's account for its reporter (``cases.track``, under ``cases.publication``'s policy: also
+for a category kept from the public, never its point) or, for a wrong number and for wrong
+digits alike, the form again with one and the same message. Failed look-ups are counted per client
 address and per number (``cases.throttle``, limits in settings ``track_*``); past either
 limit the answer is a 429 with ``Retry-After``, whether the number exists or not.
 
@@ -59,8 +60,7 @@ def track_lookup(request: Request, conn: ConnDep,
     case_no = track.find_for_track(conn, number, digits)
     view = track.track_view(conn, case_no) if case_no else None
     if view is None:
-        # Unknown, wrong digits, or a case the publication policy keeps from the public:
-        # one answer for all three.
+        # Unknown, or wrong digits: one answer for both.
         throttle.record_failure(conn, list(keys), settings.track_window_s)
         return _page(render_track(lang, message="not_found", number=number))
     return _page(render_track(lang, case=view))

@@ -39,7 +39,7 @@ from cases.calendar_horizon import current_horizon
 from cases.calendar_store import load_calendar
 from cases.deadlines import due_summary
 from cases.users import Session
-from web import case_page, forms, i18n
+from web import case_page, forms, i18n, placement
 from web.render import render, working_left
 
 router = APIRouter(include_in_schema=False)
@@ -364,7 +364,9 @@ def _case_page(request: Request, conn, session: Session, case_id: int, lang: str
         move_action=move_action, routing_text=case_page.routing_text(case, t, lang),
         panels=case_page.PANELS, photos=photos, queue=queue, narrow_params=narrow_params,
         nav=_nav(conn, session, counts=False), current_queue=queue.name if queue else None,
-        map_data=map_payload, flash=_flash(request, lang))
+        map_data=map_payload, flash=_flash(request, lang),
+        placement=placement.placement_context(conn, case, allowed, display, t, lang,
+                                              app_path(request, "")))
 
 
 def _display(request: Request):  # noqa: ANN202

@@ -1,6 +1,7 @@
 """``casegrid boundaries import|check|list|activate|subdivide``, ``casegrid posts import`` and
 ``casegrid poi import``: loading the city's geography, as dry runs that report until
-``--commit`` is given."""
+``--commit`` is given; ``casegrid posts list|set-webhook``: the posts and where their
+notifications go."""
 
 from __future__ import annotations
 
@@ -151,6 +152,48 @@ def posts_import_cmd(
 
     _run(f"importing posts from {path.name}...", commit,
          lambda conn: import_posts(conn, path, crs=crs, commit=commit), as_json)
+
+
+@posts_app.command("list")
+@cli_errors
+def posts_list_cmd(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """The posts: community, contact, phone (SMS) and webhook URL (notifications)."""
+    from notify.posts import list_posts
+
+    with engine().connect() as conn:
+        rows = list_posts(conn)
+    if as_json:
+        console.print_json(json.dumps(rows, default=str, ensure_ascii=False))
+        return
+    table = Table("community", "name", "post", "contact", "phone")
+    table.add_column("webhook", overflow="fold")  # a URL is no use cut short
+    for r in rows:
+        table.add_row(r["community_code"], r["community_name"] or "", r["name"],
+                      r["contact_name"] or "", r["phone"] or "",
+                      r["webhook_url"] or "— (default)")
+    console.print(table)
+
+
+@posts_app.command("set-webhook")
+@cli_errors
+def posts_set_webhook_cmd(
+    community_code: str = typer.Argument(..., help="the post's community code"),
+    url: str = typer.Argument("", help="https:// URL (http:// only to 127.0.0.1/localhost); "
+                              "leave out with --clear"),
+    clear: bool = typer.Option(False, "--clear", help="remove the post's own webhook"),
+) -> None:
+    """Send the post's notifications to its own webhook instead of CASEGRID_WEBHOOK_URL."""
+    from casegrid.errors import InvalidInput
+    from notify.posts import set_webhook
+
+    if clear == bool(url.strip()):
+        raise InvalidInput("give a URL, or --clear to remove the post's webhook (not both)",
+                           field="url")
+    with engine().begin() as conn:
+        row = set_webhook(conn, community_code, None if clear else url)
+    console.print(f"post {row['name']} ({row['community_code']}): webhook "
+                  f"{row['webhook_url'] or 'cleared, events go to CASEGRID_WEBHOOK_URL'}",
+                  highlight=False)
 
 
 @poi_app.command("import")

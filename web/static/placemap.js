@@ -1,0 +1,48 @@
+// The 需定位 panel's map (an address-only case without a point): the matcher's suggestions
+// as markers; a click on the map or on a suggestion puts a draggable marker there, and the
+// server says where that point would go (community and rule) before anything is saved.
+(function () {
+  "use strict";
+  var el = document.getElementById("place-map");
+  var dataEl = document.getElementById("place-map-data");
+  if (!el || !dataEl || typeof L === "undefined") return;
+  var d = JSON.parse(dataEl.textContent || "{}");
+  var map = L.map(el, { scrollWheelZoom: false, keyboard: true });
+  el.placeMap = map;  // for scripts and tests that need the map's own projection
+  if (d.tiles) L.tileLayer(d.tiles, { attribution: d.attribution, maxZoom: 19 }).addTo(map);
+  if (d.bounds) {
+    map.fitBounds(L.latLngBounds(d.bounds).pad(0.3), { maxZoom: 16 });
+  } else {
+    map.setView([0, 0], 2);
+  }
+  var form = document.getElementById("place-form");
+  var marker = null;
+  var asked = 0;
+
+  function place(latlng) {
+    if (!d.can_place || !form) return;
+    if (!marker) {
+      marker = L.marker(latlng, { draggable: true, keyboard: true, title: d.words.here }).addTo(map);
+      marker.on("dragend", function () { place(marker.getLatLng()); });
+    } else {
+      marker.setLatLng(latlng);
+    }
+    form.hidden = false;
+    document.getElementById("place-lon").value = latlng.lng.toFixed(7);
+    document.getElementById("place-lat").value = latlng.lat.toFixed(7);
+    var preview = document.getElementById("place-preview");
+    var mine = ++asked;
+    var url = d.preview_url + "?lon=" + latlng.lng.toFixed(7) + "&lat=" + latlng.lat.toFixed(7) +
+      "&crs=" + (d.crs || "wgs84") + (document.body.dataset.lang === "en" ? "&lang=en" : "");
+    fetch(url, { credentials: "same-origin" }).then(function (r) { return r.text(); })
+      .then(function (html) { if (mine === asked) preview.innerHTML = html; });
+  }
+
+  (d.suggestions || []).forEach(function (s, i) {
+    L.circleMarker(s.latlng, { radius: 8, color: "#1559b7", fillColor: "#4a90e2", fillOpacity: 0.8 })
+      .bindTooltip((i + 1) + ". " + s.label + (s.why ? " · " + s.why : ""))
+      .on("click", function () { place(L.latLng(s.latlng)); })
+      .addTo(map);
+  });
+  map.on("click", function (ev) { place(ev.latlng); });
+})();
