@@ -114,6 +114,16 @@ class Settings(BaseSettings):
     # Below this confidence an address-only case stays unlocated, with suggestions for a
     # dispatcher: never confidently wrong (geo/address_match.py).
     address_min_confidence: float = Field(0.7, ge=0.0, le=1.0)
+    # Learning from GPS/app cases (geo/address_learning.py; docs/addresses.md, "The memory"):
+    # the worker reads new cases at most this often (seconds; 0: it does not learn).
+    address_learn_every_s: float = Field(60.0, ge=0.0)
+    # Sightings of one address within this distance (metres) of their median agree ...
+    address_learn_radius_m: float = Field(100.0, gt=0.0)
+    # ... and the memory learns the address once this many different reporters agree.
+    address_learn_min_reporters: int = Field(2, ge=1)
+    # A case id the learner has not seen (a transaction still running, or rolled back) is
+    # waited for this long (seconds) before the learner passes it.
+    address_learn_settle_s: float = Field(600.0, ge=0.0)
     # --- end addresses ------------------------------------------------------------------
     # --- citizen tracking page (/track, issue 24) ---
     # Failed look-ups (unknown number or wrong phone digits) allowed per window, per client

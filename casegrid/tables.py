@@ -341,6 +341,30 @@ case_locate = Table(
     Column("at", DateTime(timezone=True), nullable=False),
 )
 
+# learning the memory from GPS/app cases (migration 0025)
+address_learn_state = Table(
+    "address_learn_state",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("last_case_id", BigInteger, nullable=False),
+    Column("gap_since", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+address_sighting = Table(
+    "address_sighting",
+    metadata,
+    Column("case_id", BigInteger, ForeignKey("case.id"), primary_key=True),
+    Column("key", Text, nullable=False),
+    Column("community_label", Text, nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("lat", Float, nullable=False),
+    Column("street_key", Text),
+    Column("house_no", Integer),
+    Column("learned", Boolean, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
 # -- notifications (migration 0018) ---------------------------------------------------------
 
 outbox_event = Table(

@@ -8,7 +8,11 @@ Each pass, in short transactions of its own:
 3. claims due deliveries in batches (``FOR UPDATE SKIP LOCKED``), sends each batch through
    its channels in parallel while holding the locks, and records every attempt in the
    same transaction, until nothing more is due;
-4. records its heartbeat (:mod:`casegrid.heartbeat`), also before its first pass, and,
+4. teaches the address memory from the GPS/app cases registered since it last looked
+   (:func:`geo.address_learning.learn_new_cases`, at most every
+   ``CASEGRID_ADDRESS_LEARN_EVERY_S`` unless a backlog remains; a failure there is logged and
+   never holds up deliveries);
+5. records its heartbeat (:mod:`casegrid.heartbeat`), also before its first pass, and,
    once a day, warns in its log when the working calendar is about to run out
    (:class:`cases.calendar_horizon.HorizonLog`).
 
@@ -77,6 +81,8 @@ class Worker:
         self.pool = ThreadPoolExecutor(max_workers=settings.worker_concurrency,
                                        thread_name_prefix="casegrid-send")
         self.horizon = HorizonLog(settings.calendar_horizon_days, log)
+        self._learned = -settings.address_learn_every_s  # monotonic time of the last learning
+        self._learn_backlog = False
 
     def _now(self, now: datetime | None) -> datetime:
         if now is not None:
@@ -117,8 +123,30 @@ class Worker:
                 break
             if time.monotonic() - self._beat >= BEAT_EVERY_S:  # a long backlog: still alive
                 self._heartbeat(totals)
+        totals["address_cases"] = self.learn_addresses(now)
         self._heartbeat(totals)
         return totals
+
+    def learn_addresses(self, now: datetime | None = None) -> int:
+        """One batch of the address learner when it is due (step 4); cases read."""
+        from geo.address_learning import BATCH, learn_new_cases
+
+        every = self.settings.address_learn_every_s
+        if not every or (now is None and not self._learn_backlog
+                         and time.monotonic() - self._learned < every):
+            return 0
+        try:
+            with self.engine.begin() as conn:
+                report = learn_new_cases(conn, self.settings)
+        except Exception:  # noqa: BLE001 - learning must not stop the deliveries
+            log.exception("address learning failed; trying again in %s s", every)
+            report = None
+        self._learned = time.monotonic()
+        self._learn_backlog = report is not None and report.cases_read >= BATCH
+        if report is not None and report.learned:
+            log.info("address memory: learned %d sightings (cases up to %d)", report.learned,
+                     report.last_case_id)
+        return report.cases_read if report is not None else 0
 
     def _heartbeat(self, info: dict) -> None:
         with self.engine.begin() as conn:

@@ -29,7 +29,8 @@ from geo.gazetteer import city_prefixes
 # Channels whose coordinates were measured where the problem is (a phone's GPS, an app,
 # a patrol handset), not typed in by someone who heard the address.
 MEASURED_CHANNELS = ("app", "patrol", "open311")
-_COLUMNS = ("key", "community_label", "n", "sum_lon", "sum_lat", "street_key", "house_no")
+# The columns of a frame to learn (memory_frame, learn).
+COLUMNS = ("key", "community_label", "n", "sum_lon", "sum_lat", "street_key", "house_no")
 
 _MERGE_SQL = """
 INSERT INTO address_memory AS m (key, community_label, n, sum_lon, sum_lat, street_key,
@@ -52,7 +53,7 @@ def memory_frame(addresses: list[str | None], lons: np.ndarray, lats: np.ndarray
             if a and labels[i] and np.isfinite(lons[i]) and np.isfinite(lats[i])
             and parsed[a].key]
     if not keep:
-        return pd.DataFrame(columns=list(_COLUMNS))
+        return pd.DataFrame(columns=list(COLUMNS))
     frame = pd.DataFrame({
         "key": [parsed[addresses[i]].key for i in keep],
         "community_label": [str(labels[i]) for i in keep],
@@ -66,7 +67,7 @@ def memory_frame(addresses: list[str | None], lons: np.ndarray, lats: np.ndarray
                       street_key=("street_key", "first"), house_no=("house_no", "first"))
     out = out.reset_index()
     out["house_no"] = out["house_no"].astype("Int64")
-    return out[list(_COLUMNS)]
+    return out[list(COLUMNS)]
 
 
 def learn(conn: Connection, frame: pd.DataFrame, source: str) -> int:
@@ -80,8 +81,8 @@ def learn(conn: Connection, frame: pd.DataFrame, source: str) -> int:
         " TRUNCATE cg_learn"))
     raw = conn.connection.driver_connection
     with raw.cursor() as cur, cur.copy(
-            f"COPY cg_learn ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT csv)") as cp:
-        cp.write(copy_csv(frame, _COLUMNS))
+            f"COPY cg_learn ({', '.join(COLUMNS)}) FROM STDIN (FORMAT csv)") as cp:
+        cp.write(copy_csv(frame, COLUMNS))
     return conn.execute(text(_MERGE_SQL), {"source": source}).rowcount
 
 
@@ -92,33 +93,6 @@ def learn_placement(conn: Connection, address: str | None, lon: float, lat: floa
         return 0
     return learn(conn, memory_frame([address], np.array([lon]), np.array([lat]),
                                     [community_code]), source)
-
-
-# Cases located by a measured point (MEASURED_CHANNELS, routed into a community) or placed
-# by a dispatcher (manual), newer than the last one learned.
-_LEDGER_SQL = """
-SELECT c.id, c.address, ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat, c.community_code
-FROM "case" c
-WHERE c.id > :after AND c.address IS NOT NULL AND c.geom IS NOT NULL
-  AND c.community_code IS NOT NULL
-  AND (c.route_rule = 'manual'
-       OR (c.channel = ANY(:channels) AND c.route_rule IN ('inside', 'on_boundary', 'nearest')))
-ORDER BY c.id
-LIMIT :limit
-"""
-
-
-def learn_from_ledger(conn: Connection, after_id: int = 0, limit: int = 200_000) -> tuple[int, int]:
-    """Teach the memory from the ledger's cases after ``after_id`` (see ``_LEDGER_SQL``);
-    returns (cases read, last case id read) so a caller can continue from there."""
-    rows = conn.execute(text(_LEDGER_SQL), {"after": after_id, "limit": limit,
-                                            "channels": list(MEASURED_CHANNELS)}).all()
-    if not rows:
-        return 0, after_id
-    frame = memory_frame([r.address for r in rows], np.array([r.lon for r in rows]),
-                         np.array([r.lat for r in rows]), [r.community_code for r in rows])
-    learn(conn, frame, "ledger")
-    return len(rows), rows[-1].id
 
 
 def join_address_columns(frame: pd.DataFrame, columns: list[str]) -> list[str | None]:

@@ -89,19 +89,21 @@ def learn_cmd(
 
 @gazetteer_app.command("learn-ledger")
 @cli_errors
-def learn_ledger_cmd(commit: bool = typer.Option(False, "--commit", help=COMMIT_HELP)) -> None:
-    """Teach the address memory from the ledger's cases located by GPS/app or by a
-    dispatcher (all of them; learning twice counts twice, so run it once on a ledger)."""
-    from geo.address_memory import learn_from_ledger
+def learn_ledger_cmd(
+    commit: bool = typer.Option(False, "--commit", help=COMMIT_HELP),
+    rescan: bool = typer.Option(False, "--rescan", help="read the ledger from its first case "
+                                "again (cases already read change nothing)"),
+) -> None:
+    """Teach the address memory from the ledger's GPS/app cases read since the last time
+    (the worker does the same every CASEGRID_ADDRESS_LEARN_EVERY_S): an address becomes
+    memory when enough reporters agree where it is (docs/addresses.md, "The memory")."""
+    from dataclasses import asdict
 
-    total, after = 0, 0
+    from geo.address_learning import learn_all
+
     with console.status("learning from the ledger..."), _transaction(commit) as conn:
-        while True:
-            n, after = learn_from_ledger(conn, after)
-            total += n
-            if n == 0:
-                break
-    _echo({"cases_learned": total}, commit)
+        report = learn_all(conn, rescan=rescan)
+    _echo(asdict(report), commit)
 
 
 @gazetteer_app.command("match")
