@@ -341,7 +341,7 @@ case_locate = Table(
     Column("at", DateTime(timezone=True), nullable=False),
 )
 
-# learning the memory from GPS/app cases (migration 0025)
+# learning the memory from GPS/app cases (migration 0026)
 address_learn_state = Table(
     "address_learn_state",
     metadata,

@@ -8,15 +8,15 @@
   on where that address is (``geo.address_learning``); ``learned`` marks those counted.
   Keyed by the case, so reading a case twice (a rescan) changes nothing.
 
-Revision ID: 0025
-Revises: 0024
+Revision ID: 0026
+Revises: 0025
 Create Date: 2026-12-07
 """
 
 from alembic import op
 
-revision = "0025"
-down_revision = "0024"
+revision = "0026"
+down_revision = "0025"
 branch_labels = None
 depends_on = None
 
