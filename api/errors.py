@@ -1,12 +1,11 @@
 """One mapping from domain exceptions to HTTP responses.
 
 Bodies are ``{"detail": <what to fix>, "code": <stable id>, "field": <which input>}``.
-Database error text goes to the log only, never to the client.
+Database error text goes to the log only, never to the client, and to the log only as
+:func:`casegrid.db_errors.describe` tells it (no values of the row at fault).
 """
 
 from __future__ import annotations
-
-import logging
 
 import psycopg
 from fastapi import FastAPI, Request
@@ -18,6 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from casegrid.db_errors import describe
 from casegrid.errors import (
     CasegridError,
     Conflict,
@@ -30,8 +30,9 @@ from casegrid.errors import (
     Unauthorized,
     UnsupportedFile,
 )
+from casegrid.logs import get_logger
 
-log = logging.getLogger("casegrid.api")
+log = get_logger("casegrid.api")
 
 STATUS = {
     InvalidInput: 422,
@@ -206,7 +207,7 @@ def _timeout_response(request: Request, exc: BaseException) -> JSONResponse:
     settings = getattr(request.app.state, "settings", None)
     limit_ms = getattr(settings, "statement_timeout_ms", 0) or 0
     limit = f" of {limit_ms / 1000:g} s" if limit_ms else ""
-    log.warning("statement timeout on %s %s: %s", request.method, request.url.path, exc)
+    log.warning("statement timeout on %s %s: %s", request.method, request.url.path, describe(exc))
     return JSONResponse(
         {"detail": f"The request took longer than the database time limit{limit} and was stopped; "
                    "narrow it (a shorter period, fewer categories, a smaller area) or retry later.",
@@ -217,7 +218,7 @@ def _timeout_response(request: Request, exc: BaseException) -> JSONResponse:
 
 
 def _unavailable_response(exc: BaseException) -> JSONResponse:
-    log.warning("database unavailable: %s", exc)
+    log.warning("database unavailable: %s", describe(exc))
     return JSONResponse(
         {"detail": "The database is unavailable; retry shortly.", "code": "database_unavailable"},
         status_code=503,
@@ -295,7 +296,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, DataError):
             # A value PostgreSQL cannot take (a NUL character in text, a number out of range,
             # text that is not a valid number or date): the request is at fault, not the server.
-            log.warning("database refused a request value: %s", exc)
+            log.warning("database refused a request value: %s", describe(exc))
             nul = "NUL" in str(exc.orig or exc)
             detail = ("text values may not contain NUL (\\u0000) characters; remove them" if nul else
                       "a value in the request cannot be stored or compared (out of range or "
@@ -320,7 +321,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(PoolTimeout)
     async def _pool(_request: Request, exc: PoolTimeout) -> JSONResponse:
-        log.warning("connection pool exhausted: %s", exc)
+        log.warning("connection pool exhausted: %s", describe(exc))
         return JSONResponse(
             {"detail": "The server is busy or the database is unavailable; retry shortly.",
              "code": "database_unavailable"},

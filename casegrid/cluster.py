@@ -208,6 +208,11 @@ class Cluster:
             "-c work_mem=64MB",
             "-c maintenance_work_mem=256MB",
             "-c max_wal_size=4GB",
+            # The server log gets an error's primary message and statement, not its DETAIL,
+            # CONTEXT or HINT: a check violation's DETAIL is the whole failing row (the
+            # reporter's name and phone, the description as written), COPY's CONTEXT a
+            # line of the file. Statements are logged as sent: their values travel apart.
+            "-c log_error_verbosity=terse",
         ]
         if fast:
             opts += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]

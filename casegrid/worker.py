@@ -25,7 +25,6 @@ transaction commits (it LISTENs on :data:`cases.notices.WAKE_CHANNEL`) or
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import threading
@@ -37,6 +36,7 @@ import psycopg
 from sqlalchemy import Engine, text
 
 from casegrid.heartbeat import record_heartbeat
+from casegrid.logs import get_logger
 from casegrid.settings import Settings
 from cases.calendar_horizon import HorizonLog, today_in_calendar_zone
 from cases.notices import WAKE_CHANNEL
@@ -45,7 +45,7 @@ from cases.retention import nightly_purge
 from notify import outbox
 from notify.base import Channel, Outcome
 
-log = logging.getLogger("casegrid.worker")
+log = get_logger("casegrid.worker")
 ROUTE_BATCH = 1000  # events routed per transaction
 REMIND_EVERY_S = 20.0
 BEAT_EVERY_S = 30.0  # heartbeats within a long pass

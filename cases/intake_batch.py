@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -40,6 +39,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from casegrid import metrics
 from casegrid.errors import CasegridError
+from casegrid.logs import get_logger
 from casegrid.settings import Settings
 from cases.intake import (
     SUBMITTERS,
@@ -51,7 +51,7 @@ from cases.intake import (
 from cases.intake_lookups import fetch_intake_lookups
 from cases.tokens import Principal, hash_token, principals_from_rows, role_refusal
 
-log = logging.getLogger("casegrid.intake")
+log = get_logger("casegrid.intake")
 
 
 @dataclass

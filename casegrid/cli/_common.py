@@ -9,9 +9,11 @@ from datetime import date
 from typing import Any
 
 from rich.console import Console
-from sqlalchemy.exc import OperationalError
+from rich.markup import escape
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from casegrid.cluster import ClusterError
+from casegrid.db_errors import describe
 from casegrid.errors import CasegridError, InvalidInput
 
 console = Console()
@@ -20,7 +22,8 @@ err_console = Console(stderr=True)
 
 def cli_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn domain errors into a clear message and exit status 2 instead of a traceback
-    (3 when the database is unavailable or cannot be started)."""
+    (3 when the database is unavailable or cannot be started; 1 when it refused a
+    statement, told without the row's data: :func:`casegrid.db_errors.describe`)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -43,6 +46,13 @@ def cli_errors(func: Callable[..., Any]) -> Callable[..., Any]:
                 "was stored by this command; start it (`casegrid db start`) and re-run."
             )
             sys.exit(3)
+        except DBAPIError as exc:
+            # A bug or a constraint the command did not check first. Its traceback would
+            # print the failing row (a reporter's name and phone) on the terminal.
+            err_console.print(f"[bold red]error:[/] the database refused the command: "
+                              f"{escape(describe(exc))}; its transaction was rolled back.",
+                              highlight=False)
+            sys.exit(1)
 
     return wrapper
 

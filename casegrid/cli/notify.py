@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 
@@ -21,11 +20,14 @@ def worker(
     name: str = typer.Option("", help="this worker's name in the heartbeat table"),
 ) -> None:
     """Deliver notifications: reminders, webhook, SMS and email, until stopped."""
+    from casegrid.logs import configure
     from casegrid.settings import get_settings
     from casegrid.worker import Worker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    w = Worker(engine(), get_settings(), name or None)
+    # The server's log set-up (text or CASEGRID_LOG_FORMAT=json, database errors redacted).
+    settings = get_settings()
+    configure(settings.log_format)
+    w = Worker(engine(), settings, name or None)
     if once:
         console.print(w.run_pass(), highlight=False)
         return
