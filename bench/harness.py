@@ -48,6 +48,7 @@ BENCHES: dict[str, str] = {
     "evidence": "bench.bench_evidence",
     "address": "bench.bench_address",
     "ledger_export": "bench.bench_ledger_export",
+    "workbench": "bench.bench_workbench",
 }
 DEFAULT_OUT = PROJECT_ROOT / "bench" / "RESULTS.md"
 

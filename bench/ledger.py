@@ -9,7 +9,9 @@
   minutes for a million on this machine.)
 * :func:`ensure_cases` tops the ledger up to ``n`` cases with one set-based
   ``INSERT ... SELECT`` (cases and their register events) when the bulk-import benchmark
-  did not run or did not finish.
+  did not run or did not finish; each case gets a street address (one of
+  :data:`STREETS`, house numbers 1-800) and, from the hotline and the app, a mobile
+  number, as the search box meets them.
 * :func:`fill_workflow` moves the cases through the closed loop set-based, in one UPDATE:
   the newest 10% (by receipt) are still open, spread over the open states; of the rest
   about 5% were rejected at review and the others closed, some late, some reworked or
@@ -33,6 +35,11 @@ MAPPING = "hotline12345_zh"
 OPEN_SHARE = 0.10
 _CHANNELS = {"12345热线": 0.55, "城管平台": 0.25, "巡查上报": 0.15, "手机APP": 0.05}
 _PREFIX = {"12345热线": "TZ12345", "城管平台": "CGPT", "巡查上报": "XC", "手机APP": "APP"}
+# Streets of ensure_cases' addresses ("滕州市<street><n>号").
+STREETS = ["文昌路", "善国北路", "学院路", "杏坛路", "北辛路", "荆河路", "塔寺路", "大同路",
+           "龙泉路", "平行路", "解放路", "府前路", "益康大道", "红荷大道", "墨子路", "鲁班大道",
+           "振兴路", "科圣路", "吉祥路", "春秋路"]
+HOUSES = 800
 _PLACES = ["文昌路", "善国北路", "龙泉广场", "南关农贸市场", "实验小学", "市立医院", "荆河公园",
            "学院路", "杏坛路", "北辛市场"]
 
@@ -85,16 +92,23 @@ WITH src AS (
     SELECT p.id, p.lon, p.lat,
            ((hashint8(p.id * 3 + CAST(:salt AS bigint)) & 1048575) / 1048576.0)::float8 AS rc,
            ((hashint8(p.id * 5 + CAST(:salt AS bigint)) & 1048575) / 1048576.0)::float8 AS rh,
+           hashint8(p.id * 11 + CAST(:salt AS bigint)) & 2147483647 AS ra,
            CAST(:t0 AS timestamptz) + (p.id - 1) * (CAST(:span AS float8) / :n) * interval '1 second' AS at
     FROM bench_pts p
 ), ins AS (
-    INSERT INTO "case" (channel, external_id, category_code, description, reported_at,
+    INSERT INTO "case" (channel, external_id, category_code, description, address,
+                        reporter_phone, reported_at,
                         received_at, geom, input_lon, input_lat, input_crs, community_code,
                         subdistrict_code, post_id, generation_id, route_rule, route_distance_m)
     SELECT CASE WHEN s.rh < 0.55 THEN 'hotline_12345' WHEN s.rh < 0.80 THEN 'platform'
                 WHEN s.rh < 0.95 THEN 'patrol' ELSE 'app' END,
            'bench-sql-' || (CAST(:salt AS bigint) + s.id), (CAST(:codes AS text[]))[1 + floor(s.rc * cardinality(CAST(:codes AS text[])))::int],
-           '基准数据(SYNTHETIC)', s.at, s.at, ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326),
+           '基准数据(SYNTHETIC)',
+           '滕州市' || (CAST(:streets AS text[]))[1 + (s.ra % cardinality(CAST(:streets AS text[])))]
+               || (1 + (s.ra / 64) % :houses) || '号',
+           CASE WHEN s.rh < 0.55 OR s.rh >= 0.95
+                THEN '13' || lpad(((s.ra / 64) % 1000000000)::text, 9, '0') END,
+           s.at, s.at, ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326),
            s.lon, s.lat, 'wgs84', c.code, c.subdistrict_code, po.id, :gen,
            CASE WHEN c.id IS NULL THEN 'outside' ELSE 'inside' END,
            CASE WHEN c.id IS NULL THEN NULL ELSE 0.0 END
@@ -136,7 +150,7 @@ def ensure_cases(engine: Engine, n: int, gen: int, log=print) -> int:  # noqa: A
         conn.execute(text("ANALYZE bench_pts"))
         conn.execute(text(_INSERT_SQL), {
             "salt": have, "t0": PERIOD_START.to_pydatetime(), "span": PERIOD_DAYS * 86400,
-            "n": need, "codes": weighted, "gen": gen})
+            "n": need, "codes": weighted, "gen": gen, "streets": STREETS, "houses": HOUSES})
     with engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(text('ANALYZE "case"'))
     return case_count(engine)

@@ -111,7 +111,8 @@ def available_actions(status: str, role: str) -> list[str]:
 def actions_for(conn: Connection, case: dict, actor: Principal) -> list[str]:
     """The actions ``actor`` may take on this case now: :func:`available_actions` less those
     its own state rules out (an extension decision with no request waiting, a second
-    request, verifying or closing a case the actor handled). The workbench shows these."""
+    request, a second acknowledgement, verifying or closing a case the actor handled). The
+    workbench shows these."""
     out = []
     handled = None
     for action in available_actions(case["status"], actor.role):
@@ -119,6 +120,8 @@ def actions_for(conn: Connection, case: dict, actor: Principal) -> list[str]:
         if action in ("approve_extension", "deny_extension") and not pending:
             continue
         if action == "request_extension" and pending:
+            continue
+        if action == "acknowledge" and case.get("acknowledged_at") is not None:
             continue
         if RULES[action].not_by_handler:
             if handled is None:

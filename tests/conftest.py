@@ -137,3 +137,13 @@ def running_server(app, **config) -> Iterator[str]:  # noqa: ANN001 - a FastAPI 
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium, one per test module, for the page tests (launched by
+    ``tests.helpers.browser.chromium``; skipped where it is not installed)."""
+    from tests.helpers.browser import chromium
+
+    with chromium() as b:
+        yield b

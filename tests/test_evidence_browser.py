@@ -14,14 +14,14 @@ from cases.tokens import Principal
 from cases.users import create_user
 from tests import evidence_files as files
 from tests.conftest import running_server
-from tests.test_maps_browser import _open, _shot, _wait_loaded, browser  # noqa: F401 - fixture
+from tests.test_maps_browser import _open, _shot, _wait_loaded
 from tests.test_maps_pages import seed_cases
 
 pytestmark = pytest.mark.browser
 PASSWORD = "correct horse battery"
 
 
-def test_popup_shows_the_first_thumbnail(browser, city_engine, city_db_url, tmp_path):  # noqa: F811
+def test_popup_shows_the_first_thumbnail(browser, city_engine, city_db_url, tmp_path):
     seed_cases(city_engine, 20)
     settings = Settings(tiles="none", database_url=city_db_url, attachment_dir=tmp_path / "files")
     photo = prepare(Upload("photo", 0, "site.jpg", files.jpeg(size=(800, 600), seed=3)),

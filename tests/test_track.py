@@ -174,18 +174,12 @@ def test_track_throttle_per_number_and_per_address(city_engine, city_db_url):
 
 
 @pytest.mark.browser
-def test_track_page_on_a_phone(city_engine, city_db_url):
-    playwright = pytest.importorskip("playwright.sync_api")
-    from tests.test_maps_browser import ARGS, CHROMIUM
-
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed")
+def test_track_page_on_a_phone(browser, city_engine, city_db_url):
     seed = _seed(city_engine)
-    with running_server(_app(city_db_url)) as base, playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+    with running_server(_app(city_db_url)) as base:
+        ctx = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN",
+                                  device_scale_factor=2, is_mobile=True, has_touch=True)
         try:
-            ctx = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN",
-                                      device_scale_factor=2, is_mobile=True, has_touch=True)
             page = ctx.new_page()
             errors, urls = [], []
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -210,6 +204,5 @@ def test_track_page_on_a_phone(city_engine, city_db_url):
             page.screenshot(path=str(ARTIFACTS / "track_390_en_not_found.png"), full_page=True)
             assert not errors, errors
             assert all(u.startswith(base) for u in urls), urls
-            ctx.close()
         finally:
-            browser.close()
+            ctx.close()

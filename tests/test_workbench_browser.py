@@ -18,7 +18,6 @@ from sqlalchemy import text
 from api.app import create_app
 from casegrid.settings import Settings
 from tests.conftest import running_server
-from tests.test_maps_browser import ARGS, CHROMIUM
 from tests.workbench_helpers import (
     COMM_A,
     COMM_B,
@@ -34,19 +33,6 @@ DOCS = Path(__file__).resolve().parent.parent / "docs" / "workbench"
 DESK = {"viewport": {"width": 1920, "height": 1080}, "locale": "zh-CN"}
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True,
          "has_touch": True, "locale": "zh-CN"}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture

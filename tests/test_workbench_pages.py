@@ -161,6 +161,40 @@ def test_actions_name_the_person_and_open_the_next_case(wb, city_engine):
     assert "监督员李华" in wb.get(f"/work/cases/{first}").text  # on the timeline
 
 
+def test_case_page_names_the_current_deadline_and_offers_acknowledge_once(wb, city_engine):
+    """The head names the step the deadline belongs to (审核时限 for a new case, 处置时限 once
+    dispatched); an officer gets 签收 as a one-tap first action until it is done; actions
+    without a form of their own wait under "more actions"."""
+    from cases.tokens import Principal
+    from cases.workflow import apply_action
+
+    cid = wb.ids[0]
+    login(wb, "sup")
+    assert "审核时限" in wb.get(f"/work/cases/{cid}").text
+    with city_engine.begin() as conn:
+        apply_action(conn, cid, "accept", {}, Principal(None, "监督员周", "supervisor"), 1)
+        apply_action(conn, cid, "dispatch", {}, Principal(None, "调度员吴", "dispatcher"), 2)
+    wb.cookies.clear()
+    login(wb, "off")
+    page = wb.get(f"/work/cases/{cid}").text
+    assert "处置时限" in page and "审核时限" not in page
+    actions = page[page.index('id="actions"'):]
+    assert actions.index('id="form-acknowledge"') < actions.index('id="form-handle"')
+    ack = actions[actions.index('id="form-acknowledge"'):]
+    assert "<textarea" not in ack[:ack.index("</form>")]  # one tap, nothing to type
+    r = wb.post(f"/work/cases/{cid}/actions/acknowledge",
+                data={"csrf_token": csrf_of(page), "version": VERSION.search(page).group(1)},
+                follow_redirects=False)
+    assert r.status_code == 303
+    page = wb.get(f"/work/cases/{cid}").text
+    assert 'id="form-acknowledge"' not in page
+    wb.cookies.clear()
+    login(wb, "sup")
+    page = wb.get(f"/work/cases/{cid}").text
+    more = page[page.index('<details class="more"'):]
+    assert 'id="form-publish_description"' in more  # no form of its own yet: folded
+
+
 def test_invalid_form_is_shown_again_with_the_field_error(wb, city_engine):
     cid = wb.ids[0]
     login(wb, "sup")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cases import workflow
+from cases import deadlines, workflow
 from web import forms, i18n
 
 
@@ -69,3 +69,17 @@ def routing_text(case: dict, t: dict[str, str], lang: str) -> str:
 def rule_word(rule: str | None, lang: str) -> str:
     """A routing rule's short name."""
     return i18n.pick(i18n.RULE_WORDS, rule, lang)
+
+
+def deadline_label(dues: dict, lang: str) -> str | None:
+    """The name of the current deadline (审核时限, 处置时限, ...): the step still open whose
+    due time is the case's current one (``dues``: :func:`cases.deadlines.due_summary`);
+    None when no step matches (the page then says 办理时限)."""
+    current = (dues.get("current") or {}).get("due_at")
+    if current is None:
+        return None
+    for step in deadlines.STEPS:
+        due = dues.get(step) or {}
+        if due.get("due_at") == current and due.get("done_at") is None:
+            return i18n.pick(i18n.STEP_DEADLINES, step, lang)
+    return None

@@ -103,6 +103,8 @@ ACTION_FORMS: dict[str, ActionForm] = {f.action: f for f in (
         Field("community_code", "community", "改派到社区", "To community", required=True),
         _reason("改派原因", "Reason"),
     ), folded=True),
+    # 签收: one tap, the officer's first step on a dispatched case (offered until done).
+    ActionForm("acknowledge", "Acknowledge", (), tone="primary"),
     ActionForm("return", "Return (wrongly sent)", (_reason("退单原因", "Why it is not ours"),),
                tone="danger"),
     ActionForm("handle", "Record the handling", (_note(True, "处置情况", "What was done"),),
@@ -128,9 +130,11 @@ ACTION_FORMS: dict[str, ActionForm] = {f.action: f for f in (
 
 
 def form_for(action: str) -> ActionForm:
-    """The action's form; an action with no description gets a note-only form, so a new
-    rule is usable at once and its description can follow."""
-    return ACTION_FORMS.get(action) or ActionForm(action, action.replace("_", " "), (_note(),))
+    """The action's form; an action with no description gets a note-only form under "more
+    actions", so a new rule is usable at once without crowding the common step, and its
+    description can follow."""
+    return ACTION_FORMS.get(action) or ActionForm(action, action.replace("_", " "), (_note(),),
+                                                  folded=True)
 
 
 def payload_from_form(action: str, form: Mapping[str, str]) -> dict:

@@ -67,7 +67,7 @@ _T: dict[str, tuple[str, str]] = {
     "timeline": ("办理记录", "History"),
     "evidence": ("照片与材料", "Photos and documents"),
     "no_evidence": ("暂无照片", "No photos yet"),
-    "deadline": ("处置时限", "Deadline"),
+    "deadline": ("办理时限", "Deadline"),
     "left_working": ("还剩 {t} (工作时间)", "{t} left (working time)"),
     "overdue_by": ("已超期 {t} (工作时间)", "Overdue by {t} (working time)"),
     "no_deadline": ("无时限", "No deadline"),
@@ -145,6 +145,12 @@ CHANNELS: dict[str, tuple[str, str]] = {
     "walk_in": ("来访", "Walk-in"),
 }
 
+# The deadline of the step a case waits on (cases.deadlines.STEPS), in the case page's head.
+STEP_DEADLINES: dict[str, tuple[str, str]] = {
+    "review": ("审核时限", "Review due"), "dispatch": ("派遣时限", "Dispatch due"),
+    "acknowledge": ("签收时限", "Acknowledge due"), "handle": ("处置时限", "Handling due"),
+    "reply": ("回复时限", "Reply due"),
+}
 RULE_WORDS: dict[str, tuple[str, str]] = {
     "within": ("落在社区内", "inside the community"), "nearest": ("就近分派", "nearest community"),
     "manual": ("人工指定", "set by hand"), "outside": ("不在任何社区", "outside every community"),

@@ -323,7 +323,7 @@ def _case_page(request: Request, conn, session: Session, case_id: int, lang: str
     full = workflow.view(conn, case_id, who)  # 404 outside the person's communities
     case = {**queries.get_case(conn, case_id, who), **{k: full[k] for k in (
         "version", "status", "pending_extension", "dispatch_due_at", "handle_due_at",
-        "reply_due_at", "reject_reason", "due_provisional")}}
+        "reply_due_at", "reject_reason", "due_provisional", "acknowledged_at")}}
     now = _now(conn)
     events = case_page.labelled_events(workflow.history(conn, case_id, who), lang)
     allowed = workflow.actions_for(conn, case, who)
@@ -355,6 +355,7 @@ def _case_page(request: Request, conn, session: Session, case_id: int, lang: str
         left=working_left(load_calendar(conn), case["current_due_at"], now, t)
         if case["current_due_at"] and case["closed_at"] is None else None,
         dues=due_summary(case, now), events=events,
+        deadline_label=case_page.deadline_label(full["dues"], lang),
         # the common next step first, refusals and send-backs last
         actions=sorted((forms.form_for(a) for a in allowed),
                        key=lambda f: {"primary": 0, "plain": 1, "danger": 2}.get(f.tone, 1)),
