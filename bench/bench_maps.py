@@ -42,8 +42,8 @@ def _raw_heatmap(ctx: Context) -> tuple[float, int]:
 def _hotspot_in_process(ctx: Context) -> tuple[float, float, int]:
     """(analysis s, render s, bytes) of the hotspot page built in-process."""
     from casegrid.settings import get_settings
+    from cases.filters import CaseFilters
     from geo.hotspots import hotspot_analysis
-    from geo.map_data import CaseFilters
     from maps.display import display_from_settings
     from maps.hotspots import render_hotspots
 

@@ -37,10 +37,10 @@ from casegrid.errors import CasegridError, InvalidInput, NotFound
 from casegrid.settings import Settings, get_settings
 from cases import publication
 from cases.attachments import public_intake_photos, register_with_photos
+from cases.calendar import CITY_TZ
 from cases.catalogue import get_category, list_categories
 from cases.images import Prepared
 from cases.intake import NewCase, create_case
-from cases.queries import CITY_TZ
 from cases.tokens import Principal
 from cases.vocabulary import CLOSED_STATES
 

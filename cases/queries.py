@@ -1,10 +1,7 @@
 """Reading cases: one case, and filtered, keyset-paginated lists.
 
-The list query is assembled from small filter clauses. Each clause is a function of the
-:class:`CaseFilters` that returns one SQL condition with its bound parameters, or None when
-its filter is not set; the ``@filter_clause`` decorator registers it. Adding a filter
-(for example the ledger's ``overdue``) is therefore one field on ``CaseFilters`` plus one
-decorated function here (and a query parameter in ``api/routes/cases.py``).
+Which cases a list holds is a :class:`cases.filters.CaseFilters` (the one filter set of the
+API, the maps and the queues; its SQL is :func:`cases.filters.filter_sql`).
 
 Visibility is applied here too, so no caller can forget it: a community officer sees only
 its own communities' cases (and unrouted cases have no community, so it sees none of those),
@@ -16,20 +13,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import datetime
 
 from sqlalchemy import Connection, text
 
 from casegrid.errors import InvalidInput, NotFound
-from cases.calendar import CITY_TZ
+from cases.filters import CaseFilters, filter_sql
 from cases.tokens import Principal
-from cases.vocabulary import CHANNELS, STATES, UNROUTED_RULES, overdue_sql
 
-# Times without an offset in list filters are the city's local time (the database session
-# runs in the same zone, see casegrid/db.py): people type "from=2025-06-01" meaning local.
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
 REPORTER_FIELDS = ("reporter_name", "reporter_phone")
@@ -62,231 +54,6 @@ LEFT JOIN LATERAL (
 ) sd ON true
 """
 CASE_SELECT = CASE_SELECT_TEMPLATE.replace("{source}", '"case"')
-
-
-# --- filters ------------------------------------------------------------------------------
-
-
-@dataclass
-class CaseFilters:
-    """Filters of the case list; None (or empty) means "not filtered"."""
-
-    status: list[str] | None = None
-    category: list[str] | None = None
-    community: list[str] | None = None
-    subdistrict: list[str] | None = None
-    channel: list[str] | None = None
-    bbox: tuple[float, float, float, float] | None = None  # minlon, minlat, maxlon, maxlat
-    reported_from: datetime | None = None  # inclusive
-    reported_to: datetime | None = None  # exclusive
-    unrouted: bool | None = None  # True: only unrouted; False: only routed
-    overdue: bool | None = None  # True: open and past the current step's due time
-    # True: the location needs a look (routed to the nearest community, or near a boundary)
-    location_check: bool | None = None
-    pending_extension: bool | None = None  # True: an extension request awaits a decision
-    open: bool | None = None  # True: not closed yet (closed_at is NULL)
-
-
-Clause = Callable[[CaseFilters], "tuple[str, dict] | None"]
-FILTER_CLAUSES: list[Clause] = []
-
-
-def filter_clause(fn: Clause) -> Clause:
-    """Register a filter clause (see the module docstring)."""
-    FILTER_CLAUSES.append(fn)
-    return fn
-
-
-@filter_clause
-def _status(f: CaseFilters):
-    return ("c.status = ANY(:f_status)", {"f_status": f.status}) if f.status else None
-
-
-@filter_clause
-def _category(f: CaseFilters):
-    return ("c.category_code = ANY(:f_category)", {"f_category": f.category}) if f.category else None
-
-
-@filter_clause
-def _community(f: CaseFilters):
-    if not f.community:
-        return None
-    return "c.community_code = ANY(:f_community)", {"f_community": f.community}
-
-
-@filter_clause
-def _subdistrict(f: CaseFilters):
-    if not f.subdistrict:
-        return None
-    return "c.subdistrict_code = ANY(:f_subdistrict)", {"f_subdistrict": f.subdistrict}
-
-
-@filter_clause
-def _channel(f: CaseFilters):
-    return ("c.channel = ANY(:f_channel)", {"f_channel": f.channel}) if f.channel else None
-
-
-@filter_clause
-def _bbox(f: CaseFilters):
-    if f.bbox is None:
-        return None
-    # && on the GiST index; a point on the box's edge is inside (bounding boxes are closed).
-    x0, y0, x1, y1 = f.bbox
-    return (
-        "c.geom && ST_MakeEnvelope(:f_x0, :f_y0, :f_x1, :f_y1, 4326)",
-        {"f_x0": x0, "f_y0": y0, "f_x1": x1, "f_y1": y1},
-    )
-
-
-@filter_clause
-def _reported_from(f: CaseFilters):
-    if f.reported_from is None:
-        return None
-    return "c.reported_at >= :f_from", {"f_from": f.reported_from}
-
-
-@filter_clause
-def _reported_to(f: CaseFilters):
-    return ("c.reported_at < :f_to", {"f_to": f.reported_to}) if f.reported_to else None
-
-
-@filter_clause
-def _unrouted(f: CaseFilters):
-    if f.unrouted is None:
-        return None
-    sql = "c.route_rule = ANY(:f_unrouted)" if f.unrouted else (
-        "c.route_rule IS NOT NULL AND NOT (c.route_rule = ANY(:f_unrouted))"
-    )
-    return sql, {"f_unrouted": list(UNROUTED_RULES)}
-
-
-@filter_clause
-def _overdue(f: CaseFilters):
-    if f.overdue is None:
-        return None
-    clause = overdue_sql("c")
-    return (clause if f.overdue else f"NOT ({clause}) OR c.current_due_at IS NULL"), {}
-
-
-# "Check the location": the same two flags the dispatcher map marks (geo.map_data).
-LOCATION_CHECK_SQL = "c.route_rule = 'nearest' OR c.near_boundary"
-
-
-@filter_clause
-def _location_check(f: CaseFilters):
-    if f.location_check is None:
-        return None
-    return (LOCATION_CHECK_SQL if f.location_check
-            else f"NOT coalesce({LOCATION_CHECK_SQL}, false)"), {}
-
-
-@filter_clause
-def _pending_extension(f: CaseFilters):
-    if f.pending_extension is None:
-        return None
-    return ("c.pending_extension IS NOT NULL" if f.pending_extension
-            else "c.pending_extension IS NULL"), {}
-
-
-@filter_clause
-def _open(f: CaseFilters):
-    if f.open is None:
-        return None
-    return ("c.closed_at IS NULL" if f.open else "c.closed_at IS NOT NULL"), {}
-
-
-def _scope(principal: Principal) -> tuple[str, dict] | None:
-    if principal.sees_all_communities:
-        return None
-    return "c.community_code = ANY(:scope_communities)", {
-        "scope_communities": list(principal.communities)
-    }
-
-
-# --- parsing query-string values (shared by the API and the CLI) -------------------------
-
-
-def split_list(value: str | list[str] | None) -> list[str] | None:
-    """``"a,b"`` or ``["a", "b,c"]`` to ``["a", "b", "c"]``; None/empty to None."""
-    if value is None:
-        return None
-    parts = value if isinstance(value, list) else [value]
-    items = [p.strip() for part in parts for p in part.split(",") if p.strip()]
-    return items or None
-
-
-def parse_channels(value: str | list[str] | None) -> list[str] | None:
-    """Channel filter values, each checked against the known channels."""
-    return _known_values(value, CHANNELS, "channel")
-
-
-def parse_statuses(value: str | list[str] | None) -> list[str] | None:
-    """Status filter values, each checked against the ledger's states (a typo would
-    otherwise silently match nothing)."""
-    return _known_values(value, STATES, "status")
-
-
-def _known_values(value: str | list[str] | None, known, field: str) -> list[str] | None:  # noqa: ANN001
-    items = split_list(value)
-    for item in items or ():
-        if item not in known:
-            raise InvalidInput(f"{field} {item!r} is unknown; accepted: {', '.join(known)}",
-                               field=field)
-    return items
-
-
-def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
-    """``"minlon,minlat,maxlon,maxlat"`` (WGS-84 degrees) to a tuple; ``InvalidInput`` naming
-    what is wrong otherwise."""
-    if value is None or not value.strip():
-        return None
-    fix = "give bbox=minlon,minlat,maxlon,maxlat in WGS-84 degrees, e.g. bbox=117.10,35.05,117.20,35.12"
-    parts = [p.strip() for p in value.split(",")]
-    if len(parts) != 4:
-        raise InvalidInput(f"bbox has {len(parts)} values, not 4: {fix}", field="bbox")
-    try:
-        x0, y0, x1, y1 = (float(p) for p in parts)
-    except ValueError:
-        raise InvalidInput(f"bbox {value!r} holds a value that is not a number: {fix}",
-                           field="bbox") from None
-    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
-        raise InvalidInput(f"bbox values must be finite numbers: {fix}", field="bbox")
-    if not (-180 <= x0 <= 180 and -180 <= x1 <= 180 and -90 <= y0 <= 90 and -90 <= y1 <= 90):
-        hint = " (latitude first? longitude comes first)" if abs(y0) > 90 or abs(y1) > 90 else ""
-        raise InvalidInput(
-            f"bbox {value!r} is out of range: longitudes within [-180, 180], latitudes within "
-            f"[-90, 90]{hint}; {fix}", field="bbox")
-    if x0 > x1 or y0 > y1:
-        raise InvalidInput(
-            f"bbox {value!r}: minimum greater than maximum; {fix}", field="bbox")
-    return x0, y0, x1, y1
-
-
-def parse_time(value: str | None, field_name: str) -> datetime | None:
-    """An ISO 8601 date or date-time; without an offset it is the city's local time."""
-    if value is None or not value.strip():
-        return None
-    raw = value.strip()
-    try:
-        if len(raw) == 10:
-            parsed = datetime.combine(date.fromisoformat(raw), time())
-        else:
-            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "T", 1))
-    except ValueError:
-        raise InvalidInput(
-            f"{field_name} {value!r} is not an ISO 8601 date or date-time; e.g. 2025-06-01 or "
-            "2025-06-01T20:00:00+08:00 (a '+' in a URL must be sent as %2B)",
-            field=field_name,
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=CITY_TZ)
-
-
-def check_time_range(start: datetime | None, end: datetime | None) -> None:
-    """``InvalidInput`` when ``from`` is not before ``to``."""
-    if start and end and start >= end:
-        raise InvalidInput(
-            f"from ({start.isoformat()}) must be before to ({end.isoformat()})", field="from"
-        )
 
 
 # --- cursors ------------------------------------------------------------------------------
@@ -383,16 +150,14 @@ def list_cases(
 
 def where_sql(filters: CaseFilters, principal: Principal,
               extra: list[tuple[str, dict]] | None = None) -> tuple[str, dict]:
-    """`` WHERE ...`` (or "") of the filters, the principal's scope and ``extra`` conditions,
-    with their bound parameters; columns of the case are ``c.``."""
-    conditions: list[str] = []
-    params: dict = {}
-    parts = [clause(filters) for clause in FILTER_CLAUSES] + [_scope(principal)] + (extra or [])
-    for part in parts:
-        if part is not None:
-            conditions.append(part[0])
-            params.update(part[1])
-    return ((" WHERE " + " AND ".join(f"({c})" for c in conditions)) if conditions else ""), params
+    """`` WHERE ...`` of the filters as ``principal`` may apply them (its communities only)
+    and ``extra`` conditions, with their bound parameters; columns of the case are ``c.``."""
+    condition, params = filter_sql(filters.seen_by(principal))
+    conditions = [condition]
+    for sql, more in extra or ():
+        conditions.append(f"({sql})")
+        params.update(more)
+    return " WHERE " + " AND ".join(conditions), params
 
 
 # --- work lists: soonest due first ---------------------------------------------------------
@@ -455,12 +220,12 @@ def count_each(conn: Connection, named: dict[str, CaseFilters], principal: Princ
     where, params = where_sql(within or CaseFilters(), principal)
     columns = []
     for i, f in enumerate(named.values()):
-        cond, p = where_sql(f, principal)
+        cond, p = filter_sql(f)
         # Each set's parameters get their own names: two sets may filter one field.
         for key in sorted(p, key=len, reverse=True):
             cond = cond.replace(f":{key}", f":n{i}_{key}")
         params.update({f"n{i}_{k}": v for k, v in p.items()})
-        columns.append(f"count(*) FILTER (WHERE {cond.removeprefix(' WHERE ') or 'true'}) AS n{i}")
+        columns.append(f"count(*) FILTER (WHERE {cond}) AS n{i}")
     row = conn.execute(text(f'SELECT {", ".join(columns)} FROM "case" c{where}'), params).one()
     return {name: row[i] for i, name in enumerate(named)}
 

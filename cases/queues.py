@@ -1,21 +1,20 @@
 """The work lists (queues) of the workbench, defined once.
 
 A queue is a name, its labels, the roles whose home page shows it, and the ledger's own
-filters (:class:`cases.queries.CaseFilters`): nothing here is SQL. Every queue lists open
+filters (:class:`cases.filters.CaseFilters`): nothing here is SQL. Every queue lists open
 cases soonest due first (:func:`cases.queries.list_due_first`). To add a queue, add one
 :class:`Queue` to :data:`QUEUES` (see README, "Workbench: adding a queue or an action form").
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection
 
 from casegrid.errors import NotFound
 from cases import queries
-from cases.queries import CaseFilters
+from cases.filters import CaseFilters
 from cases.tokens import Principal
 
 # Everyone who works cases; planners read maps and statistics instead.
@@ -24,15 +23,14 @@ STAFF = ("dispatcher", "supervisor", "community_officer")
 
 @dataclass(frozen=True)
 class Queue:
-    """One work list. ``filters`` builds the ledger filters (a function, because
-    ``CaseFilters`` is mutable); ``bulk`` names the actions offered on several selected
+    """One work list. ``filters`` are the ledger filters of its cases; ``bulk`` names the actions offered on several selected
     rows at once (each still checked per case by :func:`cases.workflow.apply_action`)."""
 
     name: str
     label_zh: str
     label_en: str
     roles: tuple[str, ...]
-    filters: Callable[[], CaseFilters]
+    filters: CaseFilters
     bulk: tuple[str, ...] = ()
     hint_zh: str = ""
     hint_en: str = ""
@@ -49,8 +47,8 @@ class Queue:
         return principal.role == "admin" or principal.role in self.roles
 
 
-def _status(*states: str, **more) -> Callable[[], CaseFilters]:  # noqa: ANN003
-    return lambda: CaseFilters(status=list(states), **more)
+def _status(*states: str, **more) -> CaseFilters:  # noqa: ANN003
+    return CaseFilters(status=states, **more)
 
 
 QUEUES: dict[str, Queue] = {q.name: q for q in (
@@ -76,7 +74,7 @@ QUEUES: dict[str, Queue] = {q.name: q for q in (
           hint_zh="向市民反馈结果", hint_en="Tell the citizen the outcome"),
     Queue("close", "待结案", "To close", ("supervisor",), _status("replied"), bulk=("close",),
           hint_zh="已回复: 结案", hint_en="Replied: close"),
-    Queue("overdue", "超期", "Overdue", STAFF, lambda: CaseFilters(overdue=True),
+    Queue("overdue", "超期", "Overdue", STAFF, CaseFilters(overdue=True),
           hint_zh="已超过当前环节时限", hint_en="Past the current step's deadline"),
 )}
 
@@ -94,22 +92,22 @@ def queues_for(principal: Principal) -> list[Queue]:
     return [q for q in QUEUES.values() if q.visible_to(principal)]
 
 
+# The fields a person may narrow a queue by.
+NARROWED = ("subdistrict", "community", "category", "channel", "reported_from", "reported_to")
+
+
 def queue_filters(queue: Queue, narrow: CaseFilters | None = None) -> CaseFilters:
     """The queue's filters, open cases only, narrowed by a person's own choices (``narrow``:
     subdistrict, community, category, channel, period; the queue's own fields win)."""
-    f = queue.filters()
-    f.open = True
-    if narrow is not None:
-        for name in ("subdistrict", "community", "category", "channel", "reported_from",
-                     "reported_to"):
-            if getattr(f, name) is None:
-                setattr(f, name, getattr(narrow, name))
-    return f
+    f = queue.filters
+    chosen = {} if narrow is None else {
+        name: getattr(narrow, name) for name in NARROWED if getattr(f, name) is None}
+    return replace(f, open=True, **chosen)
 
 
 def queue_counts(conn: Connection, principal: Principal) -> dict[str, int]:
     """The number of open cases in each of ``principal``'s queues, in one pass."""
-    named = {q.name: q.filters() for q in queues_for(principal)}
+    named = {q.name: q.filters for q in queues_for(principal)}
     return queries.count_each(conn, named, principal, within=CaseFilters(open=True))
 
 

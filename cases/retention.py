@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, text
 from casegrid.errors import InvalidInput
 from casegrid.heartbeat import record_heartbeat
 from casegrid.settings import Settings, get_settings
-from cases.queries import CITY_TZ
+from cases.calendar import CITY_TZ
 
 # Columns of "case" that hold the reporter's own data (the ones present are purged).
 REPORTER_COLUMNS = ("reporter_name", "reporter_phone", "reporter_email")

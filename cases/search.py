@@ -13,7 +13,9 @@ import re
 from sqlalchemy import Connection, text
 
 from cases import queries
+from cases.filters import CaseFilters
 from cases.tokens import Principal
+from cases.vocabulary import CHANNELS
 
 MAX_RESULTS = 30
 MAX_QUERY = 100
@@ -53,7 +55,7 @@ def search_cases(conn: Connection, q: str, principal: Principal,
     q = (q or "").strip()[:MAX_QUERY]
     if not q:
         return []
-    params = {"q": q, "q_upper": q.upper(), "channels": list(queries.CHANNELS), "limit": limit}
+    params = {"q": q, "q_upper": q.upper(), "channels": list(CHANNELS), "limit": limit}
     exact = ["c.case_no = :q_upper", "(c.channel = ANY(:channels) AND c.external_id = :q)"]
     phones = phone_digits(q) if principal.sees_reporter else []
     if phones:
@@ -68,7 +70,7 @@ def search_cases(conn: Connection, q: str, principal: Principal,
 
 
 def _select(conn: Connection, principal: Principal, condition: str, params: dict) -> list[dict]:
-    where, scope = queries.where_sql(queries.CaseFilters(), principal, [(condition, {})])
+    where, scope = queries.where_sql(CaseFilters(), principal, [(condition, {})])
     sql = queries.CASE_SELECT + where + " ORDER BY c.reported_at DESC, c.id DESC LIMIT :limit"
     rows = conn.execute(text(sql), {**params, **scope}).mappings()
     return [queries.redact(dict(r), principal) for r in rows]

@@ -38,9 +38,8 @@ from scipy import sparse, stats
 from sqlalchemy import Connection, text
 
 from casegrid.errors import InvalidInput
-from cases.vocabulary import STATE_GROUPS
+from cases.filters import CaseFilters, filter_sql
 from geo.coords import METRIC_SRID
-from geo.map_data import CaseFilters, filter_sql
 
 LEVELS = ((0.01, 3), (0.05, 2), (0.10, 1))  # (alpha, level): 3 = 99 %, 2 = 95 %, 1 = 90 %
 DEFAULT_RINGS_M = (200.0, 500.0, 1000.0)
@@ -143,11 +142,11 @@ def _local_hours(pg_micros: np.ndarray) -> np.ndarray:
 def fetch_case_points(conn: Connection, filters: CaseFilters) -> CasePoints:
     """Read the filtered cases in one scan (see :class:`CasePoints`).
 
-    The filters are applied in SQL (``geo.map_data.filter_sql``); the WGS-84 points are
+    The filters are applied in SQL (``cases.filters.filter_sql``); the WGS-84 points are
     projected to EPSG:4527 with PROJ through pyproj, the same library and pipeline PostGIS's
     ``ST_Transform`` uses, vectorised over the whole array instead of once per row in SQL.
     """
-    where, p = filter_sql(filters)
+    where, p = filter_sql(for_statistics(filters))
     rows = conn.execute(text(_POINTS_SQL.format(where=where)), p).all()
     categories = sorted({r[0] for r in rows})
     communities = sorted({r[1] for r in rows}, key=lambda c: (c is None, c or ""))
@@ -312,8 +311,9 @@ def getis_ord(grid: Grid, permutations: int = 999, seed: int = 12345, fdr: bool 
 
 
 def for_statistics(filters: CaseFilters) -> CaseFilters:
-    """The filters with "every state" instead of the maps' default "open cases only"."""
-    return filters if filters.states else replace(filters, states=tuple(STATE_GROUPS))
+    """The filters as the statistics apply them: every located case that still stands, of
+    every state unless states are chosen (the maps' default is open cases only)."""
+    return replace(filters, on_map=True)
 
 
 def hourly_grid(conn: Connection, filters: CaseFilters, cell_m: float,
@@ -511,7 +511,7 @@ def _city_rate(conn: Connection, filters: CaseFilters, grid: Grid | None) -> flo
     """Cases per km² over the study area (the grid's when given, else the communities')."""
     if grid is not None and grid.area_m2 > 0:
         return grid.total_in_area / (grid.area_m2 / 1e6)
-    where, p = filter_sql(filters)
+    where, p = filter_sql(for_statistics(filters))
     row = conn.execute(
         text(
             "WITH area AS (SELECT ST_Union(geom) g FROM community WHERE generation_id = "
@@ -556,7 +556,7 @@ def hotspot_analysis(
     from geo.map_data import boundaries, city_bounds
 
     # Planners study every complaint, closed ones included, unless states are chosen.
-    filters = for_statistics(filters.validate())
+    filters = for_statistics(filters)
     rs = check_rings(rings)
     points = fetch_case_points(conn, filters)  # the only read of the cases
     grid = aggregate_grid(conn, filters, cell_m, points=points)

@@ -8,21 +8,13 @@ Reporter names and phones are never selected by any query in this module.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import replace
 
 from sqlalchemy import Connection, text
 
 from casegrid.errors import InvalidInput, NotFound
-from cases.calendar import CITY_TZ
-from cases.vocabulary import (
-    CHANNELS,
-    MAP_STATES,
-    STATE_GROUPS,
-    open_sql,
-    overdue_sql,
-    state_group_sql,
-)
+from cases.filters import OPEN_GROUPS, CaseFilters, check_bbox, filter_sql
+from cases.vocabulary import overdue_sql, state_group_sql
 from geo.boundaries import active_generation
 from geo.coords import METRIC_SRID
 from geo.routing import M_PER_DEG
@@ -30,95 +22,15 @@ from geo.routing import M_PER_DEG
 # The ledger's vocabulary (cases.vocabulary), as this module's queries spell it (alias c).
 _GROUP_SQL = state_group_sql("c")
 _OVERDUE_SQL = overdue_sql("c")
-_OPEN_SQL = open_sql("c")
 # Never more points than this in one viewport answer; above it the answer is a grid.
 MAX_POINTS = 2500
 GRID_COLUMNS = 24
 
 
-@dataclass(frozen=True)
-class CaseFilters:
-    """Which cases a map shows. Empty tuples mean "any"; ``states`` empty means open cases.
-
-    ``scope`` limits to a community officer's communities (``None``: the whole city).
-    ``hour_from``/``hour_to`` select local hours of the report, wrapping past midnight
-    (20 → 6 means 20:00-05:59).
-    """
-
-    communities: tuple[str, ...] = ()
-    subdistricts: tuple[str, ...] = ()
-    categories: tuple[str, ...] = ()
-    states: tuple[str, ...] = ()
-    channels: tuple[str, ...] = ()
-    date_from: date | None = None
-    date_to: date | None = None
-    hour_from: int | None = None
-    hour_to: int | None = None
-    scope: tuple[str, ...] | None = field(default=None)
-
-    def validate(self) -> CaseFilters:
-        """Raise ``InvalidInput`` naming the bad field; return self."""
-        bad = [s for s in self.states if s not in MAP_STATES]
-        if bad:
-            raise InvalidInput(f"state must be among {', '.join(MAP_STATES)}, not {bad[0]!r}", field="state")
-        bad = [c for c in self.channels if c not in CHANNELS]
-        if bad:
-            raise InvalidInput(f"channel must be among {', '.join(CHANNELS)}, not {bad[0]!r}", field="channel")
-        if self.date_from and self.date_to and self.date_from > self.date_to:
-            raise InvalidInput("date_from must not be after date_to", field="date_from")
-        for name in ("hour_from", "hour_to"):
-            v = getattr(self, name)
-            if v is not None and not 0 <= v <= 23:
-                raise InvalidInput(f"{name} must be an hour 0-23, not {v}", field=name)
-        if (self.hour_from is None) != (self.hour_to is None):
-            raise InvalidInput("give both hour_from and hour_to, or neither", field="hour_from")
-        return self
-
-
-def filter_sql(f: CaseFilters) -> tuple[str, dict]:
-    """A SQL condition on ``"case" c`` for the filters, with its bound parameters."""
-    conds = ["c.geom IS NOT NULL", "c.merged_into IS NULL"]
-    p: dict = {}
-    if f.scope is not None:
-        conds.append("c.community_code = ANY(:scope)")
-        p["scope"] = list(f.scope)
-    for col, key, values in (
-        ("c.community_code", "communities", f.communities),
-        ("c.subdistrict_code", "subdistricts", f.subdistricts),
-        ("c.category_code", "categories", f.categories),
-        ("c.channel", "channels", f.channels),
-    ):
-        if values:
-            conds.append(f"{col} = ANY(:{key})")
-            p[key] = list(values)
-    groups = [s for s in f.states if s in STATE_GROUPS]
-    if f.states and set(groups) >= set(STATE_GROUPS):
-        pass  # every case is in one of the groups (_GROUP_SQL has an ELSE): no condition
-    elif f.states:
-        alts = []
-        if groups:
-            alts.append(f"({_GROUP_SQL}) = ANY(:groups)")
-            p["groups"] = groups
-        if "overdue" in f.states:
-            alts.append(_OVERDUE_SQL)
-        conds.append("(" + " OR ".join(alts) + ")")
-    else:
-        # Open cases: the same rows as ``(_GROUP_SQL) <> 'closed'`` (status is NOT NULL),
-        # written so that it matches the predicate of the partial index on open cases
-        # (migration 0006) and the planner can use it.
-        conds.append(_OPEN_SQL)
-    if f.date_from:
-        conds.append("c.reported_at >= CAST(:date_from AS date)")
-        p["date_from"] = f.date_from
-    if f.date_to:
-        conds.append("c.reported_at < CAST(:date_to AS date) + 1")
-        p["date_to"] = f.date_to
-    if f.hour_from is not None and f.hour_to is not None:
-        hour = f"extract(hour FROM c.reported_at AT TIME ZONE '{CITY_TZ.key}')"
-        op = "AND" if f.hour_from <= f.hour_to else "OR"
-        conds.append(f"({hour} >= :hour_from {op} {hour} <= :hour_to)")
-        p["hour_from"], p["hour_to"] = f.hour_from, f.hour_to
-    return " AND ".join(conds), p
+def for_map(f: CaseFilters) -> CaseFilters:
+    """The filters as a map applies them: only cases with a location that still stand (not
+    merged into another), and open cases unless states are chosen."""
+    return replace(f, on_map=True, state=f.state or OPEN_GROUPS)
 
 
 def boundaries(conn: Connection, level: str, simplify_m: float = 2.0) -> list[dict]:
@@ -176,14 +88,6 @@ def city_bounds(conn: Connection) -> tuple[float, float, float, float] | None:
     return None if row is None or row[0] is None else (row[0], row[1], row[2], row[3])
 
 
-def check_bbox(bbox: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
-    """Validate a (west, south, east, north) WGS-84 box; ``InvalidInput`` names the problem."""
-    w, s, e, n = bbox
-    if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
-        raise InvalidInput("bbox must be west,south,east,north in degrees with west<east, south<north", field="bbox")
-    return bbox
-
-
 def cases_in_bbox(
     conn: Connection,
     filters: CaseFilters,
@@ -199,9 +103,8 @@ def cases_in_bbox(
     ``flagged`` is 2 for a case routed by ``nearest``, 1 for ``near_boundary``, else 0.
     """
     w, s, e, n = check_bbox(bbox)
-    where, p = filter_sql(filters)
-    p.update({"w": w, "s": s, "e": e, "n": n})
-    where += " AND c.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326)"
+    where, p = filter_sql(replace(for_map(filters), bbox=(w, s, e, n)))
+    p.update({"w": w, "s": s})
     total = conn.execute(
         text(f'SELECT count(*) FROM (SELECT 1 FROM "case" c WHERE {where} LIMIT :cap) x'),
         {**p, "cap": max_points + 1},
@@ -326,17 +229,6 @@ def duplicate_rule(conn: Connection, category_code: str, default_m: float, defau
     if row is None:
         return default_m, default_days
     return (row[0] or default_m, row[1] if row[1] is not None else default_days)
-
-
-def community_counts(conn: Connection, filters: CaseFilters) -> dict[str, int]:
-    """Cases per community code for the filters (for a choropleth)."""
-    where, p = filter_sql(filters)
-    rows = conn.execute(
-        text(f'SELECT c.community_code, count(*) FROM "case" c WHERE {where} '
-             f"AND c.community_code IS NOT NULL GROUP BY 1"),
-        p,
-    ).all()
-    return {r[0]: r[1] for r in rows}
 
 
 def filter_options(conn: Connection, scope: tuple[str, ...] | None = None) -> dict:

@@ -17,8 +17,8 @@ from datetime import datetime
 import folium
 
 from cases.calendar import CITY_TZ
+from cases.filters import CaseFilters, window_days
 from cases.vocabulary import CHANNELS
-from geo.map_data import CaseFilters
 from maps.assets import markercluster_links
 from maps.base import PageScript, add_communities, add_posts, add_subdistricts, new_map
 from maps.display import Display
@@ -56,11 +56,12 @@ def case_popup_data(row: dict, lang: str, record_url: str | None, map_url: str |
 
 def filters_state(f: CaseFilters) -> dict:
     """Filters as the page script holds them (lists and ISO dates)."""
+    first, last = window_days(f)
     return {
-        "subdistrict": list(f.subdistricts), "community": list(f.communities), "category": list(f.categories),
-        "channel": list(f.channels), "state": list(f.states),
-        "date_from": f.date_from.isoformat() if f.date_from else "",
-        "date_to": f.date_to.isoformat() if f.date_to else "",
+        "subdistrict": list(f.subdistrict or ()), "community": list(f.community or ()),
+        "category": list(f.category or ()), "channel": list(f.channel or ()), "state": list(f.state or ()),
+        "date_from": first.isoformat() if first else "",
+        "date_to": last.isoformat() if last else "",
     }
 
 

@@ -16,8 +16,8 @@ from pyproj import Transformer
 from sqlalchemy import text
 
 from casegrid.errors import InvalidInput
+from cases.filters import CaseFilters
 from geo.hotspots import aggregate_grid, check_rings, getis_ord, poi_ring_stats, rank_pois
-from geo.map_data import CaseFilters
 
 TO_M = Transformer.from_crs(4326, 4527, always_xy=True)
 TO_LL = Transformer.from_crs(4527, 4326, always_xy=True)
@@ -146,7 +146,7 @@ def test_ring_counts_match_shapely(area):
                          {"k": kind, "n": name, "w": ll.wkt})
         grid = aggregate_grid(conn, CaseFilters(), cell_m=250)
         rows = poi_ring_stats(conn, CaseFilters(), rings=(200, 500, 1000), grid=grid, hot=getis_ord(grid, 99))
-        evening = poi_ring_stats(conn, CaseFilters(hour_from=20, hour_to=5, categories=("0508",)), rings=(500,))
+        evening = poi_ring_stats(conn, CaseFilters(hour_from=20, hour_to=5, category=("0508",)), rings=(500,))
     pts = shapely.points(xs, ys)
     city_rate = len(xs) / (AREA_M.area / 1e6)
     for row, geom in zip(rows, (school, market), strict=True):
@@ -197,12 +197,15 @@ def test_bad_cell_size_and_filters_rejected(area):
         _insert_cases(conn, [CX], [CY])
         with pytest.raises(InvalidInput):
             aggregate_grid(conn, CaseFilters(), cell_m=5)
-    with pytest.raises(InvalidInput):
-        CaseFilters(hour_from=25, hour_to=3).validate()
-    with pytest.raises(InvalidInput):
-        CaseFilters(hour_from=3).validate()
-    with pytest.raises(InvalidInput):
-        CaseFilters(states=("lost",)).validate()
+    with pytest.raises(InvalidInput) as e:
+        CaseFilters(hour_from=25, hour_to=3)
+    assert e.value.field == "hour_from"
+    with pytest.raises(InvalidInput) as e:
+        CaseFilters(hour_from=3)
+    assert e.value.field == "hour_to"
+    with pytest.raises(InvalidInput) as e:
+        CaseFilters(state=("lost",))
+    assert e.value.field == "state" and "overdue" in e.value.message
 
 
 @pytest.mark.parametrize("geom", [

@@ -18,8 +18,9 @@ from sqlalchemy import event, text
 
 from api.app import create_app
 from casegrid.settings import Settings
+from cases.filters import CaseFilters, filter_sql
 from geo.hotspots import hotspot_analysis, poi_ring_stats
-from geo.map_data import CaseFilters, cases_in_bbox, city_bounds, filter_sql
+from geo.map_data import cases_in_bbox, city_bounds, for_map
 from tests.test_maps_pages import make_token, seed_cases
 
 
@@ -40,7 +41,7 @@ def test_hotspot_analysis_reads_the_cases_once(city_engine) -> None:
     assert scans == 1, f"the hotspot analysis scanned the case table {scans} times (one read expected)"
     # ... and that one read fed every figure on the page.
     with city_engine.connect() as conn:
-        total = conn.execute(text(f'SELECT count(*) FROM "case" c WHERE {filter_sql(CaseFilters(states=("new", "dispatched", "handled", "closed")))[0]}')).scalar_one()
+        total = conn.execute(text(f'SELECT count(*) FROM "case" c WHERE {filter_sql(for_map(CaseFilters(state=("new", "dispatched", "handled", "closed"))))[0]}')).scalar_one()
         per_community = dict(conn.execute(text(
             'SELECT community_code, count(*) FROM "case" WHERE community_code IS NOT NULL GROUP BY 1')).all())
     assert total == 55 * 20
@@ -152,7 +153,7 @@ def test_state_filters_select_the_same_cases_as_the_state_groups(city_engine, st
         # rejected without closed_at, and closed_at on a status that is not closed
         conn.execute(text("UPDATE \"case\" SET status = 'rejected', closed_at = NULL WHERE id % 7 = 1"))
         conn.execute(text("UPDATE \"case\" SET closed_at = now() WHERE id % 11 = 2 AND status = 'dispatched'"))
-        where, p = filter_sql(CaseFilters(states=states).validate())
+        where, p = filter_sql(for_map(CaseFilters(state=states)))
         got = {r[0] for r in conn.execute(text(f'SELECT c.id FROM "case" c WHERE {where}'), p)}
         rows = conn.execute(text(f'SELECT c.id, {state_group_sql()}, {overdue_sql()} FROM "case" c')).all()
     if not states:

@@ -34,6 +34,7 @@ from api.schemas import (
 from api.uploads import post_with_photos
 from casegrid import metrics
 from cases import queries
+from cases.filters import CaseFilters, parse_bbox, parse_time, split_list
 from cases.intake import NewCase
 
 PREFIX = "/api/v1"
@@ -108,19 +109,18 @@ def list_cases(
     format: Annotated[Literal["json", "geojson"], Query()] = "json",
 ):
     """Cases the caller may see, newest reported first, keyset-paginated."""
-    filters = queries.CaseFilters(
-        status=queries.parse_statuses(status),
-        category=queries.split_list(category),
-        community=queries.split_list(community),
-        subdistrict=queries.split_list(subdistrict),
-        channel=queries.parse_channels(channel),
-        bbox=queries.parse_bbox(bbox),
-        reported_from=queries.parse_time(from_, "from"),
-        reported_to=queries.parse_time(to, "to"),
+    filters = CaseFilters(
+        status=split_list(status),
+        category=split_list(category),
+        community=split_list(community),
+        subdistrict=split_list(subdistrict),
+        channel=split_list(channel),
+        bbox=parse_bbox(bbox),
+        reported_from=parse_time(from_, "from"),
+        reported_to=parse_time(to, "to"),
         unrouted=unrouted,
         overdue=overdue,
     )
-    queries.check_time_range(filters.reported_from, filters.reported_to)
     page = queries.list_cases(conn, filters, principal, limit=limit, cursor=cursor)
     if format == "geojson":
         body = feature_collection([case_feature(r) for r in page.items], next_cursor=page.next_cursor)

@@ -21,6 +21,7 @@ from casegrid.errors import Forbidden, InvalidInput, Unauthorized
 from casegrid.replica import Freshness
 from cases import attachments
 from cases.activities import activity_points
+from cases.filters import CaseFilters, day_window, parse_bbox
 from cases.tokens import Principal, authenticate
 from cases.users import session_for
 from geo import map_data
@@ -82,12 +83,14 @@ def _display(request: Request, tiles: str | None) -> Display:
 
 def _filters(subdistrict: list[str], community: list[str], category: list[str], channel: list[str],
              state: list[str], date_from: date | None, date_to: date | None, scope: tuple[str, ...] | None,
-             hour_from: int | None = None, hour_to: int | None = None) -> map_data.CaseFilters:
-    return map_data.CaseFilters(
-        communities=tuple(community), subdistricts=tuple(subdistrict), categories=tuple(category),
-        states=tuple(state), channels=tuple(channel), date_from=date_from, date_to=date_to,
-        hour_from=hour_from, hour_to=hour_to, scope=scope,
-    ).validate()
+             hour_from: int | None = None, hour_to: int | None = None) -> CaseFilters:
+    """The maps' query parameters as the one filter set (dates are whole local days)."""
+    reported_from, reported_to = day_window(date_from, date_to)
+    return CaseFilters(
+        community=community, subdistrict=subdistrict, category=category, state=state, channel=channel,
+        reported_from=reported_from, reported_to=reported_to, hour_from=hour_from, hour_to=hour_to,
+        scope=scope,
+    )
 
 
 def _record_url(request: Request, case_id: int) -> str:
@@ -132,15 +135,12 @@ def cases_in_view(
     at most a few thousand match, else a count grid (``mode``: ``points`` | ``cells``)."""
     allow(principal, MAP_ROLES)
     check_lang(lang)
-    try:
-        box = tuple(float(x) for x in bbox.split(","))
-    except ValueError:
-        box = ()
-    if len(box) != 4:
-        raise InvalidInput("bbox must be four numbers: west,south,east,north", field="bbox")
+    box = parse_bbox(bbox)
+    if box is None:
+        raise InvalidInput("bbox is empty: give the viewport as west,south,east,north", field="bbox")
     display = _display(request, tiles)
     f = _filters(subdistrict, community, category, channel, state, date_from, date_to, scope_of(principal))
-    answer = map_data.cases_in_bbox(conn, f, display.bbox_to_wgs84(map_data.check_bbox(box)))  # type: ignore[arg-type]
+    answer = map_data.cases_in_bbox(conn, f, display.bbox_to_wgs84(box))
     return shift_cases_answer(answer, display)
 
 

@@ -34,11 +34,12 @@ from api.web_session import (
     set_session_cookie,
 )
 from casegrid.errors import CasegridError, Conflict, InvalidInput, NotFound
-from cases import queries, queues, search, users, workflow
+from cases import filters, queries, queues, search, users, workflow
 from cases.calendar_horizon import current_horizon
 from cases.calendar_store import load_calendar
 from cases.deadlines import due_summary
 from cases.users import Session
+from cases.vocabulary import CHANNELS
 from web import case_page, forms, i18n, placement
 from web.render import render, working_left
 
@@ -89,22 +90,20 @@ def _csrf_refused(request: Request, lang: str, session: Session | None) -> HTMLR
                  message=t["csrf_failed"])
 
 
-def _narrow(params) -> tuple[queries.CaseFilters, dict]:  # noqa: ANN001 - a Mapping
+def _narrow(params) -> tuple[filters.CaseFilters, dict]:  # noqa: ANN001 - a Mapping
     """A person's own filters of a queue (and the same as query parameters to carry on)."""
     chosen = {k: (params.get(k) or "").strip() for k in NARROW}
-    f = queries.CaseFilters(
-        subdistrict=queries.split_list(chosen["subdistrict"]),
-        community=queries.split_list(chosen["community"]),
-        category=queries.split_list(chosen["category"]),
-        channel=queries.parse_channels(chosen["channel"]),
-        reported_from=queries.parse_time(chosen["from"], "from"),
-        reported_to=queries.parse_time(chosen["to"], "to"),
+    to = filters.parse_time(chosen["to"], "to")
+    if to is not None and len(chosen["to"]) == 10:
+        to = filters.day_window(None, to.date())[1]  # "to" a day includes that day
+    f = filters.CaseFilters(
+        subdistrict=filters.split_list(chosen["subdistrict"]),
+        community=filters.split_list(chosen["community"]),
+        category=filters.split_list(chosen["category"]),
+        channel=filters.split_list(chosen["channel"]),
+        reported_from=filters.parse_time(chosen["from"], "from"),
+        reported_to=to,
     )
-    if f.reported_to is not None and len(chosen["to"]) == 10:
-        from datetime import timedelta
-
-        f.reported_to += timedelta(days=1)  # "to" a day includes that day
-    queries.check_time_range(f.reported_from, f.reported_to)
     return f, {k: v for k, v in chosen.items() if v}
 
 
@@ -256,7 +255,7 @@ def queue_page(request: Request, conn: ConnDep, session: WebSession, name: str,
     return _html(request, "queue.html", lang, session, nav=nav, current_queue=name, queue=queue,
                  rows=_rows_with_time_left(conn, page.items, lang), next_cursor=page.next_cursor,
                  after=after, total=dict((q.name, n) for q, n in nav).get(name),
-                 bulk=bulk, options=filter_options(conn, scope), channels=queries.CHANNELS,
+                 bulk=bulk, options=filter_options(conn, scope), channels=CHANNELS,
                  chosen={k: chosen.get(k, "") for k in NARROW}, narrow_params=chosen,
                  filtered=bool(chosen), here=here, flash=_flash(request, lang))
 

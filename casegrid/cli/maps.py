@@ -7,12 +7,11 @@ themselves when there are at most a few thousand, else counts on a grid.
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 import typer
 
-from casegrid.cli._common import cli_errors, console
+from casegrid.cli._common import cli_errors, console, option_day
 
 map_app = typer.Typer(help="Write the dispatcher and hotspot maps as HTML files.", no_args_is_help=True)
 
@@ -24,15 +23,14 @@ def _engine(db_url: str | None):
     return make_engine(db_url) if db_url else engine()
 
 
-def _date(value: str | None, name: str) -> date | None:
-    from casegrid.errors import InvalidInput
+def _days(date_from: str | None, date_to: str | None) -> dict:
+    """``--from``/``--to`` (whole local days, both included) as CaseFilters' report window."""
+    from cases.filters import day_window
 
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"{name} must be a date YYYY-MM-DD, not {value!r}", field=name) from None
+    first = option_day(date_from, "from") if date_from else None
+    last = option_day(date_to, "to") if date_to else None
+    reported_from, reported_to = day_window(first, last)
+    return {"reported_from": reported_from, "reported_to": reported_to}
 
 
 @map_app.command("dispatch")
@@ -52,6 +50,7 @@ def dispatch(
 ) -> None:
     """Write the dispatcher map as a standalone HTML file."""
     from casegrid.settings import get_settings
+    from cases.filters import CaseFilters
     from geo import map_data
     from maps.assets import copy_tree_for_html
     from maps.dispatch import case_popup_data, render_dispatch, shift_cases_answer
@@ -60,10 +59,8 @@ def dispatch(
 
     lang = check_lang(lang)
     display = display_from_settings(get_settings(), tiles)
-    f = map_data.CaseFilters(
-        communities=tuple(community), subdistricts=tuple(subdistrict), categories=tuple(category),
-        states=tuple(state), channels=tuple(channel), date_from=_date(date_from, "from"), date_to=_date(date_to, "to"),
-    ).validate()
+    f = CaseFilters(community=community, subdistrict=subdistrict, category=category, state=state,
+                    channel=channel, **_days(date_from, date_to))
     eng = _engine(db_url)
     with eng.connect() as conn:
         data = map_data.dispatch_data(conn)
@@ -103,8 +100,8 @@ def hotspots(
     from api.routes.maps import hotspot_params_text, parse_rings
     from casegrid.errors import InvalidInput
     from casegrid.settings import get_settings
+    from cases.filters import CaseFilters, window_days
     from geo.hotspots import POI_KINDS, hotspot_analysis
-    from geo.map_data import CaseFilters
     from maps.assets import copy_tree_for_html
     from maps.display import display_from_settings
     from maps.hotspots import render_hotspots
@@ -117,15 +114,14 @@ def hotspots(
             hour_from, hour_to = (int(x) for x in hours.split("-"))
         except ValueError:
             raise InvalidInput("hours must look like 20-6 (from-to, local hours 0-23)", field="hours") from None
-    f = CaseFilters(categories=tuple(category), date_from=_date(date_from, "from"), date_to=_date(date_to, "to"),
-                    hour_from=hour_from, hour_to=hour_to).validate()
+    f = CaseFilters(category=category, hour_from=hour_from, hour_to=hour_to, **_days(date_from, date_to))
     rs = parse_rings(rings)
     t0 = time.perf_counter()
     with _engine(db_url).connect() as conn:
         analysis = hotspot_analysis(conn, f, cell_m=cell_m, rings=rs, kinds=tuple(kind) or POI_KINDS)
     out.parent.mkdir(parents=True, exist_ok=True)
     base = copy_tree_for_html(out)
-    params = hotspot_params_text(list(category), f.date_from, f.date_to, hour_from, hour_to, lang)
+    params = hotspot_params_text(list(category), *window_days(f), hour_from, hour_to, lang)
     html = render_hotspots(analysis, display_from_settings(get_settings(), tiles), lang=lang, asset_base=base,
                            params_text=params)
     out.write_text(html, encoding="utf-8")

@@ -2,7 +2,7 @@
 
 The dispatcher map opens on every open case of the city (about 10 % of the ledger) and asks
 for them by viewport, ``geom && box AND closed_at IS NULL AND status NOT IN ('closed',
-'rejected')`` (``geo.map_data.filter_sql``, spelled exactly as this predicate so that the
+'rejected')`` (``cases.filters.filter_sql``, spelled exactly as this predicate so that the
 planner can prove the index applies). Without it the query reads every case of the ledger,
 closed ones included: at a million cases the first view took seconds. The partial index
 holds only open cases, so it stays small however long the ledger grows; a case leaves it when
