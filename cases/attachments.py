@@ -15,7 +15,9 @@ its communities; another community's file is a 404, as its case is). Citizens' p
 (``intake``) are never shown to planners nor served without a token, unless
 ``attachment_intake_public`` is set (Open311 ``media_url``). The EXIF time and position of
 the original, and the name it was sent as, are staff facts: never for planners or the
-public.
+public. A caption is free text like a note and is stored masked (:mod:`cases.privacy`;
+like an activity's note, the text as written is not kept: a caption describes a file,
+the reporter's own phone has its field).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from casegrid.settings import Settings
 from cases import activities, publication
 from cases.images import Limits, Prepared, Upload, prepare
 from cases.intake import IntakeResult, NewCase, create_case
+from cases.privacy import mask_contacts
 from cases.tokens import Principal
 from cases.workflow import load_case
 from geo.coords import METRIC_SRID
@@ -161,7 +164,7 @@ def _caption(caption: str | None) -> str | None:
     if len(caption) > MAX_CAPTION:
         raise FileRefused(f"caption has {len(caption)} characters; the limit is {MAX_CAPTION}",
                           field="caption")
-    return caption
+    return mask_contacts(caption)
 
 
 # -- the places that attach --------------------------------------------------------------
