@@ -25,7 +25,7 @@ from api.middleware import install_middleware
 from api.observability import RequestObservability
 from api.root_path import RootPathResponses
 from api.web_session import install_sign_in_redirect
-from casegrid import __version__
+from casegrid import __version__, metrics
 from casegrid.db import make_engine, resolve_database_url, single_read
 from casegrid.replica import ReadSource
 from casegrid.settings import Settings, get_settings
@@ -40,6 +40,8 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.engine = make_engine(url, settings)
+        metrics.worker_started()
+        metrics.watch_pool(app.state.engine)
         app.state.reads = ReadSource(
             app.state.engine,
             make_engine(settings.read_database_url, settings, application_name="casegrid-read")
@@ -53,6 +55,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
             yield
         finally:
             await app.state.intake.stop()
+            metrics.worker_stopping()
             app.state.engine.dispose()
             if app.state.reads.replica is not None:
                 app.state.reads.replica.dispose()

@@ -6,14 +6,24 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from api.app import create_app
+from casegrid.cluster import free_port
 from casegrid.logs import JsonFormatter
+from casegrid.metrics import WORKERS_SUBDIR
 from casegrid.settings import Settings
 from cases.tokens import create_token
 from tests.helpers.ledger import COMM_A, make_case
@@ -155,23 +165,17 @@ def test_one_json_line_per_request_without_personal_data(city_db_url, tokens, js
     assert PHONE not in text_out and "hunter2" not in text_out and "王先生" not in text_out
 
 
-def test_several_workers_report_one_sum(city_db_url, tmp_path):
-    """`casegrid serve --workers 2`: whichever worker answers the scrape, the request
-    counts are the sum over both (prometheus-client's multiprocess mode)."""
-    import os
-    import subprocess
-    import sys
-    import time
-
-    import httpx
-
-    from casegrid.cluster import free_port
-
+@contextmanager
+def serving_workers(url: str, tmp_path: Path, workers: int = 2):
+    """`casegrid serve --workers N` in its own process group; yields the base URL, the
+    supervisor process and the multiprocess directory it made (under ``tmp_path``)."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": city_db_url, "CASEGRID_PORT": str(port)}
+    env = {**os.environ, "DATABASE_URL": url, "CASEGRID_PORT": str(port),
+           "TMPDIR": str(tmp_path)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    proc = subprocess.Popen([sys.executable, "-m", "casegrid.cli", "serve", "--workers", "2"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "casegrid.cli", "serve", "--workers",
+                             str(workers)], env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -184,6 +188,30 @@ def test_several_workers_report_one_sum(city_db_url, tmp_path):
                 pass
             assert time.monotonic() < deadline and proc.poll() is None, "server did not start"
             time.sleep(0.2)
+        (metrics_dir,) = tmp_path.glob("casegrid-metrics-*")
+        yield base, proc, metrics_dir
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        log.close()
+
+
+def worker_pids(metrics_dir: Path, count: int, not_in: set[int] = frozenset()) -> set[int]:
+    """The pids the serving workers recorded, once ``count`` workers not in ``not_in``
+    have started."""
+    deadline = time.monotonic() + 120  # a worker's start takes seconds on a busy machine
+    while True:
+        pids = {int(p.name) for p in (metrics_dir / WORKERS_SUBDIR).iterdir()}
+        if len(pids - set(not_in)) >= count:
+            return pids
+        assert time.monotonic() < deadline, f"workers recorded: {pids}"
+        time.sleep(0.2)
+
+
+def test_several_workers_report_one_sum(city_db_url, tmp_path):
+    """`casegrid serve --workers 2`: whichever worker answers the scrape, the request
+    counts are the sum over both (prometheus-client's multiprocess mode)."""
+    with serving_workers(city_db_url, tmp_path) as (base, _proc, _dir):
         for _ in range(30):  # new connections: the kernel spreads them over the workers
             assert httpx.get(f"{base}/health").status_code == 200
         seen = set()
@@ -192,11 +220,49 @@ def test_several_workers_report_one_sum(city_db_url, tmp_path):
             seen.add(value(found, "casegrid_http_requests_total", method="GET",
                            route="/health", status="200"))
         assert seen == {31.0}  # 30 and the first probe that found the server up
-    finally:
-        import signal
+    assert not list(tmp_path.glob("casegrid-metrics-*"))  # the server cleans up after itself
 
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+
+def test_dead_workers_leave_the_live_gauges(city_db_url, tmp_path):
+    """A worker killed outright (the supervisor starts another) and a worker stopped are
+    marked dead (prometheus-client's mark_process_dead): the pool gauges add up the live
+    workers only, while the dead one's counted requests stay."""
+    pool = Settings().pool_size
+    with serving_workers(city_db_url, tmp_path) as (base, proc, metrics_dir):
+        first = worker_pids(metrics_dir, 2)
+
+        def scrape() -> dict:
+            return samples(httpx.get(f"{base}/metrics").text)
+
+        for _ in range(10):
+            httpx.get(f"{base}/health")
+        assert value(scrape(), "casegrid_db_pool_size") == 2 * pool
+        before = value(scrape(), "casegrid_http_requests_total", method="GET",
+                       route="/health", status="200")
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)  # no shutdown runs: only the files can tell
+        now = worker_pids(metrics_dir, 1, not_in=first)
+        assert victim not in now, "the new worker marks the dead one at its start"
+        assert not list(metrics_dir.glob(f"gauge_live*_{victim}.db"))
+        for _ in range(5):  # whichever worker answers
+            found = scrape()
+            assert value(found, "casegrid_db_pool_size") == 2 * pool, found
+            assert value(found, "casegrid_http_requests_total", method="GET", route="/health",
+                         status="200") >= before
+        # A worker told to stop (SIGTERM) shuts down and marks itself dead on the way out,
+        # before the supervisor's replacement has started.
+        leaving = min(now)
+        os.kill(leaving, signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while (metrics_dir / WORKERS_SUBDIR / str(leaving)).exists():
+            assert time.monotonic() < deadline, "the stopping worker did not mark itself dead"
+            time.sleep(0.05)
+        assert not list(metrics_dir.glob(f"gauge_live*_{leaving}.db"))
+        worker_pids(metrics_dir, 1, not_in=now)
+        assert value(scrape(), "casegrid_db_pool_size") == 2 * pool
+    log = (tmp_path / "serve.log").read_text()
+    assert f"worker(s) {leaving} ended without shutting down" not in log
+    assert f"worker(s) {victim} ended without shutting down" in log
 
 
 def test_intake_counts_cases_rules_and_batches(city_db_url, tokens):

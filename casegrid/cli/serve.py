@@ -186,6 +186,7 @@ def serve(
 ) -> None:
     """Serve the API and the maps with uvicorn."""
     import os
+    import shutil
     import tempfile
 
     import uvicorn
@@ -194,13 +195,21 @@ def serve(
     from casegrid.settings import get_settings
 
     s = get_settings()
+    metrics_dir = None
     if workers > 1:
         # prometheus-client's multiprocess mode (its documented set-up): each worker writes
         # its metrics to files here, and /metrics adds them up whichever worker answers. A
-        # fresh directory per start, so a restarted server does not add old counts.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="casegrid-metrics-")
-    uvicorn.run("api.main:app", host=host or s.host, port=port or s.port, workers=workers,
-                log_level="info", log_config=log_config(s.log_format), **proxy_options(s))
+        # fresh directory per start, so a restarted server does not add old counts; the
+        # workers inherit the variable (uvicorn starts them after this). Workers that end
+        # are marked dead by casegrid.metrics.
+        metrics_dir = tempfile.mkdtemp(prefix="casegrid-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run("api.main:app", host=host or s.host, port=port or s.port, workers=workers,
+                    log_level="info", log_config=log_config(s.log_format), **proxy_options(s))
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def proxy_options(s) -> dict:
