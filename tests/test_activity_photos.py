@@ -21,7 +21,6 @@ from cases import attachments
 from cases.tokens import create_token
 from tests import evidence_files as files
 from tests.conftest import running_server
-from tests.test_maps_browser import browser  # noqa: F401 - the module's Chromium
 from tests.workbench_helpers import COMM_A, COMM_B, PASSWORD, csrf_of, make_users
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -203,7 +202,7 @@ def test_workbench_form_takes_photos_and_the_list_shows_thumbnails(city_db_url, 
 
 
 @pytest.mark.browser
-def test_phone_records_with_a_photo_and_sees_its_thumbnail(browser, city_db_url,  # noqa: F811
+def test_phone_records_with_a_photo_and_sees_its_thumbnail(browser, city_db_url,
                                                             city_engine, tmp_path):
     """An officer at 390 px picks a photo in the form; the list shows its thumbnail, loaded
     (not a broken image), with no sideways scrolling and no console error."""
