@@ -67,6 +67,10 @@ class CaseFilters:
     pending_extension: bool | None = None  # True: an extension request awaits a decision
     # True: not closed yet (closed_at is NULL: a rejected case still waits for its reply)
     open: bool | None = None
+    # True: the post has acknowledged (签收) its last dispatch; False: not yet (issue 23)
+    acknowledged: bool | None = None
+    # True: escalated (督办) by the worker's reminder pass (cases.reminders)
+    escalated: bool | None = None
     # True: only what a map can draw (a location) and still stands (not merged into another)
     on_map: bool | None = None
     # The communities the reader is limited to (None: the whole city); see seen_by().
@@ -253,6 +257,20 @@ def _open(f: CaseFilters):
     if f.open is None:
         return None
     return ("c.closed_at IS NULL" if f.open else "c.closed_at IS NOT NULL"), {}
+
+
+@filter_clause
+def _acknowledged(f: CaseFilters):
+    if f.acknowledged is None:
+        return None
+    return ("c.acknowledged_at IS NOT NULL" if f.acknowledged else "c.acknowledged_at IS NULL"), {}
+
+
+@filter_clause
+def _escalated(f: CaseFilters):
+    if f.escalated is None:
+        return None
+    return ("c.escalated_at IS NOT NULL" if f.escalated else "c.escalated_at IS NULL"), {}
 
 
 @filter_clause

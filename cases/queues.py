@@ -8,12 +8,13 @@ cases soonest due first (:func:`cases.queries.list_due_first`). To add a queue, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection
 
 from casegrid.errors import NotFound
-from cases import queries
+from cases import queries, reminders
 from cases.filters import CaseFilters
 from cases.tokens import Principal
 
@@ -36,6 +37,8 @@ class Queue:
     hint_en: str = ""
     # A template that adds to each row's address cell (e.g. the matcher's suggestions).
     row_detail: str = ""
+    # Adds to the page's rows what the filters cannot carry (e.g. who escalated and why).
+    annotate: Callable[[Connection, list[dict]], None] | None = None
 
     def label(self, lang: str) -> str:
         return self.label_en if lang == "en" else self.label_zh
@@ -63,6 +66,10 @@ QUEUES: dict[str, Queue] = {q.name: q for q in (
           _status("registered", "reviewed", "returned", unrouted=True), row_detail="queue/suggestions.html",
           hint_zh="没有坐标或不在辖区内、地址未能自动定位的案件: 选择候选位置或在地图上放置",
           hint_en="No point, or outside every community, and the address was not placed: pick a suggestion or place it on the map"),
+    # 签收 first: an officer's first list (the queues of a role keep this order).
+    Queue("acknowledge", "待签收", "To acknowledge", ("community_officer",),
+          _status("dispatched", acknowledged=False),
+          hint_zh="已派遣到本社区, 尚未签收", hint_en="Dispatched to your post, not yet acknowledged"),
     Queue("handling", "处置中", "Being handled", STAFF, _status("dispatched"),
           hint_zh="已派遣, 等待社区处置", hint_en="Dispatched, waiting for the post to handle"),
     Queue("extension", "延期申请", "Extension requests", ("dispatcher", "supervisor"),
@@ -76,6 +83,9 @@ QUEUES: dict[str, Queue] = {q.name: q for q in (
           hint_zh="已回复: 结案", hint_en="Replied: close"),
     Queue("overdue", "超期", "Overdue", STAFF, CaseFilters(overdue=True),
           hint_zh="已超过当前环节时限", hint_en="Past the current step's deadline"),
+    Queue("escalated", "督办", "Supervised (督办)", ("supervisor", "dispatcher"),
+          reminders.ESCALATED, row_detail="queue/escalation.html", annotate=reminders.add_escalations,
+          hint_zh="超期未处置, 已自动督办", hint_en="Still unhandled past the deadline: escalated"),
 )}
 
 
@@ -115,5 +125,8 @@ def queue_page(conn: Connection, queue: Queue, principal: Principal, *,
                narrow: CaseFilters | None = None, limit: int = queries.DEFAULT_LIMIT,
                after: str | None = None, exclude: int | None = None) -> queries.CasePage:
     """One page of a queue, soonest due first."""
-    return queries.list_due_first(conn, queue_filters(queue, narrow), principal, limit=limit,
+    page = queries.list_due_first(conn, queue_filters(queue, narrow), principal, limit=limit,
                                   after=after, exclude=exclude)
+    if queue.annotate is not None:
+        queue.annotate(conn, page.items)
+    return page

@@ -27,8 +27,9 @@ from datetime import datetime
 from sqlalchemy import Connection, text
 
 from casegrid.settings import Settings, get_settings
-from cases import notices
+from cases import notices, queries
 from cases.calendar_store import load_calendar
+from cases.filters import CaseFilters
 from cases.tokens import Principal
 
 KINDS = ("ack_late", "due_soon", "overdue", "escalated")
@@ -110,13 +111,37 @@ def send_reminders(conn: Connection, now: datetime | None = None,
     return {k: len(v) for k, v in by_kind.items()}
 
 
+# The 督办 queue's condition, once: escalated and still waiting at the post (the workbench's
+# queue and escalated_cases both use it).
+ESCALATED = CaseFilters(status=("dispatched",), escalated=True)
+
+
 def escalated_cases(conn: Connection, actor: Principal, limit: int = 200) -> list[dict]:
     """The 督办 queue: escalated cases still waiting at their post, longest first (only the
     communities ``actor`` may see)."""
+    where, params = queries.where_sql(ESCALATED, actor)
     rows = conn.execute(text(
-        "SELECT id, case_no, category_code, address, community_code, subdistrict_code, status, "
-        'handle_due_at, escalated_at FROM "case" WHERE escalated_at IS NOT NULL '
-        "AND status = 'dispatched' AND (:all OR community_code = ANY(:mine)) "
-        "ORDER BY escalated_at, id LIMIT :limit"),
-        {"all": actor.sees_all_communities, "mine": list(actor.communities), "limit": limit})
+        "SELECT c.id, c.case_no, c.category_code, c.address, c.community_code, "
+        f'c.subdistrict_code, c.status, c.handle_due_at, c.escalated_at FROM "case" c{where} '
+        "ORDER BY c.escalated_at, c.id LIMIT :limit"), {**params, "limit": limit})
     return [dict(r) for r in rows.mappings()]
+
+
+_ESCALATION_SQL = """
+SELECT DISTINCT ON (e.case_id) e.case_id, e.at, e.actor, e.role, e.note,
+       c.escalated_at, c.handle_due_at
+FROM case_event e JOIN "case" c ON c.id = e.case_id
+WHERE e.case_id = ANY(:ids) AND e.action = 'remind' AND e.data->>'reminder' = 'escalated'
+ORDER BY e.case_id, e.at DESC, e.id DESC
+"""
+
+
+def add_escalations(conn: Connection, rows: list[dict]) -> None:
+    """Give each case row of the 督办 queue its ``escalation``: when, by whom (the worker's
+    reminder pass) and why (its history entry's note, and the handling deadline it passed)."""
+    if not rows:
+        return
+    found = {r["case_id"]: dict(r) for r in conn.execute(
+        text(_ESCALATION_SQL), {"ids": [r["id"] for r in rows]}).mappings()}
+    for r in rows:
+        r["escalation"] = found.get(r["id"])

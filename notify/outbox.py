@@ -184,9 +184,10 @@ def list_deliveries(conn: Connection, *, failed_only: bool = False, limit: int =
     """Deliveries, newest first (``failed_only``: the failed ones), with their event."""
     where = "WHERE d.status = 'failed'" if failed_only else ""
     rows = conn.execute(text(
-        "SELECT d.id, d.event_id, e.type, e.case_id, d.channel, d.target, d.status, d.attempts, "
-        f"d.next_at, d.delivered_at, d.last_error FROM outbox_delivery d JOIN outbox_event e "
-        f"ON e.id = d.event_id {where} ORDER BY d.id DESC LIMIT :limit"), {"limit": limit})
+        "SELECT d.id, d.event_id, e.type, e.case_id, c.case_no, d.channel, d.target, d.status, "
+        "d.attempts, d.next_at, d.delivered_at, d.last_error FROM outbox_delivery d "
+        'JOIN outbox_event e ON e.id = d.event_id LEFT JOIN "case" c ON c.id = e.case_id '
+        f"{where} ORDER BY d.id DESC LIMIT :limit"), {"limit": limit})
     return [dict(r) for r in rows.mappings()]
 
 

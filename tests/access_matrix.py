@@ -153,6 +153,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/work", (303,) * 9),
     Operation("GET", "/work/overview", (303,) * 9),
     Operation("GET", "/work/activities", (303,) * 9),
+    Operation("GET", "/work/deliveries", (303,) * 9),
+    Operation("POST", "/work/deliveries/{delivery_id}/retry", (303,) * 9, url="/work/deliveries/1/retry"),
     Operation("POST", "/work/activities", (303,) * 9),
     Operation("GET", "/work/search", (303,) * 9, url="/work/search?q=CG"),
     Operation("GET", "/work/queue/{name}", (303,) * 9, url="/work/queue/review"),

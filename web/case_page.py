@@ -38,7 +38,9 @@ def action_label(action: str, lang: str) -> str:
     rule)."""
     if action in workflow.RULES or action in forms.ACTION_FORMS:
         return forms.form_for(action).label(lang)
-    return {"register": ("受理登记", "Registered")}.get(action, (action, action))[lang == "en"]
+    return {"register": ("受理登记", "Registered"),
+            "remind": ("系统提醒", "Reminder"),  # the worker's 催办/督办 (cases.reminders)
+            }.get(action, (action, action))[lang == "en"]
 
 
 def labelled_events(events: list[dict], lang: str) -> list[dict]:

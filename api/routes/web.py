@@ -209,7 +209,14 @@ def home(request: Request, conn: ConnDep, session: WebSession) -> Response:
         warning = current_horizon(conn, settings.calendar_horizon_days,
                                   calendar_today(request)).message("en" if lang == "en" else "zh")
     return _html(request, "home.html", lang, session, nav=_nav(conn, session, counts=True),
-                 calendar_warning=warning)
+                 calendar_warning=warning, failed_deliveries=_failed_deliveries(conn, session))
+
+
+def _failed_deliveries(conn, session: Session) -> int | None:  # noqa: ANN001
+    """Admins' home: how many notifications were given up (issue 23; /work/deliveries)."""
+    from notify.outbox import failed_count
+
+    return failed_count(conn) if session.principal.role == "admin" else None
 
 
 @router.get("/work/search", response_class=HTMLResponse)
