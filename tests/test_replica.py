@@ -124,6 +124,29 @@ def test_a_standby_too_far_behind_is_passed_over(replicated, standby, city_engin
         on_standby(standby, dbname, "SELECT pg_wal_replay_resume()")
 
 
+def test_ledger_exports_read_the_standby(replicated, standby, city_engine):
+    """With the standby's replay paused, a case added on the primary is not in the export:
+    the rows came from the standby (and the workbook says so)."""
+    client, tokens, dbname = replicated
+    url = "/api/v1/export/ledger.{}?from=2020-01-01&to=2030-12-31"
+    first = client.get(url.format("csv"), headers=auth(tokens, "admin"))
+    assert first.status_code == 200, first.text
+    rows = first.text.count("\n")
+    on_standby(standby, dbname, "SELECT pg_wal_replay_pause()")
+    try:
+        with city_engine.begin() as conn:
+            make_case(conn, COMM_A)
+        csv_now = client.get(url.format("csv"), headers=auth(tokens, "admin"))
+        assert csv_now.text.count("\n") == rows  # not the new case: read on the standby
+        xlsx = client.get(url.format("xlsx"), headers=auth(tokens, "admin"))
+        assert xlsx.status_code == 200
+        assert xlsx.headers["x-casegrid-read-source"].startswith("replica")
+    finally:
+        on_standby(standby, dbname, "SELECT pg_wal_replay_resume()")
+    wait_replayed(standby, dbname, 'SELECT count(*) FROM "case"', [(2,)])
+    assert client.get(url.format("csv"), headers=auth(tokens, "admin")).text.count("\n") > rows
+
+
 def test_a_stopped_standby_falls_back_to_the_primary(replicated, standby):
     client, tokens, dbname = replicated
     standby.stop()

@@ -6,6 +6,12 @@ The CSV is streamed block by block from a server-side cursor as it is read; the 
 written block by block to a temporary file (a workbook is a zip: it is complete only at the
 end) and sent from there. Either way the export holds one pooled connection of its own
 while it runs, because the request's transaction ends before the body is sent.
+
+The rows are read from the read replica when one is configured and fresh enough
+(``CASEGRID_READ_DATABASE_URL``, :class:`casegrid.replica.ReadSource`), else from the
+primary: an export is the heaviest read there is, and a dispatcher's writes should not
+wait for it. The XLSX says where it read from in ``X-Casegrid-Read-Source``; the CSV's
+headers are sent before its connection is taken, so it does not.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import tempfile
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
@@ -45,13 +51,17 @@ def _name(q: LedgerQuery, ext: str) -> str:
 
 @router.get("/ledger.csv", response_class=StreamingResponse,
             responses={200: {"content": {"text/csv": {}}, "description": "The ledger (CSV)"}})
-def ledger_csv(principal: Exporter, engine: EngineDep, date_from: From, date_to: To,
-               community: Codes = [], category: Codes = []) -> StreamingResponse:  # noqa: B006
+def ledger_csv(request: Request, principal: Exporter, engine: EngineDep, date_from: From,
+               date_to: To, community: Codes = [],  # noqa: B006
+               category: Codes = []) -> StreamingResponse:  # noqa: B006
     """The ledger as UTF-8 CSV (with a BOM for Excel), streamed."""
     q = _query(engine, principal, date_from, date_to, community, category)
+    reads = request.app.state.reads
 
     def body():
-        with engine.connect() as conn:
+        # Taken when the body starts, inside the generator: a client gone before that
+        # leaves no connection behind.
+        with reads.connect() as (conn, _freshness):
             yield from csv_chunks(conn, q)
 
     return StreamingResponse(body(), media_type="text/csv; charset=utf-8", headers={
@@ -61,18 +71,20 @@ def ledger_csv(principal: Exporter, engine: EngineDep, date_from: From, date_to:
 @router.get("/ledger.xlsx", response_class=FileResponse, responses={200: {
     "content": {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}},
     "description": "The ledger (Excel workbook)"}})
-def ledger_xlsx(principal: Exporter, engine: EngineDep, date_from: From, date_to: To,
-                community: Codes = [], category: Codes = []) -> FileResponse:  # noqa: B006
+def ledger_xlsx(request: Request, principal: Exporter, engine: EngineDep, date_from: From,
+                date_to: To, community: Codes = [],  # noqa: B006
+                category: Codes = []) -> FileResponse:  # noqa: B006
     """The ledger as an Excel workbook (more than 1,048,575 rows continue on a second sheet)."""
     q = _query(engine, principal, date_from, date_to, community, category)
     fd, path = tempfile.mkstemp(prefix="casegrid-ledger-", suffix=".xlsx")
     os.close(fd)
     try:
-        with engine.connect() as conn:
+        with request.app.state.reads.connect() as (conn, freshness):
             write_xlsx(conn, q, path)
     except BaseException:
         os.unlink(path)
         raise
     return FileResponse(
         path, filename=_name(q, "xlsx"), background=BackgroundTask(os.unlink, path),
+        headers={"X-Casegrid-Read-Source": freshness.header()},
         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")

@@ -116,7 +116,10 @@ def replica_start() -> None:
     if not standby.initialised():
         console.print(f"copying the primary into {standby.pgdata} (pg_basebackup)")
         standby.clone_from(primary)
-    standby.start()
+    # hot_standby_feedback: the primary keeps the rows a long read on the standby (a year's
+    # export, say) still needs, instead of the standby cancelling that read when the
+    # primary's vacuum removes them (PostgreSQL's "conflict with recovery").
+    standby.start(settings={"hot_standby_feedback": "on"})
     console.print(f"[green]standby running[/] on port {standby.port}; read from it with\n"
                   f"  CASEGRID_READ_DATABASE_URL={standby.url()}")
 
