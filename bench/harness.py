@@ -311,7 +311,7 @@ def run(only: list[str] | None = None, quick: bool = False, scale: float = 1.0,
         with throwaway_database(workdir) as (cluster, url):
             engine = make_engine(url, bench_settings())
             try:
-                from geo.sample import load_sample_city
+                from casegrid.demo.city import load_sample_city
 
                 with engine.begin() as conn:
                     counts = load_sample_city(conn)

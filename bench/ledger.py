@@ -3,9 +3,9 @@
 * :func:`write_hotline_csv` writes a 12345 work-order export (the shipped
   ``hotline12345_zh`` mapping's columns) fast and deterministically: locations from
   :mod:`bench.points`, categories and channels in the shares of
-  ``geo.sample_complaints`` (noise first), each channel's coordinate system (apps and the
+  ``casegrid.demo.complaints`` (noise first), each channel's coordinate system (apps and the
   platform GCJ-02, the hotline's map GCJ-02 or BD-09, patrol handsets WGS-84), timestamps
-  over the sample year. (``geo.sample_complaints.generate`` makes richer rows but takes
+  over the sample year. (``casegrid.demo.complaints.generate`` makes richer rows but takes
   minutes for a million on this machine.)
 * :func:`ensure_cases` tops the ledger up to ``n`` cases with one set-based
   ``INSERT ... SELECT`` (cases and their register events) when the bulk-import benchmark
@@ -28,8 +28,8 @@ import pandas as pd
 from sqlalchemy import Engine, text
 
 from bench.points import generate_points
+from casegrid.demo.complaints import CATEGORIES, PERIOD_DAYS, PERIOD_START
 from geo.coords import wgs84_to_bd09, wgs84_to_gcj02
-from geo.sample_complaints import CATEGORIES, PERIOD_DAYS, PERIOD_START
 
 MAPPING = "hotline12345_zh"
 OPEN_SHARE = 0.10

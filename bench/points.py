@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from casegrid.demo.city import SAMPLE_DIR
 from geo.coords import METRIC_CRS
-from geo.sample import SAMPLE_DIR
 
 SEED = 20261125
 SHARE_NEAR_EDGE = 0.05

@@ -262,8 +262,8 @@ def _points(n: int) -> list[tuple[float, float]]:
 
 def _prepare(url: str) -> tuple[dict[str, str], list[str]]:
     """Sample city and one token per role the load uses; the community codes."""
+    from casegrid.demo.city import load_sample_city
     from cases.tokens import create_token
-    from geo.sample import load_sample_city
 
     engine = make_engine(url)
     try:

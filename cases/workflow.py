@@ -143,17 +143,29 @@ class _Step:
 
 
 @dataclass
-class _Ctx:
+class ActionContext:
+    """What an action's handler (:data:`HANDLERS`) reads: the case row, the payload, who
+    acts and when, the working calendar. ``limits`` are the case's time limits
+    (:func:`cases.deadlines.limits_for`) when the caller already has them: a caller that
+    applies many actions in memory (the demo's history) passes them instead of a query per
+    action."""
+
     conn: Connection
     case: dict
     payload: dict
     actor: Principal
     at: datetime
     calendar: WorkCalendar
+    limits: dict[str, deadlines.Limit] | None = None
+
+    def time_limits(self) -> dict[str, deadlines.Limit]:
+        if self.limits is None:
+            self.limits = deadlines.limits_for(self.conn, self.case["category_code"],
+                                               self.case["channel"])
+        return self.limits
 
     def limit(self, step: str) -> deadlines.Limit:
-        return deadlines.limits_for(self.conn, self.case["category_code"],
-                                    self.case["channel"])[step]
+        return self.time_limits()[step]
 
     def due(self, step: str, start: datetime | None = None) -> tuple[datetime, bool]:
         d = deadlines.due_after(self.calendar, start or self.at, self.limit(step))
@@ -164,8 +176,7 @@ class _Ctx:
         acknowledged yet, and when the due-soon reminder of the handling falls."""
         from casegrid.settings import get_settings
 
-        ack = deadlines.limits_for(self.conn, self.case["category_code"],
-                                   self.case["channel"]).get("acknowledge")
+        ack = self.time_limits().get("acknowledge")
         share = get_settings().remind_due_soon_share
         return {"acknowledge_due_at": deadlines.due_after(self.calendar, self.at, ack).at
                 if ack else None, "acknowledged_at": None,
@@ -183,6 +194,38 @@ def load_case(conn: Connection, case_id: int, actor: Principal) -> dict:
     if row is None or not actor.may_see_community(row["community_code"]):
         raise NotFound(f"no case {case_id}", field="id")
     return dict(row)
+
+
+def _rule(action: str) -> Rule:
+    rule = RULES.get(action)
+    if rule is None:
+        raise InvalidInput(f"action must be one of {', '.join(ACTIONS)}, not {action!r}",
+                           field="action")
+    return rule
+
+
+def check_action(case: dict, action: str, actor: Principal,
+                 expected_version: int | None = None) -> Rule:
+    """The checks of an action that need only the case row, in :func:`apply_action`'s
+    order: the action exists (422), the actor may see the case (404), the role may take
+    the action (403), ``expected_version`` matches (409), the status allows it (409).
+    Returns the action's rule. (Whether the actor handled the case needs its history.)"""
+    rule = _rule(action)
+    if not actor.may_see_community(case["community_code"]):
+        raise NotFound(f"no case {case['id']}", field="id")
+    if actor.role not in allowed_roles(action):
+        raise Forbidden(
+            f"role {actor.role!r} may not {action} ({rule.label_zh}); allowed: "
+            f"{', '.join(sorted(allowed_roles(action)))}", field="action")
+    current = {"status": case["status"], "version": case["version"]}
+    if expected_version is not None and expected_version != case["version"]:
+        raise Conflict(f"case {case['id']} is at version {case['version']}, not "
+                       f"{expected_version}: reload it and retry", current=current,
+                       field="version")
+    if case["status"] not in rule.from_states:
+        raise Conflict(f"cannot {action} a case that is {case['status']}; {action} applies "
+                       f"to {', '.join(rule.from_states)}", current=current, field="action")
+    return rule
 
 
 def apply_action(
@@ -203,27 +246,14 @@ def apply_action(
     payload (422). ``at`` backdates the action (simulations and tests; the API never
     passes it). Runs in a savepoint of the caller's transaction.
     """
-    rule = RULES.get(action)
-    if rule is None:
-        raise InvalidInput(f"action must be one of {', '.join(ACTIONS)}, not {action!r}",
-                           field="action")
+    _rule(action)
     payload = dict(payload or {})
     # Free text is stored masked; what was written goes to personal_text (cases.privacy).
     originals = personal_text.mask_payload(payload)
     with _begin(conn):
         case = load_case(conn, case_id, actor)
-        if actor.role not in allowed_roles(action):
-            raise Forbidden(
-                f"role {actor.role!r} may not {action} ({rule.label_zh}); allowed: "
-                f"{', '.join(sorted(allowed_roles(action)))}", field="action")
+        rule = check_action(case, action, actor, expected_version)
         current = {"status": case["status"], "version": case["version"]}
-        if expected_version is not None and expected_version != case["version"]:
-            raise Conflict(f"case {case_id} is at version {case['version']}, not "
-                           f"{expected_version}: reload it and retry", current=current,
-                           field="version")
-        if case["status"] not in rule.from_states:
-            raise Conflict(f"cannot {action} a case that is {case['status']}; {action} applies "
-                           f"to {', '.join(rule.from_states)}", current=current, field="action")
         if rule.not_by_handler and _handled_by(conn, case_id, actor):
             raise Forbidden(f"{actor.name!r} handled case {case_id} and may not {action} it",
                             field="action")
@@ -231,7 +261,7 @@ def apply_action(
             at = conn.execute(text("SELECT now()")).scalar_one()
         from cases.calendar_store import load_calendar
 
-        ctx = _Ctx(conn, case, payload, actor, require_aware(at, "at"), load_calendar(conn))
+        ctx = ActionContext(conn, case, payload, actor, require_aware(at, "at"), load_calendar(conn))
         step = HANDLERS[action](ctx)
         to_state = rule.to_state or case["status"]
         _write(conn, case, step, to_state, at, current)
@@ -357,14 +387,14 @@ def _choice(payload: dict, name: str, choices: tuple[str, ...], *, required: boo
 # -- one handler per action ------------------------------------------------------------------
 
 
-def _accept(ctx: _Ctx) -> _Step:
+def _accept(ctx: ActionContext) -> _Step:
     due, prov = ctx.due("dispatch")
     return _Step({"reviewed_at": ctx.at, "dispatch_due_at": due, "current_due_at": due,
                   "due_provisional": prov}, _text(ctx.payload, "note", required=False),
                  {"due_at": due})
 
 
-def _reject(ctx: _Ctx) -> _Step:
+def _reject(ctx: ActionContext) -> _Step:
     reason = _choice(ctx.payload, "reason", REJECT_REASONS, required=True)
     note = _text(ctx.payload, "note", required=reason != "duplicate")
     changes: dict[str, Any] = {"reject_reason": reason, "current_due_at": ctx.case["reply_due_at"]}
@@ -391,7 +421,7 @@ def _reject(ctx: _Ctx) -> _Step:
     return step
 
 
-def _target_community(ctx: _Ctx) -> dict:
+def _target_community(ctx: ActionContext) -> dict:
     """Routing of the community the payload names (``community_code``) or the point it gives
     (``lon``, ``lat``, ``crs``), in the active boundary generation."""
     from geo.routing import community_details, route
@@ -428,7 +458,7 @@ def _target_community(ctx: _Ctx) -> dict:
 _ROUTING = ("community_code", "subdistrict_code", "post_id", "generation_id", "route_rule")
 
 
-def _reroute_changes(ctx: _Ctx, require_move: bool) -> tuple[dict, dict]:
+def _reroute_changes(ctx: ActionContext, require_move: bool) -> tuple[dict, dict]:
     target = _target_community(ctx)
     reason = _text(ctx.payload, "reason", required=True)
     if require_move and target["community_code"] == ctx.case["community_code"]:
@@ -452,14 +482,14 @@ def _reroute_changes(ctx: _Ctx, require_move: bool) -> tuple[dict, dict]:
     return changes, {"reason": reason, "from": old, "to": new, "point": point}
 
 
-def _reroute(ctx: _Ctx) -> _Step:
+def _reroute(ctx: ActionContext) -> _Step:
     changes, data = _reroute_changes(ctx, require_move=True)
     step = _Step(changes, data["reason"], data)
     _maybe_geom(ctx, step)
     return step
 
 
-def _maybe_geom(ctx: _Ctx, step: _Step) -> None:
+def _maybe_geom(ctx: ActionContext, step: _Step) -> None:
     geom = ctx.payload.pop("_geom", None)
     if geom:
         prev = step.after
@@ -473,7 +503,7 @@ def _maybe_geom(ctx: _Ctx, step: _Step) -> None:
         step.after = set_geom
 
 
-def _dispatch(ctx: _Ctx) -> _Step:
+def _dispatch(ctx: ActionContext) -> _Step:
     changes: dict[str, Any] = {}
     data: dict[str, Any] = {}
     if ctx.payload.get("community_code") or ctx.payload.get("lon") is not None:
@@ -493,7 +523,7 @@ def _dispatch(ctx: _Ctx) -> _Step:
     return step
 
 
-def _redispatch(ctx: _Ctx) -> _Step:
+def _redispatch(ctx: ActionContext) -> _Step:
     if not (ctx.payload.get("community_code") or ctx.payload.get("lon") is not None):
         raise InvalidInput("redispatch (改派) needs the new community_code and a reason",
                            field="community_code")
@@ -507,14 +537,14 @@ def _redispatch(ctx: _Ctx) -> _Step:
     return step
 
 
-def _return(ctx: _Ctx) -> _Step:
+def _return(ctx: ActionContext) -> _Step:
     reason = _text(ctx.payload, "reason", required=True)
     due, prov = ctx.due("dispatch")
     return _Step({"dispatch_due_at": due, "current_due_at": due, "due_provisional": prov,
                   "pending_extension": None}, reason, {"reason": reason, "due_at": due})
 
 
-def _acknowledge(ctx: _Ctx) -> _Step:
+def _acknowledge(ctx: ActionContext) -> _Step:
     """签收: the post's officer confirms the case has reached them. The first
     acknowledgement of a case decides whether it counts as on time (按时签收率)."""
     if ctx.case["acknowledged_at"] is not None:
@@ -552,7 +582,7 @@ def _ack_stat(conn: Connection, case_id: int, sign: int) -> None:
     conn.execute(text(_ACK_STAT_SQL), {"s": sign, "id": case_id})
 
 
-def _handle(ctx: _Ctx) -> _Step:
+def _handle(ctx: ActionContext) -> _Step:
     note = _text(ctx.payload, "note", required=True)
     photos = ctx.payload.get("photo_urls") or []
     if not isinstance(photos, list) or not all(
@@ -565,7 +595,7 @@ def _handle(ctx: _Ctx) -> _Step:
                         "on_time": ctx.at <= ctx.case["handle_due_at"]})
 
 
-def _request_extension(ctx: _Ctx) -> _Step:
+def _request_extension(ctx: ActionContext) -> _Step:
     if ctx.case["pending_extension"]:
         raise Conflict("an extension request is already waiting for a decision",
                        current={"status": ctx.case["status"], "version": ctx.case["version"]},
@@ -581,8 +611,8 @@ def _request_extension(ctx: _Ctx) -> _Step:
     return _Step({"pending_extension": pending}, reason, {"amount": amount, "unit": unit})
 
 
-def _decide_extension(approve: bool) -> Callable[[_Ctx], _Step]:
-    def handler(ctx: _Ctx) -> _Step:
+def _decide_extension(approve: bool) -> Callable[[ActionContext], _Step]:
+    def handler(ctx: ActionContext) -> _Step:
         pending = ctx.case["pending_extension"]
         if not pending:
             raise Conflict("no extension request is waiting for a decision",
@@ -604,12 +634,12 @@ def _decide_extension(approve: bool) -> Callable[[_Ctx], _Step]:
     return handler
 
 
-def _verify_pass(ctx: _Ctx) -> _Step:
+def _verify_pass(ctx: ActionContext) -> _Step:
     return _Step({"verified_at": ctx.at, "current_due_at": ctx.case["reply_due_at"]},
                  _text(ctx.payload, "note", required=False))
 
 
-def _verify_fail(ctx: _Ctx) -> _Step:
+def _verify_fail(ctx: ActionContext) -> _Step:
     note = _text(ctx.payload, "note", required=True)
     # Rework keeps the original handling deadline: returning late work does not buy time.
     # The failed handling is no longer "the" handling (its event stays in the history).
@@ -619,7 +649,7 @@ def _verify_fail(ctx: _Ctx) -> _Step:
                   "failed_handled_at": ctx.case["handled_at"]})
 
 
-def _reply(ctx: _Ctx) -> _Step:
+def _reply(ctx: ActionContext) -> _Step:
     channel = _choice(ctx.payload, "channel", REPLY_CHANNELS, required=True)
     body = _text(ctx.payload, "text", required=True)
     satisfaction = _choice(ctx.payload, "satisfaction", SATISFACTION, required=False)
@@ -632,14 +662,14 @@ def _reply(ctx: _Ctx) -> _Step:
     return step
 
 
-def _close(ctx: _Ctx) -> _Step:
+def _close(ctx: ActionContext) -> _Step:
     step = _Step({"closed_at": ctx.at, "current_due_at": None},
                  _text(ctx.payload, "note", required=False))
     step.after = lambda: _propagate(ctx, ctx.case["id"], "close")
     return step
 
 
-def _publish_description(ctx: _Ctx) -> _Step:
+def _publish_description(ctx: ActionContext) -> _Step:
     """Approve the description for the public (cases.publication): the case's own
     (masked) description, or a ``text`` written for the public; ``publish: false``
     withdraws it."""
@@ -652,7 +682,7 @@ def _publish_description(ctx: _Ctx) -> _Step:
     if not public:
         raise InvalidInput("the case has no description: give the text to publish", field="text")
     return _Step({"public_description": public}, None, {"publish": True, "text": public})
-def _follow_up(ctx: _Ctx) -> _Step:
+def _follow_up(ctx: ActionContext) -> _Step:
     result = _choice(ctx.payload, "result", tuple(FOLLOW_UP_RESULTS), required=True)
     method = _choice(ctx.payload, "method", tuple(FOLLOW_UP_METHODS), required=True)
     note = _text(ctx.payload, "note", required=False)
@@ -661,7 +691,7 @@ def _follow_up(ctx: _Ctx) -> _Step:
                   "previous_result": ctx.case["follow_up_result"]})
 
 
-def _reopen(ctx: _Ctx) -> _Step:
+def _reopen(ctx: ActionContext) -> _Step:
     reason = _choice(ctx.payload, "reason", tuple(REOPEN_REASONS), required=True)
     note = _text(ctx.payload, "note", required=True)
     if ctx.case["merged_into"] is not None:
@@ -693,7 +723,7 @@ def _reopen(ctx: _Ctx) -> _Step:
     return _Step(changes, note, data)
 
 
-HANDLERS: dict[str, Callable[[_Ctx], _Step]] = {
+HANDLERS: dict[str, Callable[[ActionContext], _Step]] = {
     "accept": _accept, "reject": _reject, "reroute": _reroute, "dispatch": _dispatch,
     "redispatch": _redispatch, "return": _return, "acknowledge": _acknowledge,
     "handle": _handle,
@@ -705,19 +735,30 @@ HANDLERS: dict[str, Callable[[_Ctx], _Step]] = {
 }
 
 
-def _propagate(ctx: _Ctx, main_id: int, action: str, *, only: int | None = None,
+# A main case's reply or closing is copied to its merged duplicates: action -> (the
+# duplicates' status it applies to, the status they move to, the column that gets the time).
+PROPAGATED: dict[str, tuple[str, str, str]] = {
+    "reply": ("rejected", "replied", "replied_at"),
+    "close": ("replied", "closed", "closed_at"),
+}
+
+
+def propagated_note(main_id: int, action: str) -> str:
+    """The history note of a duplicate's copied reply or closing."""
+    return f"merged into case {main_id}: {action} copied"
+
+
+def _propagate(ctx: ActionContext, main_id: int, action: str, *, only: int | None = None,
                data: dict | None = None) -> None:
     """Copy a main case's reply (or closing) to its merged duplicates, set-based, with one
     history event each naming the main case."""
-    if action == "reply":
-        if data is None:  # late merge: reuse the main case's last reply
-            ev = ctx.conn.execute(text(
-                "SELECT data FROM case_event WHERE case_id = :m AND action = 'reply' "
-                "ORDER BY at DESC, id DESC LIMIT 1"), {"m": main_id}).scalar_one()
-            data = {k: ev.get(k) for k in ("channel", "text", "satisfaction")}
-        sets, from_state, to_state = "replied_at = :at, current_due_at = NULL", "rejected", "replied"
-    else:
-        sets, from_state, to_state = "closed_at = :at, current_due_at = NULL", "replied", "closed"
+    if action == "reply" and data is None:  # late merge: reuse the main case's last reply
+        ev = ctx.conn.execute(text(
+            "SELECT data FROM case_event WHERE case_id = :m AND action = 'reply' "
+            "ORDER BY at DESC, id DESC LIMIT 1"), {"m": main_id}).scalar_one()
+        data = {k: ev.get(k) for k in ("channel", "text", "satisfaction")}
+    from_state, to_state, column = PROPAGATED[action]
+    sets = f"{column} = :at, current_due_at = NULL"
     ids = ctx.conn.execute(text(
         f'UPDATE "case" SET {sets}, status = :to, version = version + 1, updated_at = :at '
         "WHERE merged_into = :m AND status = :from AND (CAST(:only AS bigint) IS NULL OR id = :only) "
@@ -734,4 +775,4 @@ def _propagate(ctx: _Ctx, main_id: int, action: str, *, only: int | None = None,
         {"ids": list(ids), "at": ctx.at, "actor": ctx.actor.name, "role": ctx.actor.role,
          "uid": ctx.actor.user_id,
          "action": action, "f": from_state, "t": to_state,
-         "note": f"merged into case {main_id}: {action} copied", "data": payload})
+         "note": propagated_note(main_id, action), "data": payload})

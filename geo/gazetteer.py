@@ -7,7 +7,7 @@ on ``source``):
   posts and the points of interest (:func:`rebuild_builtin`);
 * a city's files: compounds, roads with house-number ranges, landmarks ...
   (:func:`import_gazetteer_file`, a dry run with a report unless committed);
-* the sample city's synthetic gazetteer (``geo.sample_gazetteer``).
+* the sample city's synthetic gazetteer (``casegrid.demo.gazetteer``).
 
 Every name and alias is stored under its normalised key (``geo.address_normalize.name_key``),
 once more without a generic suffix (善国苑小区 -> 善国苑), and, from three characters on,

@@ -86,7 +86,7 @@ def engine(db_url: str):
 @pytest.fixture(scope="session")
 def city_template(pg_cluster: Cluster, template_db: str) -> str:
     """A template database with the sample city (boundaries, posts, POIs) loaded."""
-    from geo.sample import load_sample_city
+    from casegrid.demo.city import load_sample_city
 
     name = "cg_city_template"
     pg_cluster.create_database(name, template=template_db)

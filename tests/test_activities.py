@@ -140,7 +140,7 @@ def test_import_dry_run_commit_rerun_and_rejects(city_engine, tmp_path):
 
 
 def test_synthetic_year_is_marked_and_loads_once(city_engine):
-    from geo.sample_activities import SYNTHETIC_NOTE, load_sample_activities
+    from casegrid.demo.activities import SYNTHETIC_NOTE, load_sample_activities
 
     with city_engine.begin() as conn:
         first = load_sample_activities(conn, date(2025, 11, 1))
@@ -160,7 +160,7 @@ def test_synthetic_year_is_marked_and_loads_once(city_engine):
 
 
 def test_evaluation_map_and_the_hotspot_layer(api, city_engine):
-    from geo.sample_activities import load_sample_activities
+    from casegrid.demo.activities import load_sample_activities
 
     client, tokens = api
     with city_engine.begin() as conn:

@@ -10,9 +10,9 @@ import json
 import pytest
 from sqlalchemy import text
 
+from casegrid.demo.gazetteer import GAZETTEER_FILE
 from cases.bulk_import import import_cases
 from geo.routing import route
-from geo.sample_gazetteer import GAZETTEER_FILE
 
 HEADER = ["工单编号", "来源渠道", "诉求类型", "诉求内容", "地址", "经度", "纬度", "坐标系", "来电时间",
           "来电人", "联系电话", "附件"]

@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from casegrid.demo.gazetteer import GAZETTEER_FILE
 from geo.address_file import locate_file
 from geo.address_match import match_address
 from geo.address_memory import learn_file
 from geo.case_locate import case_locate
 from geo.gazetteer import import_gazetteer_file
 from geo.routing import route
-from geo.sample_gazetteer import GAZETTEER_FILE
 from tests.test_intake_api import body, open_api
 
 api = pytest.fixture(name="api")(open_api)

@@ -10,11 +10,11 @@ import pytest
 import shapely
 from shapely.geometry import shape
 
+from casegrid.demo.gazetteer import GAZETTEER_FILE
 from geo.address_match import match_address, match_addresses
 from geo.address_memory import learn_placement
 from geo.address_normalize import cn_numeral_to_int, parse_address
 from geo.routing import M_PER_DEG, route
-from geo.sample_gazetteer import GAZETTEER_FILE
 
 PREFIXES = ("山东省", "枣庄市", "滕州市")
 

@@ -68,8 +68,8 @@ def table_checksum(url: str, table: str) -> str:
 def worked_city(pg_cluster, city_template):
     """The sample city with 400 complaints worked through the loop, and a store of
     attachment files; shared by the tests of this module (they only read it)."""
-    import cases.simulate as sim
-    from geo.sample_complaints import load_sample_complaints
+    import casegrid.demo.history as sim
+    from casegrid.demo.complaints import load_sample_complaints
 
     name = "cg_backup_source"
     pg_cluster.create_database(name, template=city_template)

@@ -15,8 +15,8 @@ import shapely
 from bench import harness
 from bench.harness import Outcome, Row, Skip, percentile, render_results
 from bench.points import SHARE_GAP_OUTSIDE, generate_points
+from casegrid.demo.city import SAMPLE_DIR
 from casegrid.settings import PROJECT_ROOT
-from geo.sample import SAMPLE_DIR
 
 
 def test_percentile_interpolates_and_handles_edges():

@@ -288,7 +288,7 @@ import_cases(engine, sys.argv[2], "hotline12345_zh", commit=True, chunk_rows=500
 
 @pytest.mark.slow
 def test_killed_import_leaves_nothing_and_rerun_is_complete(city_db_url, city_engine, tmp_path):
-    from geo.sample_complaints import write_sample_csv
+    from casegrid.demo.complaints import write_sample_csv
 
     path = write_sample_csv(tmp_path / "big.csv", n=20_000, seed=7)
     proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, city_db_url, str(path)],
@@ -391,7 +391,7 @@ def test_rebuild_path_duplicate_found_by_a_rebuilt_key_rolls_everything_back(cit
     """The exclusive path drops the keys and unique indexes too; a duplicate that only their
     rebuild finds (here case numbers drawn again after the sequence was set back) fails
     the import, and nothing of it stays: no case, no event, no statistics, every index."""
-    from geo.sample_complaints import write_sample_csv
+    from casegrid.demo.complaints import write_sample_csv
 
     import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True)
     schema, counts, stats = _schema(city_engine), _counts(city_engine), _case_stat(city_engine)
@@ -468,8 +468,8 @@ def test_rebuild_path_inside_callers_transaction_puts_work_mem_back(city_engine)
 @pytest.mark.parametrize("group_by", ["community", "category", "channel"])
 def test_rebuild_path_statistics_agree_with_a_direct_scan(city_engine, tmp_path, group_by):
     """The statistics trigger still sees every case of a large (rebuild-path) import."""
+    from casegrid.demo.complaints import PERIOD_DAYS, PERIOD_START, write_sample_csv
     from cases.stats import compute_stats, compute_stats_direct
-    from geo.sample_complaints import PERIOD_DAYS, PERIOD_START, write_sample_csv
 
     path = write_sample_csv(tmp_path / "year.csv", n=3_000, seed=11)
     report = import_cases(city_engine, path, "hotline12345_zh", commit=True, backdate=True,
@@ -553,7 +553,7 @@ def test_rebuild_path_statistics_equal_the_trigger_path(city_engine, tmp_path):
     """The exclusive path adds the statistics itself (trigger off during its INSERT): every
     case_stat row and column equals what the trigger makes of the same imports, including
     rows that already existed (the second import lands on days the first one counted)."""
-    from geo.sample_complaints import write_sample_csv
+    from casegrid.demo.complaints import write_sample_csv
 
     year = write_sample_csv(tmp_path / "year.csv", n=2_000, seed=5)
     earlier = write_sample_csv(tmp_path / "earlier.csv", n=300, seed=6)  # same year, other tickets
@@ -599,8 +599,8 @@ def test_rebuild_path_with_the_statistics_trigger_off_leaves_it_off(city_engine)
 def test_due_times_equal_the_calendar_walk(city_engine, tmp_path, backdate):
     """Due times computed with each chunk (cases.deadlines_vec) equal what intake's walk
     (cases.deadlines.initial_deadlines_many) gives each stored case."""
+    from casegrid.demo.complaints import write_sample_csv
     from cases.deadlines import initial_deadlines_many
-    from geo.sample_complaints import write_sample_csv
 
     path = write_sample_csv(tmp_path / "year.csv", n=2_000, seed=7)
     with city_engine.begin() as conn:  # a pair without a reply limit: its reply stays unset

@@ -15,8 +15,9 @@ from openpyxl import load_workbook
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-import cases.simulate as sim
+import casegrid.demo.history as sim
 from api.app import create_app
+from casegrid.demo.complaints import load_sample_complaints
 from casegrid.errors import Forbidden, InvalidInput
 from cases.calendar import CITY_TZ
 from cases.hotline_replies import reply_rows
@@ -24,7 +25,6 @@ from cases.ledger import LedgerQuery, check_query, export, write_xlsx
 from cases.mappings import load_mapping
 from cases.stats import period_bounds
 from cases.tokens import create_token
-from geo.sample_complaints import load_sample_complaints
 from tests.helpers.ledger import ADMIN, COMM_A, INTAKE, PLANNER, make_case, sh
 from tests.test_simulate import UNTIL
 

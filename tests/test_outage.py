@@ -104,7 +104,7 @@ def _stop_api(proc: subprocess.Popen) -> None:
 def own_city_cluster(tmp_path: Path) -> Iterator[tuple[Cluster, str, str]]:
     """A cluster of our own (durable settings: an acknowledged commit must survive the
     restart), migrated, with the sample city and an intake token: (cluster, url, token)."""
-    from geo.sample import load_sample_city
+    from casegrid.demo.city import load_sample_city
 
     cluster = Cluster(data_dir=tmp_path / "pg", port=free_port(), db_name="casegrid")
     try:
@@ -516,8 +516,8 @@ def test_bulk_import_cut_off_halfway_then_rerun_stores_each_row_once(tmp_path: P
     """
     import csv as csv_module
 
+    from casegrid.demo.complaints import write_sample_csv
     from cases.mappings import load_mapping
-    from geo.sample_complaints import write_sample_csv
 
     big = write_sample_csv(tmp_path / "big.csv", n=IMPORT_ROWS, seed=29)
     with big.open(encoding="utf-8-sig", newline="") as fh:

@@ -9,12 +9,12 @@ from datetime import date, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
+from casegrid.demo import history as sim
+from casegrid.demo.complaints import load_sample_complaints
 from casegrid.errors import InvalidInput
-from cases import simulate as sim
 from cases.calendar import CITY_TZ
 from cases.retention import PURGE_ACTION, parse_age, personal_data_report, purge
 from cases.stats import compute_stats
-from geo.sample_complaints import load_sample_complaints
 
 UNTIL = datetime(2026, 11, 1, 12, 0, tzinfo=CITY_TZ)
 ATTACHMENT_DDL = """

@@ -12,9 +12,9 @@ import pytest
 import shapely
 from sqlalchemy import text
 
+from casegrid.demo.city import SAMPLE_DIR
+from casegrid.demo.complaints import generate, load_sample_complaints
 from geo.coords import METRIC_CRS
-from geo.sample import SAMPLE_DIR
-from geo.sample_complaints import generate, load_sample_complaints
 from tests.conftest import PROJECT_ROOT
 
 N = 20_000

@@ -1,7 +1,8 @@
-"""The SYNTHETIC workflow history of the demo (cases/simulate.py), on real PostGIS with the
-sample city and sample complaints: plausible outcomes, every history a legal path through
-the workflow rules, the indicators' fast path equal to the reference scan, the in-memory
-executor equal to apply_action, determinism and idempotence."""
+"""The SYNTHETIC workflow history of the demo (casegrid/demo/history.py), on real PostGIS
+with the sample city and sample complaints: plausible outcomes, every history a legal path
+through the workflow rules, the indicators' fast path equal to the reference scan, the
+in-memory executor equal to the same plan applied through apply_action, synthetic notes
+masked like real ones, determinism and idempotence."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from datetime import date, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-import cases.simulate as sim
+import casegrid.demo.history as sim
+from casegrid.demo.complaints import load_sample_complaints
 from cases.calendar import CITY_TZ
 from cases.stats import GROUPS, compute_stats, compute_stats_direct
-from cases.workflow import RULES, allowed_roles
-from geo.sample_complaints import load_sample_complaints
+from cases.workflow import RULES, allowed_roles, apply_action
 
 # The sample year is 2025-11-01..2026-10-31 (Beijing time).
 YEAR = (date(2025, 11, 1), date(2026, 10, 31))
@@ -176,21 +177,37 @@ def _boost(monkeypatch) -> None:
     monkeypatch.setattr(sim, "DUPLICATE_WINDOW", timedelta(days=6))
 
 
-def _run_and_capture(engine, ids, **kw) -> tuple[dict, dict, sim.SimReport]:
-    """Simulate in a transaction, read everything back, roll back."""
+def _one_by_one(conn, ids) -> tuple[int, int]:
+    """The reference executor: the same plan applied through cases.workflow.apply_action,
+    action by action (the ledger's own path); (actions written, cases acted on)."""
+    plan = sim.plan_history(conn, sim.DEFAULT_SEED, UNTIL, ids, None)
+    for case_id, step in plan.steps:
+        apply_action(conn, case_id, step.action, step.payload, plan.actor(step), at=step.at)
+    actions = conn.execute(text("SELECT count(*) FROM case_event WHERE case_id = ANY(:ids) "
+                                "AND action <> 'register'"), {"ids": list(plan.cases)}).scalar_one()
+    return actions, len({case_id for case_id, _ in plan.steps})
+
+
+def _run_and_capture(engine, ids, reference: bool = False, **kw) -> tuple[dict, dict, tuple]:
+    """Simulate in a transaction (``reference``: through apply_action), read everything
+    back, roll back."""
     with engine.connect() as conn:
         trans = conn.begin()
-        report = sim.simulate_ledger(conn, until=UNTIL, case_ids=ids, **kw)
+        if reference:
+            done = _one_by_one(conn, ids)
+        else:
+            report = sim.simulate_ledger(conn, until=UNTIL, case_ids=ids, **kw)
+            done = report.actions, report.simulated
         cases, events = _cases(conn), _events(conn)
         # Incremental sums: float additions in another order, rows netted to zero kept.
         stat = [(*r[:14], round(r[14], 6), *r[15:]) for r in conn.execute(text(
             "SELECT * FROM case_stat WHERE accepted <> 0 OR hours_n <> 0 "
             "ORDER BY dim, day, key"))]
         trans.rollback()
-    return {"cases": cases, "stat": stat}, events, report
+    return {"cases": cases, "stat": stat}, events, done
 
 
-def test_in_memory_replay_writes_what_apply_action_writes(city_engine, monkeypatch):
+def test_the_executor_writes_what_apply_action_writes(city_engine, monkeypatch):
     _boost(monkeypatch)
     load_sample_complaints(city_engine, n=3000)
     with city_engine.begin() as conn:
@@ -200,7 +217,7 @@ def test_in_memory_replay_writes_what_apply_action_writes(city_engine, monkeypat
             {"lo": UNTIL - timedelta(days=42)}).scalars())
     assert 250 <= len(ids) <= 450
     fast_rows, fast_events, fast = _run_and_capture(city_engine, ids)
-    slow_rows, slow_events, slow = _run_and_capture(city_engine, ids, via_workflow=True)
+    slow_rows, slow_events, slow = _run_and_capture(city_engine, ids, reference=True)
     # every side road was taken, duplicates merged before and after the main case replied
     actions = Counter(ev[3] for evs in fast_events.values() for ev in evs)
     for action in ("reject", "reroute", "return", "approve_extension", "deny_extension",
@@ -210,10 +227,33 @@ def test_in_memory_replay_writes_what_apply_action_writes(city_engine, monkeypat
     assert {ev[3] for ev in copied} == {"reply", "close"}
     late_merge = [ev for ev in copied if ev[3] == "reply" and "on_time" not in ev[7]]
     assert late_merge, "a duplicate merged after its main case's reply gets that reply"
-    assert fast.actions == slow.actions and fast.simulated == slow.simulated
+    assert fast == slow  # actions written, cases acted on
     assert fast_rows["cases"] == slow_rows["cases"]
     assert fast_rows["stat"] == slow_rows["stat"]
     assert fast_events == slow_events
+
+
+class _PhoneInEveryNote(dict):
+    def get(self, key, default=None):  # noqa: ARG002 - every category's handling note
+        return ["已电话联系 13912345678 处置完毕"]
+
+
+def test_synthetic_notes_are_stored_masked(city_engine, monkeypatch):
+    """The demo's notes pass the same privacy masking as a person's (cases.privacy): a
+    contact number in a simulated handling note is stored masked, its original kept in
+    personal_text for those who may reveal it."""
+    monkeypatch.setattr(sim, "_HANDLE_NOTES", _PhoneInEveryNote())
+    load_sample_complaints(city_engine, n=120)
+    with city_engine.begin() as conn:
+        report = sim.simulate_ledger(conn, until=UNTIL)
+    assert report.actions > 0
+    with city_engine.connect() as conn:
+        notes = conn.execute(text(
+            "SELECT note FROM case_event WHERE action = 'handle'")).scalars().all()
+        originals = conn.execute(text(
+            "SELECT original FROM personal_text WHERE field = 'note'")).scalars().all()
+    assert notes and all("139****5678" in n and "13912345678" not in n for n in notes)
+    assert len(originals) == len(notes) and all("13912345678" in o for o in originals)
 
 
 def test_same_seed_same_history_other_seed_other(city_engine):

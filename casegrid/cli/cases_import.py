@@ -119,7 +119,7 @@ def sample_complaints_cmd(
     out: Path = typer.Option(None, help="only write the CSV here, do not load it"),
 ) -> None:
     """Generate (and load) a SYNTHETIC year of complaints for the sample city."""
-    from geo.sample_complaints import SYNTHETIC_NOTE, load_sample_complaints, write_sample_csv
+    from casegrid.demo.complaints import SYNTHETIC_NOTE, load_sample_complaints, write_sample_csv
 
     console.print(f"[yellow]{SYNTHETIC_NOTE}[/]")
     if out:

@@ -37,11 +37,11 @@ import pandas as pd
 import shapely
 from sqlalchemy import Connection, Engine
 
+from casegrid.demo.city import SAMPLE_DIR
 from geo.coords import METRIC_CRS, wgs84_to_bd09, wgs84_to_gcj02
-from geo.sample import SAMPLE_DIR
 
 SYNTHETIC_NOTE = ("SYNTHETIC sample data: every complaint, name, phone and ticket number is "
-                  "generated (geo/sample_complaints.py), none is real.")
+                  "generated (casegrid/demo/complaints.py), none is real.")
 DEFAULT_SEED = 20251101
 DEFAULT_N = 30_000
 PERIOD_START = pd.Timestamp("2025-11-01", tz="Asia/Shanghai")

@@ -85,7 +85,7 @@ def load_sample_city(conn: Connection, sample_dir: Path = SAMPLE_DIR) -> dict:
             for i, (k, n, g) in enumerate(zip(pois["kind"], pois["name"], pois.geometry, strict=True))
         ],
     )
-    from geo.sample_gazetteer import load_sample_gazetteer
+    from casegrid.demo.gazetteer import load_sample_gazetteer
 
     gazetteer = load_sample_gazetteer(conn)
     return {

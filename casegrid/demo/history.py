@@ -1,6 +1,6 @@
 """A SYNTHETIC workflow history for the demo ledger: moves loaded complaints through the loop.
 
-Nothing here is real. The sample year (``geo/sample_complaints.py``) loads every complaint as
+Nothing here is real. The sample year (:mod:`casegrid.demo.complaints`) loads every complaint as
 ``registered``; for the dispatcher map, the indicators and the report to show a working city,
 this module gives each case a made-up but plausible history through the real workflow rules
 (``cases.workflow``): review within hours (a few rejected as invalid or out of scope, repeat
@@ -16,14 +16,18 @@ then cut at ``until`` (default: the earlier of now and one day after the newest 
 last weeks' cases are left open in whatever state their plan had reached, and ~1% of cases
 stall somewhere along the way (the overdue cases a real ledger always has).
 
-**Two executors, same rows.** ``via_workflow=True`` calls :func:`cases.workflow.apply_action`
-for every action (about 12 ms each: ~35 minutes for the sample year). The default (about
-30 s for the sample year on 2 cores) replays the same actions in memory through the
-workflow's own per-action handlers (``cases.workflow.HANDLERS``: the same checks, column
-changes, notes, event data and deadline arithmetic), then COPYs the final case rows into a
-temporary table applied with one UPDATE (the statistics triggers see one statement) and
-COPYs the events in the order they happened. ``tests/test_simulate.py`` proves both
-executors produce the same case columns, ``case_stat`` rows and event sequences.
+**One executor, the ledger's own rules.** A year of actions through
+:func:`cases.workflow.apply_action` one by one would keep ``make run`` waiting for half an
+hour (a round trip and a savepoint per action), so :class:`_Replay` applies them in memory
+through the workflow's public pieces: :func:`cases.workflow.check_action` (the same checks),
+its handlers (``cases.workflow.HANDLERS`` with a :class:`cases.workflow.ActionContext`: the
+same column changes, notes, event data and deadline arithmetic), its propagation rule for
+merged duplicates (:data:`cases.workflow.PROPAGATED`), and the privacy masking of every free
+text (:func:`cases.personal_text.mask_payload`, as ``apply_action`` does). It then COPYs the
+final case rows into a temporary table applied with one UPDATE (the statistics triggers see
+one statement) and COPYs the events in the order they happened.
+``tests/test_simulate.py`` checks that the same plan applied through ``apply_action`` writes
+the same case columns, ``case_stat`` rows and event sequences.
 
 **Deterministic and idempotent.** Each case's plan comes from a generator seeded by the seed
 and the case's ticket number (or id), and actions are applied in time order. Only cases
@@ -45,16 +49,16 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from casegrid.errors import Conflict, Forbidden
-from cases import deadlines
+from cases import deadlines, personal_text
 from cases.calendar import CITY_TZ, WorkCalendar
 from cases.calendar_store import load_calendar
 from cases.tokens import Principal, create_token
-from cases.workflow import HANDLERS, RULES, _Ctx, allowed_roles, apply_action
+from cases.workflow import HANDLERS, PROPAGATED, ActionContext, check_action, propagated_note
 
-SYNTHETIC_NOTE = ("SYNTHETIC workflow history (cases/simulate.py): every review, dispatch, "
+SYNTHETIC_NOTE = ("SYNTHETIC workflow history (casegrid/demo/history.py): every review, dispatch, "
                   "handling, reply and closing of the sample cases is made up, none is real.")
 DEFAULT_SEED = 20251101
-# The register events' actor of the sample year (geo/sample_complaints.py): the demo only
+# The register events' actor of the sample year (casegrid/demo/complaints.py): the demo only
 # ever gives a made-up history to the made-up complaints, never to real ones.
 SAMPLE_ACTOR = "sample-generator (synthetic)"
 ProgressFn = Callable[[str, float, float | None], None]
@@ -388,33 +392,36 @@ def default_until(conn: Connection) -> datetime:
         'FROM "case"')).scalar_one().astimezone(CITY_TZ)
 
 
-def simulate_ledger(
-    conn: Connection,
-    *,
-    seed: int = DEFAULT_SEED,
-    until: datetime | None = None,
-    case_ids: list[int] | None = None,
-    register_actor: str | None = None,
-    via_workflow: bool = False,
-    progress: ProgressFn | None = None,
-) -> SimReport:
-    """Give the registered cases received up to ``until`` a SYNTHETIC workflow history (see
-    the module docstring) and return what was done. Runs in the caller's transaction.
+@dataclass
+class Plan:
+    """The cases a run acts on and their actions in the order they happen."""
 
-    ``case_ids`` limits the run to those cases, ``register_actor`` to the cases registered by
-    that actor (the CLI passes :data:`SAMPLE_ACTOR`); ``via_workflow`` applies every action through
-    :func:`cases.workflow.apply_action` (slow; the default writes the same rows set-based).
-    """
-    clock = time.perf_counter()
-    conn.execute(text("SET LOCAL statement_timeout = 0"))
+    until: datetime
+    actors: Actors
+    calendar: WorkCalendar
+    planner: _Planner
+    cases: dict[int, dict]
+    steps: list[tuple[int, _Step]]
+
+    def actor(self, step: _Step) -> Principal:
+        """The simulated person who takes ``step``."""
+        if step.actor.startswith("officer:"):
+            return self.actors.officers[step.actor.split(":", 1)[1]]
+        return getattr(self.actors, step.actor)
+
+
+def plan_history(conn: Connection, seed: int, until: datetime | None,
+                 case_ids: list[int] | None, register_actor: str | None,
+                 progress: ProgressFn | None = None) -> Plan:
+    """Lock the eligible cases (see the module docstring and :func:`simulate_ledger` for the
+    arguments) and lay out their actions up to ``until``, in time order. Writes nothing but
+    the simulated staff's tokens."""
     until = (until or default_until(conn)).astimezone(CITY_TZ)
-    report = SimReport(until=until)
     actors = ensure_actors(conn)
     calendar = load_calendar(conn)
     rows = conn.execute(text(_ELIGIBLE_SQL), {"until": until, "ids": case_ids,
                                                   "reg": register_actor}).mappings().all()
     cases = {r["id"]: dict(r) for r in rows}
-    report.eligible = len(cases)
     planner = _Planner(conn, calendar, seed, _neighbours(conn), sorted(actors.officers))
     queue: list[tuple[datetime, int, int, _Step]] = []
     for n, (order, case) in enumerate(enumerate(cases.values()), start=1):
@@ -425,99 +432,91 @@ def simulate_ledger(
         if progress and n % 500 == 0:
             progress("plan", n, len(cases))
     queue.sort(key=lambda q: q[:3])
-    report.branches = dict(planner.branches.most_common())
-    report.seconds["plan"] = round(time.perf_counter() - clock, 3)
     if progress:
         progress("plan", len(cases), len(cases))
+    ids = list(cases)
+    return Plan(until, actors, calendar, planner, cases,
+                [(ids[order], step) for _, order, _, step in queue])
+
+
+def simulate_ledger(
+    conn: Connection,
+    *,
+    seed: int = DEFAULT_SEED,
+    until: datetime | None = None,
+    case_ids: list[int] | None = None,
+    register_actor: str | None = None,
+    progress: ProgressFn | None = None,
+) -> SimReport:
+    """Give the registered cases received up to ``until`` a SYNTHETIC workflow history (see
+    the module docstring) and return what was done. Runs in the caller's transaction.
+
+    ``case_ids`` limits the run to those cases, ``register_actor`` to the cases registered by
+    that actor (the CLI passes :data:`SAMPLE_ACTOR`).
+    """
+    clock = time.perf_counter()
+    conn.execute(text("SET LOCAL statement_timeout = 0"))
+    plan = plan_history(conn, seed, until, case_ids, register_actor, progress)
+    report = SimReport(until=plan.until, eligible=len(plan.cases),
+                       branches=dict(plan.planner.branches.most_common()))
+    report.seconds["plan"] = round(time.perf_counter() - clock, 3)
 
     clock = time.perf_counter()
-    ids = list(cases)
-    steps = [(ids[order], step) for _, order, _, step in queue]
-    if via_workflow:
-        for n, (case_id, step) in enumerate(steps, start=1):
-            apply_action(conn, case_id, step.action, step.payload, _actor(actors, step),
-                         at=step.at)
-            if progress and n % 200 == 0:
-                progress("apply", n, len(steps))
-        report.actions = conn.execute(
-            text("SELECT count(*) FROM case_event WHERE case_id = ANY(:ids) "
-                 "AND action <> 'register'"), {"ids": ids}).scalar_one()
-    else:
-        replay = _Replay(conn, calendar, cases, planner)
-        for n, (case_id, step) in enumerate(steps, start=1):
-            replay.apply(case_id, step.action, step.payload, _actor(actors, step), step.at)
-            if progress and n % 2000 == 0:
-                progress("apply", n, len(steps))
-        report.seconds["replay"] = round(time.perf_counter() - clock, 3)
-        clock = time.perf_counter()
-        if progress and replay.events:
-            progress("write", 0, None)
-        replay.write()
-        report.actions = len(replay.events)
-    if progress and steps:
-        progress("apply", len(steps), len(steps))
-    report.seconds["apply" if via_workflow else "write"] = round(time.perf_counter() - clock, 3)
-    report.simulated = len({case_id for case_id, _ in steps})
+    replay = _Replay(conn, plan)
+    for n, (case_id, step) in enumerate(plan.steps, start=1):
+        replay.apply(case_id, step.action, step.payload, plan.actor(step), step.at)
+        if progress and n % 2000 == 0:
+            progress("apply", n, len(plan.steps))
+    if progress and plan.steps:
+        progress("apply", len(plan.steps), len(plan.steps))
+    report.seconds["replay"] = round(time.perf_counter() - clock, 3)
+    clock = time.perf_counter()
+    if progress and replay.events:
+        progress("write", 0, None)
+    replay.write()
+    report.actions = len(replay.events)
+    report.seconds["write"] = round(time.perf_counter() - clock, 3)
+    report.simulated = len({case_id for case_id, _ in plan.steps})
     report.statuses = dict(conn.execute(text(
         'SELECT status, count(*) FROM "case" WHERE id = ANY(:ids) GROUP BY status '
-        "ORDER BY count(*) DESC"), {"ids": ids}).all())
+        "ORDER BY count(*) DESC"), {"ids": list(plan.cases)}).all())
     return report
 
 
-def _actor(actors: Actors, step: _Step) -> Principal:
-    if step.actor.startswith("officer:"):
-        return actors.officers[step.actor.split(":", 1)[1]]
-    return getattr(actors, step.actor)
-
-
-# -- the in-memory executor ------------------------------------------------------------------
-
-
-@dataclass
-class _MemCtx(_Ctx):
-    """The workflow's action context with the time limits cached (no query per action)."""
-
-    limits: dict[str, deadlines.Limit] = field(default_factory=dict)
-
-    def limit(self, step: str) -> deadlines.Limit:
-        return self.limits[step]
+# -- the executor ----------------------------------------------------------------------------
 
 
 class _Replay:
-    """Applies actions to in-memory copies of the cases exactly as ``apply_action`` would
-    (same checks, same handlers, same propagation to merged duplicates), collecting the
-    events; :meth:`write` stores the final rows and the events."""
+    """Applies actions to in-memory copies of the cases as ``apply_action`` would (the
+    workflow's checks, handlers and propagation rule; free text masked), collecting the
+    events; :meth:`write` stores the final rows, the events and any masked originals."""
 
-    def __init__(self, conn: Connection, calendar: WorkCalendar, cases: dict[int, dict],
-                 planner: _Planner) -> None:
+    def __init__(self, conn: Connection, plan: Plan) -> None:
         self.conn = conn
-        self.cal = calendar
-        self.cases = cases
-        self.planner = planner
-        self.original_version = {cid: c["version"] for cid, c in cases.items()}
+        self.plan = plan
+        self.cases = plan.cases
+        self.original_version = {cid: c["version"] for cid, c in plan.cases.items()}
         self.changed: set[int] = set()
         self.events: list[tuple] = []
         self.handlers: dict[int, set[tuple[int, str]]] = defaultdict(set)
         self.merged: dict[int, list[int]] = defaultdict(list)
         self.last_reply: dict[int, dict] = {}
+        self.originals: list[tuple[int, dict[str, str]]] = []
 
     def apply(self, case_id: int, action: str, payload: dict, actor: Principal,
               at: datetime) -> None:
         case = self.cases[case_id]
-        rule = RULES[action]
-        # The same checks as apply_action (the planner never breaks them; a bug would).
-        if not actor.may_see_community(case["community_code"]):
-            raise Forbidden(f"{actor.name} may not see case {case_id}", field="actor")
-        if actor.role not in allowed_roles(action):
-            raise Forbidden(f"role {actor.role!r} may not {action}", field="action")
-        if case["status"] not in rule.from_states:
-            raise Conflict(f"cannot {action} case {case_id}: it is {case['status']}",
-                           current={"status": case["status"], "version": case["version"]},
-                           field="action")
+        payload = dict(payload)
+        # Free text is stored masked, as apply_action stores it (cases.privacy).
+        originals = personal_text.mask_payload(payload)
+        if originals:
+            self.originals.append((case_id, originals))
+        rule = check_action(case, action, actor)
         if rule.not_by_handler and (actor.token_id, actor.name) in self.handlers[case_id]:
             raise Forbidden(f"{actor.name} handled case {case_id}", field="action")
-        ctx = _MemCtx(self.conn, dict(case), dict(payload), actor, at, self.cal,
-                      limits=self.planner.limits(case["category_code"], case["channel"]))
+        ctx = ActionContext(self.conn, dict(case), payload, actor, at, self.plan.calendar,
+                            limits=self.plan.planner.limits(case["category_code"],
+                                                            case["channel"]))
         step = HANDLERS[action](ctx)
         if step.after is not None and action in ("reroute", "dispatch", "redispatch"):
             # a point payload moves the case's geometry: the planner never sends one
@@ -555,21 +554,19 @@ class _Replay:
 
     def _propagate(self, main_id: int, action: str, actor: Principal, at: datetime, *,
                    only: int | None = None, data: dict | None = None) -> None:
-        """As ``cases.workflow._propagate``: copy the main case's reply or closing."""
-        if action == "reply":
-            if data is None:
-                ev = self.last_reply[main_id]
-                data = {k: ev.get(k) for k in ("channel", "text", "satisfaction")}
-            from_state, to_state, col = "rejected", "replied", "replied_at"
-        else:
-            from_state, to_state, col = "replied", "closed", "closed_at"
+        """The main case's reply or closing copied to its merged duplicates, by the
+        workflow's rule (:data:`cases.workflow.PROPAGATED`)."""
+        if action == "reply" and data is None:  # a late merge gets the main case's last reply
+            ev = self.last_reply[main_id]
+            data = {k: ev.get(k) for k in ("channel", "text", "satisfaction")}
+        from_state, to_state, column = PROPAGATED[action]
         for dup in self.merged.get(main_id, []):
             if self.cases[dup]["status"] != from_state or (only is not None and dup != only):
                 continue
-            self._set(dup, {col: at, "current_due_at": None, "status": to_state}, at)
+            self._set(dup, {column: at, "current_due_at": None, "status": to_state}, at)
             self.events.append((
                 dup, at, actor.name, actor.role, action, from_state, to_state,
-                f"merged into case {main_id}: {action} copied",
+                propagated_note(main_id, action),
                 json.dumps({"token_id": actor.token_id, "via_main_case": main_id,
                             **(data or {})}, default=str, ensure_ascii=False)))
 
@@ -606,3 +603,5 @@ class _Replay:
                       "note, data) FROM STDIN") as cp:
             for ev in self.events:
                 cp.write_row(ev)
+        for case_id, originals in self.originals:
+            personal_text.store(self.conn, case_id, originals)

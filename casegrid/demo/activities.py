@@ -19,8 +19,9 @@ from sqlalchemy import Connection, text
 
 from cases.activities import NewActivity, store_activity
 from cases.calendar import CITY_TZ
+from cases.privacy import mask_contacts
 
-SYNTHETIC_NOTE = ("SYNTHETIC sample data (geo/sample_activities.py): this activity is "
+SYNTHETIC_NOTE = ("SYNTHETIC sample data (casegrid/demo/activities.py): this activity is "
                   "generated, not real.")
 DEFAULT_SEED = 20260101
 PER_WEEK = 10
@@ -94,7 +95,7 @@ def load_sample_activities(conn: Connection, start: date, days: int = 365,
             place=place_poi.name if place_poi is not None else home.name,
             poi_id=place_poi.id if place_poi is not None else None, lon=lon, lat=lat,
             staff=staff, volunteers=int(rng.integers(0, 30)), reached=reached,
-            note=SYNTHETIC_NOTE)
+            note=mask_contacts(SYNTHETIC_NOTE))  # as every activity note is stored
         if store_activity(conn, activity, "sample activities", "synthetic",
                           f"synthetic:{seed}:{start.isoformat()}:{i}") is not None:
             stored += 1
