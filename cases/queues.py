@@ -68,7 +68,8 @@ QUEUES: dict[str, Queue] = {q.name: q for q in (
           hint_en="No point, or outside every community, and the address was not placed: pick a suggestion or place it on the map"),
     # 签收 first: an officer's first list (the queues of a role keep this order).
     Queue("acknowledge", "待签收", "To acknowledge", ("community_officer",),
-          _status("dispatched", acknowledged=False),
+          _status("dispatched", acknowledged=False), row_detail="queue/ack_due.html",
+          annotate=reminders.add_acknowledge_due,
           hint_zh="已派遣到本社区, 尚未签收", hint_en="Dispatched to your post, not yet acknowledged"),
     Queue("handling", "处置中", "Being handled", STAFF, _status("dispatched"),
           hint_zh="已派遣, 等待社区处置", hint_en="Dispatched, waiting for the post to handle"),

@@ -145,3 +145,18 @@ def add_escalations(conn: Connection, rows: list[dict]) -> None:
         text(_ESCALATION_SQL), {"ids": [r["id"] for r in rows]}).mappings()}
     for r in rows:
         r["escalation"] = found.get(r["id"])
+
+
+def add_acknowledge_due(conn: Connection, rows: list[dict]) -> None:
+    """Give each case row of the 待签收 queue its ``acknowledge_due_at`` and whether that has
+    passed (``acknowledge_late``); the rows carry the current step's deadline, the
+    handling's, which every list is sorted by."""
+    if not rows:
+        return
+    found = {r.id: r for r in conn.execute(text(
+        'SELECT id, acknowledge_due_at, acknowledge_due_at < now() AS late FROM "case" '
+        "WHERE id = ANY(:ids)"), {"ids": [r["id"] for r in rows]})}
+    for r in rows:
+        got = found.get(r["id"])
+        r["acknowledge_due_at"] = got.acknowledge_due_at if got else None
+        r["acknowledge_late"] = bool(got and got.late)

@@ -89,6 +89,8 @@ def test_an_officer_acknowledges_on_a_phone(browser, site):  # noqa: F811 - site
             numbers = dict(conn.execute(text('SELECT id, case_no FROM "case" WHERE id IN (:a, :b)'),
                                         {"a": first, "b": second}).all())
         assert listed == [numbers[first], numbers[second]]
+        assert "签收时限" in off.page.locator("table.rows tbody tr").first.inner_text()
+        shot(off.page, "phone_queue_acknowledge.png")
         off.page.locator("td.no a").first.click()
         assert f"/work/cases/{first}" in off.page.url
         # 签收 is the first action offered, one tap, nothing to fill in.
