@@ -148,14 +148,19 @@ def _post_names(conn: Connection, codes: list[str]) -> dict[str, str]:
 
 
 def evaluate(conn: Connection, level: str, date_from: date, date_to: date,
-             as_of: datetime | None = None) -> dict[str, Any]:
+             as_of: datetime | None = None, stats: dict[str, Any] | None = None) -> dict[str, Any]:
     """Scores of every post (``level="post"``) or subdistrict for the cases received from
     ``date_from`` to ``date_to``: ``ranked`` (with rank) and ``too_few`` (below the minimum
-    case count), each unit with its indicators' value, normalised value and weight."""
+    case count), each unit with its indicators' value, normalised value and weight.
+    ``stats``: the caller's own :func:`cases.stats.compute_stats` of the same grouping and
+    period, when it has it already (the overview page), instead of computing it again."""
     if level not in LEVELS:
         raise InvalidInput(f"level must be post or subdistrict, not {level!r}", field="level")
     weights = load_weights(conn)
-    stats = compute_stats(conn, LEVELS[level], date_from, date_to, as_of)
+    if stats is None:
+        stats = compute_stats(conn, LEVELS[level], date_from, date_to, as_of)
+    elif stats["group_by"] != LEVELS[level]:
+        raise ValueError(f"stats grouped by {stats['group_by']!r}, not {LEVELS[level]!r}")
     units = [g for g in stats["groups"] if g["key"] is not None]
     people = _populations(conn, level)
     for u in units:

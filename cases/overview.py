@@ -48,7 +48,10 @@ def overview(conn: Connection, month: date) -> dict[str, Any]:
     """Everything the overview page shows for ``month`` (any day of it)."""
     months = {"this": month.replace(day=1), "last": previous_month(month),
               "year_ago": _year_before(month)}
-    totals = {k: compute_stats(conn, "category", *month_span(m))["total"] for k, m in months.items()}
+    # The month's stats by category give its totals and its categories; by community, its
+    # places and the evaluation's indicators: each computed once.
+    by_cat = {k: compute_stats(conn, "category", *month_span(m)) for k, m in months.items()}
+    totals = {k: r["total"] for k, r in by_cat.items()}
     kpis = []
     for key, zh, en, is_rate in KPIS:
         values = {k: totals[k].get(key) for k in months}
@@ -56,12 +59,12 @@ def overview(conn: Connection, month: date) -> dict[str, Any]:
             continue  # an indicator this ledger does not measure
         kpis.append({"key": key, "label_zh": zh, "label_en": en, "rate": is_rate, **values})
     this_span = month_span(months["this"])
-    by_category = compute_stats(conn, "category", *this_span)["groups"]
+    by_category = by_cat["this"]["groups"]
     categories = sorted((g for g in by_category if g["accepted"]), key=lambda g: -g["accepted"])
-    by_community = compute_stats(conn, "community", *this_span)["groups"]
-    places = sorted((g for g in by_community if g["accepted"] and g["key"]),
+    community_stats = compute_stats(conn, "community", *this_span)
+    places = sorted((g for g in community_stats["groups"] if g["accepted"] and g["key"]),
                     key=lambda g: -g["accepted"])
-    scored = evaluate(conn, "post", *this_span)
+    scored = evaluate(conn, "post", *this_span, stats=community_stats)
     ranked = [e for e in scored["ranked"] if e["score"] is not None]
     acts = {k: activity_counts(conn, *month_span(m))["total"] for k, m in months.items()
             if k != "year_ago"}
