@@ -24,7 +24,7 @@ from api.schemas import intake_json
 from api.uploads import caller, commit_with_files, parse_json_part, prepare_and_store, read_form
 from casegrid import metrics
 from casegrid.errors import CasegridError, FileRefused
-from cases import attachments, queries, workflow
+from cases import attachments, queries
 from cases.intake import SUBMITTERS, IntakeResult, NewCase
 from cases.tokens import role_refusal
 
@@ -79,9 +79,9 @@ async def action_with_photos(request: Request) -> Response:
 
     def work() -> dict:
         with engine.begin() as conn:
-            case = workflow.apply_action(conn, case_id, body.action, dict(body.model_extra or {}),
-                                         principal, body.version)
-            attachments.attach_to_action(conn, case_id, body.action, prepared, principal, settings)
+            case = attachments.act_with_files(conn, case_id, body.action,
+                                              dict(body.model_extra or {}), prepared, principal,
+                                              body.version, settings)
             case["attachments"] = attachments.list_for_case(conn, case_id, principal, settings)
             return case
 

@@ -39,7 +39,8 @@ JSON_EXEMPT_PREFIXES: tuple[str, ...] = ()
 # Endpoints that take evidence files as multipart/form-data (api.uploads).
 UPLOAD_PATHS = re.compile(
     r"^(?:/api/v1/cases(?:/\d+/(?:actions|attachments))?|/open311/v2/requests\.\w+"
-    r"|/api/v1/activities(?:/\d+/attachments)?|/work/activities)$")
+    r"|/api/v1/activities(?:/\d+/attachments)?|/work/activities"
+    r"|/work/cases/\d+/(?:actions/\w+|photos))$")  # the last: the case page's forms
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 Message = MutableMapping[str, Any]

@@ -30,7 +30,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel, ValidationError
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -145,9 +145,18 @@ async def read_form(request: Request, file_parts: tuple[str, ...], settings: Set
     multipart body, read completely; a field named in ``lists`` (a multiple select of an
     HTML form) is a list of its values, every other field its last value. 422 for a
     malformed body or a file in a part of another name; nothing is stored here."""
-    max_files = settings.attachment_max_per_case
+    form = await parse_form(request, file_parts, settings.attachment_max_per_case + 1)
     try:
-        form = await request.form(max_files=max_files + 1, max_fields=100)
+        return text_fields(form, lists), await form_files(form, file_parts, settings)
+    finally:
+        await form.close()
+
+
+async def parse_form(request: Request, file_parts: tuple[str, ...], max_files: int) -> FormData:
+    """The multipart body parsed (files spooled, not yet read); :class:`InvalidInput` for
+    a malformed body or more than ``max_files`` files. The caller closes it."""
+    try:
+        return await request.form(max_files=max_files, max_fields=100)
     except ClientDisconnect:
         raise
     except Exception as exc:  # noqa: BLE001 - a malformed body is the client's fault
@@ -155,34 +164,49 @@ async def read_form(request: Request, file_parts: tuple[str, ...], settings: Set
         raise InvalidInput(f"the multipart body could not be read ({detail}); send "
                            "multipart/form-data with the files in parts named "
                            f"{' or '.join(file_parts)}", field="body") from None
+
+
+def text_fields(form: FormData, lists: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The form's text fields: those named in ``lists`` as lists of their values, every
+    other its last value."""
     fields: dict[str, Any] = {name: [] for name in lists}
-    uploads: list[Upload] = []
-    try:
-        counts: dict[str, int] = {}
-        for key, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                if key in file_parts and not value.filename and not value.size:
-                    continue  # an HTML form's file input left empty: a nameless empty part
-                if key not in file_parts:
-                    raise InvalidInput(f"a file came in a part named {key!r}; send files in "
-                                       f"parts named {' or '.join(file_parts)}", field=key)
-                index = counts.get(key, 0)
-                counts[key] = index + 1
-                upload = Upload(key, index, value.filename, b"")
-                upload.data = await _read_limited(value, upload, settings)
-                uploads.append(upload)
-            elif key in file_parts and not value:
-                continue  # an empty file input of an HTML form
-            elif key in lists:
-                fields[key].append(value)
-            else:
-                fields[key] = value
-    finally:
-        await form.close()
-    if len(uploads) > max_files:
-        raise FileRefused(f"{len(uploads)} files were sent; a case holds at most {max_files} "
+    for key, value in form.multi_items():
+        if not isinstance(value, str):
+            continue
+        if key in lists:
+            fields[key].append(value)
+        else:
+            fields[key] = value
+    return fields
+
+
+async def form_files(form: FormData, file_parts: tuple[str, ...],
+                     settings: Settings) -> list[Upload]:
+    """The files of ``form`` from the parts named ``file_parts``, in order, each read up to
+    the per-file limit (:class:`FileTooLarge` naming the file past it); at most
+    ``attachment_max_per_case`` of them (:class:`FileRefused`). A file in a part of another
+    name is refused; an HTML form's file input left empty sends a nameless empty part,
+    which is no file."""
+    max_files = settings.attachment_max_per_case
+    sent: list[tuple[Upload, UploadFile]] = []
+    counts: dict[str, int] = {}
+    for key, value in form.multi_items():
+        if not isinstance(value, UploadFile):
+            continue
+        if key not in file_parts:
+            raise InvalidInput(f"a file came in a part named {key!r}; send files in "
+                               f"parts named {' or '.join(file_parts)}", field=key)
+        if not value.filename and not value.size:
+            continue
+        index = counts.get(key, 0)
+        counts[key] = index + 1
+        sent.append((Upload(key, index, value.filename, b""), value))
+    if len(sent) > max_files:
+        raise FileRefused(f"{len(sent)} files were sent; a case holds at most {max_files} "
                           "files: send fewer", field=file_parts[0])
-    return fields, uploads
+    for upload, file in sent:
+        upload.data = await _read_limited(file, upload, settings)
+    return [upload for upload, _file in sent]
 
 
 async def _read_limited(file: UploadFile, upload: Upload, settings: Settings) -> bytes:

@@ -35,7 +35,7 @@ from cases.images import Limits, Prepared, Upload, prepare
 from cases.intake import IntakeResult, NewCase, create_case
 from cases.privacy import mask_contacts
 from cases.tokens import Principal
-from cases.workflow import load_case
+from cases.workflow import apply_action, load_case
 from geo.coords import METRIC_SRID
 
 STAGES = ("intake", "handle", "verify_pass", "verify_fail", "return", "added", "activity")
@@ -200,12 +200,29 @@ def attach_to_action(conn: Connection, case_id: int, action: str, prepared: Sequ
                   max_per_case=settings.attachment_max_per_case)
 
 
+def act_with_files(conn: Connection, case_id: int, action: str, payload: dict,
+                   prepared: Sequence[Prepared], actor: Principal, version: int | None,
+                   settings: Settings) -> dict:
+    """Take ``action`` on ``case_id`` and attach its evidence files (already written), in a
+    savepoint of the caller's transaction: the action and its files are stored together or
+    not at all (a refused action, a stale version, or files past the per-case limit)."""
+    with conn.begin_nested():
+        case = apply_action(conn, case_id, action, payload, actor, version)
+        attach_to_action(conn, case_id, action, prepared, actor, settings)
+    return case
+
+
+def may_add(actor: Principal) -> bool:
+    """Whether ``actor``'s role may add files to a case it can see (planners only read)."""
+    return actor.role in (*ADDERS, "admin")
+
+
 def add_to_case(conn: Connection, case_id: int, prepared: Sequence[Prepared], actor: Principal,
                 settings: Settings, caption: str | None) -> list[int]:
     """Add files with a caption to a case the actor may see (404 otherwise; 403 for a role
     that only reads)."""
     load_case(conn, case_id, actor)
-    if actor.role not in (*ADDERS, "admin"):
+    if not may_add(actor):
         raise Forbidden(f"role {actor.role!r} may not add files to a case; allowed: "
                         f"{', '.join(sorted((*ADDERS, 'admin')))}", field="Authorization")
     return attach(conn, case_id, prepared, stage="added", actor=actor, caption=caption,

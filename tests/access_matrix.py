@@ -163,6 +163,8 @@ OPERATIONS: tuple[Operation, ...] = (
               state="registered"),
     Operation("POST", "/work/cases/{case_id}/actions/{action}", (303,) * 9,
               url="/work/cases/{case_id}/actions/accept", state="registered"),
+    Operation("POST", "/work/cases/{case_id}/photos", (303,) * 9,
+              url="/work/cases/{case_id}/photos", state="registered", upload=True),
     Operation("GET", "/work/cases/{case_id}/move-preview", (303,) * 9,
               url="/work/cases/{case_id}/move-preview?lon=117.16&lat=35.08", state="registered"),
     Operation("GET", "/static/vendor/{package}/{path:path}", _PUBLIC,

@@ -194,7 +194,8 @@ def _call(m: Matrix, op: Operation, caller: str):
         return m.client.post(url, data=form)
     if op.upload:
         return m.client.post(url, headers=m.headers(caller), data={"caption": "matrix"},
-                             files=[("photo", ("m.png", _PNG, "image/png"))])
+                             files=[("photo", ("m.png", _PNG, "image/png"))],
+                             follow_redirects=False)
     return m.client.request(op.method, url, json=body, headers=m.headers(caller),
                             follow_redirects=False)
 

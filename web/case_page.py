@@ -25,6 +25,7 @@ class Panel:
 
 PANELS: list[Panel] = [
     Panel("report", "case/report.html", "a"),
+    Panel("photos", "case/photos.html", "a"),  # the citizen's photos (web.evidence)
     Panel("actions", "case/actions.html", "a"),
     Panel("placement", "case/placement.html", "b"),  # 需定位: only for a case without a point
     Panel("location", "case/location.html", "b"),

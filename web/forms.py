@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from casegrid.errors import InvalidInput
-from cases import workflow
+from cases import attachments, workflow
 
 Choice = tuple[str, str, str]  # value, Chinese, English
 
@@ -135,6 +135,12 @@ def form_for(action: str) -> ActionForm:
     description can follow."""
     return ACTION_FORMS.get(action) or ActionForm(action, action.replace("_", " "), (_note(),),
                                                   folded=True)
+
+
+def takes_photos(action: str) -> bool:
+    """Whether the action's form has a photo input: the actions evidence is filed under
+    (:data:`cases.attachments.ACTION_STAGES`); the photos are posted with the action."""
+    return action in attachments.ACTION_STAGES
 
 
 def payload_from_form(action: str, form: Mapping[str, str]) -> dict:

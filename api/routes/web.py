@@ -15,6 +15,7 @@ Pages render HTML errors; rules and queries all come from ``cases/`` and ``geo/`
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated
 
@@ -25,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import ConnDep, calendar_today
 from api.errors import status_for
 from api.root_path import app_path, root_of
+from api.uploads import multipart_variant
 from api.web_session import (
     SESSION_COOKIE,
     WebSession,
@@ -33,14 +35,15 @@ from api.web_session import (
     session_policy,
     set_session_cookie,
 )
-from casegrid.errors import CasegridError, Conflict, InvalidInput, NotFound
-from cases import filters, queries, queues, search, users, workflow
+from casegrid.errors import CasegridError, Conflict, FileRefused, InvalidInput, NotFound
+from cases import attachments, filters, queries, queues, search, users, workflow
 from cases.calendar_horizon import current_horizon
 from cases.calendar_store import load_calendar
 from cases.deadlines import due_summary
+from cases.images import Prepared
 from cases.users import Session
 from cases.vocabulary import CHANNELS
-from web import case_page, forms, i18n, placement
+from web import case_page, evidence, forms, i18n, placement
 from web.render import render, working_left
 
 router = APIRouter(include_in_schema=False)
@@ -320,8 +323,10 @@ def _flash(request: Request, lang: str) -> dict | None:
 
 def _case_page(request: Request, conn, session: Session, case_id: int, lang: str, *,  # noqa: ANN001
                queue_name: str | None, params, form_state: forms.FormState | None = None,  # noqa: ANN001
-               conflict_since: datetime | None = None, status: int = 200) -> HTMLResponse:
-    """Render the case page; :class:`NotFound` and the like are raised to the caller."""
+               conflict_since: datetime | None = None, status: int = 200,
+               extra: dict | None = None) -> HTMLResponse:
+    """Render the case page; :class:`NotFound` and the like are raised to the caller.
+    ``extra``: more context for the panels (a refused photo upload's form)."""
     from geo import map_data
 
     who = session.principal
@@ -351,9 +356,8 @@ def _case_page(request: Request, conn, session: Session, case_id: int, lang: str
     conflict = None
     if conflict_since is not None:
         conflict = {"events": [e for e in events if e["at"] > conflict_since]}
-    photos = list(case.get("photo_urls") or [])
-    for e in events:
-        photos += [p for p in (e["data"] or {}).get("photo_urls") or [] if p not in photos]
+    photos = evidence.page_context(conn, case, events, who, settings, root_of(request.scope),
+                                   params)
     map_payload = _map_payload(case, geoms, duplicates, display, move_action is not None, t,
                                app_path(request, ""))
     return _html(
@@ -369,7 +373,7 @@ def _case_page(request: Request, conn, session: Session, case_id: int, lang: str
         communities=map_data.filter_options(conn, None)["communities"],
         duplicates=duplicates, can_merge="reject" in allowed, can_move=move_action is not None,
         move_action=move_action, routing_text=case_page.routing_text(case, t, lang),
-        panels=case_page.PANELS, photos=photos, queue=queue, narrow_params=narrow_params,
+        panels=case_page.PANELS, **photos, **(extra or {}), queue=queue, narrow_params=narrow_params,
         nav=_nav(conn, session, counts=False), current_queue=queue.name if queue else None,
         map_data=map_payload, flash=_flash(request, lang),
         placement=placement.placement_context(conn, case, allowed, display, t, lang,
@@ -421,18 +425,32 @@ def case_view(request: Request, conn: ConnDep, session: WebSession, case_id: int
         return _error_page(request, lang, session, exc, nav=_nav(conn, session, counts=False))
 
 
-@router.post("/work/cases/{case_id}/actions/{action}", response_class=HTMLResponse)
+async def _action_with_photos(request: Request) -> Response:
+    from api.routes.web_photos import action_with_photos  # imports this module
+
+    return await action_with_photos(request)
+
+
 async def case_action(request: Request, conn: ConnDep, session: WebSession, case_id: int,
                       action: str) -> Response:
     """Take an action from the case page. Success: 303 to the next case of the list (or the
     case itself); a refusal: the page again with the message at the form (422), or what
-    changed since the page was opened (409). Without the form token: 403, nothing done."""
+    changed since the page was opened (409). Without the form token: 403, nothing done.
+    A form with photos (``multipart/form-data``) is served by
+    :func:`api.routes.web_photos.action_with_photos`."""
     form = dict((await request.form()).items())
     return await run_in_threadpool(_take_action, request, conn, session, case_id, action, form)
 
 
+router.add_api_route("/work/cases/{case_id}/actions/{action}", case_action, methods=["POST"],
+                     response_class=HTMLResponse,
+                     route_class_override=multipart_variant(_action_with_photos))
+
+
 def _take_action(request: Request, conn, session: Session, case_id: int, action: str,  # noqa: ANN001
-                 form: dict) -> Response:
+                 form: dict, prepared: Sequence[Prepared] = ()) -> Response:
+    """The action of a posted form (with its evidence files, already written: the action
+    and their rows are stored together or not at all)."""
     lang = _lang(request, form)
     if not session.csrf_ok(form.get("csrf_token")):
         return _csrf_refused(request, lang, session)
@@ -445,7 +463,11 @@ def _take_action(request: Request, conn, session: Session, case_id: int, action:
     opened = _opened_at(form.get("opened_at"))
     try:
         payload = forms.payload_from_form(action, form)
-        workflow.apply_action(conn, case_id, action, payload, session.principal, version)
+        if prepared:
+            attachments.act_with_files(conn, case_id, action, payload, prepared,
+                                       session.principal, version, request.app.state.settings)
+        else:
+            workflow.apply_action(conn, case_id, action, payload, session.principal, version)
     except Conflict as exc:
         if version is not None and exc.current and exc.current.get("version") != version:
             try:
@@ -455,6 +477,11 @@ def _take_action(request: Request, conn, session: Session, case_id: int, action:
                 return _error_page(request, lang, session, inner)
         state.errors["_"] = exc.message
         return _retry(request, conn, session, case_id, lang, queue_name, form, state, 409)
+    except FileRefused as exc:  # past the case's limit of files
+        state.errors["photo"] = evidence.refusal_text(exc, [p.original_name for p in prepared],
+                                                      lang, request.app.state.settings)
+        return _retry(request, conn, session, case_id, lang, queue_name, form, state,
+                      status_for(exc))
     except (InvalidInput, NotFound) as exc:
         if isinstance(exc, NotFound) and exc.field == "id":
             return _error_page(request, lang, session, exc)
