@@ -9,8 +9,10 @@ gazetteer (main streets with number ranges). The rows: compounds said in several
 streets, crossings, and addresses nobody knows (one in ten). Both imports run to the end
 and roll back (a dry run does all the work), so each meets the same empty ledger; they
 alternate, twice, and the medians are compared (target: at most 2x). Then single lookups
-(``match_address`` on one connection, no cache between calls): p50 and p99 (target p99 under
-20 ms).
+(``match_address`` on one connection, no answers cached between calls; the computed points
+of gazetteer entries, such as a crossing, are kept per process as in service): p50 and p99
+(target p99 under 20 ms), beside a bare ``SELECT 1`` on the same connection, interleaved,
+for the machine's own floor.
 """
 
 from __future__ import annotations
@@ -179,7 +181,7 @@ def run(ctx: Context) -> Outcome:
     path_xy.unlink(missing_ok=True)
     a, b = median(t_addr), median(t_xy)
     located = sum(v for k, v in report.routed.items() if k.startswith("address_"))
-    lat_ms = []
+    lat_ms, trip_ms = [], []
     with ctx.engine.connect() as conn:
         for address in sample[:200]:  # warm the plans and the cache of the pages
             match_address(conn, address)
@@ -187,8 +189,14 @@ def run(ctx: Context) -> Outcome:
             t0 = time.perf_counter()
             match_address(conn, address)
             lat_ms.append((time.perf_counter() - t0) * 1000)
+            # The machine's own floor, interleaved: one bare round trip on the same connection.
+            t0 = time.perf_counter()
+            conn.execute(text("SELECT 1")).all()
+            trip_ms.append((time.perf_counter() - t0) * 1000)
     p50, p99 = percentile(lat_ms, 50), percentile(lat_ms, 99)
-    log(f"address: single lookup p50 {p50:.2f} ms, p99 {p99:.2f} ms ({len(lat_ms)} lookups)")
+    t50, t99 = percentile(trip_ms, 50), percentile(trip_ms, 99)
+    log(f"address: single lookup p50 {p50:.2f} ms, p99 {p99:.2f} ms ({len(lat_ms)} lookups); "
+        f"a bare round trip p50 {t50:.2f} ms, p99 {t99:.2f} ms")
     rows = [
         Row("address", f"bulk import of {n:,} address-only rows (gazetteer + memory of "
             f"{places['entries']:,} entries)", a, "s", "the same rows with coordinates", b,
@@ -196,6 +204,8 @@ def run(ctx: Context) -> Outcome:
             note=f"located {located:,} ({located / n:.0%}); by rule {report.routed}; "
                  f"medians of 2 alternating dry runs each"),
         Row("address", f"single address lookup p99 ({len(lat_ms):,} lookups)", p99, "ms",
-            target="< 20 ms", met=p99 < 20, note=f"p50 {p50:.2f} ms"),
+            target="< 20 ms", met=p99 < 20,
+            note=f"p50 {p50:.2f} ms; a bare SELECT 1 on the same connection, interleaved: "
+                 f"p50 {t50:.2f} ms, p99 {t99:.2f} ms"),
     ]
     return Outcome(rows)

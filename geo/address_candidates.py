@@ -12,7 +12,11 @@
 4. last, trigram similarity (pg_trgm's GIN index) of unnumbered addresses that found
    nothing else against the memory's keys: suggestions for the dispatcher.
 
-The options and their scores go to ``geo.address_match.decide``.
+1 and the exact names of 2 go to the server in one round trip (:func:`pipelined`); the typo
+keys, the geometry and the trigrams only when needed. Keys travel as one text split by the
+server and are joined, not searched with ``= ANY``. The points of 3 are kept per process
+(an entry's geometry never changes). The options and their scores go to
+``geo.address_match.decide``.
 """
 
 from __future__ import annotations
@@ -23,10 +27,10 @@ from functools import lru_cache
 
 from sqlalchemy import Connection, text
 
-from casegrid.db import json_param
+from casegrid.db import RawQuery, json_param
 from geo.address_match import KIND_RULE, Option
 from geo.address_normalize import ParsedAddress, without_generic
-from geo.boundaries import active_generation
+from geo.boundaries import ACTIVE_GENERATION
 from geo.gazetteer import deletions
 from geo.routing import M_PER_DEG
 
@@ -45,6 +49,17 @@ S_EXACT, S_TAIL, S_TYPO = 0.9, 0.82, 0.78
 S_COMMUNITY, S_SUBDISTRICT, S_ROAD = 0.8, 0.4, 0.75
 S_NEIGHBOURS, S_SAME_BLOCK, S_ONE_NEIGHBOUR, S_NO_NUMBER = 0.8, 0.72, 0.55, 0.6
 HINT_BONUS, HINT_CONFLICT = 0.03, 0.3
+
+
+# Many keys go to the database as one text split there (string_to_array on the unit
+# separator, which no normalised address holds): a Python list of tens of thousands of
+# strings costs more to adapt, element by element, than the query costs to run.
+KEY_LIST = "string_to_array(CAST(:keys AS text), E'\\x1f')"
+
+
+def key_list(keys) -> str:  # noqa: ANN001 - any iterable of str
+    """``keys`` as one parameter for :data:`KEY_LIST`."""
+    return "\x1f".join(sorted(keys))
 
 
 @dataclass
@@ -69,19 +84,65 @@ class _Hit:
 
 
 def fetch_candidates(conn: Connection, parsed: list[ParsedAddress]) -> Candidates:
-    """The options of every address in ``parsed`` (module docstring)."""
+    """The options of every address in ``parsed`` (module docstring). The statements that
+    do not depend on each other (the active generation, the memory by key and by
+    neighbouring numbers, the names) go in one round trip; typo keys, geometry and
+    trigram suggestions follow only when the first answers leave them needed."""
     options: list[list[Option]] = [[] for _ in parsed]
-    gen = active_generation(conn, "community")
+    signatures = _signatures(parsed)
+    keys = sorted({p.key for p in parsed if p.key})
+    numbered = [(i, p) for i, p in enumerate(parsed) if p.street_key and p.number is not None]
+    gen_rows, memory_rows, neighbour_rows, name_rows = pipelined(conn, [
+        (ACTIVE_GENERATION, {"l": "community"}),
+        (_MEMORY, {"keys": key_list(keys)}),
+        (_NEIGHBOURS, {"sk": [p.street_key for _, p in numbered],
+                       "num": [p.number for _, p in numbered],
+                       "idx": [i for i, _ in numbered], "gap": NEIGHBOUR_GAP}),
+        (_NAME_HITS, {"keys": key_list(_wanted_keys(signatures))}),
+    ])
+    gen = gen_rows[0].id if gen_rows else None
     names = _community_names(conn, gen)
-    remembered = _memory_exact(conn, parsed, options)
-    _memory_neighbours(conn, parsed, options, remembered)
-    requests = _gazetteer(conn, parsed, options)
+    remembered = _memory_exact(memory_rows, parsed, options)
+    _memory_neighbours(neighbour_rows, parsed, options, remembered)
+    requests = _gazetteer(conn, parsed, signatures, name_rows, options)
     if requests:
         _geometry(conn, requests, options, gen)
     _memory_similar(conn, parsed, options)
     for i in remembered:
         _memory_settles(options[i])
     return Candidates(options, names)
+
+
+def pipelined(conn: Connection, statements: list[tuple[RawQuery, dict]]) -> list[list]:
+    """Run ``statements`` in the caller's transaction in one round trip (psycopg's pipeline
+    mode: sent together, run back to back by the server); the rows of each, as named
+    tuples. On a loaded machine every round trip is a wait to be scheduled again, which a
+    single lookup's p99 feels most. Driver errors are raised as SQLAlchemy raises them."""
+    import psycopg
+    from psycopg.rows import namedtuple_row
+    from sqlalchemy.exc import DBAPIError
+
+    raw = conn.connection.driver_connection
+    sql = ""
+    try:
+        cursors = []
+        with raw.pipeline():
+            for query, params in statements:
+                sql = query.sql
+                cur = raw.cursor(row_factory=namedtuple_row)
+                cur.execute(query.sql, params)
+                cursors.append(cur)
+        out = []
+        for cur in cursors:
+            out.append(cur.fetchall())
+            cur.close()
+        return out
+    except psycopg.Error as exc:
+        lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+        if lost:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(sql, {}, exc, psycopg.Error, dialect=conn.dialect,
+                                  connection_invalidated=lost) from exc
 
 
 def _memory_settles(options: list[Option]) -> None:
@@ -118,14 +179,15 @@ def _community_names(conn: Connection, gen: int | None) -> dict[str, str]:
 
 # --- memory ---------------------------------------------------------------------------
 
-def _memory_exact(conn: Connection, parsed: list[ParsedAddress],
+# A join with the keys, not "key = ANY(:keys)": a bulk import asks tens of thousands of
+# keys at once, and a long array is searched element by element for each row.
+_MEMORY = RawQuery(
+    "SELECT m.key, m.community_label, m.n, m.sum_lon / m.n AS lon, m.sum_lat / m.n AS lat"
+    f" FROM unnest({KEY_LIST}) AS q(key) JOIN address_memory m ON m.key = q.key")
+
+
+def _memory_exact(rows: list, parsed: list[ParsedAddress],
                   options: list[list[Option]]) -> set[int]:
-    keys = sorted({p.key for p in parsed if p.key})
-    if not keys:
-        return set()
-    rows = conn.execute(text(
-        "SELECT key, community_label, n, sum_lon / n AS lon, sum_lat / n AS lat"
-        " FROM address_memory WHERE key = ANY(:keys)"), {"keys": keys}).all()
     by_key: dict[str, list] = defaultdict(list)
     for r in rows:
         by_key[r.key].append(r)
@@ -151,7 +213,7 @@ def _memory_exact(conn: Connection, parsed: list[ParsedAddress],
     return found
 
 
-_NEIGHBOURS_SQL = """
+_NEIGHBOURS = RawQuery("""
 SELECT q.i, s.side, s.house_no, s.community_label, s.lon, s.lat
 FROM unnest(CAST(:sk AS text[]), CAST(:num AS int[]), CAST(:idx AS int[])) AS q(sk, num, i)
 CROSS JOIN LATERAL (
@@ -167,20 +229,15 @@ CROSS JOIN LATERAL (
        AND house_no % 2 = q.num % 2
      ORDER BY house_no LIMIT 3)
 ) s
-"""
+""")
 
 
-def _memory_neighbours(conn: Connection, parsed: list[ParsedAddress],
+def _memory_neighbours(rows: list, parsed: list[ParsedAddress],
                        options: list[list[Option]], remembered: set[int]) -> None:
     """A number between two learned numbers of its street and side, both learned in one
-    community: that community, the point interpolated between them."""
-    asks = [(i, p) for i, p in enumerate(parsed)
-            if i not in remembered and p.street_key and p.number is not None]
-    if not asks:
-        return
-    rows = conn.execute(text(_NEIGHBOURS_SQL), {
-        "sk": [p.street_key for _, p in asks], "num": [p.number for _, p in asks],
-        "idx": [i for i, _ in asks], "gap": NEIGHBOUR_GAP}).all()
+    community: that community, the point interpolated between them (``rows``: the
+    neighbours of every numbered address; those the memory knows exactly are skipped)."""
+    rows = [r for r in rows if r.i not in remembered]
     by_i: dict[int, dict[str, list]] = defaultdict(lambda: {"lo": [], "hi": []})
     for r in rows:
         by_i[r.i][r.side].append(r)
@@ -248,43 +305,41 @@ def _place_keys(core: str) -> tuple[tuple[str, float], ...]:
     return tuple(out)
 
 
-_GAZETTEER_SQL = """
+_NAME_HITS = RawQuery(f"""
 SELECT n.name_key, n.exact, e.id, e.kind, e.name, e.house_from, e.house_to,
        CASE WHEN e.kind = 'subdistrict' THEN e.properties->>'code'
             ELSE e.community_code END AS code,
        ST_X(pt.g) AS lon, ST_Y(pt.g) AS lat
-FROM gazetteer_name n JOIN gazetteer_entry e ON e.id = n.entry_id
+FROM unnest({KEY_LIST}) AS q(key)
+JOIN gazetteer_name n ON n.name_key = q.key
+JOIN gazetteer_entry e ON e.id = n.entry_id
 CROSS JOIN LATERAL (SELECT ST_PointOnSurface(e.geom) AS g) pt
-WHERE n.name_key = ANY(:keys)
-"""
+""")
 
 
 def _fetch_names(conn: Connection, keys: set[str], by_key: dict[str, list[_Hit]]) -> None:
-    if not keys:
-        return
-    for r in conn.execute(text(_GAZETTEER_SQL), {"keys": sorted(keys)}):
+    if keys:
+        _add_hits(pipelined(conn, [(_NAME_HITS, {"keys": key_list(keys)})])[0], by_key)
+
+
+def _add_hits(rows: list, by_key: dict[str, list[_Hit]]) -> None:
+    for r in rows:
         by_key[r.name_key].append(_Hit(r.id, r.kind, r.name, r.code, r.house_from, r.house_to,
                                        r.lon, r.lat, r.exact))
 
 
-def _has_exact(token: str, by_key: dict[str, list[_Hit]]) -> bool:
-    bare = without_generic(token)
-    return any(h.exact for k in (token, bare) if k for h in by_key.get(k, ()))
-
-
-def _gazetteer(conn: Connection, parsed: list[ParsedAddress],
-               options: list[list[Option]]) -> list[dict]:
-    """Options from names alone; returns the geometry requests (crossings, numbers on
-    roads, roads) for :func:`_geometry`. Addresses that differ only in what the gazetteer
-    does not hold (building, relative phrase, prefix) share one signature and are weighed
-    once. Names are looked up exactly first; the typo keys (deletions) only of the words
-    that found nothing exactly, in a second query."""
+def _signatures(parsed: list[ParsedAddress]) -> dict[tuple, list[int]]:
+    """Addresses that differ only in what the gazetteer does not hold (building, relative
+    phrase, prefix) share one signature and are weighed once."""
     signatures: dict[tuple, list[int]] = defaultdict(list)
     for i, p in enumerate(parsed):
         if p.lang == "zh":
             signatures[(p.core, p.road, p.number, p.cross, tuple(p.areas))].append(i)
-    if not signatures:
-        return []
+    return signatures
+
+
+def _wanted_keys(signatures: dict[tuple, list[int]]) -> set[str]:
+    """The name keys to look up exactly for ``signatures``."""
     wanted: set[str] = set()
     for core, road, number, cross, areas in signatures:
         for token in (road, *(cross or ()), *areas):
@@ -296,8 +351,25 @@ def _gazetteer(conn: Connection, parsed: list[ParsedAddress],
         wanted.update(k for k, _ in _place_keys(core))
         if road and number is not None:
             wanted.add(f"{road}{number}号")
+    return wanted
+
+
+def _has_exact(token: str, by_key: dict[str, list[_Hit]]) -> bool:
+    bare = without_generic(token)
+    return any(h.exact for k in (token, bare) if k for h in by_key.get(k, ()))
+
+
+def _gazetteer(conn: Connection, parsed: list[ParsedAddress], signatures: dict[tuple, list[int]],
+               name_rows: list, options: list[list[Option]]) -> list[dict]:
+    """Options from names alone (``name_rows``: the hits of :func:`_wanted_keys`); returns
+    the geometry requests (crossings, numbers on roads, roads) for :func:`_geometry`. The
+    typo keys (deletions) are looked up only for the words that found nothing exactly,
+    in a second query."""
+    if not signatures:
+        return []
+    wanted = _wanted_keys(signatures)
     by_key: dict[str, list[_Hit]] = defaultdict(list)
-    _fetch_names(conn, wanted, by_key)
+    _add_hits(name_rows, by_key)
     typos: set[str] = set()
     for core, road, _, cross, areas in signatures:
         for token in (road, *(cross or ()), *areas):
@@ -506,17 +578,37 @@ WHERE NOT ST_IsEmpty(p.g)
 """
 
 
+# Computed points of gazetteer entries, per database and community generation: an entry's
+# geometry never changes (a re-import stores new entries under new ids, a redistricting is
+# a new generation), so the crossing of two roads is computed once per process, not at
+# every call from that corner. Bounded: cleared when full.
+_POINTS: dict[tuple, list[tuple[float, float, str | None]]] = {}
+_POINTS_MAX = 100_000
+
+
 def _geometry(conn: Connection, requests: list[dict], options: list[list[Option]],
               gen: int | None) -> None:
     """Points for crossings, numbers on roads and roads (module docstring), as options."""
-    payload = [{"k": k, "op": r["op"], "a": r.get("a"), "b": r.get("b"), "e": r.get("e"),
-                "num": r.get("num")} for k, r in enumerate(requests)]
-    rows = conn.execute(text(_GEOMETRY_SQL), {
-        "req": json_param(payload), "gen": gen, "near_deg": CROSS_NEAR_M / M_PER_DEG}).all()
+    url = conn.engine.url
+    where = (url.host, url.port, url.database, gen)
+    keys = [(where, r["op"], tuple(r.get("a") or ()), tuple(r.get("b") or ()), r.get("e"),
+             r.get("num")) for r in requests]
+    todo = list(dict.fromkeys(k for k in keys if k not in _POINTS))
+    if todo:
+        payload = [{"k": j, "op": op, "a": list(a) or None, "b": list(b) or None, "e": e,
+                    "num": num} for j, (_w, op, a, b, e, num) in enumerate(todo)]
+        rows = conn.execute(text(_GEOMETRY_SQL), {
+            "req": json_param(payload), "gen": gen, "near_deg": CROSS_NEAR_M / M_PER_DEG}).all()
+        if len(_POINTS) + len(todo) > _POINTS_MAX:
+            _POINTS.clear()
+        for k in todo:
+            _POINTS[k] = []
+        for r in rows:
+            _POINTS[todo[r.k]].append((r.lon, r.lat, r.code))
     rule = {"cross": "address_crossing", "door": "address_doorplate", "road": "address_road"}
-    for r in rows:
-        req = requests[r.k]
-        o = Option(rule[req["op"]], r.lon, r.lat, r.code, req["score"], req["why"])
-        _apply_hints(o, set(req.get("communities", ())), set(req.get("subdistricts", ())))
-        for i in req.get("members", (req["i"],)):
-            options[i].append(o)
+    for req, key in zip(requests, keys, strict=True):
+        for lon, lat, code in _POINTS.get(key, ()):
+            o = Option(rule[req["op"]], lon, lat, code, req["score"], req["why"])
+            _apply_hints(o, set(req.get("communities", ())), set(req.get("subdistricts", ())))
+            for i in req.get("members", (req["i"],)):
+                options[i].append(o)

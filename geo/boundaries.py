@@ -201,13 +201,14 @@ def activate_generation(conn: Connection, generation_id: int) -> None:
     )
 
 
-_ACTIVE = RawQuery("SELECT id FROM boundary_generation WHERE level = :l AND active")
+# The active generation of a level (its id), also sent in batches (geo.address_candidates).
+ACTIVE_GENERATION = RawQuery("SELECT id FROM boundary_generation WHERE level = :l AND active")
 
 
 def active_generation(conn: Connection, level: str = "community") -> int | None:
     """Id of the active generation of ``level``, or None when nothing was imported yet."""
     _check_level(level)
-    rows = _ACTIVE.rows(conn, {"l": level})  # at most one: a unique partial index
+    rows = ACTIVE_GENERATION.rows(conn, {"l": level})  # at most one: a unique partial index
     return rows[0]["id"] if rows else None
 
 
