@@ -142,7 +142,11 @@ def filter_clause(fn: Clause) -> Clause:
 
 
 def _any_of(column: str, key: str, values: tuple[str, ...] | None):
-    return None if values is None else (f"{column} = ANY(:{key})", {key: list(values)})
+    if values is None:
+        return None
+    if len(values) == 1:  # an equality: the planner reads a (column, ...) index in order
+        return f"{column} = :{key}", {key: values[0]}
+    return f"{column} = ANY(:{key})", {key: list(values)}
 
 
 @filter_clause

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import Connection, text
@@ -164,6 +164,10 @@ def where_sql(filters: CaseFilters, principal: Principal,
 
 # A case without a due time (waiting on nobody's clock) sorts after every dated one.
 _DUE_KEY = "coalesce(c.current_due_at, 'infinity'::timestamptz)"
+# The same order written as the index case_open_work (status, current_due_at, id) keeps it
+# (an ascending index puts NULLs last, where the key above puts them), so that a queue's
+# page is read from the index in order instead of sorting every open case of the queue.
+_DUE_ORDER = "c.current_due_at, c.id"
 
 
 def encode_due_cursor(due_at: datetime | None, case_id: int) -> str:
@@ -200,15 +204,41 @@ def list_due_first(conn: Connection, filters: CaseFilters, principal: Principal,
                       "'infinity'::timestamptz), :aft_id)", {"aft_due": due, "aft_id": case_id}))
     if exclude is not None:
         extra.append(("c.id <> :excl_id", {"excl_id": exclude}))
-    where, params = where_sql(filters, principal, extra)
-    params["limit"] = limit + 1
-    sql = CASE_SELECT + where + f" ORDER BY {_DUE_KEY}, c.id LIMIT :limit"
+    # PostgreSQL reads the index in due order for one status at a time: a queue of several
+    # statuses is one ordered, limited read per status, merged.
+    params: dict = {"limit": limit + 1}
+    reads = []
+    for i, status in enumerate(filters.status if filters.status and len(filters.status) > 1
+                               else (None,)):
+        one = filters if status is None else replace(filters, status=(status,))
+        where, p = _renamed(*where_sql(one, principal, extra), f"s{i}_")
+        params.update(p)
+        reads.append(f'(SELECT * FROM "case" c{where} ORDER BY {_DUE_ORDER} LIMIT :limit)')
+    source = reads[0] if len(reads) == 1 else (
+        f"(SELECT * FROM ({' UNION ALL '.join(reads)}) c ORDER BY {_DUE_ORDER} LIMIT :limit)")
+    # The names are joined to the page's rows only, not to every case of the queue.
+    sql = CASE_SELECT_TEMPLATE.replace("{source}", source) + f" ORDER BY {_DUE_ORDER}"
     rows = [redact(dict(r), principal) for r in conn.execute(text(sql), params).mappings()]
     page = CasePage(items=rows[:limit])
     if len(rows) > limit:
         last = page.items[-1]
         page.next_cursor = encode_due_cursor(last["current_due_at"], last["id"])
     return page
+
+
+def count_cases(conn: Connection, filters: CaseFilters, principal: Principal) -> int:
+    """How many cases ``principal`` may see match ``filters``."""
+    where, params = where_sql(filters, principal)
+    return conn.execute(text(f'SELECT count(*) FROM "case" c{where}'), params).scalar_one()
+
+
+def _renamed(sql: str, params: dict, prefix: str) -> tuple[str, dict]:
+    """``sql`` and ``params`` with every parameter name prefixed (longest names first, so
+    that ``:f_to`` does not rename part of ``:f_to_x``): two conditions of one statement
+    may bind the same names."""
+    for key in sorted(params, key=len, reverse=True):
+        sql = sql.replace(f":{key}", f":{prefix}{key}")
+    return sql, {f"{prefix}{k}": v for k, v in params.items()}
 
 
 def count_each(conn: Connection, named: dict[str, CaseFilters], principal: Principal,
@@ -220,11 +250,9 @@ def count_each(conn: Connection, named: dict[str, CaseFilters], principal: Princ
     where, params = where_sql(within or CaseFilters(), principal)
     columns = []
     for i, f in enumerate(named.values()):
-        cond, p = filter_sql(f)
         # Each set's parameters get their own names: two sets may filter one field.
-        for key in sorted(p, key=len, reverse=True):
-            cond = cond.replace(f":{key}", f":n{i}_{key}")
-        params.update({f"n{i}_{k}": v for k, v in p.items()})
+        cond, p = _renamed(*filter_sql(f), f"n{i}_")
+        params.update(p)
         columns.append(f"count(*) FILTER (WHERE {cond}) AS n{i}")
     row = conn.execute(text(f'SELECT {", ".join(columns)} FROM "case" c{where}'), params).one()
     return {name: row[i] for i, name in enumerate(named)}

@@ -122,6 +122,11 @@ def queue_counts(conn: Connection, principal: Principal) -> dict[str, int]:
     return queries.count_each(conn, named, principal, within=CaseFilters(open=True))
 
 
+def queue_count(conn: Connection, queue: Queue, principal: Principal) -> int:
+    """The number of open cases in one queue (only its own cases are counted)."""
+    return queries.count_cases(conn, queue_filters(queue), principal)
+
+
 def queue_page(conn: Connection, queue: Queue, principal: Principal, *,
                narrow: CaseFilters | None = None, limit: int = queries.DEFAULT_LIMIT,
                after: str | None = None, exclude: int | None = None) -> queries.CasePage:

@@ -73,6 +73,9 @@ class Session:
 
     principal: Principal
     csrf_token: str
+    # The request transaction's now(), read with the session: pages need it and it saves
+    # them a round trip.
+    now: datetime | None = None
 
     def csrf_ok(self, presented: str | None) -> bool:
         """True when ``presented`` is this session's form token (constant-time compare)."""
@@ -234,7 +237,7 @@ def session_for(conn: Connection, secret: str | None, policy: SessionPolicy) -> 
     if row["now"] - row["last_seen_at"] > _TOUCH:
         conn.execute(text("UPDATE user_session SET last_seen_at = now() WHERE id_hash = :h"),
                      {"h": _hash(secret)})
-    return Session(_principal(row), row["csrf_token"])
+    return Session(_principal(row), row["csrf_token"], row["now"])
 
 
 def sign_out(conn: Connection, secret: str | None) -> None:

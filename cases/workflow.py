@@ -278,6 +278,12 @@ def apply_action(
 def history(conn: Connection, case_id: int, actor: Principal) -> list[dict]:
     """The case's events, oldest first (404 if the actor may not see the case)."""
     load_case(conn, case_id, actor)
+    return case_events(conn, case_id)
+
+
+def case_events(conn: Connection, case_id: int) -> list[dict]:
+    """The case's events, oldest first, for a caller that has checked already that the
+    actor may see the case (the case page, after :func:`view`)."""
     rows = conn.execute(
         text("SELECT id, at, actor, role, action, from_state, to_state, note, data, user_id "
              "FROM case_event WHERE case_id = :id ORDER BY at, id"), {"id": case_id}).mappings()

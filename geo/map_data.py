@@ -240,17 +240,23 @@ def filter_options(conn: Connection, scope: tuple[str, ...] | None = None) -> di
         text("SELECT code, name FROM subdistrict WHERE generation_id = "
              "(SELECT id FROM boundary_generation WHERE level = 'subdistrict' AND active) ORDER BY code")
     ).mappings()
-    comms = conn.execute(
+    return {
+        "categories": [dict(r) for r in cats],
+        "subdistricts": [dict(r) for r in subs],
+        "communities": community_choices(conn, scope),
+    }
+
+
+def community_choices(conn: Connection, scope: tuple[str, ...] | None = None) -> list[dict]:
+    """Active communities (code, name, subdistrict code) to choose from, by code; only
+    ``scope``'s when given."""
+    rows = conn.execute(
         text("SELECT code, name, subdistrict_code FROM community WHERE generation_id = "
              "(SELECT id FROM boundary_generation WHERE level = 'community' AND active) "
              "AND (CAST(:scope AS text[]) IS NULL OR code = ANY(:scope)) ORDER BY code"),
         {"scope": list(scope) if scope is not None else None},
     ).mappings()
-    return {
-        "categories": [dict(r) for r in cats],
-        "subdistricts": [dict(r) for r in subs],
-        "communities": [dict(r) for r in comms],
-    }
+    return [dict(r) for r in rows]
 
 
 def dispatch_data(conn: Connection, scope: tuple[str, ...] | None = None) -> dict:

@@ -122,7 +122,10 @@ def _nav(conn, session: Session, counts: bool) -> list:  # noqa: ANN001
     return [(q, n.get(q.name)) for q in mine]
 
 
-def _now(conn) -> datetime:  # noqa: ANN001
+def _now(conn, session: Session | None = None) -> datetime:  # noqa: ANN001
+    """The transaction's time (read with the session when there is one)."""
+    if session is not None and session.now is not None:
+        return session.now
     from sqlalchemy import text
 
     return conn.execute(text("SELECT now()")).scalar_one()
@@ -222,6 +225,15 @@ def _failed_deliveries(conn, session: Session) -> int | None:  # noqa: ANN001
     return failed_count(conn) if session.principal.role == "admin" else None
 
 
+@router.get("/work/nav", response_class=HTMLResponse)
+def nav_counts(request: Request, conn: ConnDep, session: WebSession, current: str = "") -> Response:
+    """The queue list with counts: a fragment that the pages showing the list without
+    counts (queue, case, search) load once they are shown, so that counting every open
+    case does not hold up the page the person asked for."""
+    return _html(request, "nav.html", _lang(request), session, nav=_nav(conn, session, counts=True),
+                 current_queue=current if current in queues.QUEUES else None)
+
+
 @router.get("/work/search", response_class=HTMLResponse)
 def search_page(request: Request, conn: ConnDep, session: WebSession, q: str = "") -> Response:
     """Cases by case number, hotline ticket, phone or address; one hit opens its page."""
@@ -234,8 +246,8 @@ def search_page(request: Request, conn: ConnDep, session: WebSession, q: str = "
                  nav=_nav(conn, session, counts=False))
 
 
-def _rows_with_time_left(conn, rows: list[dict], lang: str) -> list[dict]:  # noqa: ANN001
-    calendar, now, t = load_calendar(conn), _now(conn), i18n.strings(lang)
+def _rows_with_time_left(conn, session: Session, rows: list[dict], lang: str) -> list[dict]:  # noqa: ANN001
+    calendar, now, t = load_calendar(conn), _now(conn, session), i18n.strings(lang)
     for r in rows:
         r["left"] = working_left(calendar, r["current_due_at"], now, t)
     return rows
@@ -256,15 +268,15 @@ def queue_page(request: Request, conn: ConnDep, session: WebSession, name: str,
                                  after=after)
     except CasegridError as exc:
         return _error_page(request, lang, session, exc, nav=_nav(conn, session, counts=False))
-    nav = _nav(conn, session, counts=True)
+    nav = _nav(conn, session, counts=False)  # counted by /work/nav once the list is shown
     bulk = [a for a in queue.bulk if session.principal.role in workflow.allowed_roles(a)]
     from geo.map_data import filter_options
 
     scope = None if session.principal.sees_all_communities else session.principal.communities
     here = str(request.url.path) + (f"?{request.url.query}" if request.url.query else "")
     return _html(request, "queue.html", lang, session, nav=nav, current_queue=name, queue=queue,
-                 rows=_rows_with_time_left(conn, page.items, lang), next_cursor=page.next_cursor,
-                 after=after, total=dict((q.name, n) for q, n in nav).get(name),
+                 rows=_rows_with_time_left(conn, session, page.items, lang), next_cursor=page.next_cursor,
+                 after=after, total=queues.queue_count(conn, queue, session.principal),
                  bulk=bulk, options=filter_options(conn, scope), channels=CHANNELS,
                  chosen={k: chosen.get(k, "") for k in NARROW}, narrow_params=chosen,
                  filtered=bool(chosen), here=here, flash=_flash(request, lang))
@@ -331,12 +343,12 @@ def _case_page(request: Request, conn, session: Session, case_id: int, lang: str
 
     who = session.principal
     t = i18n.strings(lang)
-    full = workflow.view(conn, case_id, who)  # 404 outside the person's communities
+    now = _now(conn, session)
+    full = workflow.view(conn, case_id, who, now)  # 404 outside the person's communities
     case = {**queries.get_case(conn, case_id, who), **{k: full[k] for k in (
         "version", "status", "pending_extension", "dispatch_due_at", "handle_due_at",
         "reply_due_at", "reject_reason", "due_provisional", "acknowledged_at")}}
-    now = _now(conn)
-    events = case_page.labelled_events(workflow.history(conn, case_id, who), lang)
+    events = case_page.labelled_events(workflow.case_events(conn, case_id), lang)
     allowed = workflow.actions_for(conn, case, who)
     settings = request.app.state.settings
     scope = None if who.sees_all_communities else who.communities
@@ -370,7 +382,9 @@ def _case_page(request: Request, conn, session: Session, case_id: int, lang: str
         actions=sorted((forms.form_for(a) for a in allowed),
                        key=lambda f: {"primary": 0, "plain": 1, "danger": 2}.get(f.tone, 1)),
         form_state=form_state, conflict=conflict, opened_at=now.isoformat(),
-        communities=map_data.filter_options(conn, None)["communities"],
+        # the communities to choose from, only when a form of this page offers the choice
+        communities=map_data.community_choices(conn) if any(
+            fld.kind == "community" for a in allowed for fld in forms.form_for(a).fields) else [],
         duplicates=duplicates, can_merge="reject" in allowed, can_move=move_action is not None,
         move_action=move_action, routing_text=case_page.routing_text(case, t, lang),
         panels=case_page.PANELS, **photos, **(extra or {}), queue=queue, narrow_params=narrow_params,
