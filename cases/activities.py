@@ -207,16 +207,17 @@ def create_activity(conn: Connection, data: dict, actor: Principal,
 _LIST_SQL = """
 SELECT a.id, a.started_at, a.ended_at, a.kind, a.kind_name, a.title, a.place, a.poi_id,
        ST_X(a.geom) AS lon, ST_Y(a.geom) AS lat, a.staff, a.volunteers, a.reached, a.note,
-       a.source, a.created_by, a.created_at,
+       a.source, a.created_by, a.created_at, p.name AS poi_name,
        array_agg(ac.community_code ORDER BY ac.community_code) AS communities
 FROM activity a JOIN activity_community ac ON ac.activity_id = a.id
+LEFT JOIN poi p ON p.id = a.poi_id
 WHERE (CAST(:id AS bigint) IS NULL OR a.id = :id)
   AND (CAST(:lo AS timestamptz) IS NULL OR a.started_at >= :lo)
   AND (CAST(:hi AS timestamptz) IS NULL OR a.started_at < :hi)
   AND (CAST(:kind AS text) IS NULL OR a.kind = :kind)
   AND (CAST(:comms AS text[]) IS NULL OR EXISTS (SELECT 1 FROM activity_community x
        WHERE x.activity_id = a.id AND x.community_code = ANY(:comms)))
-GROUP BY a.id ORDER BY a.started_at DESC, a.id DESC LIMIT :limit OFFSET :offset
+GROUP BY a.id, p.name ORDER BY a.started_at DESC, a.id DESC LIMIT :limit OFFSET :offset
 """
 
 

@@ -5,6 +5,7 @@ a spreadsheet as a dry run, committed, re-run without doubles, rejects with line
 from __future__ import annotations
 
 import csv
+import re
 from datetime import date
 
 import pytest
@@ -175,3 +176,38 @@ def test_evaluation_map_and_the_hotspot_layer(api, city_engine):
     assert r.status_code == 200
     # the layer's name, as folium writes it into the layer control (JSON-escaped)
     assert "社区活动 (".encode("unicode_escape").decode() in r.text or "社区活动 (" in r.text
+
+
+def test_workbench_form_offers_the_posts_key_places(city_db_url, city_engine):
+    """The form's place can be a point of interest inside the officer's own communities;
+    the activity takes the POI's point and the list shows its name."""
+    from geo.pois import pois_in
+    from tests.workbench_helpers import PASSWORD, csrf_of, make_users
+
+    make_users(city_engine)
+    with city_engine.connect() as conn:
+        own = pois_in(conn, [COMM_A])
+        other = [p for p in pois_in(conn, None) if p["community_code"] != COMM_A]
+    assert own and other, "the sample city has points of interest in and out of COMM_A"
+    with TestClient(create_app(database_url=city_db_url)) as client:
+        page = client.get("/login")
+        client.post("/login", data={"username": "off", "password": PASSWORD,
+                                    "csrf_token": csrf_of(page.text), "next": "/work"})
+        page = client.get("/work/activities?month=2026-05")
+        offered = {int(v) for v in re.findall(r'<option value="(\d+)"', page.text)}
+        assert {p["id"] for p in own} <= offered
+        assert not offered & {p["id"] for p in other}  # another community's places: not offered
+        poi = own[0]
+        form = {"csrf_token": csrf_of(page.text), "started_at": "2026-05-21T15:00",
+                "kind": "school", "title": "安全宣传", "communities": COMM_A,
+                "poi_id": str(poi["id"]), "reached": "120"}
+        r = client.post("/work/activities", data=form, follow_redirects=False)
+        assert r.status_code == 303, r.text
+        assert poi["name"] in client.get(r.headers["location"]).text
+        r = client.post("/work/activities", data={**form, "poi_id": "x1"})
+        assert r.status_code == 422 and "poi_id" in r.text
+    with city_engine.connect() as conn:
+        row = conn.execute(text(
+            "SELECT a.poi_id, ST_Covers(ST_Buffer(p.geom::geography, 1)::geometry, a.geom) "
+            "FROM activity a JOIN poi p ON p.id = a.poi_id")).one()
+    assert row == (poi["id"], True)

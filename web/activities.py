@@ -14,6 +14,7 @@ _T: dict[str, tuple[str, str]] = {
     "name": ("活动名称", "Title"),
     "communities": ("举办的城市管理岗 (可多选)", "Posts that held it (one or several)"),
     "place": ("地点", "Place"),
+    "poi": ("或选择重点场所 (学校、医院、市场、公园广场)", "Or pick a key place (school, hospital, market, park)"),
     "staff": ("工作人员", "Staff"),
     "volunteers": ("志愿者", "Volunteers"),
     "reached": ("覆盖人数", "People reached"),

@@ -28,11 +28,12 @@ from casegrid.errors import CasegridError, InvalidInput
 from cases import activities, activity_photos
 from cases.calendar import CITY_TZ
 from cases.users import Session
+from geo.pois import pois_in
 from web.activities import KIND_CHOICES, words
 
 router = APIRouter(include_in_schema=False)
-FIELDS = ("started_at", "kind", "kind_name", "title", "communities", "place", "staff",
-          "volunteers", "reached", "note")
+FIELDS = ("started_at", "kind", "kind_name", "title", "communities", "place", "poi_id",
+          "staff", "volunteers", "reached", "note")
 
 
 def _communities(conn, session: Session) -> list[dict]:  # noqa: ANN001
@@ -58,10 +59,15 @@ def _page(request: Request, conn, session: Session, lang: str, *, form: dict | N
         conn, session.principal, date_from=first, date_to=last, limit=500))
     counts = activities.activity_counts(conn, first, last)
     may_record = session.principal.role in activities.RECORDERS
+    communities = _communities(conn, session) if may_record else []
+    names = {c["code"]: c["name"] for c in communities}
+    pois = pois_in(conn, list(names)) if communities else []
+    for p in pois:
+        p["community_name"] = names[p["community_code"]]
     return _html(request, "activities.html", lang, session, status=status, a=words(lang),
                  items=items, counts=counts, month=first.strftime("%Y-%m"),
                  may_record=may_record, kinds=KIND_CHOICES, kinds_zh=activities.KINDS,
-                 communities=_communities(conn, session) if may_record else [],
+                 communities=communities, pois=pois,
                  form=form or {}, error=error,
                  request_saved=request.query_params.get("saved") == "1" and not error)
 
@@ -101,6 +107,10 @@ async def record_activity(request: Request) -> Response:
     form = {k: (raw.get(k) or "").strip() for k in FIELDS if k != "communities"}
     form["communities"] = [c for c in raw["communities"] if c]
     data = dict(form)
+    # A point of interest picked as the place: its id (a number), or none; anything else
+    # goes on as typed for check_activity to name the field.
+    data["poi_id"] = (int(form["poi_id"]) if form["poi_id"].isdigit()
+                      else form["poi_id"] or None)
     if form["started_at"]:  # <input type=datetime-local> gives local time without offset
         with contextlib.suppress(ValueError):  # if unreadable, check_activity names the field
             data["started_at"] = datetime.fromisoformat(form["started_at"]).replace(
