@@ -173,13 +173,14 @@ class ActionContext:
 
     def post_steps(self, handle_due: datetime) -> dict[str, Any]:
         """What a (re)dispatch starts at the post: the acknowledgement (签收) deadline, none
-        acknowledged yet, and when the due-soon reminder of the handling falls."""
+        acknowledged yet, when the due-soon reminder of the handling falls, and no 督办 (the
+        last round's escalation stays in the history; this round earns its own)."""
         from casegrid.settings import get_settings
 
         ack = self.time_limits().get("acknowledge")
         share = get_settings().remind_due_soon_share
         return {"acknowledge_due_at": deadlines.due_after(self.calendar, self.at, ack).at
-                if ack else None, "acknowledged_at": None,
+                if ack else None, "acknowledged_at": None, "escalated_at": None,
                 "handle_soon_at": deadlines.share_point(self.calendar, self.at, handle_due, share)}
 
 

@@ -68,6 +68,12 @@ def test_reminders_fall_on_working_days_around_national_day(city_engine):
         assert queue[0]["escalated_at"] == sh(2026, 10, 12, 17, 31)
         # the officer of the community sees it, another community's does not
         assert escalated_cases(conn, OFF_A) == queue
+    # 改派 to another post starts a new round: off the 督办 list until it earns its own
+    with city_engine.begin() as conn:
+        apply_action(conn, cid, "redispatch", {"community_code": "370481002001",
+                                               "reason": "属于龙泉街道"}, DISP, at=sh(2026, 10, 13, 10))
+        assert escalated_cases(conn, SUP) == []
+        assert "escalated" in _kinds(conn, cid)  # the history keeps the first round's
 
 
 def test_two_workers_send_each_reminder_once(city_engine):
