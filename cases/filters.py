@@ -73,6 +73,8 @@ class CaseFilters:
     escalated: bool | None = None
     # True: only what a map can draw (a location) and still stands (not merged into another)
     on_map: bool | None = None
+    # True: answered, and no follow-up call (回访) has reached the citizen since the answer
+    follow_up_due: bool | None = None
     # The communities the reader is limited to (None: the whole city); see seen_by().
     scope: tuple[str, ...] | None = None
 
@@ -283,6 +285,17 @@ def _on_map(f: CaseFilters):
         return None
     sql = "c.geom IS NOT NULL AND c.merged_into IS NULL"
     return (sql if f.on_map else f"NOT ({sql})"), {}
+
+
+@filter_clause
+def _follow_up_due(f: CaseFilters):
+    # 待回访: a complainant (not patrol: nobody to call, as cases.stats counts 应回访) answered,
+    # with no follow-up since the latest answer, or only attempts that did not reach them
+    # (未能联系). After a reopen the new answer needs a new call: hence follow_up_at.
+    if not f.follow_up_due:
+        return None
+    return ("c.replied_at IS NOT NULL AND c.channel <> 'patrol' AND (c.follow_up_at IS NULL "
+            "OR c.follow_up_at < c.replied_at OR c.follow_up_result = 'unreachable')"), {}
 
 
 def filter_sql(f: CaseFilters) -> tuple[str, dict]:

@@ -24,8 +24,14 @@ KPIS: tuple[tuple[str, str, str, bool], ...] = (
     ("on_time_close_rate", "按期结案率", "closed on time", True),
     ("reply_rate", "回复率", "reply rate", True),
     ("satisfaction_rate", "满意率", "satisfaction", True),
+    ("follow_up_rate", "回访率", "followed up", True),
+    ("reopen_rate", "重办率", "sent back to be redone", True),
 )
 TOP = 5
+# The citizen's side of the loop, on the supervisors' home page: (rate, count behind it).
+CITIZEN_LOOP = (("satisfaction_rate", "satisfied", "followed_up"),
+                ("follow_up_rate", "followed_up", "due_follow_up"),
+                ("reopen_rate", "reopened", "due_follow_up"))
 
 
 def month_span(month: date) -> tuple[date, date]:
@@ -83,3 +89,13 @@ def overview(conn: Connection, month: date) -> dict[str, Any]:
                    for g in places[:TOP]],
         "activities": acts,
     }
+
+
+def citizen_loop(conn: Connection, month: date) -> list[dict[str, Any]]:
+    """满意率, 回访率 and 重办率 of the cases received in ``month``'s month, each with the
+    counts it is made of (:func:`cases.stats.compute_stats`, as the overview and the API)."""
+    total = compute_stats(conn, "category", *month_span(month))["total"]
+    labels = {key: (zh, en) for key, zh, en, _ in KPIS}
+    return [{"key": rate, "label_zh": labels[rate][0], "label_en": labels[rate][1],
+             "value": total.get(rate), "count": total.get(num, 0), "of": total.get(den, 0)}
+            for rate, num, den in CITIZEN_LOOP]

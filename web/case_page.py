@@ -45,8 +45,28 @@ def action_label(action: str, lang: str) -> str:
 
 
 def labelled_events(events: list[dict], lang: str) -> list[dict]:
-    """History entries with their action's name in ``lang``."""
-    return [{**e, "label": action_label(e["action"], lang)} for e in events]
+    """History entries with their action's name in ``lang``, and the choice the action
+    recorded where the note does not say it (a follow-up's result and how; why a case was
+    sent back), in the words of its form."""
+    return [{**e, "label": action_label(e["action"], lang), "detail": _detail(e, lang)}
+            for e in events]
+
+
+# action -> the form fields whose chosen value the history entry shows
+_DETAIL_FIELDS = {"follow_up": ("result", "method"), "reopen": ("reason",)}
+
+
+def _detail(event: dict, lang: str) -> str:
+    names = _DETAIL_FIELDS.get(event["action"])
+    if not names:
+        return ""
+    data = event.get("data") or {}
+    words = []
+    for f in forms.form_for(event["action"]).fields:
+        if f.name in names and data.get(f.name):
+            words.append(next((en if lang == "en" else zh for v, zh, en in f.choices
+                               if v == data[f.name]), data[f.name]))
+    return " · ".join(words)
 
 
 def routing_text(case: dict, t: dict[str, str], lang: str) -> str:

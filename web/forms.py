@@ -49,6 +49,8 @@ class ActionForm:
     folded: bool = False
     tone: str = "plain"
     label_zh: str = ""
+    # A template shown at the top of the form, before its fields (the reply's 常用回复).
+    include: str = ""
 
     def label(self, lang: str) -> str:
         if lang == "en":
@@ -79,10 +81,24 @@ SATISFACTION: tuple[Choice, ...] = (
     ("basically_satisfied", "基本满意", "Basically satisfied"),
     ("dissatisfied", "不满意", "Dissatisfied"), ("unknown", "未知", "Unknown"),
 )
+# No verdict is preselected: a follow-up saved without a choice is refused, not recorded as 满意.
+FOLLOW_UP_RESULTS: tuple[Choice, ...] = (
+    ("", "请选择", "Choose"), ("satisfied", "满意", "Satisfied"), ("basically_satisfied", "基本满意", "Basically satisfied"),
+    ("dissatisfied", "不满意", "Dissatisfied"), ("unreachable", "未能联系", "Could not reach"),
+)
+FOLLOW_UP_METHODS: tuple[Choice, ...] = (("phone", "电话", "Phone"), ("sms", "短信", "SMS"),
+                                         ("app", "APP", "In the app"))
+REOPEN_REASONS: tuple[Choice, ...] = (
+    ("dissatisfied", "群众不满意", "The citizen is not satisfied"),
+    ("centre_order", "热线中心要求重办", "The 12345 centre orders it"),
+)
 UNITS: tuple[Choice, ...] = (("working_days", "工作日", "working days"),
                              ("working_hours", "工作小时", "working hours"))
 assert {c[0] for c in REJECT_REASONS} == set(workflow.REJECT_REASONS)
 assert {c[0] for c in REPLY_CHANNELS} == set(workflow.REPLY_CHANNELS)
+assert [c[0] for c in FOLLOW_UP_RESULTS[1:]] == list(workflow.FOLLOW_UP_RESULTS)
+assert [c[0] for c in FOLLOW_UP_METHODS] == list(workflow.FOLLOW_UP_METHODS)
+assert [c[0] for c in REOPEN_REASONS] == list(workflow.REOPEN_REASONS)
 
 ACTION_FORMS: dict[str, ActionForm] = {f.action: f for f in (
     ActionForm("accept", "Accept (register)", (_note(),), tone="primary"),
@@ -124,8 +140,19 @@ ACTION_FORMS: dict[str, ActionForm] = {f.action: f for f in (
         Field("channel", "select", "回复方式", "Channel", required=True, choices=REPLY_CHANNELS),
         Field("text", "textarea", "回复内容", "Reply", required=True),
         Field("satisfaction", "select", "满意度", "Satisfaction", choices=SATISFACTION),
-    ), tone="primary"),
+    ), tone="primary", include="case/reply_templates.html"),
     ActionForm("close", "Close", (_note(),), tone="primary"),
+    # 回访: the citizen's verdict after the reply; several attempts, the last counts.
+    ActionForm("follow_up", "Follow-up call", (
+        Field("result", "select", "回访结果", "Result", required=True, choices=FOLLOW_UP_RESULTS),
+        Field("method", "select", "回访方式", "How", required=True, choices=FOLLOW_UP_METHODS),
+        _note(zh="回访记录", en="What the citizen said"),
+    ), tone="primary"),
+    # 发回重办: back to the post with new deadlines; rare, and it undoes the reply.
+    ActionForm("reopen", "Send back to be redone", (
+        Field("reason", "select", "重办原因", "Why", required=True, choices=REOPEN_REASONS),
+        _note(True, "重办要求", "What must be redone"),
+    ), tone="danger"),
 )}
 
 

@@ -36,7 +36,7 @@ from api.web_session import (
     set_session_cookie,
 )
 from casegrid.errors import CasegridError, Conflict, FileRefused, InvalidInput, NotFound
-from cases import attachments, filters, queries, queues, search, users, workflow
+from cases import attachments, filters, queries, queues, replies, search, users, workflow
 from cases.calendar_horizon import current_horizon
 from cases.calendar_store import load_calendar
 from cases.deadlines import due_summary
@@ -214,8 +214,14 @@ def home(request: Request, conn: ConnDep, session: WebSession) -> Response:
         settings = request.app.state.settings
         warning = current_horizon(conn, settings.calendar_horizon_days,
                                   calendar_today(request)).message("en" if lang == "en" else "zh")
+    loop = None
+    if session.principal.role in ("supervisor", "admin"):  # 满意率, 回访率, 重办率 this month
+        from cases.overview import citizen_loop
+
+        loop = citizen_loop(conn, calendar_today(request))
     return _html(request, "home.html", lang, session, nav=_nav(conn, session, counts=True),
-                 calendar_warning=warning, failed_deliveries=_failed_deliveries(conn, session))
+                 calendar_warning=warning, failed_deliveries=_failed_deliveries(conn, session),
+                 citizen_loop=loop)
 
 
 def _failed_deliveries(conn, session: Session) -> int | None:  # noqa: ANN001
@@ -390,6 +396,7 @@ def _case_page(request: Request, conn, session: Session, case_id: int, lang: str
         panels=case_page.PANELS, **photos, **(extra or {}), queue=queue, narrow_params=narrow_params,
         nav=_nav(conn, session, counts=False), current_queue=queue.name if queue else None,
         map_data=map_payload, flash=_flash(request, lang),
+        reply_drafts=replies.drafts(conn, case_id, who) if "reply" in allowed else [],
         placement=placement.placement_context(conn, case, allowed, display, t, lang,
                                               app_path(request, "")))
 

@@ -27,6 +27,16 @@
     var box = document.querySelector('.search input[name="q"]');
     if (box) { ev.preventDefault(); box.focus(); }
   });
+  // A template picker (the reply's 常用回复) fills its form's text, which stays editable.
+  document.addEventListener("change", function (ev) {
+    var picker = ev.target.closest("select[data-fills]");
+    if (!picker) return;
+    var option = picker.options[picker.selectedIndex];
+    var box = document.getElementById(picker.getAttribute("data-fills"));
+    if (!box || !option || !option.hasAttribute("data-text")) return;
+    box.value = option.getAttribute("data-text");
+    box.focus();
+  });
   // After a refused form, bring its first error into view.
   var bad = document.querySelector(".conflict, .has-error, form.action .field-error");
   if (bad) { bad.scrollIntoView({ block: "center" }); var f = bad.querySelector("input, textarea, select"); if (f) f.focus(); }
