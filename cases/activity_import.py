@@ -53,7 +53,7 @@ class ActivityMapping:
     columns: dict[str, str]
     kind_map: dict[str, str]
     date_format: str = "ISO8601"
-    timezone: str = "Asia/Shanghai"  # a mapping's default; load_mapping gives the city's
+    timezone: str = field(default_factory=lambda: get_settings().time_zone)  # naive times
     encoding: str = "auto"
     delimiter: str = ","
     sheet: str | int = 0

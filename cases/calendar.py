@@ -8,7 +8,7 @@ Conventions (documented here once; every method follows them):
 
 * All moments are timezone-aware. Naive datetimes are rejected with ``ValueError`` because a
   naive 17:00 is ambiguous between the server's zone and Beijing time. Moments are converted
-  to the calendar's zone (Asia/Shanghai) before any day arithmetic; results are returned in
+  to the calendar's zone (the city's, CITY_TZ) before any day arithmetic; results are returned in
   that zone.
 * **Working days** are counted the way the Civil Code (民法典 第201、203条) and the city
   handbooks count periods: the day of registration is not counted, counting starts on the

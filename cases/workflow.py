@@ -43,7 +43,7 @@ from casegrid.errors import Conflict, Forbidden, InvalidInput, NotFound
 from cases import deadlines, notices, personal_text
 from cases.calendar import WorkCalendar, require_aware
 from cases.tokens import Principal
-from cases.vocabulary import STATES
+from cases.vocabulary import STATES, STATS_DAY_ZONE
 
 STATE_ZH = {"registered": "已受理", "reviewed": "已立案", "rejected": "不予立案",
             "dispatched": "已派遣", "returned": "已退单", "handled": "已处置", "verified": "已核查",
@@ -570,9 +570,9 @@ def _acknowledge(ctx: ActionContext) -> _Step:
     return step
 
 
-_ACK_STAT_SQL = """
+_ACK_STAT_SQL = f"""
 INSERT INTO case_stat AS t (dim, day, key, acknowledged_on_time)
-SELECT v.dim, (c.received_at AT TIME ZONE 'Asia/Shanghai')::date, v.key, CAST(:s AS int)
+SELECT v.dim, (c.received_at AT TIME ZONE '{STATS_DAY_ZONE}')::date, v.key, CAST(:s AS int)
 FROM "case" c
 CROSS JOIN LATERAL (VALUES ('community', coalesce(c.community_code, '')),
                            ('subdistrict', coalesce(c.subdistrict_code, '')),

@@ -25,19 +25,19 @@ then hot (z > 0) or cold (z < 0) at 99/95/90 % when their p-value passes the FDR
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import esda
 import libpysal
 import numpy as np
+import pandas as pd
 import shapely
 from pyproj import Transformer
 from scipy import sparse, stats
 from sqlalchemy import Connection, text
 
 from casegrid.errors import InvalidInput
+from cases.calendar import CITY_TZ
 from cases.filters import CaseFilters, filter_sql
 from geo.coords import METRIC_SRID
 
@@ -113,30 +113,31 @@ class CasePoints:
 # One row per (category, community) with that group's cases packed as one binary column,
 # 24 bytes a case: longitude and latitude (float8send) and the report time (timestamptz_send:
 # microseconds since 2000-01-01 UTC), all big-endian, which numpy reads with no per-row Python
-# step. Measured at a million cases on 2 busy cores: this one aggregate costs about 2-3 times
-# a bare count(*) of the same rows, while three separate string_agg columns, or the local hour
-# computed in SQL (AT TIME ZONE per row), cost 3-5 times more.
+# step. Three separate string_agg columns, or the local hour computed in SQL (AT TIME ZONE
+# per row), cost several times this one aggregate (`python -m bench --only maps`).
 _POINTS_SQL = (
     "SELECT c.category_code, c.community_code, "
     "string_agg(float8send(ST_X(c.geom)) || float8send(ST_Y(c.geom)) || timestamptz_send(c.reported_at), ''::bytea) "
     'FROM "case" c WHERE {where} GROUP BY 1, 2'
 )
 _PACKED = np.dtype([("lon", ">f8"), ("lat", ">f8"), ("t", ">i8")])
-_PG_EPOCH_S = 946_684_800  # 2000-01-01 00:00 UTC, PostgreSQL's timestamp origin, in Unix seconds
-# Asia/Shanghai has been UTC+8 without daylight saving since September 1991; earlier reports
-# get their hour from the tz database, one by one (there are none in practice).
-_FIXED_UTC8_SINCE_S = 694_224_000  # 1992-01-01 00:00 UTC
-_LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 00:00 UTC, PostgreSQL's timestamp origin
+
+
+_QUARTER_US = 900_000_000  # every UTC offset in the tz database is whole quarter-hours
 
 
 def _local_hours(pg_micros: np.ndarray) -> np.ndarray:
-    """Local (Asia/Shanghai) hour 0-23 of PostgreSQL timestamptz values (binary form)."""
-    secs = pg_micros // 1_000_000 + _PG_EPOCH_S
-    hour = ((secs + 8 * 3600) // 3600) % 24
-    early = np.flatnonzero(secs < _FIXED_UTC8_SINCE_S)
-    for k in early.tolist():
-        hour[k] = datetime.fromtimestamp(int(secs[k]), _LOCAL_TZ).hour
-    return hour.astype(np.int16)
+    """The city's local hour 0-23 (``CITY_TZ``, daylight saving included) of PostgreSQL
+    timestamptz values (binary form): pandas converts each quarter-hour of the span from the
+    tz database once (35,000 for a year of reports), and each value looks its own up."""
+    if not len(pg_micros):
+        return np.empty(0, dtype=np.int16)
+    quarters = np.floor_divide(pg_micros + _PG_EPOCH_US, _QUARTER_US)
+    first = int(quarters.min())
+    span = np.arange(first, int(quarters.max()) + 1, dtype=np.int64) * (_QUARTER_US // 1000)
+    table = pd.to_datetime(span, unit="ms", utc=True).tz_convert(CITY_TZ.key).hour
+    return np.asarray(table, dtype=np.int16)[quarters - first]
 
 
 def fetch_case_points(conn: Connection, filters: CaseFilters) -> CasePoints:
@@ -455,8 +456,8 @@ def _ring_counts(pts: CasePoints, pois: list[tuple[int, shapely.Geometry]],
 
 
 _POINT_TYPES, _LINE_TYPES, _POLYGON_TYPES = (0, 4), (1, 2, 5), (3, 6)
-# Points x segments per numpy block: small blocks stay in cache (measured: 4M-element blocks
-# were 3-5 times slower). Beyond _MAX_SEGMENTS edges GEOS's C loop wins over numpy's passes.
+# Points x segments per numpy block: small blocks stay in cache (much larger blocks were
+# slower). Beyond _MAX_SEGMENTS edges GEOS's C loop wins over numpy's passes.
 _CHUNK = 65_536
 _MAX_SEGMENTS = 100
 

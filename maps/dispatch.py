@@ -24,7 +24,6 @@ from maps.base import PageScript, add_communities, add_posts, add_subdistricts, 
 from maps.display import Display
 from maps.i18n import category_name, strings
 
-LOCAL_TZ = CITY_TZ
 CHANNEL_NAMES = {
     "hotline_12345": ("12345热线", "12345 hotline"), "platform": ("智慧城管平台", "Smart platform"),
     "patrol": ("巡查上报", "Patrol"), "app": ("手机应用", "App"), "open311": ("Open311", "Open311"),
@@ -33,8 +32,8 @@ CHANNEL_NAMES = {
 
 
 def fmt_time(value: datetime | None) -> str:
-    """Local (Asia/Shanghai) minute-precision time, or ''."""
-    return value.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M") if value else ""
+    """The city's local time to the minute, or ''."""
+    return value.astimezone(CITY_TZ).strftime("%Y-%m-%d %H:%M") if value else ""
 
 
 def case_popup_data(row: dict, lang: str, record_url: str | None, map_url: str | None) -> dict:

@@ -1,8 +1,8 @@
 """A small HTTP client for the channels: standard library ``http.client``, one kept-alive
 connection per thread and origin, so the worker's parallel sends each reuse their own.
 
-(httpx was measured first: about 4 ms per POST on loopback against 0.5 ms here, which
-capped one worker far below what a receiver takes.)
+(httpx was tried first: its cost per POST on loopback capped one worker far below what a
+receiver takes; ``python -m bench --only notify`` measures the channel.)
 """
 
 from __future__ import annotations

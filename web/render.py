@@ -9,17 +9,15 @@ import json
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from cases.calendar import WorkCalendar
+from cases.calendar import CITY_TZ, WorkCalendar
 from web import forms, i18n
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATIC = Path(__file__).resolve().parent / "static"
-CITY_TZ = ZoneInfo("Asia/Shanghai")
 ASSETS = "/static/vendor"
 
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),

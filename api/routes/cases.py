@@ -34,6 +34,7 @@ from api.schemas import (
 from api.uploads import post_with_photos
 from casegrid import metrics
 from cases import queries
+from cases.calendar import CITY_TZ
 from cases.filters import CaseFilters, parse_bbox, parse_time, split_list
 from cases.intake import NewCase
 
@@ -98,7 +99,7 @@ def list_cases(
     channel: Annotated[str | None, Query(description="Comma-separated channels.")] = None,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (WGS-84).")] = None,
     from_: Annotated[str | None, Query(alias="from", description=(
-        "Reported at or after (ISO 8601; without offset: Asia/Shanghai)."))] = None,
+        f"Reported at or after (ISO 8601; without offset: {CITY_TZ.key})."))] = None,
     to: Annotated[str | None, Query(description="Reported before (ISO 8601).")] = None,
     unrouted: Annotated[bool | None, Query(description=(
         "true: only cases no community took (rule outside/unlocated); false: only routed."))] = None,

@@ -38,15 +38,18 @@ import shapely
 from sqlalchemy import Connection, Engine
 
 from casegrid.demo.city import SAMPLE_DIR
+from cases.mappings import load_mapping
 from geo.coords import METRIC_CRS, wgs84_to_bd09, wgs84_to_gcj02
 
 SYNTHETIC_NOTE = ("SYNTHETIC sample data: every complaint, name, phone and ticket number is "
                   "generated (casegrid/demo/complaints.py), none is real.")
 DEFAULT_SEED = 20251101
 DEFAULT_N = 30_000
-PERIOD_START = pd.Timestamp("2025-11-01", tz="Asia/Shanghai")
-PERIOD_DAYS = 365
 MAPPING = "hotline12345_zh"
+# The rows hold local wall-clock times, read in the zone of the mapping they are written for.
+ZONE = load_mapping(MAPPING).timezone
+PERIOD_START = pd.Timestamp("2025-11-01", tz=ZONE)
+PERIOD_DAYS = 365
 
 # code: (share, Chinese type name as the 12345 export writes it)
 CATEGORIES: dict[str, tuple[float, str]] = {
@@ -228,8 +231,8 @@ def _locations(city: _City, rng: np.random.Generator, code: str, n: int) -> np.n
 
 
 def recent_period_start(today: pd.Timestamp | None = None) -> pd.Timestamp:
-    """Start of the full year of days that ended yesterday (Asia/Shanghai)."""
-    today = (today or pd.Timestamp.now(tz="Asia/Shanghai")).normalize()
+    """Start of the full year of days that ended yesterday (in :data:`ZONE`)."""
+    today = (today or pd.Timestamp.now(tz=ZONE)).normalize()
     return today - pd.Timedelta(days=PERIOD_DAYS)
 
 
@@ -244,7 +247,7 @@ def _times(rng: np.random.Generator, code: str, n: int, start: pd.Timestamp) -> 
     hour = rng.choice(24, size=n, p=hw / hw.sum())
     seconds = rng.integers(0, 3600, size=n)
     offs = pd.to_timedelta(day, unit="D") + pd.to_timedelta(hour * 3600 + seconds, unit="s")
-    # Local wall-clock time (Asia/Shanghai has no DST).
+    # Local wall-clock time (the sample city's zone has no DST).
     return pd.DatetimeIndex(start.tz_localize(None) + offs)
 
 
@@ -253,7 +256,7 @@ def generate(n: int = DEFAULT_N, seed: int = DEFAULT_SEED,
     """The synthetic complaints as a 12345-style table, plus hidden truth columns
     (``_code``, ``_channel``, ``_lon``/``_lat`` in WGS-84) that :func:`write_sample_csv`
     leaves out. Deterministic for a given ``(n, seed, start)``; the period is the
-    ``PERIOD_DAYS`` days from ``start`` (local midnight, Asia/Shanghai)."""
+    ``PERIOD_DAYS`` days from ``start`` (local midnight in :data:`ZONE`)."""
     if n <= 0:
         raise ValueError("n must be positive")
     rng = np.random.default_rng(seed)

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from casegrid.errors import InvalidInput
+from casegrid.settings import get_settings
 from cases.vocabulary import CHANNELS
 
 MAPPINGS_DIR = Path(__file__).resolve().parent
@@ -59,7 +60,7 @@ class Mapping:
     crs: str = "wgs84"
     crs_map: dict[str, str] = field(default_factory=dict)
     date_format: str = "ISO8601"
-    timezone: str = "Asia/Shanghai"
+    timezone: str = field(default_factory=lambda: get_settings().time_zone)  # naive times
     channel_default: str = "hotline_12345"
     channel_map: dict[str, str] = field(default_factory=dict)
     category_map: dict[str, str] = field(default_factory=dict)
@@ -147,7 +148,7 @@ def parse_mapping(data: dict, source: str = "<mapping>") -> Mapping:
         crs=crs,
         crs_map=crs_map,
         date_format=str(when.get("format", "ISO8601")),
-        timezone=str(when.get("timezone", "Asia/Shanghai")),
+        timezone=str(when.get("timezone", get_settings().time_zone)),
         channel_default=channel_default,
         channel_map=channel_map,
         category_map=category_map,
