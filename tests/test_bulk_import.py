@@ -415,13 +415,13 @@ def test_small_import_keeps_row_by_row_upkeep(city_engine):
 def test_rebuild_decision_counts_the_tables(city_engine):
     """A table the import does not outgrow keeps its indexes (only the others are rebuilt);
     an outgrown table loses its keys too, and so do the foreign keys that reference them."""
-    from cases.bulk_import import _drop_secondary
+    from cases.bulk_import.first_load import drop_secondary
 
     import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True)
     with city_engine.connect() as conn, conn.begin():
         # 7 cases, 7 events: 6 new rows outgrow neither (no lock either)
-        assert _drop_secondary(conn, 6) == (False, [])
-        locked, recreate = _drop_secondary(conn, 7)
+        assert drop_secondary(conn, 6) == (False, [])
+        locked, recreate = drop_secondary(conn, 7)
         assert locked
         for name in ("case_geom_gist", "case_event_case", "case_pkey", "case_case_no_key",
                      "case_channel_external_id", "case_event_pkey", "case_event_case_id_fkey"):
@@ -441,7 +441,7 @@ def test_rebuild_decision_counts_the_tables(city_engine):
         conn.execute(text("INSERT INTO case_event (case_id, actor, role, action)"
                           " SELECT id, 'test', 'dispatcher', 'note' FROM \"case\""))
     with city_engine.connect() as conn, conn.begin():
-        locked, recreate = _drop_secondary(conn, 7)
+        locked, recreate = drop_secondary(conn, 7)
         assert locked and any("case_pkey" in s for s in recreate)
         # case_event keeps its own indexes, but its reference to case's key is rebuilt
         assert not any("case_event_pkey" in s or "case_event_case " in s for s in recreate)
@@ -521,21 +521,21 @@ def test_rebuild_path_insert_runs_with_no_transition_table(city_engine, monkeypa
     """While the exclusive INSERT runs, no trigger on "case" asks for its new rows (a
     disabled one still would: PostgreSQL fills transition tables before it looks at
     tgenabled), and afterwards case_stat_ins is back exactly as it was, on or off."""
-    import cases.bulk_import as bulk
+    import cases.bulk_import.first_load as bulk
 
     if state == "off":
         with city_engine.begin() as conn:
             conn.execute(text('ALTER TABLE "case" DISABLE TRIGGER case_stat_ins'))
     before = _stats_trigger_def(city_engine), _stats_trigger_enabled(city_engine)
     seen: list[list[str]] = []
-    take_trigger = bulk._drop_stats_trigger
+    take_trigger = bulk.drop_stats_trigger
 
     def spy(conn):  # on the import's connection, the last DDL before the INSERT
         restore = take_trigger(conn)
         seen.append(conn.execute(text(_CAPTURING_TRIGGERS_SQL)).scalars().all())
         return restore
 
-    monkeypatch.setattr(bulk, "_drop_stats_trigger", spy)
+    monkeypatch.setattr(bulk, "drop_stats_trigger", spy)
     report = import_cases(city_engine, CSV_FIXTURE, "hotline12345_zh", commit=True,
                           rebuild_indexes=True)
     assert report.inserted == 7 and "indexes" in report.seconds
@@ -848,14 +848,14 @@ def test_repeats_keep_the_first_line_across_chunks(city_engine, tmp_path):
 
 
 def test_repeats_filter_counts_each_ticket():
-    """_Repeats drops later lines of a ticket, within one chunk and across chunks, and
+    """Repeats drops later lines of a ticket, within one chunk and across chunks, and
     tells the same external id on two channels apart."""
-    from cases.bulk_import import _Repeats
+    from cases.bulk_import.stage import Repeats
 
     def chunk(*rows):
         return pd.DataFrame(rows, columns=["channel", "external_id"])
 
-    r = _Repeats()
+    r = Repeats()
     first = r.drop(chunk(("app", "1"), ("patrol", "1"), ("app", "1"), ("app", "2")))
     assert first.values.tolist() == [["app", "1"], ["patrol", "1"], ["app", "2"]]
     second = r.drop(chunk(("app", "2"), ("app", "3"), ("patrol", "1"), ("app", "1\x1fx")))

@@ -9,7 +9,7 @@ handle_hours). The insert trigger still ran the whole 50-column aggregate and re
 
 ``case_stat_ins`` now checks the inserted rows first: when none of them has any of those
 four values it adds the counts to ``accepted`` alone (the grouping the large bulk import
-already uses, ``cases.bulk_import._STATS_LOCKED_SQL``); otherwise it runs the full
+already uses, ``cases.bulk_import.first_load.STATS_LOCKED_CTE``); otherwise it runs the full
 statement, as 0011 made it. Tests compare the fast path with the full one.
 
 Revision ID: 0013
