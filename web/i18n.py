@@ -89,6 +89,8 @@ _T: dict[str, tuple[str, str]] = {
     "photo_add_files": ("照片或文件 (可多张, 可直接拍照)", "Photos or documents (several; the camera works too)"),
     "photo_caption": ("说明", "Caption"),
     "photo_add_submit": ("上传", "Upload"),
+    "photo_not_taken": ("此操作不带照片, 未执行; 照片请在「添加照片」中上传。",
+                        "Nothing was done: this action takes no photos; add them with “Add photos” instead."),
     "photo_none": ("请先选择照片或文件 (可直接拍照)。", "Choose a photo or document first (the camera works too)."),
     "photos_added_n": ("已添加 {n} 个文件", "{n} files added"),
     "photo_input_handle": ("处置后照片 (可多张, 可直接拍照)", "Photos after the handling (several; the camera works too)"),

@@ -89,8 +89,8 @@ async def _receive(request: Request, session: Session, *, takes_files: bool = Tr
             return pages._csrf_refused(request, _lang(request, posted.fields), session)
         if not takes_files:
             if posted.names:
-                posted.refusal = FileRefused("this action takes no photos; add them to the "
-                                             "case with a caption instead", field="photo")
+                posted.refusal = FileRefused(
+                    i18n.strings(_lang(request, posted.fields))["photo_not_taken"], field="_")
             return posted
         try:
             uploads = await form_files(form, PARTS, settings)
@@ -142,8 +142,10 @@ async def action_with_photos(request: Request) -> Response:
     if posted.refusal is not None:
         refusal = posted.refusal
         state = forms.FormState(action, {k: v for k, v in fields.items() if k != "csrf_token"})
-        key = "photo" if forms.takes_photos(action) else "_"
-        state.errors[key] = evidence.refusal_text(refusal, posted.names, lang, settings)
+        if refusal.field == "_":  # photos on an action that takes none
+            state.errors["_"] = refusal.message
+        else:
+            state.errors["photo"] = evidence.refusal_text(refusal, posted.names, lang, settings)
         return await _in_transaction(request, lambda conn: pages._retry(
             request, conn, session, case_id, lang, fields.get("queue") or None, fields, state,
             status_for(refusal)), [])
