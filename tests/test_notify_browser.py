@@ -58,9 +58,16 @@ def received_long_ago(engine, days: int) -> int:
     with engine.begin() as conn:
         case_id = make_case(conn, COMM_A, category="0508",
                             received_at=datetime.now(CITY_TZ) - timedelta(days=days))
-        conn.execute(text('UPDATE "case" SET address = \'北辛路31号\', description = \'夜间噪音扰民\' '
-                          "WHERE id = :i"), {"i": case_id})
+        conn.execute(text(
+            'UPDATE "case" SET address = \'北辛路31号\', description = \'夜间噪音扰民\', '
+            "generation_id = (SELECT id FROM boundary_generation WHERE level = 'community' "
+            "AND active) WHERE id = :i"), {"i": case_id})
     return case_id
+
+
+def counts_shown(page) -> None:  # noqa: ANN001
+    """Wait for the queue list's counts (fetched once the page is shown)."""
+    page.wait_for_selector("#queue-nav a b")
 
 
 def tile(page, queue: str) -> tuple[str, int]:  # noqa: ANN001
@@ -90,6 +97,7 @@ def test_an_officer_acknowledges_on_a_phone(browser, site):  # noqa: F811 - site
                                         {"a": first, "b": second}).all())
         assert listed == [numbers[first], numbers[second]]
         assert "签收时限" in off.page.locator("table.rows tbody tr").first.inner_text()
+        counts_shown(off.page)
         shot(off.page, "phone_queue_acknowledge.png")
         off.page.locator("td.no a").first.click()
         assert f"/work/cases/{first}" in off.page.url
@@ -97,6 +105,7 @@ def test_an_officer_acknowledges_on_a_phone(browser, site):  # noqa: F811 - site
         assert off.page.locator("#actions form").first.get_attribute("id") == "form-acknowledge"
         no_sideways_scroll(off.page)
         assert not small_taps(off.page), small_taps(off.page)
+        counts_shown(off.page)
         shot(off.page, "phone_case_acknowledge.png", full=True)
         off.act("acknowledge")
         # On to the list's next case, saying what was done.
@@ -113,6 +122,7 @@ def test_an_officer_acknowledges_on_a_phone(browser, site):  # noqa: F811 - site
         assert step.count() == 1 and "签收" in step.inner_text() and names["off"] in step.inner_text()
         assert off.page.locator("#form-acknowledge").count() == 0  # once per dispatch
         assert off.page.locator("#form-handle").count() == 1
+        counts_shown(off.page)
         shot(off.page, "phone_case_acknowledged.png", full=True)
         off.open("/work?lang=en")
         assert off.page.locator(".tiles a").first.locator(".name").inner_text() == "To acknowledge"
@@ -141,6 +151,7 @@ def test_supervisors_work_the_escalated_list(browser, site):  # noqa: F811 - sit
         text_ = rows.first.inner_text()
         assert "casegrid-worker" in text_ and "系统" in text_ and "督办: 超期未处置" in text_
         assert "处置时限" in text_
+        counts_shown(sup.page)
         shot(sup.page, "desk_queue_escalated.png")
         rows.first.locator("td.no a").click()
         assert f"/work/cases/{late}" in sup.page.url
@@ -186,6 +197,7 @@ def test_an_admin_sees_failed_notifications_and_sends_one_again(browser, site): 
             first = adm.page.locator("table.deliveries tbody tr").first
             assert "HTTP 500" in first.locator("td.error").inner_text()
             assert rx.url in first.locator("td.target").inner_text()
+            counts_shown(adm.page)
             shot(adm.page, "desk_deliveries_failed.png")
             rx.statuses.clear()  # the receiver recovers
             delivery_id = int(first.locator("td.id").inner_text())
