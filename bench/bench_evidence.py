@@ -41,7 +41,7 @@ SIZE = (4000, 3000)  # 12 MP, a phone's photo
 def _base_photo():  # noqa: ANN202 - a numpy array (made once per process)
     import numpy as np
 
-    from tests.evidence_files import picture
+    from tests.helpers.evidence_files import picture
 
     rng = np.random.default_rng(22)
     base = np.asarray(picture(SIZE, 1), dtype=np.int16)

@@ -1,6 +1,6 @@
 """Access and hostile input on the sample city (real PostGIS):
 
-* the access matrix of ``tests/access_matrix.py``, one test per (operation, caller), and a
+* the access matrix of ``tests/helpers/access_matrix.py``, one test per (operation, caller), and a
   check that every route of the app has a row;
 * tokens are stored only as hashes;
 * a reporter's name and phone never reach planner or public outputs (API JSON/GeoJSON,
@@ -34,9 +34,9 @@ from casegrid.settings import Settings
 from cases.intake import NewCase, create_case
 from cases.tokens import authenticate, create_token, revoke_token
 from cases.workflow import apply_action
-from tests.access_matrix import CALLERS, OPERATIONS, PATH_TO_STATE, Operation
 from tests.conftest import _fresh_database
-from tests.evidence_files import png
+from tests.helpers.access_matrix import CALLERS, OPERATIONS, PATH_TO_STATE, Operation
+from tests.helpers.evidence_files import png
 from tests.test_intake_api import interior_points
 
 REPORTER_NAME = "Zhuang Qiaoyun 庄巧云"
@@ -134,8 +134,8 @@ def app_routes(app: FastAPI) -> set[tuple[str, str]]:
 def test_the_table_has_a_row_for_every_route():
     routes = app_routes(create_app(database_url="postgresql+psycopg://unused@127.0.0.1:1/x"))
     table = {(op.method, op.route) for op in OPERATIONS}
-    assert routes - table == set(), "routes without a row in tests/access_matrix.py"
-    assert table - routes == set(), "rows in tests/access_matrix.py for routes that do not exist"
+    assert routes - table == set(), "routes without a row in tests/helpers/access_matrix.py"
+    assert table - routes == set(), "rows in tests/helpers/access_matrix.py for routes that do not exist"
     assert len(routes) >= 30
 
 

@@ -182,7 +182,7 @@ def test_workbench_form_offers_the_posts_key_places(city_db_url, city_engine):
     """The form's place can be a point of interest inside the officer's own communities;
     the activity takes the POI's point and the list shows its name."""
     from geo.pois import pois_in
-    from tests.workbench_helpers import PASSWORD, csrf_of, make_users
+    from tests.helpers.workbench_helpers import PASSWORD, csrf_of, make_users
 
     make_users(city_engine)
     with city_engine.connect() as conn:

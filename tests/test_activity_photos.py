@@ -19,9 +19,9 @@ from api.app import create_app
 from casegrid.settings import Settings
 from cases import attachments
 from cases.tokens import create_token
-from tests import evidence_files as files
 from tests.conftest import running_server
-from tests.workbench_helpers import COMM_A, COMM_B, PASSWORD, csrf_of, make_users
+from tests.helpers import evidence_files as files
+from tests.helpers.workbench_helpers import COMM_A, COMM_B, PASSWORD, csrf_of, make_users
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 ACTIVITY = {"started_at": "2026-05-20T09:00:00+08:00", "kind": "进校园", "title": "垃圾分类进校园",

@@ -15,8 +15,8 @@ import urllib.request
 
 from sqlalchemy import text
 
+from tests.helpers.workbench_helpers import COMM_B, point_in
 from tests.test_workbench_browser import DESK, PHONE, Person, shot, site  # noqa: F401
-from tests.workbench_helpers import COMM_B, point_in
 
 TWIN = "幸福小区5号楼门口"  # 幸福小区 is a compound in two communities of the sample city
 UNKNOWN = "杏花村东头老槐树下"  # no name the gazetteer or the memory knows

@@ -19,7 +19,7 @@ from casegrid.settings import Settings
 from cases import attachments
 from cases.tokens import create_token
 from geo.coords import wgs84_to_gcj02
-from tests import evidence_files as files
+from tests.helpers import evidence_files as files
 from tests.helpers.ledger import COMM_A, COMM_B, make_case
 
 M_PER_DEG_LAT = 111_195.0

@@ -12,8 +12,8 @@ from cases import attachments
 from cases.images import Upload, prepare
 from cases.tokens import Principal
 from cases.users import create_user
-from tests import evidence_files as files
 from tests.conftest import running_server
+from tests.helpers import evidence_files as files
 from tests.test_maps_browser import _open, _shot, _wait_loaded
 from tests.test_maps_pages import seed_cases
 

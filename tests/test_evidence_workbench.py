@@ -18,8 +18,16 @@ from sqlalchemy import text
 
 from api.app import create_app
 from casegrid.settings import Settings
-from tests import evidence_files as files
 from tests.conftest import running_server
+from tests.helpers import evidence_files as files
+from tests.helpers.workbench_helpers import (
+    COMM_A,
+    case_body,
+    csrf_of,
+    intake_token,
+    make_users,
+    point_in,
+)
 from tests.test_workbench_browser import (
     DESK,
     PHONE,
@@ -28,14 +36,6 @@ from tests.test_workbench_browser import (
     shot,
     small_taps,
     status_of,
-)
-from tests.workbench_helpers import (
-    COMM_A,
-    case_body,
-    csrf_of,
-    intake_token,
-    make_users,
-    point_in,
 )
 
 pytestmark = pytest.mark.browser

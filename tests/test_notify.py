@@ -23,7 +23,7 @@ from cases.calendar import CITY_TZ
 from cases.workflow import apply_action
 from notify import outbox
 from tests.helpers.ledger import DISP, OFF_A, SUP, make_case, sh
-from tests.notify_peers import Receiver, SmtpSink
+from tests.helpers.notify_peers import Receiver, SmtpSink
 
 SECRET = "s3cret-for-tests"
 

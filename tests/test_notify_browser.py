@@ -28,7 +28,8 @@ from cases.users import create_user
 from cases.workflow import apply_action
 from notify import outbox
 from tests.helpers.ledger import DISP, SUP, make_case
-from tests.notify_peers import Receiver
+from tests.helpers.notify_peers import Receiver
+from tests.helpers.workbench_helpers import COMM_A, PASSWORD
 from tests.test_workbench_browser import (  # noqa: F401 - the site fixture
     DESK,
     PHONE,
@@ -39,7 +40,6 @@ from tests.test_workbench_browser import (  # noqa: F401 - the site fixture
     small_taps,
     submit,
 )
-from tests.workbench_helpers import COMM_A, PASSWORD
 
 pytestmark = pytest.mark.browser
 

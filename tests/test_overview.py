@@ -16,8 +16,8 @@ from casegrid.settings import Settings
 from cases.overview import overview
 from cases.stats import compute_stats
 from tests.conftest import running_server
+from tests.helpers.workbench_helpers import PASSWORD, csrf_of, make_users
 from tests.test_evaluation import COMM_A, COMM_B, SEPT, ledger  # noqa: F401 - the fixture
-from tests.workbench_helpers import PASSWORD, csrf_of, make_users
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

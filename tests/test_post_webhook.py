@@ -19,7 +19,7 @@ from casegrid.worker import Worker
 from cases.tokens import create_token
 from notify.webhook import check_url
 from tests.helpers.ledger import COMM_A, COMM_B
-from tests.notify_peers import Receiver
+from tests.helpers.notify_peers import Receiver
 from tests.test_notify import dispatched_case
 
 

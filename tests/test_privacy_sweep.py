@@ -2,7 +2,7 @@
 
 One case carries contact data everywhere free text goes (description, address, a workflow
 note, an attachment's caption) plus a reporter's name and phone. Then every GET operation
-of the access matrix (tests/access_matrix.py: the one list of the app's routes) is read
+of the access matrix (tests/helpers/access_matrix.py: the one list of the app's routes) is read
 as a planner and as a dispatcher, with a token and, for the workbench pages, signed in;
 the ledger's XLSX is unzipped. No body holds a number as written; a planner's holds no
 reporter either. The notifications written for the case (webhook body, SMS text, email)
@@ -24,9 +24,9 @@ from notify.base import Message
 from notify.mail import compose
 from notify.sms import sms_text
 from notify.webhook import encode
-from tests import evidence_files
-from tests.access_matrix import OPERATIONS
-from tests.workbench_helpers import COMM_A, PASSWORD, csrf_of, make_users, point_in
+from tests.helpers import evidence_files
+from tests.helpers.access_matrix import OPERATIONS
+from tests.helpers.workbench_helpers import COMM_A, PASSWORD, csrf_of, make_users, point_in
 
 DESCRIPTION_PHONE = "13912340001"
 ID_NUMBER = "370481199001011234"

@@ -16,7 +16,7 @@ from cases.deadlines import set_time_limits
 from cases.reminders import escalated_cases, send_reminders
 from cases.workflow import apply_action, history
 from tests.helpers.ledger import DISP, OFF_A, SUP, make_case, sh
-from tests.notify_peers import Receiver
+from tests.helpers.notify_peers import Receiver
 
 
 def _kinds(conn, cid) -> list[str]:

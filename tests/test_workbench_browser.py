@@ -18,7 +18,7 @@ from sqlalchemy import text
 from api.app import create_app
 from casegrid.settings import Settings
 from tests.conftest import running_server
-from tests.workbench_helpers import (
+from tests.helpers.workbench_helpers import (
     COMM_A,
     COMM_B,
     PASSWORD,

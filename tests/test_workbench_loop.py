@@ -17,6 +17,16 @@ from api.app import create_app
 from casegrid.settings import Settings
 from cases import replies
 from tests.helpers.ledger import DISP, drive, make_case
+from tests.helpers.workbench_helpers import (
+    COMM_A,
+    PASSWORD,
+    VERSION,
+    case_body,
+    csrf_of,
+    intake_token,
+    make_users,
+    point_in,
+)
 from tests.test_workbench_browser import (  # noqa: F401 - site is a fixture
     DESK,
     PHONE,
@@ -26,16 +36,6 @@ from tests.test_workbench_browser import (  # noqa: F401 - site is a fixture
     site,
     small_taps,
     status_of,
-)
-from tests.workbench_helpers import (
-    COMM_A,
-    PASSWORD,
-    VERSION,
-    case_body,
-    csrf_of,
-    intake_token,
-    make_users,
-    point_in,
 )
 
 TEMPLATE = "您反映的{category}问题({case_no}),{post}已于{handled}处理:{handle_note}。"

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from api.app import create_app
 from casegrid.settings import Settings
 from cases.users import SessionPolicy, session_for, sign_in
-from tests.workbench_helpers import (
+from tests.helpers.workbench_helpers import (
     COMM_A,
     COMM_B,
     PASSWORD,

@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from casegrid.heartbeat import last_heartbeat
 from tests.helpers.ledger import make_case
-from tests.notify_peers import Receiver
+from tests.helpers.notify_peers import Receiver
 
 pytestmark = pytest.mark.slow
 CASEGRID = str(Path(sys.executable).with_name("casegrid"))
