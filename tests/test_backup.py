@@ -312,3 +312,41 @@ def test_the_commands_back_up_and_restore_with_the_attachment_store(worked_city,
         assert out.exit_code == 2 and "not empty" in out.output
     finally:
         pg_cluster.drop_database("cg_restore_cli")
+
+
+def test_an_older_backup_is_migrated_forward_on_restore(pg_cluster, second_cluster, tmp_path):
+    """A backup taken by an older casegrid (schema revision 0020) restores with its rows,
+    and the restore runs the newer migrations over them (0025 gives attachments an
+    activity_id: the old activity is still there and can take photos)."""
+    from alembic import command
+
+    from casegrid.db import _alembic_config, migration_heads, schema_revision
+
+    pg_cluster.create_database("cg_older")
+    url = pg_cluster.url("cg_older")
+    try:
+        command.upgrade(_alembic_config(url), "0020")
+        eng = create_engine(url, poolclass=NullPool)
+        try:
+            with eng.begin() as conn:
+                conn.execute(text(
+                    "INSERT INTO activity (started_at, kind, title, created_by) "
+                    "VALUES ('2026-05-20 09:00+08', 'volunteer', '旧版活动', 'old casegrid')"))
+        finally:
+            eng.dispose()
+        manifest = backup(url, tmp_path / "old", None)
+        assert manifest["schema_revision"] == "0020"
+        target = second_cluster.url("restored")
+        restore(target, tmp_path / "old", None)
+        eng = create_engine(target, poolclass=NullPool)
+        try:
+            with eng.connect() as conn:
+                assert (schema_revision(conn),) == migration_heads()
+                assert conn.execute(text("SELECT title FROM activity")).scalar_one() == "旧版活动"
+                assert conn.execute(text(
+                    "SELECT count(*) FROM information_schema.columns WHERE table_name = "
+                    "'attachment' AND column_name = 'activity_id'")).scalar_one() == 1
+        finally:
+            eng.dispose()
+    finally:
+        pg_cluster.drop_database("cg_older")
