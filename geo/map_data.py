@@ -231,32 +231,33 @@ def duplicate_rule(conn: Connection, category_code: str, default_m: float, defau
     return (row[0] or default_m, row[1] if row[1] is not None else default_days)
 
 
+# The choices of the filter controls, each ordered by code.
+_CATEGORY_CHOICES = "SELECT code, name_zh, name_en FROM category WHERE active"
+_SUBDISTRICT_CHOICES = ("SELECT code, name FROM subdistrict WHERE generation_id = "
+                        "(SELECT id FROM boundary_generation WHERE level = 'subdistrict' AND active)")
+_COMMUNITY_CHOICES = ("SELECT code, name, subdistrict_code FROM community WHERE generation_id = "
+                      "(SELECT id FROM boundary_generation WHERE level = 'community' AND active) "
+                      "AND (CAST(:scope AS text[]) IS NULL OR code = ANY(:scope))")
+
+
 def filter_options(conn: Connection, scope: tuple[str, ...] | None = None) -> dict:
-    """Choices for the filter controls: categories, subdistricts, communities."""
-    cats = conn.execute(
-        text("SELECT code, name_zh, name_en FROM category WHERE active ORDER BY code")
-    ).mappings()
-    subs = conn.execute(
-        text("SELECT code, name FROM subdistrict WHERE generation_id = "
-             "(SELECT id FROM boundary_generation WHERE level = 'subdistrict' AND active) ORDER BY code")
-    ).mappings()
-    return {
-        "categories": [dict(r) for r in cats],
-        "subdistricts": [dict(r) for r in subs],
-        "communities": community_choices(conn, scope),
-    }
+    """Choices for the filter controls: categories, subdistricts, communities (only
+    ``scope``'s when given), in one round trip (every list page asks for them)."""
+    lists = ", ".join(f"(SELECT coalesce(json_agg(x ORDER BY x.code), '[]') FROM ({sql}) x)"
+                      for sql in (_CATEGORY_CHOICES, _SUBDISTRICT_CHOICES, _COMMUNITY_CHOICES))
+    cats, subs, comms = conn.execute(text(f"SELECT {lists}"), _scope_param(scope)).one()
+    return {"categories": cats, "subdistricts": subs, "communities": comms}
 
 
 def community_choices(conn: Connection, scope: tuple[str, ...] | None = None) -> list[dict]:
     """Active communities (code, name, subdistrict code) to choose from, by code; only
     ``scope``'s when given."""
-    rows = conn.execute(
-        text("SELECT code, name, subdistrict_code FROM community WHERE generation_id = "
-             "(SELECT id FROM boundary_generation WHERE level = 'community' AND active) "
-             "AND (CAST(:scope AS text[]) IS NULL OR code = ANY(:scope)) ORDER BY code"),
-        {"scope": list(scope) if scope is not None else None},
-    ).mappings()
+    rows = conn.execute(text(_COMMUNITY_CHOICES + " ORDER BY code"), _scope_param(scope)).mappings()
     return [dict(r) for r in rows]
+
+
+def _scope_param(scope: tuple[str, ...] | None) -> dict:
+    return {"scope": list(scope) if scope is not None else None}
 
 
 def dispatch_data(conn: Connection, scope: tuple[str, ...] | None = None) -> dict:
