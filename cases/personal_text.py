@@ -24,16 +24,16 @@ FREE_TEXT_FIELDS = ("note", "reason", "text")
 REVEAL_ACTION = "reveal_personal_text"
 
 
-def mask_payload(payload: dict) -> dict[str, str]:
+def mask_payload(payload: dict, public: frozenset[str] = frozenset()) -> dict[str, str]:
     """Mask the free-text fields of a workflow payload in place; their originals by field
-    (only those that masking changed)."""
+    (only those that masking changed). Numbers in ``public`` stay (cases.privacy)."""
     if not get_settings().privacy_mask_free_text:
         return {}
     originals = {}
     for name in FREE_TEXT_FIELDS:
         value = payload.get(name)
         if isinstance(value, str):
-            masked, original = masked_and_original(value)
+            masked, original = masked_and_original(value, public)
             if original is not None:
                 payload[name] = masked
                 originals[name] = original

@@ -23,6 +23,7 @@ access rule (:attr:`cases.tokens.Principal.sees_reporter`).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import date
 
 # Full-width digits and signs as their ASCII twins (a 1:1 map, so positions stay).
@@ -134,21 +135,37 @@ def _mask_email(match: re.Match) -> str:
     return match[1] + "***" + match[2].translate(_ASCII)
 
 
-def mask_contacts(text: str | None) -> str | None:
-    """``text`` with phone, ID and bank card numbers and e-mail addresses masked."""
+def public_digits(numbers: Iterable[str | None]) -> frozenset[str]:
+    """The digits of numbers that are public (a community post's phone on its sign), for
+    :func:`mask_contacts`'s ``public``."""
+    return frozenset(d for d in ("".join(ch for ch in (n or "").translate(_ASCII)
+                                         if ch.isdigit()) for n in numbers) if d)
+
+
+def mask_contacts(text: str | None, public: frozenset[str] = frozenset()) -> str | None:
+    """``text`` with phone, ID and bank card numbers and e-mail addresses masked. A number
+    whose digits are in ``public`` (:func:`public_digits`: a post's phone, written into a
+    reply so the citizen can call back) is nobody's personal data and stays as written."""
     if not text:
         return text
     # Fast paths: most text has no 10-digit run and no @ (the regex scan is the cost).
-    masked = _RUN.sub(_mask_run, text)
+    if public:
+        def sub(match: re.Match) -> str:
+            digits = "".join(ch for ch in match[0].translate(_ASCII) if ch.isdigit())
+            return match[0] if digits in public else _mask_run(match)
+        masked = _RUN.sub(sub, text)
+    else:
+        masked = _RUN.sub(_mask_run, text)
     if "@" in masked or "\uff20" in masked:
         masked = _EMAIL.sub(_mask_email, masked)
     return masked
 
 
-def masked_and_original(text: str | None) -> tuple[str | None, str | None]:
+def masked_and_original(text: str | None, public: frozenset[str] = frozenset()
+                        ) -> tuple[str | None, str | None]:
     """``(masked, original)`` for storing ``text``: ``original`` is None when masking
     changed nothing (then there is nothing more to keep)."""
-    masked = mask_contacts(text)
+    masked = mask_contacts(text, public)
     return masked, (None if masked == text else text)
 
 

@@ -32,6 +32,7 @@ other raises :class:`Conflict` with the case's current status and version (HTTP 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,6 +43,7 @@ from sqlalchemy import Connection, text
 from casegrid.errors import Conflict, Forbidden, InvalidInput, NotFound
 from cases import deadlines, notices, personal_text
 from cases.calendar import WorkCalendar, require_aware
+from cases.privacy import MAY_HOLD_CONTACTS, public_digits
 from cases.tokens import Principal
 from cases.vocabulary import STATES, STATS_DAY_ZONE
 
@@ -250,7 +252,8 @@ def apply_action(
     _rule(action)
     payload = dict(payload or {})
     # Free text is stored masked; what was written goes to personal_text (cases.privacy).
-    originals = personal_text.mask_payload(payload)
+    # The posts' phones are public (on their signs): a reply that gives one stays callable.
+    originals = personal_text.mask_payload(payload, _post_phones(conn, payload))
     with _begin(conn):
         case = load_case(conn, case_id, actor)
         rule = check_action(case, action, actor, expected_version)
@@ -274,6 +277,16 @@ def apply_action(
         notices.record_action(conn, case_id, action, at,
                               {"action": action, "actor": actor.name, "note": step.note})
         return view(conn, case_id, actor, now=at)
+
+
+def _post_phones(conn: Connection, payload: dict) -> frozenset[str]:
+    """The digits of every post's phone, read only when a free-text field could hold a
+    number at all (a run of ten digits)."""
+    if not any(isinstance(payload.get(f), str) and re.search(MAY_HOLD_CONTACTS, payload[f])
+               for f in personal_text.FREE_TEXT_FIELDS):
+        return frozenset()
+    return public_digits(conn.execute(text(
+        "SELECT phone FROM community_post WHERE phone IS NOT NULL")).scalars())
 
 
 def history(conn: Connection, case_id: int, actor: Principal) -> list[dict]:

@@ -239,6 +239,14 @@ def test_response_templates_fill_the_case_facts(conn):
     assert drafts[0]["text"] == (f"您反映的暴露垃圾问题({case['case_no']}),{post.name}已于"
                                  f"{case['handled_at'].astimezone(sh(2026,1,1).tzinfo):%Y年%m月%d日}"
                                  f"处理:cleared。咨询电话{post.phone}。")
+    # a reply giving the post's public phone keeps it callable; a citizen's number in the
+    # same text is masked as always
+    text_ = drafts[0]["text"] + "另:邻居电话13912345678。"
+    act(conn, cid, "reply", DISP, channel="phone", text=text_)
+    stored = conn.execute(text("SELECT data->>'text' FROM case_event WHERE case_id = :i AND "
+                               "action = 'reply'"), {"i": cid}).scalar_one()
+    assert f"咨询电话{post.phone}。" in stored and "139****5678" in stored
+    assert stored == text_.replace("13912345678", "139****5678")
     # replacing by title keeps one template
     replies.save_template(conn, "*", "通用", "案件{case_no}已办结,谢谢。", "admin")
     assert len(replies.list_templates(conn, "0102")) == 2

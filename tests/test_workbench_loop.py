@@ -38,7 +38,7 @@ from tests.test_workbench_browser import (  # noqa: F401 - site is a fixture
     status_of,
 )
 
-TEMPLATE = "您反映的{category}问题({case_no}),{post}已于{handled}处理:{handle_note}。"
+TEMPLATE = "您反映的{category}问题({case_no}),{post}已于{handled}处理:{handle_note}。如有疑问请致电{post_phone}。"
 
 
 def _templates(engine) -> None:
@@ -184,7 +184,9 @@ def test_reply_follow_up_and_reopen_in_the_browser(browser, site):  # noqa: F811
             disp.page.locator("#form-reply button[type=submit]").click()
         assert status_of(engine, case_id) == "replied"
         (reply,) = _events(engine, case_id, "reply")
+        # as typed: the post's public phone is not masked like a citizen's number
         assert reply["data"]["text"] == expected + "感谢您的监督。"
+        assert re.search(r"致电0632-\d{7}。", reply["data"]["text"])
         assert reply["actor"] == names["disp"]
 
         # The follow-up call from the 待回访 list; the timeline names who called and the
