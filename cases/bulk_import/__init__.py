@@ -62,10 +62,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, Transaction, text
 
 from casegrid.db import json_param
 from casegrid.errors import ImportFailed
@@ -121,33 +122,30 @@ def import_cases(
     default_crs = normalise_crs(crs) if crs else mapping.crs
     report = BulkReport(file=str(path), mapping=mapping.name, committed=False,
                         rejects_path=str(rejects_path) if rejects_path else None)
+    args = (path, mapping, default_crs, report, rejects_path, progress, chunk_rows, backdate,
+            actor, deadlines, rebuild_indexes)
     if isinstance(engine_or_conn, Engine):
         with engine_or_conn.connect() as conn:
-            trans = conn.begin()
-            try:
-                _run(conn, path, mapping, default_crs, report, rejects_path, progress,
-                     chunk_rows, backdate, actor, deadlines, rebuild_indexes)
-            except BaseException:
-                trans.rollback()
-                raise
-            if commit:
-                trans.commit()
-            else:
-                trans.rollback()
+            _commit_or_roll_back(conn.begin(), commit, lambda: _run(conn, *args))
     else:
-        savepoint = engine_or_conn.begin_nested()
-        try:
-            _run(engine_or_conn, path, mapping, default_crs, report, rejects_path, progress,
-                 chunk_rows, backdate, actor, deadlines, rebuild_indexes)
-        except BaseException:
-            savepoint.rollback()
-            raise
-        if commit:
-            savepoint.commit()
-        else:
-            savepoint.rollback()
+        _commit_or_roll_back(engine_or_conn.begin_nested(), commit,
+                             lambda: _run(engine_or_conn, *args))
     report.committed = commit
     return report
+
+
+def _commit_or_roll_back(trans: Transaction, commit: bool, work: Callable[[], None]) -> None:
+    """Do ``work`` in ``trans`` (a transaction or a savepoint): rolled back on an error, and
+    after a dry run, so a dry run never writes; committed only when ``commit``."""
+    try:
+        work()
+    except BaseException:
+        trans.rollback()
+        raise
+    if commit:
+        trans.commit()
+    else:
+        trans.rollback()
 
 
 def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, report: BulkReport,
