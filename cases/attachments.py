@@ -342,21 +342,6 @@ def servable(conn: Connection, attachment_id: int, actor: Principal | None, sett
     return Servable(row["sha256"], row["media_type"])
 
 
-def photo_counts(conn: Connection, case_ids: Sequence[int]) -> dict[int, dict[str, int]]:
-    """How many files each case has per stage, e.g. ``{7: {"intake": 2, "handle": 1}}``
-    (cases without files are absent): for the ledger export's photos-per-step columns."""
-    if not case_ids:
-        return {}
-    rows = conn.execute(text(
-        "SELECT case_id, stage, count(*) AS n FROM attachment WHERE case_id IN :ids "
-        "GROUP BY case_id, stage").bindparams(bindparam("ids", expanding=True)),
-        {"ids": list(case_ids)})
-    out: dict[int, dict[str, int]] = {}
-    for case_id, stage, n in rows:
-        out.setdefault(case_id, {})[stage] = n
-    return out
-
-
 def public_intake_photos(conn: Connection, case_ids: Sequence[int]) -> dict[int, int]:
     """The first image each case got at intake (attachment id), for the cases' public
     form where the server publishes citizens' photos (Open311 ``media_url``)."""

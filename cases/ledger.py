@@ -53,6 +53,20 @@ def _label(col: str, labels: dict[str, str]) -> str:
     return f"CASE {col} {whens} ELSE {col} END"
 
 
+def _attachments(*stages: str) -> str:
+    """SQL: how many images the case has from these attachment stages."""
+    listed = ", ".join(f"'{st}'" for st in stages)
+    return (f"(SELECT count(*) FROM attachment a WHERE a.case_id = c.id AND a.kind = 'image' "
+            f"AND a.stage IN ({listed}))::int")
+
+
+_INTAKE_PHOTOS = f"({_attachments('intake')} + cardinality(c.photo_urls))"
+_HANDLE_PHOTOS = (f"({_attachments('handle')} + coalesce((SELECT sum(jsonb_array_length("
+                  "e.data->'photo_urls')) FROM case_event e WHERE e.case_id = c.id "
+                  "AND e.action = 'handle' AND jsonb_typeof(e.data->'photo_urls') = 'array'), "
+                  "0)::int)")
+
+
 # (header, SQL expression); the reporter's columns only for roles that may see them.
 COLUMNS: list[tuple[str, str]] = [
     ("案件编号", "c.case_no"),
@@ -85,12 +99,13 @@ COLUMNS: list[tuple[str, str]] = [
     ("回复内容", "(SELECT e.data->>'text' FROM case_event e WHERE e.case_id = c.id "
                  "AND e.action = 'reply' ORDER BY e.at DESC, e.id DESC LIMIT 1)"),
     # Photos: those stored with the case (issue 22's attachments, any stage), and the links
-    # it came with (intake's photo_urls) or its handling sent (the handle events' photo_urls).
-    ("照片数", "(SELECT count(*) FROM attachment a WHERE a.case_id = c.id "
-               "AND a.kind = 'image')::int + cardinality(c.photo_urls) + "
-               "coalesce((SELECT sum(jsonb_array_length(e.data->'photo_urls')) FROM case_event e "
-               "WHERE e.case_id = c.id AND e.action = 'handle' "
-               "AND jsonb_typeof(e.data->'photo_urls') = 'array'), 0)::int"),
+    # it came with (intake's photo_urls) or its handling sent (the handle events' photo_urls);
+    # then the same per step: reported, handling (before/after), verification.
+    ("照片数", f"{_INTAKE_PHOTOS} + {_HANDLE_PHOTOS} + "
+               f"{_attachments('verify_pass', 'verify_fail', 'return', 'added')}"),
+    ("上报照片数", _INTAKE_PHOTOS),
+    ("处置照片数", _HANDLE_PHOTOS),
+    ("核查照片数", _attachments("verify_pass", "verify_fail")),
 ]
 REPORTER_COLUMNS: list[tuple[str, str]] = [("来电人", "c.reporter_name"),
                                            ("联系电话", "c.reporter_phone")]

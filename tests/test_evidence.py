@@ -4,6 +4,7 @@ many, too large), served back under the case's access rules."""
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import math
@@ -17,10 +18,12 @@ from sqlalchemy import text
 from api.app import create_app
 from casegrid.settings import Settings
 from cases import attachments
+from cases.calendar import CITY_TZ
+from cases.ledger import LedgerQuery, export
 from cases.tokens import create_token
 from geo.coords import wgs84_to_gcj02
 from tests.helpers import evidence_files as files
-from tests.helpers.ledger import COMM_A, COMM_B, make_case
+from tests.helpers.ledger import ADMIN, COMM_A, COMM_B, make_case
 
 M_PER_DEG_LAT = 111_195.0
 
@@ -213,7 +216,7 @@ def attachments_cache() -> str:
     return CACHE_CONTROL
 
 
-def test_workflow_actions_carry_photos_and_counts_per_step(ev):
+def test_workflow_actions_carry_photos_and_counts_per_step(ev, tmp_path):
     client, tokens, cid, _store, engine = ev
     act = f"/api/v1/cases/{cid}/actions"
 
@@ -246,7 +249,15 @@ def test_workflow_actions_carry_photos_and_counts_per_step(ev):
             "SELECT a.stage, e.action FROM attachment a JOIN case_event e ON e.id = a.event_id "
             "WHERE a.case_id = :i"), {"i": cid}).all())
         assert events == {"handle": "handle", "verify_pass": "verify_pass"}
-        assert attachments.photo_counts(conn, [cid, 999999]) == {cid: {"handle": 2, "verify_pass": 1}}
+        # The ledger export names how many photos each step has.
+        day, case_no = conn.execute(text(
+            'SELECT (received_at AT TIME ZONE :tz)::date, case_no FROM "case" WHERE id = :i'),
+            {"tz": CITY_TZ.key, "i": cid}).one()
+        out = tmp_path / "ledger.csv"
+        export(conn, LedgerQuery(day, day, ADMIN), out)
+    row = next(r for r in csv.DictReader(io.StringIO(out.read_text("utf-8-sig")))
+               if r["案件编号"] == case_no)
+    assert (row["上报照片数"], row["处置照片数"], row["核查照片数"], row["照片数"]) == ("0", "2", "1", "3")
     # A malformed action part is the JSON body's 422, located in the part.
     r = client.post(act, headers=h(tokens, "supervisor"), data={"action": "{nope"},
                     files=[("photo", ("x.jpg", files.jpeg(), "image/jpeg"))])
