@@ -12,17 +12,15 @@ in-process beside it, so the rendering's share is seen.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import date
-from pathlib import Path
 
 import httpx
 from sqlalchemy import text
 
 from bench.harness import Context, Outcome, Row, log, median, percentile, timed
 from bench.ledger import ensure_cases, fill_workflow
-from bench.server import serve
+from bench.server import serve, server_ms
 
 YEAR = (date(2025, 11, 1), date(2026, 10, 31))
 MONTH = date(2026, 10, 1)
@@ -63,23 +61,8 @@ def _page_server_ms(ctx: Context, rounds: int, warm: int) -> list[float]:
                 raise RuntimeError(f"GET {PAGE} answered {r.status_code}: {r.text[:200]}")
             if i >= 0:
                 ids.append(rid)
-    server = _server_ms(log_path)
+    server = server_ms(log_path, "ov-")
     return [server[r] for r in ids if r in server]
-
-
-def _server_ms(log_path: Path) -> dict[str, float]:
-    """request id -> the server's duration_ms, from the JSON log lines."""
-    found = {}
-    for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if not line.startswith("{"):
-            continue
-        try:
-            doc = json.loads(line)
-        except ValueError:
-            continue
-        if str(doc.get("request_id", "")).startswith("ov-") and "duration_ms" in doc:
-            found[doc["request_id"]] = float(doc["duration_ms"])
-    return found
 
 
 def run(ctx: Context) -> Outcome:

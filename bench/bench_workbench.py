@@ -26,7 +26,6 @@ indexes of migration 0024 are seen at work.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections import defaultdict
@@ -36,7 +35,7 @@ from sqlalchemy import event, text
 
 from bench.harness import Context, Outcome, Row, log, percentile
 from bench.ledger import ensure_cases, fill_workflow
-from bench.server import serve
+from bench.server import serve, server_ms
 
 TARGET_MS = 150.0
 TARGET_RATIO = 1.5
@@ -114,22 +113,6 @@ def _pairs(targets: dict[str, list[str]], i: int) -> list[tuple[str, str, str | 
         q = httpx.QueryParams({"q": pick(kind)})
         out.append((f"search_{kind}", f"/work/search?{q}", f"/api/v1/search?{q}"))
     return out
-
-
-def _server_ms(log_path) -> dict[str, float]:  # noqa: ANN001 - a Path
-    """request id -> the server's duration_ms, from the JSON log lines."""
-    found = {}
-    for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if not line.startswith("{"):
-            continue
-        try:
-            doc = json.loads(line)
-        except ValueError:
-            continue
-        rid = doc.get("request_id")
-        if rid and rid.startswith("wb-") and "duration_ms" in doc:
-            found[rid] = float(doc["duration_ms"])
-    return found
 
 
 def _drive(base: str, secret: str, targets: dict[str, list[str]], rounds: int,
@@ -217,7 +200,7 @@ def run(ctx: Context) -> Outcome:
                extra_env={"CASEGRID_LOG_FORMAT": "json"}) as base:
         ids, answered = _drive(base, secret, targets, rounds, warm)
     log(f"workbench: {sum(len(v) for v in ids.values())} requests in {time.perf_counter() - t0:.0f} s")
-    server = _server_ms(log_path)
+    server = server_ms(log_path, "wb-")
     labels = {
         "home": ("`/work` (queues with counts)", "`GET /api/v1/queues`"),
         "queue": (f"`/work/queue/{QUEUE}` ({PAGE_SIZE} rows)",

@@ -7,6 +7,7 @@ only that group, which this module started, is signalled.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -69,3 +70,21 @@ def serve(database_url: str, workers: int = 1, log_path: Path | None = None,
                 proc.wait()
         if log_path:
             out.close()  # type: ignore[union-attr]
+
+
+def server_ms(log_path: Path, request_prefix: str) -> dict[str, float]:
+    """Request id -> the server's own ``duration_ms``, from the JSON log lines of a server
+    started with ``serve(log_path=...)``, for the requests whose id starts with
+    ``request_prefix`` (the benchmark's own; other lines and non-JSON lines are skipped)."""
+    found = {}
+    for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        rid = str(doc.get("request_id") or "")
+        if rid.startswith(request_prefix) and "duration_ms" in doc:
+            found[rid] = float(doc["duration_ms"])
+    return found
