@@ -192,13 +192,15 @@ case = Table(
     Column("reopen_count", Integer, nullable=False),
 )
 
-# Free text as written where its stored form was masked (migration 0017, cases.personal_text).
+# Free text as written where its stored form was masked (migration 0017, cases.personal_text),
+# of a case or (migration 0030) of an activity.
 personal_text = Table(
     "personal_text",
     metadata,
     Column("id", BigInteger, primary_key=True),
-    Column("case_id", BigInteger, ForeignKey("case.id"), nullable=False),
+    Column("case_id", BigInteger, ForeignKey("case.id")),
     Column("event_id", BigInteger, ForeignKey("case_event.id")),
+    Column("activity_id", BigInteger, ForeignKey("activity.id", ondelete="CASCADE")),
     Column("field", Text, nullable=False),
     Column("original", Text, nullable=False),
     Column("stored_at", DateTime(timezone=True), nullable=False),
@@ -530,6 +532,21 @@ activity = Table(
     Column("import_key", Text, unique=True),
     Column("created_by", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# An activity's history: the reveals of its texts as written (migration 0030).
+activity_event = Table(
+    "activity_event",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("activity_id", BigInteger, ForeignKey("activity.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("user_id", BigInteger, ForeignKey("app_user.id")),
+    Column("action", Text, nullable=False),
+    Column("data", JSONB),
 )
 
 activity_community = Table(

@@ -9,11 +9,17 @@ activity is never counted twice in the city's or a subdistrict's figures.
 
 Who records: community officers (for their own communities only), dispatchers, supervisors
 and admins; planners and the other roles read.
+
+Titles, places and notes are free text: stored masked by the one rule of
+:mod:`cases.privacy`, their text as written kept in ``personal_text`` and read only through
+:func:`cases.personal_text.reveal_activity`, which the activity's history
+(``activity_event``) records.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -21,7 +27,8 @@ from sqlalchemy import Connection, text
 
 from casegrid.errors import Forbidden, InvalidInput, NotFound
 from cases.calendar import CITY_TZ
-from cases.privacy import mask_contacts
+from cases.personal_text import ACTIVITY_TEXT_FIELDS, mask_payload
+from cases.personal_text import store as store_originals
 from cases.stats import period_bounds
 from cases.tokens import Principal
 from geo.coords import check_point, to_wgs84
@@ -62,6 +69,8 @@ class NewActivity:
     volunteers: int
     reached: int
     note: str | None
+    # The texts as written where masking changed them, by field (cases.personal_text).
+    originals: dict[str, str] = field(default_factory=dict)
 
 
 def _count(data: dict, name: str) -> int:
@@ -141,14 +150,13 @@ def check_activity(conn: Connection, data: dict, actor: Principal) -> NewActivit
         x, y = check_point(data.get("lon"), data.get("lat"))
         wx, wy = to_wgs84([x], [y], str(data.get("crs") or "wgs84"))
         lon, lat = float(wx[0]), float(wy[0])
-    return NewActivity(started, ended, kind, kind_name if kind == "other" else None, title,
-                       codes, (data.get("place") or "").strip() or None, poi_id, lon, lat,
+    texts = {"title": title, "place": (data.get("place") or "").strip() or None,
+             "note": (data.get("note") or "").strip() or None}
+    originals = mask_payload(texts, fields=ACTIVITY_TEXT_FIELDS)
+    return NewActivity(started, ended, kind, kind_name if kind == "other" else None,
+                       texts["title"], codes, texts["place"], poi_id, lon, lat,
                        _count(data, "staff"), _count(data, "volunteers"),
-                       _count(data, "reached"),
-                       # Contact numbers typed into a note are masked, as in case notes
-                       # (cases.privacy); an activity concerns no reporter, so the text as
-                       # written is not kept.
-                       mask_contacts((data.get("note") or "").strip() or None))
+                       _count(data, "reached"), texts["note"], originals)
 
 
 def may_see(actor: Principal, communities: list[str] | tuple[str, ...]) -> bool:
@@ -193,7 +201,18 @@ def store_activity(conn: Connection, a: NewActivity, created_by: str, source: st
     conn.execute(text("INSERT INTO activity_community (activity_id, community_code) "
                       "SELECT :i, unnest(CAST(:c AS text[]))"),
                  {"i": row.id, "c": list(a.communities)})
+    store_originals(conn, None, a.originals, activity_id=row.id)
     return row.id
+
+
+def record_activity_event(conn: Connection, activity_id: int, actor: Principal, action: str,
+                          data: dict) -> None:
+    """An entry in the activity's history (who, when, what: a reveal of its texts)."""
+    conn.execute(text(
+        "INSERT INTO activity_event (activity_id, actor, role, user_id, action, data) "
+        "VALUES (:a, :n, :r, :u, :act, CAST(:d AS jsonb))"),
+        {"a": activity_id, "n": actor.name, "r": actor.role, "u": actor.user_id,
+         "act": action, "d": json.dumps(data, ensure_ascii=False)})
 
 
 def create_activity(conn: Connection, data: dict, actor: Principal,

@@ -24,7 +24,13 @@ from cases.tokens import Principal
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
-REPORTER_FIELDS = ("reporter_name", "reporter_phone")
+# What a role that may not see the reporter (Principal.sees_reporter) never gets: the name,
+# the phone, and the links to photos the citizen sent (Open311 media_url, intake's
+# photo_urls): a link on someone else's server can name the sender in its path or query,
+# and the photo behind it keeps whatever EXIF position the citizen's phone wrote, which
+# casegrid cannot strip (the photos uploaded to casegrid are withheld from them likewise:
+# cases.attachments).
+REPORTER_FIELDS = ("reporter_name", "reporter_phone", "photo_urls")
 
 # {source} is the "case" table, or a CTE with the same columns (intake's INSERT ... RETURNING *,
 # so a new case comes back with its names in the same round trip).
@@ -87,7 +93,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
 
 
 def redact(row: dict, principal: Principal) -> dict:
-    """The row as ``principal`` may see it (for planners: reporter fields nulled). Free
+    """The row as ``principal`` may see it (for planners: :data:`REPORTER_FIELDS` nulled). Free
     text is stored masked for everyone (:mod:`cases.privacy`); what was written is read
     through :func:`cases.personal_text.reveal`."""
     if not principal.sees_reporter:

@@ -44,6 +44,7 @@ from casegrid.errors import Conflict, Forbidden, InvalidInput, NotFound
 from cases import deadlines, notices, personal_text
 from cases.calendar import WorkCalendar, require_aware
 from cases.privacy import MAY_HOLD_CONTACTS, public_digits
+from cases.queries import REPORTER_FIELDS
 from cases.tokens import Principal
 from cases.vocabulary import STATES, STATS_DAY_ZONE
 
@@ -62,7 +63,6 @@ FOLLOW_UP_METHODS = {"phone": "电话", "sms": "短信", "app": "APP"}
 # 12345 centre orders it.
 REOPEN_REASONS = {"dissatisfied": "群众不满意", "centre_order": "热线中心要求重办"}
 # Reporter fields: never in action responses for roles that may not see them, never in reports.
-REPORTER_FIELDS = ("reporter_name", "reporter_phone")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """Every way a case's text leaves casegrid goes through the one masking rule.
 
 One case carries contact data everywhere free text goes (description, address, a workflow
-note, an attachment's caption) plus a reporter's name and phone. Then every GET operation
+note, an attachment's caption) plus a reporter's name and phone and a link to the photo the
+citizen sent (Open311 media_url: reporter data, never for a planner); one activity carries
+numbers in its title, place and note. Then every GET operation
 of the access matrix (tests/helpers/access_matrix.py: the one list of the app's routes) is read
 as a planner and as a dispatcher, with a token and, for the workbench pages, signed in;
 the ledger's XLSX is unzipped. No body holds a number as written; a planner's holds no
@@ -13,6 +15,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from datetime import datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,6 +23,7 @@ from sqlalchemy import text
 
 from api.app import create_app
 from casegrid.settings import Settings
+from cases.calendar import CITY_TZ
 from notify.base import Message
 from notify.mail import compose
 from notify.sms import sms_text
@@ -34,9 +38,12 @@ EMAIL = "wangxm@example.cn"
 ADDRESS_PHONE = "13912340002"
 NOTE_PHONE = "13912340004"
 CAPTION_PHONE = "13912340005"
+TITLE_PHONE, PLACE_PHONE, ACTIVITY_NOTE_PHONE = "13912340006", "0632-5512345", "13912340008"
 AS_WRITTEN = (DESCRIPTION_PHONE, ID_NUMBER, EMAIL, ADDRESS_PHONE, NOTE_PHONE, CAPTION_PHONE,
-              "wangxm@")
-REPORTER = ("王小明", "13812340003")
+              "wangxm@", TITLE_PHONE, PLACE_PHONE, "5512345", ACTIVITY_NOTE_PHONE)
+# The citizen's photo link names them (a messaging app's id in the path).
+PHOTO_LINK = "https://img.example.cn/wx/o6_wangxiaoming_d3/shop.jpg"
+REPORTER = ("王小明", "13812340003", "o6_wangxiaoming_d3")
 # Pages that carry no case (framework, assets, health, metrics, the sign-in form).
 NOT_ABOUT_CASES = re.compile(r"^/(docs|redoc|openapi|static|health|metrics|login)")
 
@@ -61,7 +68,7 @@ def world(city_engine, city_db_url, tmp_path):
             "external_id": "SWEEP-1", "reporter_name": REPORTER[0], "reporter_phone": REPORTER[1],
             "description": f"店外经营占道, 我是王先生电话{DESCRIPTION_PHONE}, 身份证{ID_NUMBER}, "
                            f"邮箱{EMAIL}",
-            "address": f"北辛路8号 联系{ADDRESS_PHONE}"})
+            "address": f"北辛路8号 联系{ADDRESS_PHONE}", "photo_urls": [PHOTO_LINK]})
         assert r.status_code == 201, r.text
         case = r.json()
         r = client.post(f"/api/v1/cases/{case['id']}/actions", headers=bearer("supervisor"),
@@ -73,6 +80,14 @@ def world(city_engine, city_db_url, tmp_path):
                         files=[("photo", ("shop.png", evidence_files.png(), "image/png"))])
         assert r.status_code == 201, r.text
         attachment_id = r.json()["attachments"][0]["id"]
+        # An activity of this month (the pages' default period), numbers in every text.
+        r = client.post("/api/v1/activities", headers=bearer("admin"), json={
+            "started_at": datetime.now(CITY_TZ).replace(microsecond=0).isoformat(),
+            "kind": "volunteer", "title": f"楼道清理, 联系人{TITLE_PHONE}",
+            "place": f"北辛路8号院, 物业{PLACE_PHONE}", "note": f"居民代表 {ACTIVITY_NOTE_PHONE}",
+            "communities": [COMM_A], "lon": lon, "lat": lat, "reached": 30})
+        assert r.status_code == 201, r.text
+        client.activity = r.json()  # type: ignore[attr-defined]
         client.bearer = bearer  # type: ignore[attr-defined]
         yield client, city_engine, case, attachment_id
 
@@ -141,11 +156,34 @@ def test_no_route_shows_text_as_written_nor_a_planner_the_reporter(world):
         assert "139****0001" in seen and "3704**********1234" in seen and "w***@example.cn" in seen
         files = client.get(f"/api/v1/cases/{case['id']}/attachments", headers=client.bearer(role))
         assert files.json()["attachments"][0]["caption"] == "业主提供, 电话139****0005"
+        assert (PHOTO_LINK in seen) is (role == "dispatcher")  # reporter data
+        # The sweep met the activity: the list, the ledger page and the map layer show it
+        # masked.
+        for must in ("/api/v1/activities", "/work/activities"):
+            assert must in answered, (role, must)
+        listed = client.get("/api/v1/activities", headers=client.bearer(role)).json()
+        mine = next(a for a in listed if a["id"] == client.activity["id"])
+        assert (mine["title"], mine["place"], mine["note"]) == (
+            "楼道清理, 联系人139****0006", "北辛路8号院, 物业0632-*****45", "居民代表 139****0008")
         assert len(answered) >= 25, answered
     client.cookies.clear()
     # Who may, reads the texts as written through the reveal, which the history records.
     revealed = client.post(f"/api/v1/cases/{case['id']}/reveal", headers=client.bearer("dispatcher"))
     assert revealed.status_code == 200 and DESCRIPTION_PHONE in revealed.text
+    act = client.activity["id"]
+    refused = client.post(f"/api/v1/activities/{act}/reveal", headers=client.bearer("planner"))
+    assert refused.status_code == 403
+    revealed = client.post(f"/api/v1/activities/{act}/reveal", headers=client.bearer("dispatcher"))
+    assert revealed.status_code == 200, revealed.text
+    assert {k: revealed.json()[k] for k in ("title", "place", "note")} == {
+        "title": f"楼道清理, 联系人{TITLE_PHONE}", "place": f"北辛路8号院, 物业{PLACE_PHONE}",
+        "note": f"居民代表 {ACTIVITY_NOTE_PHONE}"}
+    with world[1].connect() as conn:
+        views = conn.execute(text(
+            "SELECT role, action, data FROM activity_event WHERE activity_id = :a"),
+            {"a": act}).all()
+    assert views == [("dispatcher", "reveal_personal_text",
+                      {"fields": ["note", "place", "title"], "texts": 3})]
 
 
 def test_notifications_carry_only_masked_text_and_no_reporter(world):

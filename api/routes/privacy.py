@@ -3,6 +3,8 @@
 * ``POST /api/v1/cases/{id}/reveal`` – the free texts of a case as written (description,
   address, notes whose stored form was masked); roles that may see the reporter only, and
   each call is an entry in the case's history.
+* ``POST /api/v1/activities/{id}/reveal`` – an activity's title, place and note as written,
+  on the same terms; each call is an entry in the activity's history.
 * ``GET /api/v1/categories/public`` – every category and whether the public sees its cases.
 * ``PUT /api/v1/categories/{code}/public`` – ``{"public": false}`` marks a category
   sensitive (admin).
@@ -37,6 +39,12 @@ class PublicIn(BaseModel):
 def reveal_case_text(case_id: int, principal: CurrentPrincipal, conn: ConnDep) -> Any:
     """What the reporter and staff wrote, unmasked; recorded in the case's history."""
     return jsonable_encoder(personal_text.reveal(conn, case_id, principal))
+
+
+@router.post("/activities/{activity_id}/reveal")
+def reveal_activity_text(activity_id: int, principal: CurrentPrincipal, conn: ConnDep) -> Any:
+    """An activity's texts as written, unmasked; recorded in the activity's history."""
+    return jsonable_encoder(personal_text.reveal_activity(conn, activity_id, principal))
 
 
 @router.get("/categories/public")

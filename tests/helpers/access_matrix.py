@@ -120,6 +120,10 @@ OPERATIONS: tuple[Operation, ...] = (
               url="/api/v1/activities/{activity_id}/attachments", state="activity", upload=True),
     Operation("GET", "/api/v1/attachments/{attachment_id}", (200, 200, 200, 200, 404, 200, 200, 401, 401),
               label="activity photo", url="/api/v1/attachments/{attachment_id}", state="activity"),
+    # An activity's texts as written: whoever may read texts as written and sees it.
+    Operation("POST", "/api/v1/activities/{activity_id}/reveal",
+              (200, 200, 200, 200, 404, 403, 403, 401, 401),
+              url="/api/v1/activities/{activity_id}/reveal", state="activity"),
     # Prometheus' scrape: from this machine only by default; the test client is not loopback.
     Operation("GET", "/metrics", (404,) * 9),
     # Notifications: the 督办 queue for the supervision and command sides and the posts (their
