@@ -34,7 +34,9 @@ from tests.test_workbench_browser import (  # noqa: F401 - the site fixture
     DESK,
     PHONE,
     Person,
+    compact_phone_header,
     no_sideways_scroll,
+    on_first_screen,
     shot,
     site,
     small_taps,
@@ -87,10 +89,15 @@ def test_an_officer_acknowledges_on_a_phone(browser, site):  # noqa: F811 - site
         no_sideways_scroll(off.page)
         assert off.page.locator(".tiles a").first.get_attribute("href").startswith("/work/queue/acknowledge")
         assert tile(off.page, "acknowledge") == ("待签收", 2)
+        compact_phone_header(off.page)
+        assert all(on_first_screen(off.page, ".tiles a"))
         shot(off.page, "phone_home_acknowledge.png")
         off.page.locator(".tiles a").first.click()
         assert "/work/queue/acknowledge" in off.page.url
         no_sideways_scroll(off.page)
+        # The list and both its rows show on the first screen of a 390 x 844 phone.
+        compact_phone_header(off.page)
+        assert on_first_screen(off.page, "table.rows tbody tr") == [True, True]
         listed = off.page.locator("td.no a").all_inner_texts()
         with engine.connect() as conn:
             numbers = dict(conn.execute(text('SELECT id, case_no FROM "case" WHERE id IN (:a, :b)'),

@@ -121,6 +121,28 @@ def no_sideways_scroll(page) -> None:  # noqa: ANN001
     assert width <= 390, f"the page is {width} px wide on a 390 px phone"
 
 
+def on_first_screen(page, selector: str) -> list[bool]:  # noqa: ANN001
+    """For each element of ``selector``: whether all of it shows without scrolling."""
+    return page.evaluate("""s => [...document.querySelectorAll(s)].map(e => {
+        const r = e.getBoundingClientRect();
+        return r.top >= 0 && r.bottom <= window.innerHeight && r.height > 0; })""", selector)
+
+
+def compact_phone_header(page) -> None:  # noqa: ANN001
+    """The phone's header is one line (brand, search, menu); the menu opens who is signed
+    in and the tools, every one a tap target of at least 40 px."""
+    header = page.locator("header.top").bounding_box()
+    assert header["height"] <= 64, f"the header is {header['height']} px high on a phone"
+    assert page.locator(".search input[name=q]").is_visible()
+    assert not page.locator(".tools").is_visible()
+    page.locator("#top-menu").click()
+    assert page.locator(".tools").is_visible() and page.locator(".who").is_visible()
+    assert not small_taps(page), small_taps(page)
+    no_sideways_scroll(page)
+    page.locator("#top-menu").click()
+    assert not page.locator(".tools").is_visible()
+
+
 def small_taps(page) -> list[str]:  # noqa: ANN001
     """Visible buttons, links in lists and inputs shorter than 40 px."""
     return page.evaluate("""() => [...document.querySelectorAll(
@@ -138,10 +160,28 @@ def test_the_whole_loop_by_three_people(browser, site):
     off = Person(browser, site["base"], "off", PHONE)
     try:
         # The supervisor's home: the review list counts the new case.
+        disp.open("/work")  # the dispatcher's desk before the day starts
+        assert disp.page.locator("#queue-nav").count() == 0
+        shot(disp.page, "desk_home.png")
         sup.open("/work")
-        shot(sup.page, "desk_home.png")
         assert "待审核" in sup.page.inner_text("main")
-        sup.page.click('.tiles a[href^="/work/queue/review"]')
+        # One presentation of the queues on the home page: the tiles, with their counts
+        # (no list of the same queues beside them), reached and opened with the keyboard.
+        assert sup.page.locator("#queue-nav").count() == 0
+        assert sup.page.locator('.tiles a[href^="/work/queue/review"] .n').inner_text() == "1"
+        assert all(on_first_screen(sup.page, ".tiles a"))
+        sup.page.locator(".search input[name=q]").focus()
+        for _ in range(12):
+            sup.page.keyboard.press("Tab")
+            if sup.page.evaluate("document.activeElement.matches('.tiles a')"):
+                break
+        assert "/work/queue/review" in sup.page.evaluate("document.activeElement.href")
+        with sup.page.expect_navigation():
+            sup.page.keyboard.press("Enter")
+        assert "/work/queue/review" in sup.page.url
+        # The list pages keep the queues beside them, counted once shown (GET /work/nav).
+        sup.page.wait_for_selector("#queue-nav a.current b")
+        assert sup.page.locator("#queue-nav a.current b").inner_text() == "1"
         shot(sup.page, "desk_queue_review.png")
         sup.page.click("td.no a")
         assert f"/work/cases/{case_id}" in sup.page.url

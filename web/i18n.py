@@ -23,6 +23,7 @@ _T: dict[str, tuple[str, str]] = {
     "home": ("工作台", "Workbench"),
     "queues": ("工作队列", "Work lists"),
     "search": ("搜索", "Search"),
+    "menu": ("菜单", "Menu"),
     "search_hint": ("案件号 / 工单号 / 电话 / 地址", "Case no. / ticket / phone / address"),
     "search_results": ("搜索结果", "Search results"),
     "no_results": ("没有找到案件", "No case found"),
