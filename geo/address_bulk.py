@@ -8,13 +8,17 @@ chunk's distinct addresses (one query), matches those not seen in an earlier chu
 import's routing then routes them like any other point. Before the routing table gets its
 key, :func:`finish` gives each address-only row its rule (the address rule where its point
 routed into a community) and each unlocated one a routing row with its suggestions as
-alternates; after the insert, :func:`store_answers` keeps the matcher's answer per case
-(``case_locate``). No statement runs per row or per address.
+alternates; the matcher's answer per case (``case_locate``) is written by the exclusive
+path's INSERT itself (:meth:`AddressLocator.answers_cte`), or after the row path's insert
+(:meth:`AddressLocator.store_answers`). No statement runs per row or per address.
 """
 
 from __future__ import annotations
 
+import gc
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pandas as pd
 from sqlalchemy import Connection, text
@@ -23,6 +27,22 @@ from casegrid.csv_text import copy_csv
 from geo.address_match import AddressMatch, match_addresses
 
 _COLUMNS = ("address", "lon", "lat", "rule", "confidence", "normalized", "why", "suggestions")
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Python's cycle collector paused (``gc.disable``) while a chunk's addresses are
+    matched, then as it was. The matcher allocates many small objects and makes no
+    reference cycles (reference counting frees them), yet each allocation burst sets off
+    collections that walk every object alive, the import's growing cache of answers
+    included: about a third of the matcher's CPU time in a bulk import (bench/RESULTS.md)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class AddressLocator:
@@ -41,14 +61,16 @@ class AddressLocator:
     def locate_lines(self, first: int, last: int) -> int:
         """Locate the address-only rows with lines ``first`` to ``last``; how many."""
         span = {"first": first, "last": last}
-        todo = [r[0] for r in self.conn.execute(text(
+        todo = self.conn.execute(text(
             f"SELECT DISTINCT address FROM {self.table} WHERE line BETWEEN :first AND :last"
-            " AND input_lon IS NULL AND lon IS NULL AND address IS NOT NULL"), span)]
+            " AND input_lon IS NULL AND lon IS NULL AND address IS NOT NULL"), span
+        ).scalars().all()
         if not todo:
             return 0
         new = [a for a in todo if a not in self.cache]
         if new:
-            matches = match_addresses(self.conn, new, cache=self.cache)
+            with _no_cycle_collection():
+                matches = match_addresses(self.conn, new, cache=self.cache)
             frame = pd.DataFrame({
                 "address": new,
                 "lon": [m.lon if m.located else None for m in matches],
@@ -58,7 +80,8 @@ class AddressLocator:
                 "normalized": [m.normalized for m in matches],
                 "why": [m.why for m in matches],
                 "suggestions": [json.dumps([s.to_dict() for s in m.suggestions],
-                                           ensure_ascii=False) for m in matches],
+                                           ensure_ascii=False) if m.suggestions else "[]"
+                                for m in matches],
             })
             raw = self.conn.connection.driver_connection
             with raw.cursor() as cur, cur.copy(
@@ -92,12 +115,29 @@ class AddressLocator:
             WHERE s.lon IS NULL"""))
 
     def store_answers(self, table: str = "cg_new") -> None:
-        """The matcher's answer for each address-only case the import stored."""
-        self.conn.execute(text(f"""
-            INSERT INTO case_locate (case_id, rule, confidence, normalized, why, suggestions)
-            SELECT c.id, a.rule, a.confidence, a.normalized, a.why, a.suggestions
-            FROM {table} s
-            JOIN cg_addr a ON a.address = s.address
-            JOIN "case" c ON c.channel = s.channel AND c.external_id = s.external_id
-            WHERE s.input_lon IS NULL
-            ON CONFLICT (case_id) DO NOTHING"""))
+        """The matcher's answer for each address-only case the import stored (the row
+        path; the exclusive path writes them in its INSERT: :meth:`answers_cte`)."""
+        if self.cache:
+            self.conn.execute(text(_ANSWERS_SQL.format(
+                case_id="c.id", rows=f"{table} s JOIN \"case\" c ON c.channel = s.channel"
+                                     " AND c.external_id = s.external_id")
+                + " ON CONFLICT (case_id) DO NOTHING"))
+
+    def answers_cte(self) -> str:
+        """:meth:`store_answers` as a clause of the exclusive path's one INSERT
+        (``cases.bulk_import.first_load.INSERT_LOCKED_SQL``, whose ``src`` holds each new
+        row with its ``case_id``); empty when the import had no address-only row."""
+        if not self.cache:
+            return ""
+        return f""",
+located AS (
+{_ANSWERS_SQL.format(case_id="s.case_id", rows="src s")}
+)"""
+
+
+# The answers of the address-only rows of {rows} (aliased s, with the case id as {case_id}).
+_ANSWERS_SQL = """INSERT INTO case_locate (case_id, rule, confidence, normalized, why, suggestions)
+SELECT {case_id}, a.rule, a.confidence, a.normalized, a.why, a.suggestions
+FROM {rows}
+JOIN cg_addr a ON a.address = s.address
+WHERE s.input_lon IS NULL"""

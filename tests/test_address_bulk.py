@@ -72,3 +72,83 @@ def test_bulk_import_locates_address_only_rows(city_engine, tmp_path, rebuild) -
             "SELECT data->>'rule' FROM case_event e JOIN \"case\" c ON c.id = e.case_id"
             " WHERE c.external_id = 'T-2'")).scalar_one()
         assert events == "address_compound"
+
+
+def _varied_sample(conn, features: list[dict]) -> list[str]:  # noqa: ANN001 - a Connection
+    """Addresses of every kind the matcher answers, in several spoken forms, with repeats;
+    teaches the memory a few addresses first (one in one community, one in two, house
+    numbers of a street on one side)."""
+    from geo.address_memory import learn_placement
+
+    names = [f["properties"]["name"] for f in features]
+    compounds = [f for f in features if f["properties"]["kind"] == "compound"][:60:3]
+    communities = conn.execute(text(
+        "SELECT c.code, c.name, ST_X(ST_PointOnSurface(c.geom)) AS lon,"
+        " ST_Y(ST_PointOnSurface(c.geom)) AS lat FROM community c"
+        " JOIN boundary_generation g ON g.id = c.generation_id AND g.active"
+        " ORDER BY c.code LIMIT 3")).all()
+    a, b, _c = communities
+    learn_placement(conn, "张记烧烤店", a.lon, a.lat, a.code)
+    learn_placement(conn, "李记面馆", a.lon, a.lat, a.code)
+    learn_placement(conn, "李记面馆", b.lon, b.lat, b.code)
+    for number in (20, 24, 60):
+        learn_placement(conn, f"新华巷{number}号", a.lon + number * 1e-6, a.lat, a.code)
+    learn_placement(conn, names[names.index(compounds[1]["properties"]["name"])],
+                    b.lon, b.lat, b.code)  # the memory disagrees with the gazetteer
+    out = []
+    for i, f in enumerate(compounds):
+        name = f["properties"]["name"]
+        typo = name[0] + ("丙" if name[1] != "丙" else "丁") + name[2:]
+        out += [name, f"滕州市{name}{i + 1}号楼东侧", f"{name}往北50米", typo, f"{name}对面"]
+        if f["properties"]["aliases"]:
+            out.append(f["properties"]["aliases"])
+    out += ["幸福小区", "北辛街道幸福小区", "善国路", "塔寺路", "解放路", "荆河路100号", "滕州市荆河路一百号",
+            "荆和路100号", "荆河路5000号", "善国路与解放路交叉口往北50米", "善国路解放路口",
+            "荆河路与解放路交叉口", f"荆河街道{a.name}", f"{b.name}", "张记烧烤店门口",
+            "李记面馆", "新华巷22号", "新华巷40号", "新华巷200号", "某某烧烤店门口",
+            "952 East 58th St, Brooklyn", "没人知道的地方", "张记烧烤"]
+    out += [f["properties"]["name"] for f in features if f["properties"]["kind"] == "landmark"]
+    return out + out[::7]  # repeats, in other chunks
+
+
+@pytest.mark.parametrize("rebuild", [False, True])
+def test_bulk_answers_are_match_address_answers(city_engine, tmp_path, rebuild) -> None:
+    """Never confidently wrong holds in bulk as in a single lookup: each address-only row
+    gets exactly what ``match_address`` answers for its address alone (point, community,
+    rule, confidence, why, suggestions), on both insert paths, across chunks."""
+    from geo.address_match import match_address
+
+    features = json.loads(GAZETTEER_FILE.read_text(encoding="utf-8"))["features"]
+    with city_engine.begin() as conn:
+        addresses = _varied_sample(conn, features)
+    src = tmp_path / "varied.csv"
+    _write(src, [(f"V-{i}", a, "", "") for i, a in enumerate(addresses)])
+    report = import_cases(city_engine, src, "hotline12345_zh", commit=True,
+                          rebuild_indexes=rebuild, chunk_rows=17)
+    assert report.inserted == len(addresses)
+    with city_engine.connect() as conn:
+        stored = {r["external_id"]: r for r in conn.execute(text(
+            'SELECT c.external_id, c.address, c.route_rule, c.community_code,'
+            ' ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat, c.route_alternates,'
+            ' l.rule, l.confidence, l.normalized, l.why, l.suggestions'
+            ' FROM "case" c JOIN case_locate l ON l.case_id = c.id')).mappings()}
+        assert len(stored) == len(addresses)
+        rules = set()
+        for i, address in enumerate(addresses):
+            got, m = stored[f"V-{i}"], match_address(conn, address)
+            want = m.to_dict()
+            assert got["address"] == address
+            assert (got["rule"], got["confidence"], got["normalized"], got["why"]) == (
+                want["rule"], want["confidence"], want["normalized"], want["why"]), address
+            assert got["suggestions"] == want["suggestions"], address
+            if m.located:
+                assert got["route_rule"] == m.rule and got["community_code"] == m.community_code
+                assert got["lon"] == pytest.approx(m.lon, abs=1e-9), address
+                assert got["lat"] == pytest.approx(m.lat, abs=1e-9), address
+            else:
+                assert got["route_rule"] == "unlocated" and got["lon"] is None, address
+                assert got["route_alternates"] == want["suggestions"], address
+            rules.add(m.rule if m.located else ("suggestions" if m.suggestions else "none"))
+    # The sample is varied: every kind of answer is compared.
+    # (A road alone is in several communities here: suggestions, among the compared.)
+    assert {"address_compound", "address_crossing", "address_doorplate", "address_memory", "address_community", "suggestions", "none"} - rules == set()

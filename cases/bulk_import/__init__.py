@@ -230,7 +230,10 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
     params = {"gen": gen, "backdate": backdate, "actor": actor, "mapping": mapping.name,
               "source": path.name, "note": f"bulk import of {path.name}"}
     if locked:
-        report.inserted = first_load.insert_locked(conn, params)
+        # The matcher's answers (case_locate) are written by the same statement, while
+        # the foreign key to "case" is dropped: checked once by the rebuild's join, not
+        # row by row after it.
+        report.inserted = first_load.insert_locked(conn, params, addresses.answers_cte())
     else:
         report.inserted = len(conn.execute(text(stage.INSERT_SQL), params).scalars().all())
     # Rows whose ticket was already a case, repeats within the file, and any lost to a
@@ -243,6 +246,7 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
         report.seconds["indexes"] = round(time.perf_counter() - clock, 3)
     if originals:
         conn.execute(text(stage.ORIGINALS_SQL), {"rows": json_param(originals)})
-    addresses.store_answers("cg_new")
+    if not locked:
+        addresses.store_answers("cg_new")
     if progress:
         progress("insert", 1, 1)

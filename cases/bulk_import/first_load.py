@@ -136,7 +136,7 @@ cases AS (
            to_timestamp(review_s), to_timestamp(reply_s), to_timestamp(review_s),
            COALESCE(due_prov, false)
     FROM src
-){stats}
+){stats}{locate}
 INSERT INTO case_event (case_id, at, actor, role, action, from_state, to_state, note, data)
 SELECT s.case_id, s.received_at, :actor, 'intake', 'register', NULL, 'registered', :note,
        jsonb_set(k.data, '{{line}}', to_jsonb(s.line))
@@ -207,23 +207,26 @@ def drop_stats_trigger(conn: Connection) -> tuple[str, list[str]] | None:
     return row.tgenabled, restore
 
 
-def insert_locked_sql(own_stats: bool) -> str:
-    """INSERT_LOCKED_SQL with the statistics CTE when ``own_stats``."""
-    return INSERT_LOCKED_SQL.format(stats=STATS_LOCKED_CTE if own_stats else "")
+def insert_locked_sql(own_stats: bool, more_cte: str = "") -> str:
+    """INSERT_LOCKED_SQL with the statistics CTE when ``own_stats`` and ``more_cte`` (more
+    rows written from ``src``, e.g. ``geo.address_bulk.AddressLocator.answers_cte``)."""
+    return INSERT_LOCKED_SQL.format(stats=STATS_LOCKED_CTE if own_stats else "",
+                                    locate=more_cte)
 
 
-def insert_locked(conn: Connection, params: dict) -> int:
+def insert_locked(conn: Connection, params: dict, more_cte: str = "") -> int:
     """The exclusive path's INSERT (tables locked by :func:`drop_secondary`): the new cases,
-    their register events and, when the statistics trigger is on, their statistics in one
-    statement, with a larger work_mem for this statement only; the trigger put back as it
-    was. Returns how many cases it stored."""
+    their register events, when the statistics trigger is on their statistics, and
+    ``more_cte`` (a ``, name AS (INSERT ... FROM src ...)`` clause) in one statement, with
+    a larger work_mem for this statement only; the trigger put back as it was. Returns how
+    many cases it stored."""
     work_mem = conn.execute(text("SELECT current_setting('work_mem')")).scalar_one()
     conn.execute(text("SELECT set_config('work_mem', :v, true)"), {"v": BULK_WORK_MEM})
     restore_trigger = drop_stats_trigger(conn)
     own_stats = restore_trigger is not None and restore_trigger[0] == "O"
     conn.execute(text(KINDS_SQL), params)
     conn.execute(text("ANALYZE cg_kinds"))
-    inserted = conn.execute(text(insert_locked_sql(own_stats)), params).rowcount
+    inserted = conn.execute(text(insert_locked_sql(own_stats, more_cte)), params).rowcount
     if restore_trigger is not None:
         for sql in restore_trigger[1]:
             conn.execute(text(sql))
