@@ -92,19 +92,20 @@ def fetch_candidates(conn: Connection, parsed: list[ParsedAddress]) -> Candidate
     signatures = _signatures(parsed)
     keys = sorted({p.key for p in parsed if p.key})
     numbered = [(i, p) for i, p in enumerate(parsed) if p.street_key and p.number is not None]
+    wanted = _wanted_keys(signatures)
     gen_rows, memory_rows, neighbour_rows, name_rows = pipelined(conn, [
         (ACTIVE_GENERATION, {"l": "community"}),
         (_MEMORY, {"keys": key_list(keys)}),
         (_NEIGHBOURS, {"sk": [p.street_key for _, p in numbered],
                        "num": [p.number for _, p in numbered],
                        "idx": [i for i, _ in numbered], "gap": NEIGHBOUR_GAP}),
-        (_NAME_HITS, {"keys": key_list(_wanted_keys(signatures))}),
+        (_NAME_HITS, {"keys": key_list(wanted)}),
     ])
     gen = gen_rows[0].id if gen_rows else None
     names = _community_names(conn, gen)
     remembered = _memory_exact(memory_rows, parsed, options)
     _memory_neighbours(neighbour_rows, parsed, options, remembered)
-    requests = _gazetteer(conn, parsed, signatures, name_rows, options)
+    requests = _gazetteer(conn, parsed, signatures, wanted, name_rows, options)
     if requests:
         _geometry(conn, requests, options, gen)
     _memory_similar(conn, parsed, options)
@@ -360,14 +361,14 @@ def _has_exact(token: str, by_key: dict[str, list[_Hit]]) -> bool:
 
 
 def _gazetteer(conn: Connection, parsed: list[ParsedAddress], signatures: dict[tuple, list[int]],
-               name_rows: list, options: list[list[Option]]) -> list[dict]:
-    """Options from names alone (``name_rows``: the hits of :func:`_wanted_keys`); returns
+               wanted: set[str], name_rows: list, options: list[list[Option]]) -> list[dict]:
+    """Options from names alone (``name_rows``: the hits of ``wanted``, the keys
+    :func:`_wanted_keys` gave for ``signatures``); returns
     the geometry requests (crossings, numbers on roads, roads) for :func:`_geometry`. The
     typo keys (deletions) are looked up only for the words that found nothing exactly,
     in a second query."""
     if not signatures:
         return []
-    wanted = _wanted_keys(signatures)
     by_key: dict[str, list[_Hit]] = defaultdict(list)
     _add_hits(name_rows, by_key)
     typos: set[str] = set()
