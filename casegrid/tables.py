@@ -341,6 +341,7 @@ case_locate = Table(
     Column("why", Text),
     Column("suggestions", JSONB, nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
+    Column("reasons", JSONB),  # the explanation as codes (geo.address_why); why: its English
 )
 
 # learning the memory from GPS/app cases (migration 0026)

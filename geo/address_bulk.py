@@ -26,7 +26,8 @@ from sqlalchemy import Connection, text
 from casegrid.csv_text import copy_csv
 from geo.address_match import AddressMatch, match_addresses
 
-_COLUMNS = ("address", "lon", "lat", "rule", "confidence", "normalized", "why", "suggestions")
+_COLUMNS = ("address", "lon", "lat", "rule", "confidence", "normalized", "why", "reasons",
+            "suggestions")
 
 
 @contextmanager
@@ -56,7 +57,7 @@ class AddressLocator:
         conn.execute(text(
             "DROP TABLE IF EXISTS cg_addr; CREATE TEMP TABLE cg_addr (address text PRIMARY KEY,"
             " lon float8, lat float8, rule text, confidence float8, normalized text, why text,"
-            " suggestions jsonb) ON COMMIT DROP"))
+            " reasons jsonb, suggestions jsonb) ON COMMIT DROP"))
 
     def locate_lines(self, first: int, last: int) -> int:
         """Locate the address-only rows with lines ``first`` to ``last``; how many."""
@@ -79,6 +80,7 @@ class AddressLocator:
                 "confidence": [round(m.confidence, 3) for m in matches],
                 "normalized": [m.normalized for m in matches],
                 "why": [m.why for m in matches],
+                "reasons": [json.dumps(m.reasons, ensure_ascii=False) for m in matches],
                 "suggestions": [json.dumps([s.to_dict() for s in m.suggestions],
                                            ensure_ascii=False) if m.suggestions else "[]"
                                 for m in matches],
@@ -136,8 +138,9 @@ located AS (
 
 
 # The answers of the address-only rows of {rows} (aliased s, with the case id as {case_id}).
-_ANSWERS_SQL = """INSERT INTO case_locate (case_id, rule, confidence, normalized, why, suggestions)
-SELECT {case_id}, a.rule, a.confidence, a.normalized, a.why, a.suggestions
+_ANSWERS_SQL = """INSERT INTO case_locate (case_id, rule, confidence, normalized, why, reasons,
+                         suggestions)
+SELECT {case_id}, a.rule, a.confidence, a.normalized, a.why, a.reasons, a.suggestions
 FROM {rows}
 JOIN cg_addr a ON a.address = s.address
 WHERE s.input_lon IS NULL"""

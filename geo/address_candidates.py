@@ -30,6 +30,7 @@ from sqlalchemy import Connection, text
 from casegrid.db import RawQuery, json_param
 from geo.address_match import KIND_RULE, Option
 from geo.address_normalize import ParsedAddress, without_generic
+from geo.address_why import reason
 from geo.boundaries import ACTIVE_GENERATION
 from geo.gazetteer import deletions
 from geo.routing import M_PER_DEG
@@ -160,7 +161,7 @@ def _memory_settles(options: list[Option]) -> None:
         best = max(o.score for o in options if o.community_code in learned)
         for o in memory:
             o.score = min(0.95, max(o.score, best) + HINT_BONUS)
-            o.why += "; the gazetteer agrees"
+            o.reasons = [*o.reasons, reason("gazetteer_agrees")]
         options[:] = memory
 
 
@@ -201,14 +202,15 @@ def _memory_exact(rows: list, parsed: list[ParsedAddress],
         total = sum(h.n for h in hits)
         for h in hits:
             share = h.n / total
-            why = f"learned from {h.n} located case{'s' if h.n > 1 else ''}"
+            why = [reason("memory", n=h.n)]
             if share < 1:
-                why += f" ({total - h.n} more elsewhere)"
+                why.append(reason("memory_elsewhere", n=total - h.n))
             score = (0.8 + 0.05 * min(h.n, 3)) * share
             if p.line_only:
                 # A street without a number is a line: where one case on it was says
                 # little about the next.
-                score, why = min(score, S_ONE_NEIGHBOUR), why + " (a street, no number)"
+                score = min(score, S_ONE_NEIGHBOUR)
+                why.append(reason("street_only"))
             options[i].append(Option("address_memory", h.lon, h.lat, h.community_label,
                                      score, why))
     return found
@@ -253,8 +255,7 @@ def _memory_neighbours(rows: list, parsed: list[ParsedAddress],
             options[i].append(Option(
                 "address_memory", lo.lon + t * (hi.lon - lo.lon), lo.lat + t * (hi.lat - lo.lat),
                 lo.community_label, S_NEIGHBOURS,
-                f"between No. {lo.house_no} and No. {hi.house_no} of {p.street_key}, "
-                "both learned in this community"))
+                [reason("memory_between", lo=lo.house_no, hi=hi.house_no, street=p.street_key)]))
             continue
         for rows_ in near.values():
             for r in rows_:
@@ -262,7 +263,7 @@ def _memory_neighbours(rows: list, parsed: list[ParsedAddress],
                 options[i].append(Option(
                     "address_memory", r.lon, r.lat, r.community_label,
                     S_SAME_BLOCK if close else S_ONE_NEIGHBOUR,
-                    f"No. {r.house_no} of {p.street_key} was learned here"))
+                    [reason("memory_neighbour", no=r.house_no, street=p.street_key)]))
 
 
 def _memory_similar(conn: Connection, parsed: list[ParsedAddress],
@@ -287,7 +288,7 @@ def _memory_similar(conn: Connection, parsed: list[ParsedAddress],
         {"keys": [k for _, k in asks], "idx": [i for i, _ in asks]}).all()
     for r in rows:
         options[r.i].append(Option("address_memory", r.lon, r.lat, r.community_label,
-                                   0.75 * r.sim, f"like the learned address {r.key}"))
+                                   0.75 * r.sim, [reason("memory_similar", key=r.key)]))
 
 
 # --- gazetteer ------------------------------------------------------------------------
@@ -430,7 +431,7 @@ def _options_for(i: int, p: ParsedAddress, by_key: dict[str, list[_Hit]],
                 hinted_communities.add(h.code)
                 area_options.append(Option("address_community", h.lon, h.lat, h.code,
                                            S_COMMUNITY if exact else S_COMMUNITY - 0.05,
-                                           f"the address names community {h.name}"))
+                                           [reason("names_community", name=h.name)]))
             elif h.kind == "subdistrict" and h.code:
                 hinted_subdistricts.add(h.code)
     mine: list[Option] = []
@@ -441,13 +442,13 @@ def _options_for(i: int, p: ParsedAddress, by_key: dict[str, list[_Hit]],
             requests.append({"i": i, "op": "cross", "a": [h.entry_id for h in a_hits],
                              "b": [h.entry_id for h in b_hits],
                              "score": S_EXACT if a_exact and b_exact else S_TYPO,
-                             "why": f"crossing of {a_hits[0].name} and {b_hits[0].name}"})
+                             "why": [reason("crossing", a=a_hits[0].name, b=b_hits[0].name)]})
     if p.road:
         door, door_exact = _lookup(f"{p.road}{p.number}号", by_key, ("doorplate",)) \
             if p.number is not None else ([], False)
         for h in door:
             mine.append(Option("address_doorplate", h.lon, h.lat, h.code,
-                               S_EXACT if door_exact else S_TYPO, f"doorplate {h.name}"))
+                               S_EXACT if door_exact else S_TYPO, [reason("doorplate", name=h.name)]))
         roads, exact = _lookup(p.road, by_key, _ROAD_KINDS)
         ranged = [h for h in roads if p.number is not None and h.house_from is not None
                   and h.house_to is not None
@@ -456,14 +457,14 @@ def _options_for(i: int, p: ParsedAddress, by_key: dict[str, list[_Hit]],
             for h in ranged:
                 requests.append({"i": i, "op": "door", "e": h.entry_id, "num": p.number,
                                  "score": S_EXACT if exact else S_TYPO,
-                                 "why": f"No. {p.number} of {h.name} "
-                                        f"(numbers {h.house_from}-{h.house_to})"})
+                                 "why": [reason("road_number", no=p.number, road=h.name,
+                                                lo=h.house_from, hi=h.house_to)]})
         elif not door and roads and not p.core:
             score = S_ROAD if p.number is None else S_NO_NUMBER
             for h in roads:
                 requests.append({"i": i, "op": "road", "e": h.entry_id, "score": score,
-                                 "why": f"on {h.name}" + (
-                                     f" (no range holds No. {p.number})" if p.number else "")})
+                                 "why": [reason("road", road=h.name)] + (
+                                     [reason("no_range", no=p.number)] if p.number else [])})
     if p.core and not mine:
         mine.extend(_place_options(p.core, by_key))
     if not mine and not p.cross and not p.road and area_options:
@@ -473,7 +474,7 @@ def _options_for(i: int, p: ParsedAddress, by_key: dict[str, list[_Hit]],
             hits = [h for area in p.areas for h in _lookup(area, by_key, ("subdistrict",))[0]]
             for h in hits[:1]:
                 mine.append(Option("address_community", h.lon, h.lat, None, S_SUBDISTRICT,
-                                   f"only the subdistrict {h.name} ({sub}) is named"))
+                                   [reason("names_subdistrict", name=h.name, code=sub)]))
     for o in mine:
         _apply_hints(o, hinted_communities, hinted_subdistricts)
     out.extend(mine)
@@ -503,14 +504,14 @@ def _unique(hits: list[_Hit]) -> list[_Hit]:
 def _hit_option(h: _Hit, score: float) -> Option:
     if h.kind == "community":
         return Option("address_community", h.lon, h.lat, h.code, min(score, S_COMMUNITY),
-                      f"community {h.name}")
+                      [reason("community", name=h.name)])
     if h.kind == "subdistrict":
         return Option("address_community", h.lon, h.lat, None, S_SUBDISTRICT,
-                      f"subdistrict {h.name} only")
-    how = "" if score == S_EXACT else (" (tail of the address)" if score == S_TAIL else
-                                       " (one character differs)")
-    return Option(KIND_RULE.get(h.kind, "address_landmark"), h.lon, h.lat, h.code, score,
-                  f"{h.kind} {h.name}{how}")
+                      [reason("subdistrict", name=h.name)])
+    why = [reason("place", kind=h.kind, name=h.name)]
+    if score != S_EXACT:
+        why.append(reason("tail" if score == S_TAIL else "typo"))
+    return Option(KIND_RULE.get(h.kind, "address_landmark"), h.lon, h.lat, h.code, score, why)
 
 
 def _apply_hints(o: Option, communities: set[str] | set, subdistricts: set[str] | set) -> None:

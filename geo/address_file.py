@@ -1,8 +1,9 @@
 """``casegrid locate-file``: locate every row of a CSV by its address text.
 
 One row out per row in, in order: the input columns, then ``lon``, ``lat``,
-``community_code``, ``rule``, ``confidence`` and ``suggestions`` (JSON, empty when the row
-was located or nothing fits). Each distinct address is matched once, in chunks, set-based
+``community_code``, ``rule``, ``confidence``, ``suggestions`` (JSON, empty when the row
+was located or nothing fits) and ``reasons`` (why, as JSON codes with parameters:
+:mod:`geo.address_why`; each suggestion carries its own). Each distinct address is matched once, in chunks, set-based
 (:func:`geo.address_match.match_addresses`).
 """
 
@@ -20,7 +21,7 @@ from casegrid.errors import ImportFailed
 from geo.address_match import AddressMatch, match_addresses
 from geo.address_memory import join_address_columns
 
-OUT_COLUMNS = ("lon", "lat", "community_code", "rule", "confidence", "suggestions")
+OUT_COLUMNS = ("lon", "lat", "community_code", "rule", "confidence", "suggestions", "reasons")
 CHUNK = 50_000
 
 
@@ -55,6 +56,7 @@ def locate_frame(conn: Connection, frame: pd.DataFrame, address_cols: list[str],
     out["confidence"] = [round(m.confidence, 3) if m else 0.0 for m in answers]
     out["suggestions"] = [json.dumps([s.to_dict() for s in m.suggestions], ensure_ascii=False)
                           if m and m.suggestions else "" for m in answers]
+    out["reasons"] = [json.dumps(m.reasons, ensure_ascii=False) if m else "" for m in answers]
     rules = pd.Series([m.rule for m in answers if m and m.located], dtype=object)
     summary = {"rows": len(frame), "with_address": sum(1 for a in addresses if a),
                "located": int(sum(1 for m in answers if m and m.located)),

@@ -29,6 +29,7 @@ from sqlalchemy import Connection
 
 from casegrid.settings import get_settings
 from geo.address_normalize import ParsedAddress, parse_address
+from geo.address_why import explain, reason
 from geo.gazetteer import city_prefixes
 from geo.routing import M_PER_DEG
 
@@ -51,19 +52,25 @@ KIND_RULE = {"compound": "address_compound", "building": "address_compound",
 
 @dataclass
 class Option:
-    """One place an address may mean, with why."""
+    """One place an address may mean, with why (``reasons``: :mod:`geo.address_why`)."""
 
     rule: str
     lon: float
     lat: float
     community_code: str | None
     score: float
-    why: str
+    reasons: list[dict]
     community_name: str | None = None
+
+    @property
+    def why(self) -> str:
+        """The reasons in English words."""
+        return explain(self.reasons)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["score"] = round(self.score, 3)
+        d["why"] = self.why
         return d
 
 
@@ -79,7 +86,7 @@ class AddressMatch:
     lat: float | None = None
     community_code: str | None = None
     community_name: str | None = None
-    why: str | None = None
+    reasons: list[dict] = field(default_factory=list)
     suggestions: list[Option] = field(default_factory=list)
 
     @property
@@ -87,9 +94,15 @@ class AddressMatch:
         """True when the matcher answers with a point (confident enough, unambiguous)."""
         return self.rule is not None and self.lon is not None
 
+    @property
+    def why(self) -> str | None:
+        """The reasons in English words (None when there are none)."""
+        return explain(self.reasons) if self.reasons else None
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["confidence"] = round(self.confidence, 3)
+        d["why"] = self.why
         d["suggestions"] = [s.to_dict() for s in self.suggestions]
         d["located"] = self.located
         return d
@@ -139,7 +152,7 @@ def _shift(option: Option, bearing: float | None, metres: float | None) -> Optio
     dy = metres * math.cos(math.radians(bearing)) / M_PER_DEG
     dx = metres * math.sin(math.radians(bearing)) / (M_PER_DEG * math.cos(math.radians(option.lat)))
     return Option(option.rule, option.lon + dx, option.lat + dy, option.community_code,
-                  option.score, f"{option.why}; {metres:g} m towards {bearing:g}°",
+                  option.score, [*option.reasons, reason("shifted", m=metres, deg=bearing)],
                   option.community_name)
 
 
@@ -149,7 +162,7 @@ def decide(parsed: ParsedAddress, options: list[Option], threshold: float,
     names = community_names or {}
     out = AddressMatch(address=parsed.text, normalized=parsed.normalized)
     if not options:
-        out.why = "no known place in the address"
+        out.reasons = [reason("nothing")]
         return out
     for o in options:
         o.community_name = o.community_name or names.get(o.community_code or "")
@@ -164,17 +177,17 @@ def decide(parsed: ParsedAddress, options: list[Option], threshold: float,
     if rivals:
         # Ambiguous: as sure as a fair choice between the rivals would be.
         out.confidence = top.score / (len(rivals) + 1)
-        out.why = (f"{len(rivals) + 1} places fit: "
-                   + "; ".join(f"{o.community_name or o.community_code or '?'} ({o.why})"
-                               for o in [top, *rivals][:MAX_SUGGESTIONS]))
+        out.reasons = [reason("ambiguous", n=len(rivals) + 1, options=[
+            {"community_code": o.community_code, "community_name": o.community_name,
+             "reasons": o.reasons} for o in [top, *rivals][:MAX_SUGGESTIONS]])]
     else:
         out.confidence = max(0.0, top.score - penalty)
-        out.why = top.why
+        out.reasons = list(top.reasons)
     if not rivals and out.confidence >= threshold:
         chosen = _shift(top, parsed.bearing, parsed.metres)
         out.rule, out.lon, out.lat = chosen.rule, chosen.lon, chosen.lat
         out.community_code, out.community_name = chosen.community_code, chosen.community_name
-        out.why = chosen.why
+        out.reasons = list(chosen.reasons)
         return out
     out.suggestions = [_shift(o, parsed.bearing, parsed.metres)
                        for o in distinct[:MAX_SUGGESTIONS]]

@@ -1,5 +1,6 @@
 """What the address matcher said about each address-only case (table ``case_locate``):
-rule, confidence, the normalised address, why, and up to three suggestions."""
+rule, confidence, the normalised address, why (English words) and its reasons (codes with
+parameters, :mod:`geo.address_why`), and up to three suggestions."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from casegrid.db import json_param
 from geo.address_match import AddressMatch
 
 _STORE_SQL = """
-INSERT INTO case_locate (case_id, rule, confidence, normalized, why, suggestions)
-SELECT r.case_id, r.rule, r.confidence, r.normalized, r.why, r.suggestions
+INSERT INTO case_locate (case_id, rule, confidence, normalized, why, reasons, suggestions)
+SELECT r.case_id, r.rule, r.confidence, r.normalized, r.why, r.reasons, r.suggestions
 FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(case_id bigint, rule text,
-    confidence float8, normalized text, why text, suggestions jsonb)
+    confidence float8, normalized text, why text, reasons jsonb, suggestions jsonb)
 ON CONFLICT (case_id) DO UPDATE
 SET rule = EXCLUDED.rule, confidence = EXCLUDED.confidence, normalized = EXCLUDED.normalized,
-    why = EXCLUDED.why, suggestions = EXCLUDED.suggestions, at = now()
+    why = EXCLUDED.why, reasons = EXCLUDED.reasons, suggestions = EXCLUDED.suggestions,
+    at = now()
 """
 
 
@@ -24,7 +26,7 @@ def store_case_locate(conn: Connection, pairs: list[tuple[int, AddressMatch]]) -
     if not pairs:
         return
     rows = [{"case_id": cid, "rule": m.rule, "confidence": round(m.confidence, 3),
-             "normalized": m.normalized, "why": m.why,
+             "normalized": m.normalized, "why": m.why, "reasons": m.reasons,
              "suggestions": [s.to_dict() for s in m.suggestions]} for cid, m in pairs]
     conn.execute(text(_STORE_SQL), {"rows": json_param(rows)})
 
@@ -32,6 +34,6 @@ def store_case_locate(conn: Connection, pairs: list[tuple[int, AddressMatch]]) -
 def case_locate(conn: Connection, case_id: int) -> dict | None:
     """The matcher's stored answer for a case, or None (the case came with coordinates)."""
     row = conn.execute(text(
-        "SELECT rule, confidence, normalized, why, suggestions, at FROM case_locate"
+        "SELECT rule, confidence, normalized, why, reasons, suggestions, at FROM case_locate"
         " WHERE case_id = :c"), {"c": case_id}).mappings().first()
     return dict(row) if row else None

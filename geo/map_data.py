@@ -180,6 +180,30 @@ def community_geometries(conn: Connection, codes: list[str]) -> list[dict]:
     return [{"code": r["code"], "name": r["name"], "geometry": r["g"]} for r in rows]
 
 
+# At most this many outlines in one answer (a city's whole map zoomed out): the rest are
+# left out rather than sending megabytes to a small map.
+MAX_OUTLINES = 800
+
+
+def community_outlines(conn: Connection, bbox: tuple[float, float, float, float]) -> list[dict]:
+    """The active communities meeting ``bbox`` (WGS-84 west, south, east, north) with their
+    names, each simplified to about a 1/1000 of the box's width (2 m at least) in the
+    metric CRS: what a small map draws to show which community a point falls in."""
+    w, s, e, n = bbox
+    tol = max(2.0, (e - w) * M_PER_DEG / 1000)
+    rows = conn.execute(text(f"""
+        SELECT c.code, c.name,
+               ST_AsGeoJSON(ST_Transform(ST_SimplifyPreserveTopology(
+                   ST_Transform(c.geom, {METRIC_SRID}), :tol), 4326), 6)::json AS g
+        FROM community c
+        WHERE c.generation_id = (SELECT id FROM boundary_generation
+                                 WHERE level = 'community' AND active)
+          AND c.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326)
+        ORDER BY c.code LIMIT :lim"""),
+        {"w": w, "s": s, "e": e, "n": n, "tol": tol, "lim": MAX_OUTLINES}).mappings()
+    return [{"code": r["code"], "name": r["name"], "geometry": r["g"]} for r in rows]
+
+
 # A case's possible duplicates, measured in the metric CRS (geo.coords.METRIC_SRID; EPSG:4527
 # at Tengzhou). The exact test transforms both points, which no index
 # can serve, so a box in degrees that holds the radius picks the candidates from the GiST

@@ -68,7 +68,37 @@ def test_dispatcher_places_cases_and_the_memory_locates_the_next_call(browser, s
         disp.page.wait_for_selector("#place-map .leaflet-interactive")
         picks = disp.page.locator("li.suggestion")
         assert picks.count() == 2
+        # The matcher's words in the page's language (Chinese; English with lang=en).
+        said = disp.page.inner_text("#placement")
+        assert "2 处均符合" in said and "小区 幸福小区" in said
+        assert "places fit" not in said and "compound" not in said
+        # The active communities' outlines under the suggestions, named on hover.
+        disp.page.wait_for_selector("#place-map[data-outlines]")
+        drawn = int(disp.page.get_attribute("#place-map", "data-outlines"))
+        assert drawn >= 2 and disp.page.locator("#place-map path.outline").count() == drawn
+        for s in twin["routing"]["alternates"]:
+            assert disp.page.locator(f"#place-map path.outline-{s['community_code']}").count() == 1
+        at = point_in(engine, COMM_B)
+        xy = disp.page.evaluate(
+            "([lat, lon]) => { const p = document.getElementById('place-map').placeMap"
+            ".latLngToContainerPoint([lat, lon]); return [p.x, p.y]; }", [at[1], at[0]])
+        box = disp.page.locator("#place-map").bounding_box()
+        if 0 < xy[0] < box["width"] and 0 < xy[1] < box["height"]:
+            disp.page.mouse.move(box["x"] + xy[0], box["y"] + xy[1])
+            with engine.connect() as conn:
+                name_b = conn.execute(text("SELECT name FROM community WHERE code = :c AND "
+                                           "generation_id = (SELECT id FROM boundary_generation "
+                                           "WHERE level = 'community' AND active)"),
+                                      {"c": COMM_B}).scalar_one()
+            disp.page.wait_for_selector(".leaflet-tooltip.outline-name")
+            assert disp.page.inner_text(".leaflet-tooltip.outline-name") == name_b
+            disp.page.mouse.move(box["x"] - 20, box["y"] - 20)
         shot(disp.page, "desk_case_place.png")
+        disp.open(f"/work/cases/{twin['id']}?lang=en")
+        said = disp.page.inner_text("#placement")
+        assert "2 places fit" in said and "compound 幸福小区" in said and "处均符合" not in said
+        disp.open(f"/work/cases/{twin['id']}?queue=place")
+        disp.page.wait_for_selector("#place-map .leaflet-interactive")
         chosen = twin["routing"]["alternates"][1]
         assert chosen["community_name"] in picks.nth(1).inner_text()
         with disp.page.expect_navigation():
@@ -78,6 +108,7 @@ def test_dispatcher_places_cases_and_the_memory_locates_the_next_call(browser, s
         # ... and the list's next case opens: the unknown address.
         assert f"/work/cases/{unknown['id']}" in disp.page.url
         assert disp.page.locator("li.suggestion").count() == 0
+        assert "地址中没有已知地名" in disp.page.inner_text("#placement")
 
         # Click the map inside COMM_B: the page says where it goes before saving.
         lon, lat = point_in(engine, COMM_B)

@@ -244,3 +244,16 @@ def pick(table: dict[str, tuple[str, str]], key: str | None, lang: str) -> str:
         return ""
     pair = table.get(key)
     return key if pair is None else pair[1 if lang == "en" else 0]
+
+
+def address_why(item: dict | None, lang: str) -> str:
+    """What the address matcher said about ``item`` (an answer or a suggestion) in ``lang``:
+    its reasons in words (:func:`geo.address_why.explain`, the one vocabulary), or the
+    stored English words of an answer kept before reasons were stored."""
+    from geo.address_why import explain
+
+    if not item:
+        return ""
+    if item.get("reasons"):
+        return explain(item["reasons"], lang)
+    return item.get("why") or ""

@@ -4,7 +4,8 @@ A case the address matcher could not place confidently is stored ``unlocated`` w
 three suggestions (``geo.address_match``), kept as its routing alternates. The panel shows
 them, each with its community and why, as one-click placements, and a small map on which
 the dispatcher clicks or drags a point and sees its community and rule before saving
-(``/work/cases/{id}/move-preview``). Saving is the ledger's own re-route with a point
+(``/work/cases/{id}/move-preview``); the active communities' outlines, named on hover or
+tap, are drawn on it from ``/work/outlines`` (api/routes/web_outlines.py) for the view. Saving is the ledger's own re-route with a point
 (:func:`cases.workflow.apply_action`), which also teaches the address memory, so the next
 call from the same address is located by it. Only rendering data here: the rules are in
 ``cases/`` and ``geo/``.
@@ -47,6 +48,7 @@ def placement_context(conn: Connection, case: dict, allowed: list[str], display,
     for s in suggestions_of(case):
         dlon, dlat = display.point(s["lon"], s["lat"])
         suggestions.append({**s, "rule_word": i18n.pick(i18n.RULE_WORDS, s.get("rule"), lang),
+                            "words": i18n.address_why(s, lang),
                             "latlng": [dlat, dlon],
                             "label": s.get("community_name") or s.get("community_code") or "—"})
     if suggestions:
@@ -63,14 +65,15 @@ def placement_context(conn: Connection, case: dict, allowed: list[str], display,
             bounds = [[y0, x0], [y1, x1]]
     return {
         "action": action,
-        "why": stored.get("why"),
+        "why": i18n.address_why(stored, lang),
         "confidence": stored.get("confidence"),
         "suggestions": suggestions,
         "map": {
             "bounds": bounds, "can_place": action is not None, "crs": display.datum,
             "tiles": display.tiles, "attribution": display.attribution,
             "preview_url": f"{root}/work/cases/{case['id']}/move-preview",
-            "suggestions": [{"latlng": s["latlng"], "label": s["label"], "why": s.get("why") or ""}
+            "outlines_url": f"{root}/work/outlines",
+            "suggestions": [{"latlng": s["latlng"], "label": s["label"], "why": s["words"]}
                             for s in suggestions],
             "words": {"here": t["place_here"]},
         },

@@ -83,4 +83,5 @@ def render(template: str, lang: str, root: str = "", **context) -> str:
         state=lambda s: i18n.pick(i18n.STATES, s, lang),
         channel=lambda c: i18n.pick(i18n.CHANNELS, c, lang),
         role=lambda r: t.get(f"role_{r}", r),
+        why=lambda item: i18n.address_why(item, lang),
         **context)
