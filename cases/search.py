@@ -4,11 +4,18 @@ number, the reporter's phone, or words of its address.
 Each kind of look-up has its own index (migration 0024 for the phone and the address), so
 the search box answers in milliseconds on a ledger of millions: the exact kinds are tried
 one at a time, most specific first, and the address words only when none of them matched.
+
+Address words need three characters for the trigram index. A shorter word (善国) is looked
+up among the known place names first (:mod:`geo.place_names`, migration 0032) and the
+ledger searched by the names holding it (善国苑, 善国路...); a word no known name holds, or
+a single character, is not searched at all: the answer says to type more
+(:attr:`SearchResult.too_short`). Never a read of every case.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, text
 
@@ -19,6 +26,10 @@ from cases.vocabulary import CHANNELS
 
 MAX_RESULTS = 30
 MAX_QUERY = 100
+# pg_trgm's trigrams: an address word shorter than this cannot use case_address_trgm.
+MIN_ADDRESS_WORD = 3
+# At most this many place names searched for a short word (one index probe each).
+MAX_PLACE_NAMES = 8
 # The reporter's phone as digits only, the expression the index case_reporter_phone_digits
 # is built on (migrations 0024, 0027): the planner uses the index only for this expression.
 PHONE_DIGITS_SQL = "regexp_replace(c.reporter_phone, '[^0-9]', '', 'g')"
@@ -43,18 +54,38 @@ def phone_digits(q: str) -> list[str]:
     return forms
 
 
+@dataclass
+class SearchResult:
+    """What a search found, and how the address words were searched: ``names``, the known
+    place names searched for a word too short to search itself (``more_names``: more
+    names hold it than were searched); ``too_short``: an address word that was not searched
+    (shorter than :data:`MIN_ADDRESS_WORD` and in no known name)."""
+
+    rows: list[dict]
+    names: list[str] = field(default_factory=list)
+    more_names: bool = False
+    too_short: bool = False
+
+
 def search_cases(conn: Connection, q: str, principal: Principal,
                  limit: int = MAX_RESULTS) -> list[dict]:
+    """The rows of :func:`search`."""
+    return search(conn, q, principal, limit).rows
+
+
+def search(conn: Connection, q: str, principal: Principal,
+           limit: int = MAX_RESULTS) -> SearchResult:
     """Cases ``principal`` may see matching ``q``, newest reported first: the case number,
     a channel's ticket number or the reporter's phone when one of them matches exactly
-    (tried in that order), otherwise addresses containing ``q``.
+    (tried in that order), otherwise addresses containing ``q`` (a word shorter than
+    :data:`MIN_ADDRESS_WORD`: addresses containing a known place name that holds it).
 
     Searching by phone follows the rule for seeing it (:attr:`Principal.sees_reporter`):
     a planner's phone number is searched only as address words, which are stored with
     phone numbers masked (:mod:`cases.privacy`), so a planner cannot find cases by phone."""
     q = (q or "").strip()[:MAX_QUERY]
     if not q:
-        return []
+        return SearchResult([])
     params = {"q": q, "q_upper": q.upper(), "channels": list(CHANNELS), "limit": limit}
     exact = ["c.case_no = :q_upper", "(c.channel = ANY(:channels) AND c.external_id = :q)"]
     phones = phone_digits(q) if principal.sees_reporter else []
@@ -64,9 +95,25 @@ def search_cases(conn: Connection, q: str, principal: Principal,
     for condition in exact:  # one at a time: each is one look-up in its own index
         rows = _select(conn, principal, condition, params)
         if rows:
-            return rows
-    like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return _select(conn, principal, "c.address ILIKE :like", {**params, "like": like})
+            return SearchResult(rows)
+    if len(q) >= MIN_ADDRESS_WORD:
+        return SearchResult(_select(conn, principal, "c.address ILIKE :like",
+                                    {**params, "like": _contains(q)}))
+    from geo.place_names import names_containing
+
+    found = names_containing(conn, q, MAX_PLACE_NAMES)
+    if not found.names:
+        return SearchResult([], too_short=True)
+    # One trigram probe per name, OR-ed (a bitmap of each): never the short word itself.
+    likes = {f"name{i}": _contains(n) for i, n in enumerate(found.names)}
+    condition = "(" + " OR ".join(f"c.address ILIKE :{k}" for k in likes) + ")"
+    return SearchResult(_select(conn, principal, condition, {**params, **likes}),
+                        names=found.names, more_names=found.more)
+
+
+def _contains(word: str) -> str:
+    """An ILIKE pattern for addresses containing ``word`` (its wildcards escaped)."""
+    return "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _select(conn: Connection, principal: Principal, condition: str, params: dict) -> list[dict]:

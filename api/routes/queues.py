@@ -48,5 +48,9 @@ def search_cases(
                             "reporter's phone (not for planners) or words of the address.")],
 ) -> Any:
     """Cases matching what a person has at hand, newest first (at most 30): the rows of
-    the workbench's search page."""
-    return {"items": [case_out(r) for r in search.search_cases(conn, q, principal)]}
+    the workbench's search page. An address word shorter than three characters is searched
+    by the known place names holding it (``address_names``; ``more_names``: more hold it),
+    or not at all (``too_short``: type more)."""
+    found = search.search(conn, q, principal)
+    return {"items": [case_out(r) for r in found.rows], "address_names": found.names,
+            "more_names": found.more_names, "too_short": found.too_short}

@@ -244,11 +244,12 @@ def nav_counts(request: Request, conn: ConnDep, session: WebSession, current: st
 def search_page(request: Request, conn: ConnDep, session: WebSession, q: str = "") -> Response:
     """Cases by case number, hotline ticket, phone or address; one hit opens its page."""
     lang = _lang(request)
-    rows = search.search_cases(conn, q, session.principal) if q.strip() else []
+    found = search.search(conn, q, session.principal)
+    rows = found.rows
     if len(rows) == 1:
         return RedirectResponse(f"/work/cases/{rows[0]['id']}" + ("?lang=en" if lang == "en" else ""),
                                 status_code=303)
-    return _html(request, "search.html", lang, session, rows=rows, search_q=q,
+    return _html(request, "search.html", lang, session, rows=rows, search_q=q, found=found,
                  nav=_nav(conn, session, counts=False))
 
 

@@ -162,6 +162,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/work/activities", (303,) * 9),
     Operation("GET", "/work/search", (303,) * 9, url="/work/search?q=CG"),
     Operation("GET", "/work/nav", (303,) * 9, url="/work/nav"),
+    Operation("GET", "/work/outlines", (303,) * 9, url="/work/outlines?bbox=117,35,117.2,35.2"),
     Operation("GET", "/work/queue/{name}", (303,) * 9, url="/work/queue/review"),
     Operation("POST", "/work/queue/{name}/bulk", (303,) * 9, url="/work/queue/review/bulk"),
     Operation("GET", "/work/cases/{case_id}", (303,) * 9, url="/work/cases/{case_id}",
