@@ -134,6 +134,7 @@ def test_dispatcher_places_cases_and_the_memory_locates_the_next_call(browser, s
         try:
             phone.open(f"/work/cases/{again['id']}")
             assert phone.page.locator("li.suggestion").count() == 2
+            phone.page.wait_for_selector("#place-map[data-outlines] path.outline")
             width = phone.page.evaluate("document.documentElement.scrollWidth")
             assert width <= 390, width
             shot(phone.page, "phone_case_place.png", full=True)
