@@ -26,6 +26,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED = PROJECT_ROOT.parent / "shared"
 REALDATA = SHARED / "realdata"
 
+# Fixtures shared by several test files (api, site, wb, conn, evaluation_ledger).
+pytest_plugins = ("tests.helpers.fixtures",)
+
 
 def require_realdata(*parts: str) -> Path:
     """Path to a file in ../shared/realdata; skip locally when absent, fail in CI."""

@@ -25,7 +25,6 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
-from starlette.routing import BaseRoute
 from typer.testing import CliRunner
 
 from api.app import create_app
@@ -36,8 +35,9 @@ from cases.tokens import authenticate, create_token, revoke_token
 from cases.workflow import apply_action
 from tests.conftest import _fresh_database
 from tests.helpers.access_matrix import CALLERS, OPERATIONS, PATH_TO_STATE, Operation
+from tests.helpers.app_routes import walk_routes
 from tests.helpers.evidence_files import png
-from tests.test_intake_api import interior_points
+from tests.helpers.intake_api import interior_points
 
 REPORTER_NAME = "Zhuang Qiaoyun 庄巧云"
 REPORTER_PHONE = "13987654321"
@@ -107,22 +107,6 @@ def matrix(pg_cluster, city_template, tmp_path_factory) -> Iterator[Matrix]:
 
 
 # --- the table covers every route ----------------------------------------------------------
-
-
-def walk_routes(app: FastAPI) -> Iterator[tuple[str, BaseRoute]]:
-    """(full path template, route) of every route of the app, walking included routers
-    whatever way the installed FastAPI nests them."""
-
-    def walk(routes, prefix: str = "") -> Iterator[tuple[str, BaseRoute]]:
-        for route in routes:
-            if hasattr(route, "original_router"):  # FastAPI >= 0.16x keeps included routers
-                yield from walk(route.original_router.routes, prefix + route.include_context.prefix)
-            elif hasattr(route, "routes") and not hasattr(route, "methods"):
-                yield from walk(route.routes, prefix + getattr(route, "path", ""))
-            else:
-                yield prefix + route.path, route
-
-    return walk(app.routes)
 
 
 def app_routes(app: FastAPI) -> set[tuple[str, str]]:

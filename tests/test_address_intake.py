@@ -17,9 +17,7 @@ from geo.address_memory import learn_file
 from geo.case_locate import case_locate
 from geo.gazetteer import import_gazetteer_file
 from geo.routing import route
-from tests.test_intake_api import body, open_api
-
-api = pytest.fixture(name="api")(open_api)
+from tests.helpers.intake_api import body
 
 
 @pytest.fixture(scope="module")

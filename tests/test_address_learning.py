@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
@@ -14,9 +13,8 @@ from casegrid.worker import Worker
 from geo.address_learning import learn_new_cases
 from geo.address_match import match_address
 from geo.routing import M_PER_DEG
-from tests.test_intake_api import body, interior_points, open_api
+from tests.helpers.intake_api import body, interior_points
 
-api = pytest.fixture(name="api")(open_api)
 ADDRESS = "银杏巷小卖部"  # no name the gazetteer knows: only the memory can place it
 
 

@@ -15,8 +15,8 @@ import urllib.request
 
 from sqlalchemy import text
 
+from tests.helpers.workbench_browser import DESK, PHONE, Person, shot
 from tests.helpers.workbench_helpers import COMM_B, point_in
-from tests.test_workbench_browser import DESK, PHONE, Person, shot, site  # noqa: F401
 
 TWIN = "幸福小区5号楼门口"  # 幸福小区 is a compound in two communities of the sample city
 UNKNOWN = "杏花村东头老槐树下"  # no name the gazetteer or the memory knows
@@ -43,7 +43,7 @@ def routing_of(engine, case_id: int) -> tuple[str, str | None, bool]:
     return row[0], row[1], row[2]
 
 
-def test_dispatcher_places_cases_and_the_memory_locates_the_next_call(browser, site):  # noqa: F811 - fixtures
+def test_dispatcher_places_cases_and_the_memory_locates_the_next_call(browser, site):
     engine = site["engine"]
     twin = call(site, TWIN, 1)
     unknown = call(site, UNKNOWN, 2)

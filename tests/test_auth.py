@@ -8,9 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from cases.tokens import revoke_token
-from tests.test_intake_api import body, interior_points, open_api
-
-_api = pytest.fixture(name="api")(open_api)
+from tests.helpers.intake_api import body, interior_points
 
 ENDPOINTS = [
     ("POST", "/api/v1/cases"),

@@ -149,8 +149,7 @@ def test_the_admins_workbench_home_says_so(engine, db_url):
 
     from api.app import create_app
     from cases.users import create_user
-    from tests.helpers.workbench_helpers import PASSWORD
-    from tests.test_workbench_pages import login
+    from tests.helpers.workbench_helpers import PASSWORD, login
 
     with engine.begin() as conn:
         create_user(conn, "admin.cal", "admin", PASSWORD)

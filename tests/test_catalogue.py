@@ -11,9 +11,6 @@ from sqlalchemy import text
 from casegrid.errors import InvalidInput
 from casegrid.settings import Settings
 from cases.catalogue import duplicate_params, get_category, list_categories
-from tests.test_intake_api import open_api
-
-_api = pytest.fixture(name="api")(open_api)
 
 # From ../shared/DOMAIN.md ("Category codes"), plus the social-life noise extension.
 DOMAIN_CODES = {"0101", "0102", "0103", "0104", "0106", "0201", "0301", "0302", "0304", "0406",

@@ -4,8 +4,6 @@ apart; the API, the CLI and the report's sheet."""
 
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
@@ -16,68 +14,17 @@ from api.app import create_app
 from casegrid.errors import InvalidInput
 from cases.evaluation import LABELS_ZH, evaluate, load_weights, set_weights
 from cases.report import write_report
-from cases.tokens import Principal, create_token
-from cases.workflow import apply_action
-from tests.helpers.ledger import COMM_A, COMM_B, DISP, OFF_A, OFF_B, SUP, SUP2, make_case, sh
-
-COMM_C = "370481003001"
-AS_OF = sh(2026, 10, 20, 12, 0)
-SEPT = (date(2026, 9, 1), date(2026, 9, 30))
-# Only the three indicators this ledger exercises carry weight, whatever the defaults.
-WEIGHTS = {name: {"weight": 0} for name in LABELS_ZH} | {
-    "on_time_close_rate": {"weight": 2}, "rework_rate": {"weight": 1, "direction": "lower"},
-    "reply_rate": {"weight": 1}}
-
-
-def a(conn, cid, action, actor, at, **payload):
-    return apply_action(conn, cid, action, payload, actor, at=at)
-
-
-def loop(conn, cid, officer, *, handled, replied, rework=False):
-    """Review, dispatch, handle (once more after a rework), verify, reply, close."""
-    a(conn, cid, "accept", SUP, sh(2026, 9, 14, 10, 0))
-    a(conn, cid, "dispatch", DISP, sh(2026, 9, 14, 11, 0))
-    if rework:
-        a(conn, cid, "handle", officer, sh(2026, 9, 15, 9, 0), note="first")
-        a(conn, cid, "verify_fail", SUP, sh(2026, 9, 15, 10, 0), note="again")
-    a(conn, cid, "handle", officer, handled, note="done")
-    a(conn, cid, "verify_pass", SUP2, handled.replace(hour=handled.hour + 1))
-    a(conn, cid, "reply", DISP, replied, channel="phone", text="ok")
-    a(conn, cid, "close", SUP, replied.replace(hour=replied.hour + 1))
-
-
-ON_TIME = sh(2026, 9, 15, 9, 30)      # handling due Tue 15 Sep 17:30
-LATE = sh(2026, 9, 16, 14, 0)
-REPLY_OK = sh(2026, 9, 15, 14, 0)     # 12345 reply due Thu 8 Oct 17:30
-REPLY_LATE = sh(2026, 10, 9, 10, 0)
-
-
-@pytest.fixture
-def ledger(city_engine):
-    """A: 3 cases (2 closed on time, 1 late after a rework; 2 answered on time).
-    B: 2 cases (both closed on time, no rework, both answered late). C: 1 perfect case."""
-    r = sh(2026, 9, 14, 9, 0)
-    off_c = Principal(10, "officer-c", "community_officer", (COMM_C,))
-    with city_engine.begin() as c:
-        a1, a2, a3 = (make_case(c, COMM_A, received_at=r) for _ in range(3))
-        b1, b2 = (make_case(c, COMM_B, received_at=r) for _ in range(2))
-        c1 = make_case(c, COMM_C, received_at=r)
-        loop(c, a1, OFF_A, handled=ON_TIME, replied=REPLY_OK)
-        loop(c, a2, OFF_A, handled=LATE, replied=REPLY_LATE, rework=True)
-        loop(c, a3, OFF_A, handled=ON_TIME, replied=REPLY_OK)
-        for b in (b1, b2):
-            loop(c, b, OFF_B, handled=ON_TIME, replied=REPLY_LATE)
-        loop(c, c1, off_c, handled=ON_TIME, replied=REPLY_OK)
-        set_weights(c, WEIGHTS, "test", min_cases=2, scale=100)
-    return city_engine
+from cases.tokens import create_token
+from tests.helpers.evaluation_ledger import AS_OF, COMM_C, SEPT
+from tests.helpers.ledger import COMM_A, COMM_B
 
 
 def by_key(entries):
     return {e["key"]: e for e in entries}
 
 
-def test_scores_by_hand_and_small_numbers_apart(ledger):
-    with ledger.connect() as conn:
+def test_scores_by_hand_and_small_numbers_apart(evaluation_ledger):
+    with evaluation_ledger.connect() as conn:
         result = evaluate(conn, "post", *SEPT, as_of=AS_OF)
     ranked = by_key(result["ranked"])
     assert list(ranked) == [COMM_B, COMM_A]
@@ -99,8 +46,8 @@ def test_scores_by_hand_and_small_numbers_apart(ledger):
     assert explained["cases_per_1000"]["why_not"] in ("weight 0", "no value for this unit in the period")
 
 
-def test_weights_change_and_the_ranking_follows(ledger):
-    with ledger.begin() as conn:
+def test_weights_change_and_the_ranking_follows(evaluation_ledger):
+    with evaluation_ledger.begin() as conn:
         set_weights(conn, {"reply_rate": {"weight": 10}}, "test")
         result = evaluate(conn, "post", *SEPT, as_of=AS_OF)
     ranked = by_key(result["ranked"])
@@ -110,8 +57,8 @@ def test_weights_change_and_the_ranking_follows(ledger):
     assert ranked[COMM_B]["score"] == pytest.approx(23.08, abs=0.01)
 
 
-def test_case_load_per_1000_residents_where_population_is_known(ledger):
-    with ledger.begin() as conn:
+def test_case_load_per_1000_residents_where_population_is_known(evaluation_ledger):
+    with evaluation_ledger.begin() as conn:
         conn.execute(text("UPDATE community SET population = 1500 WHERE code = :a"), {"a": COMM_A})
         conn.execute(text("UPDATE community SET population = 500 WHERE code = :b"), {"b": COMM_B})
         set_weights(conn, {"cases_per_1000": {"weight": 4}}, "test")
@@ -128,30 +75,30 @@ def test_case_load_per_1000_residents_where_population_is_known(ledger):
     assert ranked[COMM_B]["score"] == pytest.approx(37.5, abs=0.01)
 
 
-def test_bad_weights_are_refused_and_nothing_changes(ledger):
-    with ledger.connect() as conn:
+def test_bad_weights_are_refused_and_nothing_changes(evaluation_ledger):
+    with evaluation_ledger.connect() as conn:
         before = load_weights(conn)
     for changes, field in (({"speed": {"weight": 1}}, "indicator"),
                            ({"reply_rate": {"weight": -1}}, "weight"),
                            ({"reply_rate": {"direction": "up"}}, "direction"),
                            ({n: {"weight": 0} for n in LABELS_ZH}, "weight")):
-        with pytest.raises(InvalidInput) as err, ledger.begin() as conn:
+        with pytest.raises(InvalidInput) as err, evaluation_ledger.begin() as conn:
             set_weights(conn, changes, "test")
         assert err.value.field == field
-    with ledger.connect() as conn:
+    with evaluation_ledger.connect() as conn:
         assert load_weights(conn) == before
 
 
-def test_subdistricts_are_ranked_from_the_same_figures(ledger):
-    with ledger.connect() as conn:
+def test_subdistricts_are_ranked_from_the_same_figures(evaluation_ledger):
+    with evaluation_ledger.connect() as conn:
         result = evaluate(conn, "subdistrict", *SEPT, as_of=AS_OF)
     units = by_key(result["ranked"] + result["too_few"])
     assert sum(e["cases"] for e in units.values()) == 6
     assert all(e["score"] is not None for e in result["ranked"])
 
 
-def test_api_cli_and_report_sheet(ledger, city_db_url, tmp_path, monkeypatch):
-    with ledger.begin() as conn:
+def test_api_cli_and_report_sheet(evaluation_ledger, city_db_url, tmp_path, monkeypatch):
+    with evaluation_ledger.begin() as conn:
         planner = create_token(conn, "planner", "p")[1]
         admin = create_token(conn, "admin", "a")[1]
     with TestClient(create_app(database_url=city_db_url)) as client:
@@ -187,7 +134,7 @@ def test_api_cli_and_report_sheet(ledger, city_db_url, tmp_path, monkeypatch):
         get_engine().dispose()
         get_engine.cache_clear()
         get_settings.cache_clear()
-    with ledger.connect() as conn:
+    with evaluation_ledger.connect() as conn:
         write_report(conn, *SEPT, tmp_path / "r.xlsx")
     sheet = load_workbook(tmp_path / "r.xlsx")["考核"]
     header = [c.value for c in sheet[1]]

@@ -14,8 +14,8 @@ from cases.tokens import Principal
 from cases.users import create_user
 from tests.conftest import running_server
 from tests.helpers import evidence_files as files
-from tests.test_maps_browser import _open, _shot, _wait_loaded
-from tests.test_maps_pages import seed_cases
+from tests.helpers.map_browser import open_page, screenshot, wait_loaded
+from tests.helpers.map_pages import seed_cases
 
 pytestmark = pytest.mark.browser
 PASSWORD = "correct horse battery"
@@ -37,13 +37,13 @@ def test_popup_shows_the_first_thumbnail(browser, city_engine, city_db_url, tmp_
         create_user(conn, "disp1", "dispatcher", PASSWORD, display_name="调度员")
     with running_server(create_app(settings, database_url=city_db_url)) as base:
         # A person signs in; the page's <img> then sends the session cookie, no header.
-        ctx, page, watch = _open(browser, f"{base}/login?next=/maps/dispatch")
+        ctx, page, watch = open_page(browser, f"{base}/login?next=/maps/dispatch")
         try:
             page.fill("input[name=username]", "disp1")
             page.fill("input[name=password]", PASSWORD)
             page.click("button[type=submit]")
             page.wait_for_url("**/maps/dispatch")
-            _wait_loaded(page, watch)
+            wait_loaded(page, watch)
             page.wait_for_load_state("networkidle")
             page.wait_for_timeout(600)
             page.evaluate("cgDispatch.layers.clusters.getLayers()[0].fire('click')")
@@ -54,7 +54,7 @@ def test_popup_shows_the_first_thumbnail(browser, city_engine, city_db_url, tmp_
             width = page.evaluate(
                 "document.querySelector('.leaflet-popup-content img.cg-thumb').naturalWidth")
             assert width == 320  # the thumbnail, not the photo
-            _shot(page, "dispatch_popup_photo.png")
+            screenshot(page, "dispatch_popup_photo.png")
             assert not watch.errors, watch.errors
         finally:
             ctx.close()

@@ -15,8 +15,7 @@ from api.app import create_app
 from casegrid.settings import Settings
 from tests.helpers import evidence_files as files
 from tests.helpers.ledger import drive, make_case
-from tests.helpers.workbench_helpers import COMM_A, csrf_of, make_users
-from tests.test_workbench_pages import login
+from tests.helpers.workbench_helpers import COMM_A, csrf_of, login, make_users
 
 VERSION = re.compile(r'name="version" value="(\d+)"')
 

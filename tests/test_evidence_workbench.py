@@ -20,6 +20,14 @@ from api.app import create_app
 from casegrid.settings import Settings
 from tests.conftest import running_server
 from tests.helpers import evidence_files as files
+from tests.helpers.workbench_browser import (
+    DESK,
+    PHONE,
+    Person,
+    no_sideways_scroll,
+    shot,
+    small_taps,
+)
 from tests.helpers.workbench_helpers import (
     COMM_A,
     case_body,
@@ -27,14 +35,6 @@ from tests.helpers.workbench_helpers import (
     intake_token,
     make_users,
     point_in,
-)
-from tests.test_workbench_browser import (
-    DESK,
-    PHONE,
-    Person,
-    no_sideways_scroll,
-    shot,
-    small_taps,
     status_of,
 )
 

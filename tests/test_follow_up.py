@@ -31,12 +31,6 @@ from tests.helpers.ledger import (
 )
 
 
-@pytest.fixture
-def conn(city_engine):
-    with city_engine.begin() as c:
-        yield c
-
-
 def _case(conn, cid):
     return conn.execute(text('SELECT * FROM "case" WHERE id = :i'), {"i": cid}).mappings().one()
 

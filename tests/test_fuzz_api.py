@@ -32,7 +32,7 @@ from casegrid.settings import Settings
 from cases.intake import NewCase, create_case
 from cases.tokens import authenticate, create_token
 from tests.conftest import _fresh_database
-from tests.test_intake_api import interior_points, open_api
+from tests.helpers.intake_api import interior_points
 
 MAX_EXAMPLES = 30
 ROLES = ("admin", "dispatcher", "supervisor", "community_officer", "planner", "intake")
@@ -117,7 +117,6 @@ def test_operation_conforms_to_its_schema(label: str, fuzzed: Fuzzed):
 
 # --- regressions for what the fuzzer found -------------------------------------------------
 
-api = pytest.fixture(name="api")(open_api)
 
 
 def _is_error_body(body: dict) -> bool:

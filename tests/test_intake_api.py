@@ -3,8 +3,8 @@ exactly-once registration (also under a race), possible duplicates, list filters
 pagination, GeoJSON, and what each role may see.
 
 Expected communities are computed here straight from the community polygons with PostGIS
-(ST_Covers / ST_Distance), never by calling the router under test. The helpers at the top
-are imported by the other intake test modules.
+(ST_Covers / ST_Distance), never by calling the router under test; the helpers shared with
+the other intake test files (the ``api`` fixture among them) are in tests/helpers/intake_api.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import math
 import re
 import threading
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,74 +21,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.app import create_app
-from api.middleware import install_middleware
 from cases.intake import DUPLICATES_SQL, NewCase, create_case
 from cases.tokens import Principal, create_token
 from cases.vocabulary import CHANNELS
 from geo.coords import wgs84_to_bd09, wgs84_to_gcj02
+from tests.helpers.intake_api import body, covering_communities, interior_points
 
-# --- helpers (shared with test_intake_bad_input.py, test_auth.py, test_catalogue.py) -------
-
-
-@dataclass
-class Api:
-    """A TestClient on the sample city with a token per role."""
-
-    client: TestClient
-    engine: Engine
-    tokens: dict[str, str]
-
-    def headers(self, role: str = "intake") -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[role]}"}
-
-    def token(self, role: str, name: str, communities: list[str] | None = None) -> str:
-        with self.engine.begin() as conn:
-            return create_token(conn, role, name, communities)[1]
-
-    def post_case(self, body: dict, role: str = "intake", **kw):
-        return self.client.post("/api/v1/cases", json=body, headers=self.headers(role), **kw)
-
-    def counts(self) -> tuple[int, int]:
-        """Rows in "case" and case_event."""
-        with self.engine.connect() as conn:
-            return (conn.execute(text('SELECT count(*) FROM "case"')).scalar_one(),
-                    conn.execute(text("SELECT count(*) FROM case_event")).scalar_one())
-
-
-def open_api(city_db_url, city_engine):
-    """Fixture body (registered below as ``api``; other modules register it the same way)."""
-    app = create_app(database_url=city_db_url)
-    install_middleware(app)
-    tokens = {}
-    with city_engine.begin() as conn:
-        for role in ("admin", "dispatcher", "supervisor", "planner", "intake"):
-            tokens[role] = create_token(conn, role, f"test-{role}")[1]
-    with TestClient(app) as client:
-        yield Api(client, city_engine, tokens)
-
-
-_api = pytest.fixture(name="api")(open_api)
-
-
-def interior_points(engine: Engine) -> list[tuple[str, float, float]]:
-    """(community code, lon, lat): a point at least 40 m inside each active community."""
-    sql = """
-    SELECT c.code, ST_X(s.p) AS lon, ST_Y(s.p) AS lat FROM community c
-    JOIN boundary_generation g ON g.id = c.generation_id AND g.active
-    CROSS JOIN LATERAL (SELECT ST_PointOnSurface(ST_Buffer(c.geom::geography, -40)::geometry) AS p) s
-    ORDER BY c.code
-    """
-    with engine.connect() as conn:
-        return [(r.code, r.lon, r.lat) for r in conn.execute(text(sql))]
-
-
-def covering_communities(engine: Engine, lon: float, lat: float) -> list[str]:
-    """Codes of active communities whose polygon covers the point, sorted."""
-    with engine.connect() as conn:
-        return list(conn.execute(text(
-            "SELECT c.code FROM community c JOIN boundary_generation g ON g.id = c.generation_id"
-            " AND g.active WHERE ST_Covers(c.geom, ST_SetSRID(ST_MakePoint(:x, :y), 4326))"
-            " ORDER BY c.code"), {"x": lon, "y": lat}).scalars())
+# --- helpers of this file alone ------------------------------------------------------------
 
 
 def shared_vertex(engine: Engine) -> tuple[float, float]:
@@ -142,16 +80,6 @@ def geodesic_m(engine: Engine, a: tuple[float, float], b: tuple[float, float]) -
 def east_of(lon: float, lat: float, metres: float) -> tuple[float, float]:
     """A point about ``metres`` east (spherical approximation; tests measure the truth)."""
     return lon + metres / (111_320.0 * math.cos(math.radians(lat))), lat
-
-
-def body(lon=None, lat=None, **kw) -> dict:
-    """A valid case body; override or add fields with keywords."""
-    out = {"category": "0599", "channel": "hotline_12345", "description": "广场舞音响太响",
-           "reported_at": "2025-06-01T21:30:00+08:00"}
-    if lon is not None:
-        out["lon"], out["lat"] = lon, lat
-    out.update(kw)
-    return out
 
 
 # --- routing on arrival ---------------------------------------------------------------------

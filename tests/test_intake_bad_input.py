@@ -10,9 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.test_intake_api import body, interior_points, open_api
-
-_api = pytest.fixture(name="api")(open_api)
+from tests.helpers.intake_api import body, interior_points
 
 LON, LAT = 117.1652, 35.0871  # central Tengzhou (WGS-84)
 

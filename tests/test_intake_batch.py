@@ -26,7 +26,7 @@ from cases.intake import NewCase, create_case
 from cases.intake_batch import Accepted, register_batch
 from cases.tokens import Principal, create_token
 from tests.conftest import running_server
-from tests.test_intake_api import interior_points
+from tests.helpers.intake_api import interior_points
 
 
 def _raw(lon: float, lat: float, ticket: str | None, **kw) -> bytes:

@@ -11,7 +11,7 @@ from cases import queries
 from cases.intake import NewCase
 from cases.intake_batch import Accepted, register_batch
 from cases.tokens import Principal, create_token
-from tests.test_intake_api import interior_points
+from tests.helpers.intake_api import interior_points
 
 
 def _body(lon: float | None, lat: float | None, ticket: str, **kw) -> NewCase:

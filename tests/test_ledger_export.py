@@ -25,8 +25,7 @@ from cases.ledger import LedgerQuery, check_query, export, write_xlsx
 from cases.mappings import load_mapping
 from cases.stats import period_bounds
 from cases.tokens import create_token
-from tests.helpers.ledger import ADMIN, COMM_A, INTAKE, PLANNER, make_case, sh
-from tests.test_simulate import UNTIL
+from tests.helpers.ledger import ADMIN, COMM_A, INTAKE, PLANNER, UNTIL, make_case, sh
 
 PERIOD = (date(2026, 3, 1), date(2026, 8, 31))
 

@@ -7,19 +7,16 @@ server, show its layers, react to a filter, and leave a screenshot in test-artif
 
 from __future__ import annotations
 
-from pathlib import Path
-from urllib.parse import urlparse
-
 import pytest
 from sqlalchemy import text
 
 from api.app import create_app
 from casegrid.settings import Settings
 from tests.conftest import running_server
-from tests.test_maps_pages import make_token, seed_cases
+from tests.helpers.map_browser import open_page, screenshot, wait_loaded
+from tests.helpers.map_pages import make_token, seed_cases
 
 pytestmark = pytest.mark.browser
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
 @pytest.fixture
@@ -29,53 +26,6 @@ def server(city_engine, city_db_url):
     app = create_app(settings=Settings(tiles="none", database_url=city_db_url), database_url=city_db_url)
     with running_server(app) as base:
         yield base
-
-
-class Watch:
-    """Console errors, page errors and every requested URL of one page."""
-
-    def __init__(self, page):
-        self.errors: list[str] = []
-        self.urls: list[str] = []
-        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: self.errors.append(str(e)))
-        page.on("request", lambda r: self.urls.append(r.url))
-
-    def check(self) -> None:
-        assert not self.errors, self.errors
-        outside = [u for u in self.urls if urlparse(u).scheme in ("http", "https", "ws", "wss")
-                   and urlparse(u).hostname not in ("127.0.0.1", "localhost")]
-        assert not outside, outside[:5]
-        assert any("/static/vendor/leaflet/leaflet.js" in u for u in self.urls)
-
-
-def _open(browser, url: str, token: str | None = None):
-    # A machine's token as a header on every request (people sign in: test_workbench_browser).
-    headers = {"Authorization": f"Bearer {token}"} if token else None
-    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN",
-                              extra_http_headers=headers)
-    page = ctx.new_page()
-    watch = Watch(page)
-    page.goto(url)
-    return ctx, page, watch
-
-
-def _shot(page, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / name
-    page.screenshot(path=str(path))
-    assert path.stat().st_size > 10_000
-    return path
-
-
-def _wait_loaded(page, watch: Watch) -> None:
-    try:
-        page.wait_for_selector("body[data-cg-loads]", state="attached", timeout=15000)
-    except Exception:
-        status = page.locator("#cg-status").all_inner_texts()
-        api = [u for u in watch.urls if "/maps/api/" in u]
-        raise AssertionError(f"page never loaded its cases; console: {watch.errors[:5]}, status {status}, "
-                             f"api calls {api[:3]}") from None
 
 
 def _loads(page) -> int:
@@ -97,9 +47,9 @@ def _settle(page) -> None:
 
 def test_dispatch_page(browser, server, city_engine):
     token = make_token(city_engine, "dispatcher")
-    ctx, page, watch = _open(browser, f"{server}/maps/dispatch", token)
+    ctx, page, watch = open_page(browser, f"{server}/maps/dispatch", token)
     try:
-        _wait_loaded(page, watch)
+        wait_loaded(page, watch)
         control = page.inner_text(".leaflet-control-layers")
         for name in ("街道", "社区", "城市管理岗", "案件", "需核实位置"):
             assert name in control, name
@@ -111,7 +61,7 @@ def test_dispatch_page(browser, server, city_engine):
         page.wait_for_load_state("networkidle")
         page.wait_for_timeout(600)  # cluster animations
         assert page.locator(".marker-cluster, path.leaflet-interactive").count() > 0
-        _shot(page, "dispatch.png")
+        screenshot(page, "dispatch.png")
 
         # A popup: fetched on click, number and state shown, no reporter.
         page.evaluate("cgDispatch.layers.clusters.getLayers()[0].fire('click')")
@@ -134,7 +84,7 @@ def test_dispatch_page(browser, server, city_engine):
         assert 0 < after <= overdue < before, (after, overdue, before, _loads(page))
         assert "state=overdue" in page.url
         page.wait_for_timeout(600)
-        _shot(page, "dispatch_overdue.png")
+        screenshot(page, "dispatch_overdue.png")
 
         # Reset and a subdistrict: the community list narrows to it.
         n = _loads(page)
@@ -148,14 +98,14 @@ def test_dispatch_page(browser, server, city_engine):
 
 def test_dispatch_page_in_english_with_tiles_none(browser, server, city_engine):
     token = make_token(city_engine, "supervisor")
-    ctx, page, watch = _open(browser, f"{server}/maps/dispatch?lang=en&tiles=none&state=new", token)
+    ctx, page, watch = open_page(browser, f"{server}/maps/dispatch?lang=en&tiles=none&state=new", token)
     try:
-        _wait_loaded(page, watch)
+        wait_loaded(page, watch)
         assert "Dispatch map" in page.inner_text(".cg-title")
         assert "Subdistricts" in page.inner_text(".leaflet-control-layers")
         assert page.is_checked('#cg-filters input[name="state"][value="new"]')
         assert page.locator(".leaflet-tile").count() == 0
-        _shot(page, "dispatch_en.png")
+        screenshot(page, "dispatch_en.png")
         watch.check()
     finally:
         ctx.close()
@@ -163,7 +113,7 @@ def test_dispatch_page_in_english_with_tiles_none(browser, server, city_engine):
 
 def test_hotspot_page(browser, server, city_engine):
     token = make_token(city_engine, "planner")
-    ctx, page, watch = _open(browser, f"{server}/maps/hotspots?cell_m=300", token)
+    ctx, page, watch = open_page(browser, f"{server}/maps/hotspots?cell_m=300", token)
     try:
         page.wait_for_selector(".leaflet-control-layers", timeout=15000)
         page.wait_for_load_state("networkidle")
@@ -173,13 +123,13 @@ def test_hotspot_page(browser, server, city_engine):
         assert page.locator("#cg-ranking tbody tr").count() > 0
         assert page.locator("canvas.leaflet-heatmap-layer, canvas.leaflet-layer").count() >= 1
         assert page.locator(".timecontrol-play, .leaflet-control-timecontrol").count() >= 1
-        _shot(page, "hotspots.png")
+        screenshot(page, "hotspots.png")
         # Turning the choropleth on draws community fills.
         paths = page.locator("path.leaflet-interactive").count()
         page.locator(".leaflet-control-layers label", has_text="各社区案件数").click()
         page.wait_for_timeout(300)
         assert page.locator("path.leaflet-interactive").count() > paths
-        _shot(page, "hotspots_choropleth.png")
+        screenshot(page, "hotspots_choropleth.png")
         watch.check()
     finally:
         ctx.close()
@@ -189,12 +139,12 @@ def test_case_page(browser, server, city_engine):
     token = make_token(city_engine, "dispatcher")
     with city_engine.connect() as conn:
         case_id = conn.execute(text('SELECT min(id) FROM "case"')).scalar_one()
-    ctx, page, watch = _open(browser, f"{server}/maps/cases/{case_id}?lang=en", token)
+    ctx, page, watch = open_page(browser, f"{server}/maps/cases/{case_id}?lang=en", token)
     try:
         page.wait_for_selector(".leaflet-popup-content", timeout=15000)
         assert "CG" in page.inner_text(".leaflet-popup-content")
         assert "Nearby possible duplicates" in page.inner_text(".leaflet-control-layers")
-        _shot(page, "case.png")
+        screenshot(page, "case.png")
         watch.check()
     finally:
         ctx.close()

@@ -21,7 +21,7 @@ from casegrid.settings import Settings
 from cases.filters import CaseFilters, filter_sql
 from geo.hotspots import hotspot_analysis, poi_ring_stats
 from geo.map_data import cases_in_bbox, city_bounds, for_map
-from tests.test_maps_pages import make_token, seed_cases
+from tests.helpers.map_pages import make_token, seed_cases
 
 
 def _case_scans(conn) -> int:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,10 +19,9 @@ from sqlalchemy import text
 
 from casegrid.settings import Settings
 from casegrid.worker import Worker
-from cases.calendar import CITY_TZ
 from cases.workflow import apply_action
 from notify import outbox
-from tests.helpers.ledger import DISP, OFF_A, SUP, make_case, sh
+from tests.helpers.ledger import DISP, OFF_A, SUP, dispatched_case, make_case, sh
 from tests.helpers.notify_peers import Receiver, SmtpSink
 
 SECRET = "s3cret-for-tests"
@@ -31,16 +30,6 @@ SECRET = "s3cret-for-tests"
 def settings(**kw) -> Settings:
     base = {"webhook_secret": SECRET, "notify_retry_base_s": 0.05, "worker_poll_s": 0.05}
     return Settings(**(base | kw))
-
-
-def dispatched_case(engine, at=None, category="0102") -> int:
-    """A case dispatched just now (so no reminder is due while the test runs)."""
-    at = at or datetime.now(CITY_TZ) - timedelta(minutes=30)
-    with engine.begin() as conn:
-        cid = make_case(conn, category=category, received_at=at)
-        apply_action(conn, cid, "accept", {}, SUP, at=at + timedelta(minutes=10))
-        apply_action(conn, cid, "dispatch", {}, DISP, at=at + timedelta(minutes=20))
-    return cid
 
 
 def test_dispatch_is_delivered_signed(city_engine):

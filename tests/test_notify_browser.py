@@ -29,8 +29,7 @@ from cases.workflow import apply_action
 from notify import outbox
 from tests.helpers.ledger import DISP, SUP, make_case
 from tests.helpers.notify_peers import Receiver
-from tests.helpers.workbench_helpers import COMM_A, PASSWORD
-from tests.test_workbench_browser import (  # noqa: F401 - the site fixture
+from tests.helpers.workbench_browser import (
     DESK,
     PHONE,
     Person,
@@ -38,10 +37,10 @@ from tests.test_workbench_browser import (  # noqa: F401 - the site fixture
     no_sideways_scroll,
     on_first_screen,
     shot,
-    site,
     small_taps,
     submit,
 )
+from tests.helpers.workbench_helpers import COMM_A, PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -78,7 +77,7 @@ def tile(page, queue: str) -> tuple[str, int]:  # noqa: ANN001
     return a.locator(".name").inner_text(), int(a.locator(".n").inner_text())
 
 
-def test_an_officer_acknowledges_on_a_phone(browser, site):  # noqa: F811 - site
+def test_an_officer_acknowledges_on_a_phone(browser, site):
     engine, names = site["engine"], site["names"]
     first, second = submit(site, COMM_A, 21), submit(site, COMM_A, 22)
     dispatch(engine, first)  # dispatched first: falls due first (or with the lower id)
@@ -138,7 +137,7 @@ def test_an_officer_acknowledges_on_a_phone(browser, site):  # noqa: F811 - site
         off.close()
 
 
-def test_supervisors_work_the_escalated_list(browser, site):  # noqa: F811 - site
+def test_supervisors_work_the_escalated_list(browser, site):
     engine = site["engine"]
     late = received_long_ago(engine, 40)
     on_time = submit(site, COMM_A, 32)
@@ -173,7 +172,7 @@ def test_supervisors_work_the_escalated_list(browser, site):  # noqa: F811 - sit
         disp.close()
 
 
-def test_an_admin_sees_failed_notifications_and_sends_one_again(browser, site):  # noqa: F811 - site
+def test_an_admin_sees_failed_notifications_and_sends_one_again(browser, site):
     engine = site["engine"]
     dispatch(engine, submit(site, COMM_A, 41))
     with engine.begin() as conn:

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from shapely.geometry import Point, shape
 
-from tests.helpers.workbench_helpers import COMM_A, point_in
-from tests.test_workbench_pages import login, wb  # noqa: F401 - the fixture
+from tests.helpers.workbench_helpers import COMM_A, login, point_in
 
 
-def test_outlines_of_a_box_with_their_names(wb, city_engine):  # noqa: F811 - wb
+def test_outlines_of_a_box_with_their_names(wb, city_engine):
     login(wb, "disp")
     lon, lat = point_in(city_engine, COMM_A)
     r = wb.get("/work/outlines", params={"bbox": f"{lon - 0.002},{lat - 0.002},{lon + 0.002},{lat + 0.002}"})

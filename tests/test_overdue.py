@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import text
 
-from tests.test_intake_api import interior_points, open_api
-
-api = pytest.fixture(name="api")(open_api)
+from tests.helpers.intake_api import interior_points
 
 
 def _submit(api, lon, lat, n):

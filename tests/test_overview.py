@@ -16,14 +16,15 @@ from casegrid.settings import Settings
 from cases.overview import overview
 from cases.stats import compute_stats
 from tests.conftest import running_server
+from tests.helpers.evaluation_ledger import SEPT
+from tests.helpers.ledger import COMM_A, COMM_B
 from tests.helpers.workbench_helpers import PASSWORD, csrf_of, make_users
-from tests.test_evaluation import COMM_A, COMM_B, SEPT, ledger  # noqa: F401 - the fixture
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
-def test_figures_are_the_indicators_and_the_evaluation(ledger):  # noqa: F811
-    with ledger.connect() as conn:
+def test_figures_are_the_indicators_and_the_evaluation(evaluation_ledger):
+    with evaluation_ledger.connect() as conn:
         data = overview(conn, date(2026, 9, 15))
         sept = compute_stats(conn, "category", *SEPT)["total"]
     kpis = {k["key"]: k for k in data["kpis"]}
@@ -58,8 +59,8 @@ def _login(client, username):
     assert r.status_code == 303, r.text
 
 
-def test_who_may_see_it(ledger, city_db_url):  # noqa: F811
-    with _client(ledger, city_db_url) as client:
+def test_who_may_see_it(evaluation_ledger, city_db_url):
+    with _client(evaluation_ledger, city_db_url) as client:
         _login(client, "plan")
         assert client.get("/work/overview?month=2026-09").status_code == 403
     with TestClient(create_app(settings=Settings(tiles="none", database_url=city_db_url),
@@ -76,8 +77,8 @@ def test_who_may_see_it(ledger, city_db_url):  # noqa: F811
 
 
 @pytest.mark.browser
-def test_in_chromium_no_console_error_and_one_a4_page(browser, ledger, city_db_url):  # noqa: F811
-    make_users(ledger)
+def test_in_chromium_no_console_error_and_one_a4_page(browser, evaluation_ledger, city_db_url):
+    make_users(evaluation_ledger)
     app = create_app(settings=Settings(tiles="none", database_url=city_db_url),
                      database_url=city_db_url)
     with running_server(app) as base:
@@ -101,8 +102,8 @@ def test_in_chromium_no_console_error_and_one_a4_page(browser, ledger, city_db_u
         ctx.close()
 
 
-def test_activities_page_records_and_lists(ledger, city_db_url):  # noqa: F811
-    with _client(ledger, city_db_url) as client:
+def test_activities_page_records_and_lists(evaluation_ledger, city_db_url):
+    with _client(evaluation_ledger, city_db_url) as client:
         _login(client, "off")  # the officer of COMM_A
         page = client.get("/work/activities?month=2026-05")
         assert page.status_code == 200 and "登记活动" in page.text
@@ -123,9 +124,9 @@ def test_activities_page_records_and_lists(ledger, city_db_url):  # noqa: F811
 
 
 @pytest.mark.browser
-def test_activities_page_on_an_officers_phone(browser, ledger, city_db_url):  # noqa: F811
+def test_activities_page_on_an_officers_phone(browser, evaluation_ledger, city_db_url):
     """390 px: no sideways scrolling, the form's inputs at least 40 px tall."""
-    make_users(ledger)
+    make_users(evaluation_ledger)
     app = create_app(settings=Settings(tiles="none", database_url=city_db_url),
                      database_url=city_db_url)
     with running_server(app) as base:

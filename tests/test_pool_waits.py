@@ -27,8 +27,8 @@ from api.routes.maps import page_principal
 from casegrid.settings import Settings
 from maps.assets import REQUIRED
 from tests.conftest import running_server
-from tests.test_access_matrix import walk_routes
-from tests.test_maps_pages import CITY_BBOX, make_token, seed_cases
+from tests.helpers.app_routes import walk_routes
+from tests.helpers.map_pages import CITY_BBOX, make_token, seed_cases
 
 AUTHENTICATION = {current_principal, page_principal}
 

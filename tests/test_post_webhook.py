@@ -18,9 +18,8 @@ from casegrid.settings import Settings
 from casegrid.worker import Worker
 from cases.tokens import create_token
 from notify.webhook import check_url
-from tests.helpers.ledger import COMM_A, COMM_B
+from tests.helpers.ledger import COMM_A, COMM_B, dispatched_case
 from tests.helpers.notify_peers import Receiver
-from tests.test_notify import dispatched_case
 
 
 def webhook_of(engine, code: str) -> str | None:

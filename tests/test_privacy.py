@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import text
 
 from cases.privacy import mask_contacts, masked_and_original
-from tests.test_intake_api import _api, interior_points  # noqa: F401 - the api fixture
+from tests.helpers.intake_api import interior_points
 
 
 def _luhn_complete(body: str) -> str:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from casegrid.db_errors import describe, redacted_traceback
 from casegrid.logs import get_logger, log_config
-from tests.test_intake_api import _api, interior_points  # noqa: F401 - the api fixture
+from tests.helpers.intake_api import interior_points
 
 NAME = "王秀英"
 

@@ -33,7 +33,7 @@ from geo.boundary_import import read_boundaries
 from geo.coords import from_wgs84, normalise_crs, to_wgs84
 from geo.routing import RULES, route
 from tests.conftest import _fresh_database
-from tests.test_intake_api import covering_communities
+from tests.helpers.intake_api import covering_communities
 
 GEOD = pyproj.Geod(ellps="WGS84")
 CRS_NAMES = ("wgs84", "gcj02", "bd09", "EPSG:4326", "EPSG:4527", "EPSG:3857", "EPSG:32650")

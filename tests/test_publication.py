@@ -4,31 +4,20 @@ point never appears, a description only once staff approved it."""
 
 from __future__ import annotations
 
-import math
 import re
 
 import pytest
-from pyproj import Transformer
 from sqlalchemy import text
 
-from tests.test_intake_api import _api, interior_points  # noqa: F401 - the api fixture
-
-_TO_M = Transformer.from_crs(4326, 4527, always_xy=True)
-_TO_WGS = Transformer.from_crs(4527, 4326, always_xy=True)
-CELL = 100.0
-
-
-def cell_centre(lon: float, lat: float, cell: float = CELL) -> tuple[float, float]:
-    """The centre of the point's cell of the EPSG:4527 grid, computed here with PROJ."""
-    x, y = _TO_M.transform(lon, lat)
-    return _TO_WGS.transform((math.floor(x / cell) + 0.5) * cell, (math.floor(y / cell) + 0.5) * cell)
+from tests.helpers.intake_api import interior_points
+from tests.helpers.public_grid import CELL, TO_METRES, cell_centre
 
 
 def _far_from_centre(engine):
     """An interior point at least 15 m from its cell's centre on both axes, so that no
     rounding of the snapped location can spell the exact one."""
     for code, lon, lat in interior_points(engine):
-        x, y = _TO_M.transform(lon, lat)
+        x, y = TO_METRES.transform(lon, lat)
         if min(abs(x % CELL - 50), abs(y % CELL - 50)) > 15:
             return code, lon, lat
     raise AssertionError("no suitable point")

@@ -14,7 +14,7 @@ from cases.intake import NewCase, register_cases
 from cases.retention import PURGE_ACTION, purge
 from cases.tokens import Principal
 from cases.workflow import apply_action
-from tests.test_intake_api import interior_points
+from tests.helpers.intake_api import interior_points
 
 INTAKE = Principal(0, "hotline gateway", "intake")
 SUPERVISOR = Principal(0, "supervisor on duty", "supervisor")

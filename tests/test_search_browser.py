@@ -9,18 +9,11 @@ from __future__ import annotations
 import json
 import urllib.request
 
+from tests.helpers.workbench_browser import DESK, PHONE, Person, no_sideways_scroll, shot
 from tests.helpers.workbench_helpers import COMM_A, case_body, point_in
-from tests.test_workbench_browser import (  # noqa: F401 - the site fixture
-    DESK,
-    PHONE,
-    Person,
-    no_sideways_scroll,
-    shot,
-    site,
-)
 
 
-def _case_at(site: dict, address: str, n: int) -> int:  # noqa: F811 - site
+def _case_at(site: dict, address: str, n: int) -> int:
     body = case_body(*point_in(site["engine"], COMM_A), n=n)
     body["address"] = address
     req = urllib.request.Request(f"{site['base']}/api/v1/cases", method="POST",
@@ -31,7 +24,7 @@ def _case_at(site: dict, address: str, n: int) -> int:  # noqa: F811 - site
         return json.loads(r.read())["id"]
 
 
-def test_short_address_words_in_the_search_box(browser, site):  # noqa: F811 - site
+def test_short_address_words_in_the_search_box(browser, site):
     _case_at(site, "善国苑3号楼东侧", 31)
     _case_at(site, "善国路与荆河路交叉口往北50米", 32)
     _case_at(site, "北辛路8号", 33)

@@ -9,14 +9,13 @@ import pytest
 from sqlalchemy import event, text
 
 from cases import search
-from tests.helpers.workbench_helpers import COMM_A, case_body, point_in
-from tests.test_workbench_pages import login, wb  # noqa: F401 - the fixture
+from tests.helpers.workbench_helpers import COMM_A, case_body, login, point_in
 
 ADDRESS = "善国苑3号楼东侧"
 
 
 @pytest.fixture
-def with_shanguo(wb, city_engine):  # noqa: F811 - wb
+def with_shanguo(wb, city_engine):
     """One more case, at an address holding the compound name 善国苑."""
     body = case_body(*point_in(city_engine, COMM_A), n=3)
     body["address"] = ADDRESS

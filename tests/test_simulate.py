@@ -7,20 +7,19 @@ masked like real ones, determinism and idempotence."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import text
 
 import casegrid.demo.history as sim
 from casegrid.demo.complaints import load_sample_complaints
-from cases.calendar import CITY_TZ
 from cases.stats import GROUPS, compute_stats, compute_stats_direct
 from cases.workflow import RULES, allowed_roles, apply_action
+from tests.helpers.ledger import UNTIL
 
 # The sample year is 2025-11-01..2026-10-31 (Beijing time).
 YEAR = (date(2025, 11, 1), date(2026, 10, 31))
-UNTIL = datetime(2026, 11, 1, 12, 0, tzinfo=CITY_TZ)
 CASE_COLS = ", ".join(sim._COLUMNS)
 
 

@@ -89,8 +89,8 @@ def test_track_a_noise_complaint_for_its_reporter_only(city_engine, city_db_url)
     the number and the digits, still follows it on /track, without its point (exact or
     coarsened), address, unapproved description, staff names or anybody else's case."""
     from cases.publication import public_params
+    from tests.helpers.public_grid import cell_centre
     from tests.helpers.workbench_helpers import point_in
-    from tests.test_publication import cell_centre
 
     lon, lat = point_in(city_engine, COMM_A)
     with city_engine.begin() as conn:

@@ -17,6 +17,14 @@ from api.app import create_app
 from casegrid.settings import Settings
 from cases import replies
 from tests.helpers.ledger import DISP, drive, make_case
+from tests.helpers.workbench_browser import (
+    DESK,
+    PHONE,
+    Person,
+    no_sideways_scroll,
+    shot,
+    small_taps,
+)
 from tests.helpers.workbench_helpers import (
     COMM_A,
     PASSWORD,
@@ -26,15 +34,6 @@ from tests.helpers.workbench_helpers import (
     intake_token,
     make_users,
     point_in,
-)
-from tests.test_workbench_browser import (  # noqa: F401 - site is a fixture
-    DESK,
-    PHONE,
-    Person,
-    no_sideways_scroll,
-    shot,
-    site,
-    small_taps,
     status_of,
 )
 
@@ -150,7 +149,7 @@ def test_forms_by_role_and_the_follow_up_list(wb, city_engine):
 
 
 @pytest.mark.browser
-def test_reply_follow_up_and_reopen_in_the_browser(browser, site):  # noqa: F811 - site
+def test_reply_follow_up_and_reopen_in_the_browser(browser, site):
     engine, names = site["engine"], site["names"]
     _templates(engine)
     lon, lat = point_in(engine, COMM_A)

@@ -8,50 +8,17 @@ from __future__ import annotations
 
 import re
 
-import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from api.app import create_app
-from casegrid.settings import Settings
 from cases.users import SessionPolicy, session_for, sign_in
 from tests.helpers.workbench_helpers import (
     COMM_A,
-    COMM_B,
     PASSWORD,
     VERSION,
-    case_body,
     csrf_of,
-    intake_token,
-    make_users,
-    point_in,
+    login,
 )
-
-
-@pytest.fixture
-def wb(city_engine, city_db_url):
-    """The app with accounts and two cases (one in COMM_A, one in COMM_B) from the API."""
-    names = make_users(city_engine)
-    tok = intake_token(city_engine)
-    app = create_app(settings=Settings(tiles="none", database_url=city_db_url), database_url=city_db_url)
-    with TestClient(app) as client:
-        ids = []
-        for n, code in enumerate((COMM_A, COMM_B), start=1):
-            r = client.post("/api/v1/cases", json=case_body(*point_in(city_engine, code), n=n),
-                            headers={"Authorization": f"Bearer {tok}"})
-            assert r.status_code == 201, r.text
-            ids.append(r.json()["id"])
-        client.ids, client.names, client.token = ids, names, tok  # type: ignore[attr-defined]
-        yield client
-
-
-def login(client, username: str, password: str = PASSWORD, next_url: str = "/work"):
-    page = client.get("/login")
-    assert page.status_code == 200
-    return client.post("/login", data={"username": username, "password": password,
-                                       "csrf_token": csrf_of(page.text), "next": next_url},
-                       follow_redirects=False)
 
 
 def version_of(engine, case_id: int) -> tuple[str, int]:

@@ -31,12 +31,6 @@ from tests.helpers.ledger import (
 )
 
 
-@pytest.fixture
-def conn(city_engine):
-    with city_engine.begin() as c:
-        yield c
-
-
 def events(conn, case_id):
     return [(e["action"], e["from_state"], e["to_state"]) for e in history(conn, case_id, ADMIN)]
 

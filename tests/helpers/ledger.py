@@ -1,5 +1,6 @@
 """The ledger's test helpers shared by several test files: two sample-city communities, a
-principal per role, local times, and a registered case inserted as intake would."""
+principal per role, local times, a registered case inserted as intake would, a case
+dispatched just now, and the end of the demo's simulated history."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ OFF_A = Principal(6, "officer-a", "community_officer", (COMM_A,))
 OFF_B = Principal(7, "officer-b", "community_officer", (COMM_B,))
 PLANNER = Principal(8, "planner", "planner")
 INTAKE = Principal(9, "intake", "intake")
+# The demo's sample year is 2025-11-01..2026-10-31 (Beijing time); its simulated workflow
+# history (casegrid.demo.history.simulate_ledger) is run up to this time.
+UNTIL = datetime(2026, 11, 1, 12, 0, tzinfo=CITY_TZ)
 BY_ROLE = {"admin": ADMIN, "supervisor": SUP, "dispatcher": DISP, "community_officer": OFF_A,
            "planner": PLANNER, "intake": INTAKE}
 
@@ -79,3 +83,13 @@ def drive(conn, case_id, target: str, at: datetime | None = None) -> None:
         t += timedelta(minutes=30)
         state = apply_action(conn, case_id, action, payload, actor, at=t)["status"]
     assert state == target
+
+
+def dispatched_case(engine, at=None, category="0102") -> int:
+    """A case dispatched just now (so no reminder is due while the test runs)."""
+    at = at or datetime.now(CITY_TZ) - timedelta(minutes=30)
+    with engine.begin() as conn:
+        cid = make_case(conn, category=category, received_at=at)
+        apply_action(conn, cid, "accept", {}, SUP, at=at + timedelta(minutes=10))
+        apply_action(conn, cid, "dispatch", {}, DISP, at=at + timedelta(minutes=20))
+    return cid

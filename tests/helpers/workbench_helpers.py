@@ -56,3 +56,19 @@ def csrf_of(html: str) -> str:
     m = CSRF.search(html)
     assert m, "no form token in the page"
     return m.group(1)
+
+
+def login(client, username: str, password: str = PASSWORD, next_url: str = "/work"):
+    """Sign ``username`` in through the login form (its form token included); returns the
+    response to the POST, not followed."""
+    page = client.get("/login")
+    assert page.status_code == 200
+    return client.post("/login", data={"username": username, "password": password,
+                                       "csrf_token": csrf_of(page.text), "next": next_url},
+                       follow_redirects=False)
+
+
+def status_of(engine, case_id: int) -> str:
+    """The case's state as the ledger holds it."""
+    with engine.connect() as conn:
+        return conn.execute(text('SELECT status FROM "case" WHERE id = :id'), {"id": case_id}).scalar_one()
