@@ -316,8 +316,7 @@ def servable(conn: Connection, attachment_id: int, actor: Principal | None, sett
         {"id": attachment_id}).mappings().first()
     public = (row is not None and row["stage"] == "intake" and settings.attachment_intake_public
               # and only of a case the public may see at all (cases.publication)
-              and bool(publication.public_cases(conn, "c.id = :case_id",
-                                                {"case_id": row["case_id"]}, settings=settings)))
+              and publication.is_public_case(conn, row["case_id"]))
     if actor is None and not public:
         raise Unauthorized("a token is needed: send Authorization: Bearer <token>",
                            field="Authorization")

@@ -1,5 +1,6 @@
-"""Which cases: the one filter set of the JSON API, the maps, the hotspot statistics and the
-workbench's queues, its one validation, and its SQL.
+"""Which cases: the one filter set of the JSON API, the maps, the hotspot statistics, the
+workbench's queues, Open311's public reads and the ledger export, its one validation, and
+its SQL.
 
 :class:`CaseFilters` checks itself when it is made (a bad value is an ``InvalidInput``
 naming the field, which the API answers with a 422), so no caller can skip the check.
@@ -30,13 +31,14 @@ from cases.vocabulary import (
     UNROUTED_RULES,
     open_sql,
     overdue_sql,
+    settled_sql,
     state_group_sql,
 )
 
 Box = tuple[float, float, float, float]
 # The map groups of cases not closed or rejected: what the maps show unless told otherwise.
 OPEN_GROUPS: tuple[str, ...] = tuple(g for g in STATE_GROUPS if g != "closed")
-_LISTS = ("status", "state", "category", "community", "subdistrict", "channel")
+_LISTS = ("status", "state", "category", "community", "subdistrict", "channel", "case_no")
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,11 @@ class CaseFilters:
     follow_up_due: bool | None = None
     # The communities the reader is limited to (None: the whole city); see seen_by().
     scope: tuple[str, ...] | None = None
+    case_no: tuple[str, ...] | None = None  # case numbers (CG20260000042), any of them
+    received_from: datetime | None = None  # inclusive: when the case was received
+    received_to: datetime | None = None  # exclusive
+    # True: closed, rejected or merged into another (cases.vocabulary.settled_sql); False: not
+    settled: bool | None = None
 
     def __post_init__(self) -> None:
         for name in (*_LISTS, "scope"):
@@ -117,11 +124,11 @@ def _check(f: CaseFilters) -> None:
     _known(f.channel, CHANNELS, "channel")
     if f.bbox is not None:
         check_bbox(f.bbox)
-    if f.reported_from and f.reported_to and f.reported_from >= f.reported_to:
-        raise InvalidInput(
-            f"from ({f.reported_from.isoformat()}) must be before to "
-            f"({f.reported_to.isoformat()}); on the maps: date_from not after date_to",
-            field="from")
+    for start, end in ((f.reported_from, f.reported_to), (f.received_from, f.received_to)):
+        if start and end and start >= end:
+            raise InvalidInput(
+                f"from ({start.isoformat()}) must be before to ({end.isoformat()}); on the "
+                "maps: date_from not after date_to", field="from")
     for name in ("hour_from", "hour_to"):
         hour = getattr(f, name)
         if hour is not None and not (isinstance(hour, int) and 0 <= hour <= 23):
@@ -160,6 +167,7 @@ def _lists(f: CaseFilters):
         _any_of("c.subdistrict_code", "f_subdistrict", f.subdistrict),
         _any_of("c.channel", "f_channel", f.channel),
         _any_of("c.community_code", "f_scope", f.scope),
+        _any_of("c.case_no", "f_case_no", f.case_no),
     ) if p is not None]
     if not parts:
         return None
@@ -198,16 +206,25 @@ def _bbox(f: CaseFilters):
     )
 
 
+def _window(column: str, keys: tuple[str, str], start: datetime | None, end: datetime | None):
+    """``start <= column < end`` (either bound may be missing) under the parameter names
+    ``keys``."""
+    given = [(f"{column} {op} :{key}", key, value) for op, key, value
+             in ((">=", keys[0], start), ("<", keys[1], end)) if value is not None]
+    if not given:
+        return None
+    return " AND ".join(g[0] for g in given), {key: value for _, key, value in given}
+
+
 @filter_clause
 def _reported(f: CaseFilters):
-    conds, params = [], {}
-    if f.reported_from is not None:
-        conds.append("c.reported_at >= :f_from")
-        params["f_from"] = f.reported_from
-    if f.reported_to is not None:
-        conds.append("c.reported_at < :f_to")
-        params["f_to"] = f.reported_to
-    return (" AND ".join(conds), params) if conds else None
+    return _window("c.reported_at", ("f_from", "f_to"), f.reported_from, f.reported_to)
+
+
+@filter_clause
+def _received(f: CaseFilters):
+    return _window("c.received_at", ("f_received_from", "f_received_to"), f.received_from,
+                   f.received_to)
 
 
 @filter_clause
@@ -296,6 +313,13 @@ def _follow_up_due(f: CaseFilters):
         return None
     return ("c.replied_at IS NOT NULL AND c.channel <> 'patrol' AND (c.follow_up_at IS NULL "
             "OR c.follow_up_at < c.replied_at OR c.follow_up_result = 'unreachable')"), {}
+
+
+@filter_clause
+def _settled(f: CaseFilters):
+    if f.settled is None:
+        return None
+    return (settled_sql("c") if f.settled else f"NOT {settled_sql('c')}"), {}
 
 
 def filter_sql(f: CaseFilters) -> tuple[str, dict]:

@@ -12,7 +12,7 @@ Who sees what: the reporter's name and phone are columns only for roles that may
 (``Principal.sees_reporter``: planners never). Free text (description, reply) is exported as
 stored, that is masked (``cases.privacy`` masks it when it is written; the text as written
 is read only through a recorded reveal). A community officer exports the cases of its own
-communities only. Times are Beijing time, ``YYYY-MM-DD HH:MM:SS``; every value is
+communities only. Which rows: a :class:`cases.filters.CaseFilters` (:meth:`LedgerQuery.filters`). Times are Beijing time, ``YYYY-MM-DD HH:MM:SS``; every value is
 formatted by the database, so the bare ``COPY`` of :func:`ledger_sql` in the benchmark
 writes the same text.
 """
@@ -31,6 +31,7 @@ from sqlalchemy import Connection, text
 from casegrid.errors import Forbidden, InvalidInput
 from casegrid.xlsx_stream import XlsxStream
 from cases.calendar import CITY_TZ
+from cases.filters import CaseFilters, filter_sql
 from cases.stats import period_bounds
 from cases.tokens import Principal
 from cases.workflow import FOLLOW_UP_RESULTS, STATE_ZH
@@ -122,6 +123,13 @@ class LedgerQuery:
     communities: list[str] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)
 
+    def filters(self) -> CaseFilters:
+        """The rows as a filter set: received in the period, in the communities and
+        categories asked for, within the principal's communities."""
+        lo, hi = period_bounds(self.date_from, self.date_to)
+        return CaseFilters(received_from=lo, received_to=hi, community=self.communities,
+                           category=self.categories).seen_by(self.principal)
+
     def columns(self) -> list[tuple[str, str]]:
         return COLUMNS + (REPORTER_COLUMNS if self.principal.sees_reporter else [])
 
@@ -130,8 +138,8 @@ class LedgerQuery:
 
 
 def check_query(conn: Connection, q: LedgerQuery) -> LedgerQuery:
-    """Refuse a role that may not export and codes that do not exist; a community officer's
-    export is narrowed to its own communities."""
+    """Refuse a role that may not export, codes that do not exist, and a community officer
+    asking for another's community (its rows are its own communities': :meth:`LedgerQuery.filters`)."""
     if q.principal.role not in EXPORT_ROLES:
         raise Forbidden(f"role {q.principal.role!r} may not export the ledger; allowed: "
                         f"{', '.join(EXPORT_ROLES)}", field="role")
@@ -148,7 +156,6 @@ def check_query(conn: Connection, q: LedgerQuery) -> LedgerQuery:
         outside = sorted(set(q.communities) - mine)
         if outside:
             raise Forbidden(f"community {outside[0]} is not one of yours", field="community")
-        q.communities = sorted(set(q.communities) or mine)
     return q
 
 
@@ -159,15 +166,7 @@ _NAMES = ("SELECT DISTINCT ON (x.code) x.code, x.name FROM {t} x JOIN boundary_g
 
 def ledger_sql(q: LedgerQuery) -> tuple[str, dict]:
     """The SELECT of the export (columns in header order) and its parameters."""
-    lo, hi = period_bounds(q.date_from, q.date_to)
-    where = ["c.received_at >= :lo", "c.received_at < :hi"]
-    params: dict = {"lo": lo, "hi": hi}
-    if q.communities:
-        where.append("c.community_code = ANY(:comms)")
-        params["comms"] = list(q.communities)
-    if q.categories:
-        where.append("c.category_code = ANY(:cats)")
-        params["cats"] = list(q.categories)
+    where, params = filter_sql(q.filters())
     cols = ",\n       ".join(f'{expr} AS "{h}"' for h, expr in q.columns())
     sql = f"""SELECT {cols}
 FROM "case" c
@@ -175,7 +174,7 @@ JOIN category cat ON cat.code = c.category_code
 LEFT JOIN community_post p ON p.id = c.post_id
 LEFT JOIN ({_NAMES.format(t="community")}) cm ON cm.code = c.community_code
 LEFT JOIN ({_NAMES.format(t="subdistrict")}) sd ON sd.code = c.subdistrict_code
-WHERE {' AND '.join(where)}
+WHERE {where}
 ORDER BY c.received_at, c.id"""
     return sql, params
 

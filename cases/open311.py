@@ -39,6 +39,7 @@ from cases import publication
 from cases.attachments import public_intake_photos, register_with_photos
 from cases.calendar import CITY_TZ
 from cases.catalogue import get_category, list_categories
+from cases.filters import CaseFilters
 from cases.images import Prepared
 from cases.intake import NewCase, create_case
 from cases.tokens import Principal
@@ -307,7 +308,10 @@ def submit(conn: Connection, form: dict[str, str], principal: Principal,
 
 # --- GET requests -------------------------------------------------------------------------
 
-_CLOSED_SQL = f"(c.status IN ({', '.join(repr(s) for s in CLOSED_STATES)}) OR c.merged_into IS NOT NULL)"
+NEWEST_FIRST = "ORDER BY c.reported_at DESC, c.id DESC"
+# The spec's status filter as CaseFilters.settled (cases.vocabulary.settled_sql, the same
+# rule as request_item's status): closed is closed, rejected or merged into another case.
+SETTLED = {"open": False, "closed": True}
 
 
 def request_item(row: dict, media_url: str | None = None) -> dict:
@@ -393,8 +397,7 @@ def find_requests(conn: Connection, params: dict[str, str | None],
     """
     ids = _split(params.get("service_request_id"))
     if ids:
-        rows = publication.public_cases(conn, "c.case_no = ANY(:ids)", {"ids": ids[:MAX_RESULTS]},
-                                        "ORDER BY c.reported_at DESC, c.id DESC")
+        rows = publication.public_cases(conn, CaseFilters(case_no=ids[:MAX_RESULTS]), NEWEST_FIRST)
         media = _media_urls(conn, rows, media_base)
         return [request_item(r, media.get(r["id"])) for r in rows]
     now = now or datetime.now(UTC)
@@ -411,21 +414,16 @@ def find_requests(conn: Connection, params: dict[str, str | None],
     if end - start > MAX_RANGE:
         raise Open311Error(400, f"start_date..end_date spans {(end - start).days} days; "
                                 "at most 90 days may be asked for at once")
-    where = ["c.reported_at >= :start", "c.reported_at <= :end"]
-    args: dict = {"start": start, "end": end, "limit": MAX_RESULTS}
-    codes = _split(params.get("service_code"))
-    if codes:
-        where.append("c.category_code = ANY(:codes)")
-        args["codes"] = codes
     statuses = _split(params.get("status"))
-    bad = [s for s in statuses if s not in ("open", "closed")]
+    bad = [s for s in statuses if s not in SETTLED]
     if bad:
         raise Open311Error(400, f"status {bad[0]!r} is not open or closed")
-    if set(statuses) == {"open"}:
-        where.append(f"NOT {_CLOSED_SQL}")
-    elif set(statuses) == {"closed"}:
-        where.append(_CLOSED_SQL)
-    rows = publication.public_cases(conn, " AND ".join(where), args,
-                                    "ORDER BY c.reported_at DESC, c.id DESC LIMIT :limit")
+    # The spec's end_date is inclusive, CaseFilters' end is not: one microsecond (the
+    # database's resolution) past it is the same bound.
+    filters = CaseFilters(category=_split(params.get("service_code")), reported_from=start,
+                          reported_to=end + timedelta(microseconds=1),
+                          settled=SETTLED[statuses[0]] if len(set(statuses)) == 1 else None)
+    rows = publication.public_cases(conn, filters, f"{NEWEST_FIRST} LIMIT :limit",
+                                    {"limit": MAX_RESULTS})
     media = _media_urls(conn, rows, media_base)
     return [request_item(r, media.get(r["id"])) for r in rows]

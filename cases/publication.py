@@ -28,7 +28,8 @@ the person who made it: a noise complainant may follow their own case), but neve
 coordinates, not even the coarsened cell, and with nothing else the public form leaves out.
 
 Public routes read cases only through :data:`PUBLIC_SELECT` (or :func:`reporters_case`) and
-the functions here.
+the functions here; which public cases they ask for is a :class:`cases.filters.CaseFilters`,
+as everywhere else.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from sqlalchemy import Connection, text
 
 from casegrid.errors import InvalidInput, NotFound
 from casegrid.settings import Settings, get_settings
+from cases.filters import CaseFilters, filter_sql
 from geo.coords import grid_centre_sql
 
 # A case the public may see at all.
@@ -108,19 +110,21 @@ def public_params(settings: Settings | None = None) -> dict:
             "cell_m": float(settings.privacy_grid_m)}
 
 
-def public_cases(conn: Connection, where: str = "", params: dict | None = None,
-                 tail: str = "", settings: Settings | None = None) -> list[dict]:
-    """Public cases matching the extra condition ``where`` (SQL on alias ``c``, bound
-    ``params``), then ``tail`` (ORDER BY / LIMIT), in their public form."""
-    sql = PUBLIC_SELECT + (f" AND ({where})" if where else "") + " " + tail
-    rows = conn.execute(text(sql), {**public_params(settings), **(params or {})}).mappings()
+def public_cases(conn: Connection, filters: CaseFilters | None = None, tail: str = "",
+                 params: dict | None = None, settings: Settings | None = None) -> list[dict]:
+    """Public cases matching ``filters`` (all public cases without), then ``tail`` (ORDER
+    BY / LIMIT, with its bound ``params``), in their public form."""
+    where, filter_params = filter_sql(filters or CaseFilters())
+    sql = f"{PUBLIC_SELECT} AND ({where}) {tail}"
+    rows = conn.execute(text(sql), {**public_params(settings), **filter_params,
+                                    **(params or {})}).mappings()
     return [dict(r) for r in rows]
 
 
 def public_case(conn: Connection, case_no: str, settings: Settings | None = None) -> dict:
     """One case by its number as the public may see it; ``NotFound`` when it is unknown or
     not public (indistinguishable on purpose). For the citizen's tracking page too."""
-    rows = public_cases(conn, "c.case_no = :no", {"no": case_no}, settings=settings)
+    rows = public_cases(conn, CaseFilters(case_no=(case_no,)), settings=settings)
     if not rows:
         raise NotFound(f"no case {case_no!r}", field="case_no")
     return rows[0]
@@ -135,6 +139,13 @@ def reporters_case(conn: Connection, case_no: str, settings: Settings | None = N
     if row is None:
         raise NotFound(f"no case {case_no!r}", field="case_no")
     return dict(row)
+
+
+def is_public_case(conn: Connection, case_id: int | None) -> bool:
+    """Whether the public may see the case at all (False for no case)."""
+    return bool(conn.execute(text(
+        'SELECT EXISTS (SELECT 1 FROM "case" c JOIN category cat ON cat.code = c.category_code '
+        f"WHERE c.id = :id AND {PUBLIC_WHERE})"), {"id": case_id}).scalar_one())
 
 
 def is_public_ticket(conn: Connection, channel: str, external_id: str) -> str | None:

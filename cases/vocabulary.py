@@ -60,6 +60,13 @@ def closed_sql(alias: str = "c") -> str:
     return f"({p}status IN ({_quoted(CLOSED_STATES)}) OR {p}closed_at IS NOT NULL)"
 
 
+def settled_sql(alias: str = "c") -> str:
+    """Closed, rejected or merged into another case: nothing more happens under its own
+    number (Open311's ``closed``; the public form of a case says so)."""
+    p = _p(alias)
+    return f"({p}status IN ({_quoted(CLOSED_STATES)}) OR {p}merged_into IS NOT NULL)"
+
+
 def overdue_sql(alias: str = "c") -> str:
     """Still open and past the deadline of the step it waits for (the partial index
     case_open_due serves it)."""

@@ -32,6 +32,8 @@ from cases.tokens import Principal
     ({"hour_to": 3}, "hour_from", "both"),
     ({"reported_from": datetime(2025, 6, 2, tzinfo=CITY_TZ),
       "reported_to": datetime(2025, 6, 1, tzinfo=CITY_TZ)}, "from", "before"),
+    ({"received_from": datetime(2025, 6, 1, tzinfo=CITY_TZ),
+      "received_to": datetime(2025, 6, 1, tzinfo=CITY_TZ)}, "from", "before"),
 ])
 def test_a_bad_filter_names_its_field(given, field, words):
     with pytest.raises(InvalidInput) as e:

@@ -21,11 +21,22 @@ from casegrid.demo.complaints import load_sample_complaints
 from casegrid.errors import Forbidden, InvalidInput
 from cases.calendar import CITY_TZ
 from cases.hotline_replies import reply_rows
-from cases.ledger import LedgerQuery, check_query, export, write_xlsx
+from cases.ledger import LedgerQuery, check_query, export, ledger_sql, write_xlsx
 from cases.mappings import load_mapping
 from cases.stats import period_bounds
 from cases.tokens import create_token
-from tests.helpers.ledger import ADMIN, COMM_A, INTAKE, PLANNER, UNTIL, make_case, sh
+from tests.helpers.ledger import (
+    ADMIN,
+    COMM_A,
+    COMM_B,
+    INTAKE,
+    OFF_A,
+    OFF_B,
+    PLANNER,
+    UNTIL,
+    make_case,
+    sh,
+)
 
 PERIOD = (date(2026, 3, 1), date(2026, 8, 31))
 
@@ -249,6 +260,38 @@ def test_export_api_cli_and_refusals(city_engine, city_db_url, tmp_path, monkeyp
     finally:
         get_settings.cache_clear()
         get_engine.cache_clear()
+
+
+def test_export_filters_combine(city_engine):
+    """Days of receipt (from's midnight in, the midnight after to out), communities and
+    categories together, and a community officer's own communities."""
+    with city_engine.begin() as conn:
+        cases = {"first": (COMM_A, "0102", sh(2026, 9, 1)),
+                 "last": (COMM_A, "0504", sh(2026, 9, 30, 23, 59).replace(second=59,
+                                                                           microsecond=999999)),
+                 "after": (COMM_A, "0102", sh(2026, 10, 1)),
+                 "before": (COMM_A, "0102", sh(2026, 8, 31, 23, 59)),
+                 "other": (COMM_B, "0102", sh(2026, 9, 15, 10))}
+        ids = {k: make_case(conn, comm, category=cat, received_at=at)
+               for k, (comm, cat, at) in cases.items()}
+        nos = dict(conn.execute(text('SELECT id, case_no FROM "case"')).all())
+
+        def rows(principal, **kw) -> list[str]:
+            q = check_query(conn, LedgerQuery(date(2026, 9, 1), date(2026, 9, 30), principal, **kw))
+            sql, params = ledger_sql(q)
+            return [r[0] for r in conn.execute(text(sql), params)]
+
+        def no(*keys: str) -> list[str]:
+            return [nos[ids[k]] for k in keys]
+
+        assert rows(ADMIN) == no("first", "other", "last")
+        assert rows(ADMIN, categories=["0102"]) == no("first", "other")
+        assert rows(ADMIN, communities=[COMM_A], categories=["0102"]) == no("first")
+        assert rows(ADMIN, communities=[COMM_A, COMM_B], categories=["0504"]) == no("last")
+        assert rows(ADMIN, communities=[COMM_B], categories=["0504"]) == []
+        assert rows(OFF_A) == no("first", "last")
+        assert rows(OFF_A, categories=["0102"]) == no("first")
+        assert rows(OFF_B) == no("other")
 
 
 def test_hotline_round_trip(year, tmp_path, monkeypatch):

@@ -291,6 +291,48 @@ def test_get_requests_filters(env):
     assert [r.findtext("service_request_id") for r in xml.findall("request")] == [ids["recent_open"]]
 
 
+def test_get_requests_filters_combine(env):
+    """Dates (both ends included, to the microsecond), service codes and status together;
+    a rejected case and one merged into another are closed; a noise complaint is never
+    listed; service_request_id overrides every other filter."""
+    client, _, _, engine = env
+    start = datetime.now(UTC).replace(microsecond=123456) - timedelta(days=20)
+    end = start + timedelta(days=10)
+    rows = {"first": (start, "registered", "0504"), "last": (end, "rejected", "0504"),
+            "merged": (start + timedelta(days=1), "registered", "0101"),
+            "closed": (start + timedelta(days=2), "closed", "0101"),
+            "noise": (start + timedelta(days=3), "registered", "0599"),
+            "after": (end + timedelta(microseconds=1), "registered", "0504")}
+    nos = {}
+    with engine.begin() as conn:
+        for key, (at, status, code) in rows.items():
+            nos[key] = conn.execute(text(
+                "INSERT INTO \"case\" (channel, category_code, reported_at, status, geom) "
+                "VALUES ('hotline_12345', :c, :at, :s, ST_SetSRID(ST_MakePoint(117.16, 35.08), "
+                "4326)) RETURNING case_no"), {"c": code, "at": at, "s": status}).scalar_one()
+        conn.execute(text('UPDATE "case" SET merged_into = (SELECT id FROM "case" WHERE '
+                          "case_no = :into) WHERE case_no = :no"),
+                     {"into": nos["first"], "no": nos["merged"]})
+
+    def listed(**params) -> list[str]:
+        got = client.get(f"{BASE}/requests.json", params={
+            "start_date": start.isoformat(), "end_date": end.isoformat(), **params})
+        assert got.status_code == 200, got.text
+        return [r["service_request_id"] for r in got.json()]
+
+    newest_first = [nos[k] for k in ("last", "closed", "merged", "first")]
+    assert listed() == newest_first
+    assert listed(status="open,closed") == newest_first
+    assert listed(service_code="0504") == [nos["last"], nos["first"]]
+    assert listed(service_code="0504", status="closed") == [nos["last"]]
+    assert listed(service_code="0504,0101", status="open") == [nos["first"]]
+    assert listed(service_code="0101", status="closed") == [nos["closed"], nos["merged"]]
+    assert listed(service_code="0599") == []
+    ids = ",".join(nos[k] for k in ("first", "noise", "after"))
+    assert listed(service_request_id=ids, status="closed", service_code="0101") == \
+        [nos["after"], nos["first"]]
+
+
 @pytest.mark.parametrize(
     ("params", "words"),
     [
