@@ -6,8 +6,10 @@ second sheet past the row limit, and the round trip import → work → replies.
 from __future__ import annotations
 
 import csv
+import gc
 import io
 from datetime import date
+from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -210,6 +212,7 @@ def test_export_api_cli_and_refusals(city_engine, city_db_url, tmp_path, monkeyp
         r = client.get(f"/api/v1/export/ledger.csv?{q}", headers=h["admin"])
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
         assert "attachment" in r.headers["content-disposition"]
+        assert r.headers["x-casegrid-read-source"] == "primary; lag=0.0s"  # no replica here
         assert {row["案件编号"] for row in _csv(r.content)} == {nos[own], nos[other]}
         assert _csv(r.content)[0]["联系电话"] == "13800000000"
         r = client.get(f"/api/v1/export/ledger.csv?{q}&community={COMM_A}", headers=h["admin"])
@@ -292,6 +295,27 @@ def test_export_filters_combine(city_engine):
         assert rows(OFF_A) == no("first", "last")
         assert rows(OFF_A, categories=["0102"]) == no("first")
         assert rows(OFF_B) == no("other")
+
+
+def test_the_csv_takes_its_connection_before_its_headers_and_gives_it_back(city_db_url):
+    """The CSV's connection is taken before its headers leave (so they say where it reads
+    from, as every reader of the replica does), and a response dropped unread, as when the
+    client is gone before the body starts, gives it back to the pool."""
+    from api.routes.export import ledger_csv
+
+    app = create_app(database_url=city_db_url)
+    with TestClient(app):
+        pool = app.state.engine.pool
+        idle = pool.checkedout()
+        # The route's function itself (only its request's app is read), so that nothing
+        # reads the body.
+        response = ledger_csv(SimpleNamespace(app=app), ADMIN, app.state.engine,
+                              date(2026, 9, 1), date(2026, 9, 30), [], [])
+        assert response.headers["x-casegrid-read-source"] == "primary; lag=0.0s"
+        assert pool.checkedout() == idle + 1  # held for the body
+        del response
+        gc.collect()
+        assert pool.checkedout() == idle
 
 
 def test_hotline_round_trip(year, tmp_path, monkeypatch):

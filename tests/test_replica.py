@@ -126,11 +126,12 @@ def test_a_standby_too_far_behind_is_passed_over(replicated, standby, city_engin
 
 def test_ledger_exports_read_the_standby(replicated, standby, city_engine):
     """With the standby's replay paused, a case added on the primary is not in the export:
-    the rows came from the standby (and the workbook says so)."""
+    the rows came from the standby (and both the CSV and the workbook say so)."""
     client, tokens, dbname = replicated
     url = "/api/v1/export/ledger.{}?from=2020-01-01&to=2030-12-31"
     first = client.get(url.format("csv"), headers=auth(tokens, "admin"))
     assert first.status_code == 200, first.text
+    assert first.headers["x-casegrid-read-source"].startswith("replica")
     rows = first.text.count("\n")
     on_standby(standby, dbname, "SELECT pg_wal_replay_pause()")
     try:
@@ -138,6 +139,7 @@ def test_ledger_exports_read_the_standby(replicated, standby, city_engine):
             make_case(conn, COMM_A)
         csv_now = client.get(url.format("csv"), headers=auth(tokens, "admin"))
         assert csv_now.text.count("\n") == rows  # not the new case: read on the standby
+        assert csv_now.headers["x-casegrid-read-source"].startswith("replica")
         xlsx = client.get(url.format("xlsx"), headers=auth(tokens, "admin"))
         assert xlsx.status_code == 200
         assert xlsx.headers["x-casegrid-read-source"].startswith("replica")
@@ -151,7 +153,7 @@ def test_a_stopped_standby_falls_back_to_the_primary(replicated, standby):
     client, tokens, dbname = replicated
     standby.stop()
     try:
-        for url in (STATS, POIS, STATS):
+        for url in (STATS, POIS, STATS, "/api/v1/export/ledger.csv?from=2020-01-01&to=2030-12-31"):
             r = client.get(url, headers=auth(tokens, "admin"))
             assert r.status_code == 200, r.text
             assert r.headers["x-casegrid-read-source"].startswith("primary")

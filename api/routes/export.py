@@ -10,8 +10,8 @@ while it runs, because the request's transaction ends before the body is sent.
 The rows are read from the read replica when one is configured and fresh enough
 (``CASEGRID_READ_DATABASE_URL``, :class:`casegrid.replica.ReadSource`), else from the
 primary: an export is the heaviest read there is, and a dispatcher's writes should not
-wait for it. The XLSX says where it read from in ``X-Casegrid-Read-Source``; the CSV's
-headers are sent before its connection is taken, so it does not.
+wait for it. Both say where they read from in ``X-Casegrid-Read-Source``, as every reader
+of the replica does: the CSV takes its connection before its headers leave.
 """
 
 from __future__ import annotations
@@ -59,13 +59,19 @@ def ledger_csv(request: Request, principal: Exporter, engine: EngineDep, date_fr
     reads = request.app.state.reads
 
     def body():
-        # Taken when the body starts, inside the generator: a client gone before that
-        # leaves no connection behind.
-        with reads.connect() as (conn, _freshness):
+        with reads.connect() as (conn, freshness):
+            yield freshness
             yield from csv_chunks(conn, q)
 
-    return StreamingResponse(body(), media_type="text/csv; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="{_name(q, "csv")}"'})
+    rows = body()
+    # The connection is taken here, before the response starts, so that where it reads
+    # from can go in the headers. The started generator holds it from now on: read to the
+    # end, failed, or dropped unread (a client gone), it is closed and its with-block gives
+    # the connection back.
+    freshness = next(rows)
+    return StreamingResponse(rows, media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="{_name(q, "csv")}"',
+        "X-Casegrid-Read-Source": freshness.header()})
 
 
 @router.get("/ledger.xlsx", response_class=FileResponse, responses={200: {
