@@ -253,11 +253,16 @@ def test_planner_key_may_not_submit_and_json_body_is_refused(env):
 
 
 def _seed_cases(engine) -> dict[str, str]:
-    """Three cases at known times and states (written directly: the ledger is not under test)."""
+    """Three cases at known times and states."""
     now = datetime.now(UTC)
-    rows = {"recent_open": (now - timedelta(days=2), "registered", "0504"),
-            "recent_closed": (now - timedelta(days=5), "closed", "0101"),
-            "old": (now - timedelta(days=200), "registered", "0504")}
+    return _insert_cases(engine, {"recent_open": (now - timedelta(days=2), "registered", "0504"),
+                                  "recent_closed": (now - timedelta(days=5), "closed", "0101"),
+                                  "old": (now - timedelta(days=200), "registered", "0504")})
+
+
+def _insert_cases(engine, rows: dict[str, tuple]) -> dict[str, str]:
+    """A case per key at its (reported_at, status, category), written directly (the ledger is
+    not under test), with reporter data no read may show; their numbers by key."""
     out = {}
     with engine.begin() as conn:
         for key, (at, status, code) in rows.items():
@@ -303,13 +308,8 @@ def test_get_requests_filters_combine(env):
             "closed": (start + timedelta(days=2), "closed", "0101"),
             "noise": (start + timedelta(days=3), "registered", "0599"),
             "after": (end + timedelta(microseconds=1), "registered", "0504")}
-    nos = {}
+    nos = _insert_cases(engine, rows)
     with engine.begin() as conn:
-        for key, (at, status, code) in rows.items():
-            nos[key] = conn.execute(text(
-                "INSERT INTO \"case\" (channel, category_code, reported_at, status, geom) "
-                "VALUES ('hotline_12345', :c, :at, :s, ST_SetSRID(ST_MakePoint(117.16, 35.08), "
-                "4326)) RETURNING case_no"), {"c": code, "at": at, "s": status}).scalar_one()
         conn.execute(text('UPDATE "case" SET merged_into = (SELECT id FROM "case" WHERE '
                           "case_no = :into) WHERE case_no = :no"),
                      {"into": nos["first"], "no": nos["merged"]})
