@@ -23,11 +23,13 @@ from cases import queries
 from cases.filters import CaseFilters
 from cases.tokens import Principal
 from cases.vocabulary import CHANNELS
+from geo.place_names import MIN_NAME, names_containing
 
 MAX_RESULTS = 30
 MAX_QUERY = 100
-# pg_trgm's trigrams: an address word shorter than this cannot use case_address_trgm.
-MIN_ADDRESS_WORD = 3
+# pg_trgm's trigrams: an address word shorter than this cannot use case_address_trgm (the
+# place names searched instead are at least as long: one rule, geo.place_names.MIN_NAME).
+MIN_ADDRESS_WORD = MIN_NAME
 # At most this many place names searched for a short word (one index probe each).
 MAX_PLACE_NAMES = 8
 # The reporter's phone as digits only, the expression the index case_reporter_phone_digits
@@ -99,8 +101,6 @@ def search(conn: Connection, q: str, principal: Principal,
     if len(q) >= MIN_ADDRESS_WORD:
         return SearchResult(_select(conn, principal, "c.address ILIKE :like",
                                     {**params, "like": _contains(q)}))
-    from geo.place_names import names_containing
-
     found = names_containing(conn, q, MAX_PLACE_NAMES)
     if not found.names:
         return SearchResult([], too_short=True)

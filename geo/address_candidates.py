@@ -474,7 +474,7 @@ def _options_for(i: int, p: ParsedAddress, by_key: dict[str, list[_Hit]],
             hits = [h for area in p.areas for h in _lookup(area, by_key, ("subdistrict",))[0]]
             for h in hits[:1]:
                 mine.append(Option("address_community", h.lon, h.lat, None, S_SUBDISTRICT,
-                                   [reason("names_subdistrict", name=h.name, code=sub)]))
+                                   [reason("names_subdistrict", name=h.name, sub=sub)]))
     for o in mine:
         _apply_hints(o, hinted_communities, hinted_subdistricts)
     out.extend(mine)

@@ -29,13 +29,13 @@ WHY: dict[str, tuple[str, str]] = {
     "road": ("位于{road}", "on {road}"),
     "no_range": ("没有包含 {no} 号的门牌段", "no range holds No. {no}"),
     "names_community": ("地址写明社区 {name}", "the address names community {name}"),
-    "names_subdistrict": ("只写明街道 {name} ({code})", "only the subdistrict {name} ({code}) is named"),
+    "names_subdistrict": ("只写明街道 {name} ({sub})", "only the subdistrict {name} ({sub}) is named"),
     "community": ("社区 {name}", "community {name}"),
     "subdistrict": ("仅街道 {name}", "subdistrict {name} only"),
     "place": ("{kind} {name}", "{kind} {name}"),
     "tail": ("地址末尾部分", "tail of the address"),
     "typo": ("有一个字不同", "one character differs"),
-    "shifted": ("向{bearing}{m}米", "{m} m towards {deg}°"),
+    "shifted": ("向{bearing}{m:g}米", "{m:g} m towards {deg:g}°"),
 }
 # A place's kind (gazetteer_entry.kind) in words; English keeps the kind's own name.
 KINDS: dict[str, str] = {"compound": "小区", "building": "楼栋", "doorplate": "门牌", "poi": "兴趣点",
@@ -47,8 +47,8 @@ _BEARINGS = {0: "北", 45: "东北", 90: "东", 135: "东南", 180: "南", 225: 
 _QUALIFIERS = ("memory_elsewhere", "street_only", "tail", "typo", "no_range")
 
 
-def reason(code: str, **params) -> dict:
-    """One reason (``code`` must be in :data:`WHY`)."""
+def reason(code: str, /, **params) -> dict:
+    """One reason (``code`` must be in :data:`WHY`; no parameter may be called ``code``)."""
     if code not in WHY:
         raise KeyError(f"no address explanation {code!r}")
     return {"code": code, **params}

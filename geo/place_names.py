@@ -15,6 +15,8 @@ from sqlalchemy import Connection, text
 
 from geo.address_normalize import without_generic
 
+# pg_trgm's trigram length: a name shorter than this could not use the ledger's address
+# index either (cases.search.MIN_ADDRESS_WORD is this).
 MIN_NAME = 3
 # The predicate of the partial index gazetteer_entry_name_bigrams, spelled as there.
 _KINDS_SQL = "kind NOT IN ('doorplate', 'crossing')"

@@ -26,9 +26,11 @@ def test_each_code_is_said_in_both_languages() -> None:
     place = [reason("place", kind="compound", name="幸福小区"), reason("tail")]
     assert explain(place, "en") == "compound 幸福小区 (tail of the address)"
     assert explain(place, "zh") == "小区 幸福小区 (地址末尾部分)"
-    moved = [reason("crossing", a="荆河路", b="解放路"), reason("shifted", m=50, deg=0)]
+    moved = [reason("crossing", a="荆河路", b="解放路"), reason("shifted", m=50.0, deg=0.0)]
     assert explain(moved, "zh") == "荆河路与解放路交叉口；向北50米"
     assert explain(moved, "en") == "crossing of 荆河路 and 解放路; 50 m towards 0°"
+    assert explain([reason("names_subdistrict", name="北辛街道", sub="370481001")], "zh") == \
+        "只写明街道 北辛街道 (370481001)"
     with pytest.raises(KeyError):
         reason("no_such_code")
     # A code this version does not know (a newer writer) is not an error on a page.
