@@ -24,7 +24,7 @@ import pandas as pd
 from sqlalchemy import Connection, text
 
 from casegrid.csv_text import copy_csv
-from geo.address_match import AddressMatch, match_addresses
+from geo.address_match import match_addresses
 
 _COLUMNS = ("address", "lon", "lat", "rule", "confidence", "normalized", "why", "reasons",
             "suggestions")
@@ -34,9 +34,9 @@ _COLUMNS = ("address", "lon", "lat", "rule", "confidence", "normalized", "why", 
 def _no_cycle_collection() -> Iterator[None]:
     """Python's cycle collector paused (``gc.disable``) while a chunk's addresses are
     matched, then as it was. The matcher allocates many small objects and makes no
-    reference cycles (reference counting frees them), yet each allocation burst sets off
-    collections that walk every object alive, the import's growing cache of answers
-    included: about a third of the matcher's CPU time in a bulk import (bench/RESULTS.md)."""
+    reference cycles (reference counting frees them), yet its allocation bursts set off
+    collections that walk every object alive: about a third of the matcher's CPU time in a
+    bulk import (bench/RESULTS.md)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -52,7 +52,10 @@ class AddressLocator:
     def __init__(self, conn: Connection, table: str = "cg_stage") -> None:
         self.conn = conn
         self.table = table
-        self.cache: dict[str, AddressMatch] = {}
+        # The addresses matched so far: their answers are in cg_addr, not kept in Python
+        # (a million-row import has hundreds of thousands, each answer a few objects that
+        # every collection of the cycle collector would walk, the reader thread's included).
+        self.seen: set[str] = set()
         self.rows = 0
         conn.execute(text(
             "DROP TABLE IF EXISTS cg_addr; CREATE TEMP TABLE cg_addr (address text PRIMARY KEY,"
@@ -68,10 +71,11 @@ class AddressLocator:
         ).scalars().all()
         if not todo:
             return 0
-        new = [a for a in todo if a not in self.cache]
+        new = [a for a in todo if a not in self.seen]
         if new:
             with _no_cycle_collection():
-                matches = match_addresses(self.conn, new, cache=self.cache)
+                matches = match_addresses(self.conn, new)
+            self.seen.update(new)
             frame = pd.DataFrame({
                 "address": new,
                 "lon": [m.lon if m.located else None for m in matches],
@@ -119,7 +123,7 @@ class AddressLocator:
     def store_answers(self, table: str = "cg_new") -> None:
         """The matcher's answer for each address-only case the import stored (the row
         path; the exclusive path writes them in its INSERT: :meth:`answers_cte`)."""
-        if self.cache:
+        if self.seen:
             self.conn.execute(text(_ANSWERS_SQL.format(
                 case_id="c.id", rows=f"{table} s JOIN \"case\" c ON c.channel = s.channel"
                                      " AND c.external_id = s.external_id")
@@ -129,7 +133,7 @@ class AddressLocator:
         """:meth:`store_answers` as a clause of the exclusive path's one INSERT
         (``cases.bulk_import.first_load.INSERT_LOCKED_SQL``, whose ``src`` holds each new
         row with its ``case_id``); empty when the import had no address-only row."""
-        if not self.cache:
+        if not self.seen:
             return ""
         return f""",
 located AS (
