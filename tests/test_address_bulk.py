@@ -115,7 +115,8 @@ def _varied_sample(conn, features: list[dict]) -> list[str]:  # noqa: ANN001 - a
 def test_bulk_answers_are_match_address_answers(city_engine, tmp_path, rebuild) -> None:
     """Never confidently wrong holds in bulk as in a single lookup: each address-only row
     gets exactly what ``match_address`` answers for its address alone (point, community,
-    rule, confidence, why, suggestions), on both insert paths, across chunks."""
+    rule, confidence, why and its reasons, suggestions), on both insert paths, across
+    chunks."""
     from geo.address_match import match_address
 
     features = json.loads(GAZETTEER_FILE.read_text(encoding="utf-8"))["features"]
@@ -130,7 +131,7 @@ def test_bulk_answers_are_match_address_answers(city_engine, tmp_path, rebuild) 
         stored = {r["external_id"]: r for r in conn.execute(text(
             'SELECT c.external_id, c.address, c.route_rule, c.community_code,'
             ' ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat, c.route_alternates,'
-            ' l.rule, l.confidence, l.normalized, l.why, l.suggestions'
+            ' l.rule, l.confidence, l.normalized, l.why, l.reasons, l.suggestions'
             ' FROM "case" c JOIN case_locate l ON l.case_id = c.id')).mappings()}
         assert len(stored) == len(addresses)
         rules = set()
@@ -140,6 +141,7 @@ def test_bulk_answers_are_match_address_answers(city_engine, tmp_path, rebuild) 
             assert got["address"] == address
             assert (got["rule"], got["confidence"], got["normalized"], got["why"]) == (
                 want["rule"], want["confidence"], want["normalized"], want["why"]), address
+            assert got["reasons"] == want["reasons"], address
             assert got["suggestions"] == want["suggestions"], address
             if m.located:
                 assert got["route_rule"] == m.rule and got["community_code"] == m.community_code
