@@ -43,7 +43,6 @@ from cases.filters import CaseFilters
 from cases.images import Prepared
 from cases.intake import NewCase, create_case
 from cases.tokens import Principal
-from cases.vocabulary import CLOSED_STATES
 
 SPEC_URL = "http://wiki.open311.org/GeoReport_v2"
 CHANGESET = "2026-11-25T00:00:00+08:00"
@@ -309,15 +308,15 @@ def submit(conn: Connection, form: dict[str, str], principal: Principal,
 # --- GET requests -------------------------------------------------------------------------
 
 NEWEST_FIRST = "ORDER BY c.reported_at DESC, c.id DESC"
-# The spec's status filter as CaseFilters.settled (cases.vocabulary.settled_sql, the same
-# rule as request_item's status): closed is closed, rejected or merged into another case.
+# The spec's status filter as CaseFilters.settled (cases.vocabulary.settled_sql, the rule
+# of the public form's settled too): closed is closed, rejected or merged into another case.
 SETTLED = {"open": False, "closed": True}
 
 
 def request_item(row: dict, media_url: str | None = None) -> dict:
     """One case in its public form (:mod:`cases.publication`) as a GeoReport v2 service
     request; ``media_url``: its public photo, if any (:func:`_media_urls`)."""
-    closed = row["status"] in CLOSED_STATES or row["merged_into"] is not None
+    closed = row["settled"]
     if row.get("reply_text"):
         # Once answered, the answer itself (stored masked: cases.privacy).
         notes = row["reply_text"]

@@ -39,6 +39,7 @@ from sqlalchemy import Connection, text
 from casegrid.errors import InvalidInput, NotFound
 from casegrid.settings import Settings, get_settings
 from cases.filters import CaseFilters, filter_sql
+from cases.vocabulary import settled_sql
 from geo.coords import grid_centre_sql
 
 # A case the public may see at all.
@@ -76,7 +77,8 @@ def public_updated_sql(alias: str = "c") -> str:
 
 # The public form of a case, of any category (no WHERE yet).
 _CASE_FORM = f"""
-SELECT c.id, c.case_no, c.status, c.merged_into, m.case_no AS merged_into_no,
+SELECT c.id, c.case_no, c.status, {settled_sql()} AS settled, c.merged_into,
+       m.case_no AS merged_into_no,
        c.category_code, cat.name_zh, cat.name_en, c.public_description AS description,
        p.name AS post_name, p.phone AS post_phone, c.reported_at,
        coalesce({public_updated_sql()}, c.received_at) AS updated_at,
