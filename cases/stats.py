@@ -66,13 +66,14 @@ histogram of handling times (linear inside the bucket: exact to within the bucke
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, text
 
 from casegrid.errors import InvalidInput
 from cases.calendar import CITY_TZ
+from cases.filters import day_window
 
 GROUPS: dict[str, str] = {
     "community": "community_code",
@@ -198,12 +199,11 @@ WHERE dim = :dim AND day BETWEEN :d1 AND :d2 GROUP BY 1
 
 
 def period_bounds(date_from: date, date_to: date) -> tuple[datetime, datetime]:
-    """The half-open moment range of the days ``date_from``..``date_to`` (Beijing time)."""
+    """The half-open moment range of the days ``date_from``..``date_to`` in the city's time
+    zone (:func:`cases.filters.day_window`), refused when ``to`` is before ``from``."""
     if date_to < date_from:
         raise InvalidInput(f"to ({date_to}) is before from ({date_from})", field="to")
-    lo = datetime.combine(date_from, time(0), tzinfo=CITY_TZ)
-    hi = datetime.combine(date_to + timedelta(days=1), time(0), tzinfo=CITY_TZ)
-    return lo, hi
+    return day_window(date_from, date_to)
 
 
 def rates(row: dict) -> dict[str, float | None]:
