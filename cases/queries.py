@@ -15,9 +15,11 @@ import binascii
 import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import lru_cache
 
 from sqlalchemy import Connection, text
 
+from casegrid.db import RawQuery, pipelined
 from casegrid.errors import InvalidInput, NotFound
 from cases.filters import CaseFilters, filter_sql
 from cases.tokens import Principal
@@ -60,6 +62,11 @@ LEFT JOIN LATERAL (
 ) sd ON true
 """
 CASE_SELECT = CASE_SELECT_TEMPLATE.replace("{source}", '"case"')
+# Every column of the row as well (what cases.workflow.view_of reads: due times, pending
+# extension, ...), in the same statement: the case page's one read of its case. Where a
+# name is in both, CASE_SELECT's column comes last and is the one kept (the same value).
+_CASE_WHOLE = RawQuery(CASE_SELECT.replace("SELECT c.id,", "SELECT c.*, c.id,", 1)
+                       + " WHERE c.id = :id")
 
 
 # --- cursors ------------------------------------------------------------------------------
@@ -102,18 +109,21 @@ def redact(row: dict, principal: Principal) -> dict:
     return row
 
 
-def fetch_case(conn: Connection, case_id: int) -> dict | None:
+def fetch_case(conn: Connection, case_id: int, whole: bool = False) -> dict | None:
     """One case row with names of its category, community, subdistrict and post (no
-    visibility checks: for internal use)."""
+    visibility checks: for internal use); ``whole``: with every other column of the row."""
+    if whole:
+        rows = _CASE_WHOLE.rows(conn, {"id": case_id})
+        return rows[0] if rows else None
     row = conn.execute(text(CASE_SELECT + " WHERE c.id = :id"), {"id": case_id}).mappings().first()
     return None if row is None else dict(row)
 
 
-def get_case(conn: Connection, case_id: int, principal: Principal) -> dict:
+def get_case(conn: Connection, case_id: int, principal: Principal, whole: bool = False) -> dict:
     """Case ``case_id`` as ``principal`` may see it; ``NotFound`` when it does not exist or
     belongs to a community the principal may not see (the two are indistinguishable on
-    purpose)."""
-    row = fetch_case(conn, case_id)
+    purpose). ``whole``: every column of the row too (:func:`fetch_case`)."""
+    row = fetch_case(conn, case_id, whole)
     if row is None or not principal.may_see_community(row["community_code"]):
         raise NotFound(f"no case with id {case_id}", field="id")
     return redact(row, principal)
@@ -201,6 +211,31 @@ def list_due_first(conn: Connection, filters: CaseFilters, principal: Principal,
                    exclude: int | None = None) -> CasePage:
     """Cases matching ``filters`` that ``principal`` may see, soonest due first (then by
     id), keyset paginated on ``(due, id)``: the order of every work list."""
+    sql, params = _due_first_sql(filters, principal, limit, after, exclude)
+    return _due_page(conn.execute(text(sql), params).mappings(), principal, limit)
+
+
+def list_due_first_and_count(conn: Connection, filters: CaseFilters, counted: CaseFilters,
+                             principal: Principal, *, limit: int = DEFAULT_LIMIT,
+                             after: str | None = None) -> tuple[CasePage, int]:
+    """:func:`list_due_first` of ``filters`` and :func:`count_cases` of ``counted`` (a list
+    page and its total), sent to the server together: one round trip."""
+    sql, params = _due_first_sql(filters, principal, limit, after, None)
+    where, count_params = where_sql(counted, principal)
+    rows, (total,) = pipelined(conn, [(_raw(sql), params),
+                                      (_raw(f'SELECT count(*) AS n FROM "case" c{where}'), count_params)],
+                               as_dicts=True)
+    return _due_page(rows, principal, limit), total["n"]
+
+
+@lru_cache(maxsize=256)
+def _raw(sql: str) -> RawQuery:
+    """A list's statement, compiled once (a queue's filters give a handful of texts)."""
+    return RawQuery(sql)
+
+
+def _due_first_sql(filters: CaseFilters, principal: Principal, limit: int, after: str | None,
+                   exclude: int | None) -> tuple[str, dict]:
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}, not {limit}", field="limit")
     extra: list[tuple[str, dict]] = []
@@ -223,10 +258,13 @@ def list_due_first(conn: Connection, filters: CaseFilters, principal: Principal,
     source = reads[0] if len(reads) == 1 else (
         f"(SELECT * FROM ({' UNION ALL '.join(reads)}) c ORDER BY {_DUE_ORDER} LIMIT :limit)")
     # The names are joined to the page's rows only, not to every case of the queue.
-    sql = CASE_SELECT_TEMPLATE.replace("{source}", source) + f" ORDER BY {_DUE_ORDER}"
-    rows = [redact(dict(r), principal) for r in conn.execute(text(sql), params).mappings()]
-    page = CasePage(items=rows[:limit])
-    if len(rows) > limit:
+    return CASE_SELECT_TEMPLATE.replace("{source}", source) + f" ORDER BY {_DUE_ORDER}", params
+
+
+def _due_page(rows, principal: Principal, limit: int) -> CasePage:  # noqa: ANN001 - row mappings
+    items = [redact(dict(r), principal) for r in rows]
+    page = CasePage(items=items[:limit])
+    if len(items) > limit:
         last = page.items[-1]
         page.next_cursor = encode_due_cursor(last["current_due_at"], last["id"])
     return page

@@ -139,3 +139,16 @@ def queue_page(conn: Connection, queue: Queue, principal: Principal, *,
     if queue.annotate is not None:
         queue.annotate(conn, page.items)
     return page
+
+
+def queue_page_and_count(conn: Connection, queue: Queue, principal: Principal, *,
+                         narrow: CaseFilters | None = None, limit: int = queries.DEFAULT_LIMIT,
+                         after: str | None = None) -> tuple[queries.CasePage, int]:
+    """:func:`queue_page` and :func:`queue_count` (the queue's whole total, not narrowed)
+    in one round trip: what a queue's page shows."""
+    page, total = queries.list_due_first_and_count(
+        conn, queue_filters(queue, narrow), queue_filters(queue), principal, limit=limit,
+        after=after)
+    if queue.annotate is not None:
+        queue.annotate(conn, page.items)
+    return page, total

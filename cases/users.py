@@ -26,6 +26,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, text
 
+from casegrid.db import RawQuery
 from casegrid.errors import InvalidInput, NotFound, Unauthorized
 from cases.tokens import Principal, check_communities
 
@@ -76,6 +77,8 @@ class Session:
     # The request transaction's now(), read with the session: pages need it and it saves
     # them a round trip.
     now: datetime | None = None
+    # The row of session_for's ``beside`` statement, read with the session.
+    beside: dict | None = None
 
     def csrf_ok(self, presented: str | None) -> bool:
         """True when ``presented`` is this session's form token (constant-time compare)."""
@@ -220,24 +223,40 @@ def sign_in(conn: Connection, username: str, password: str, address: str,
 _TOUCH = timedelta(seconds=60)
 
 
-def session_for(conn: Connection, secret: str | None, policy: SessionPolicy) -> Session | None:
+_SESSION_SQL = (
+    "SELECT u.id, u.username, u.display_name, u.role, u.communities, s.csrf_token, "
+    "       s.last_seen_at, now() AS now{more} "
+    "FROM user_session s JOIN app_user u ON u.id = s.user_id{beside} "
+    "WHERE s.id_hash = :h AND s.revoked_at IS NULL AND u.disabled_at IS NULL "
+    "  AND s.last_seen_at > now() - :idle AND s.created_at > now() - :max")
+_session_queries: dict[str | None, RawQuery] = {}
+
+
+def _session_query(beside: str | None) -> RawQuery:
+    query = _session_queries.get(beside)
+    if query is None:
+        query = _session_queries[beside] = RawQuery(_SESSION_SQL.format(
+            more=", b.*" if beside else "", beside=f" CROSS JOIN ({beside}) b" if beside else ""))
+    return query
+
+
+def session_for(conn: Connection, secret: str | None, policy: SessionPolicy, *,
+                beside: str | None = None) -> Session | None:
     """The live session of a cookie secret, or None (unknown, revoked, idle too long, too
-    old, or its account disabled)."""
+    old, or its account disabled). ``beside``: a one-row SELECT read in the same statement
+    (its columns in :attr:`Session.beside`; a page's version stamps, :mod:`cases.reference`),
+    which saves the page that round trip."""
     if not secret or len(secret) > 200:
         return None
-    row = conn.execute(text(
-        "SELECT u.id, u.username, u.display_name, u.role, u.communities, s.csrf_token, "
-        "       s.last_seen_at, now() AS now "
-        "FROM user_session s JOIN app_user u ON u.id = s.user_id "
-        "WHERE s.id_hash = :h AND s.revoked_at IS NULL AND u.disabled_at IS NULL "
-        "  AND s.last_seen_at > now() - :idle AND s.created_at > now() - :max"),
-        {"h": _hash(secret), "idle": policy.idle, "max": policy.max_age}).mappings().first()
-    if row is None:
+    rows = _session_query(beside).rows(
+        conn, {"h": _hash(secret), "idle": policy.idle, "max": policy.max_age})
+    if not rows:
         return None
+    row = rows[0]
     if row["now"] - row["last_seen_at"] > _TOUCH:
         conn.execute(text("UPDATE user_session SET last_seen_at = now() WHERE id_hash = :h"),
                      {"h": _hash(secret)})
-    return Session(_principal(row), row["csrf_token"], row["now"])
+    return Session(_principal(row), row["csrf_token"], row["now"], row if beside else None)
 
 
 def sign_out(conn: Connection, secret: str | None) -> None:

@@ -309,6 +309,13 @@ def view(conn: Connection, case_id: int, actor: Principal, now: datetime | None 
     case = load_case(conn, case_id, actor)
     if now is None:
         now = conn.execute(text("SELECT now()")).scalar_one()
+    return view_of(case, actor, now)
+
+
+def view_of(case: dict, actor: Principal, now: datetime) -> dict:
+    """:func:`view` of a case row the caller has read whole and checked ``actor`` may see
+    (the case page reads it with its names, :func:`cases.queries.get_case`); ``case`` is
+    changed and returned."""
     case.pop("geom", None)
     if not actor.sees_reporter:
         for f in REPORTER_FIELDS:

@@ -27,7 +27,7 @@ from functools import lru_cache
 
 from sqlalchemy import Connection, text
 
-from casegrid.db import RawQuery, json_param
+from casegrid.db import RawQuery, json_param, pipelined
 from geo.address_match import KIND_RULE, Option
 from geo.address_normalize import ParsedAddress, without_generic
 from geo.address_why import reason
@@ -113,38 +113,6 @@ def fetch_candidates(conn: Connection, parsed: list[ParsedAddress]) -> Candidate
     for i in remembered:
         _memory_settles(options[i])
     return Candidates(options, names)
-
-
-def pipelined(conn: Connection, statements: list[tuple[RawQuery, dict]]) -> list[list]:
-    """Run ``statements`` in the caller's transaction in one round trip (psycopg's pipeline
-    mode: sent together, run back to back by the server); the rows of each, as named
-    tuples. On a loaded machine every round trip is a wait to be scheduled again, which a
-    single lookup's p99 feels most. Driver errors are raised as SQLAlchemy raises them."""
-    import psycopg
-    from psycopg.rows import namedtuple_row
-    from sqlalchemy.exc import DBAPIError
-
-    raw = conn.connection.driver_connection
-    sql = ""
-    try:
-        cursors = []
-        with raw.pipeline():
-            for query, params in statements:
-                sql = query.sql
-                cur = raw.cursor(row_factory=namedtuple_row)
-                cur.execute(query.sql, params)
-                cursors.append(cur)
-        out = []
-        for cur in cursors:
-            out.append(cur.fetchall())
-            cur.close()
-        return out
-    except psycopg.Error as exc:
-        lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
-        if lost:
-            conn.invalidate(exc)
-        raise DBAPIError.instance(sql, {}, exc, psycopg.Error, dialect=conn.dialect,
-                                  connection_invalidated=lost) from exc
 
 
 def _memory_settles(options: list[Option]) -> None:

@@ -250,9 +250,23 @@ def duplicate_rule(conn: Connection, category_code: str, default_m: float, defau
         text("SELECT duplicate_radius_m, duplicate_window_days FROM category WHERE code = :c"),
         {"c": category_code},
     ).first()
-    if row is None:
+    return rule_or_default(None if row is None else (row[0], row[1]), default_m, default_days)
+
+
+def duplicate_rules(conn: Connection) -> dict[str, tuple[float | None, int | None]]:
+    """Every category's own duplicate radius and window (None where it has none), by code:
+    what :func:`rule_or_default` completes."""
+    rows = conn.execute(text("SELECT code, duplicate_radius_m, duplicate_window_days FROM category"))
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def rule_or_default(rule: tuple[float | None, int | None] | None, default_m: float,
+                    default_days: int) -> tuple[float, int]:
+    """A category's (radius, window) with the defaults where it sets none (no category: the
+    defaults)."""
+    if rule is None:
         return default_m, default_days
-    return (row[0] or default_m, row[1] if row[1] is not None else default_days)
+    return (rule[0] or default_m, rule[1] if rule[1] is not None else default_days)
 
 
 # The choices of the filter controls, each ordered by code.

@@ -36,9 +36,8 @@ from api.web_session import (
     set_session_cookie,
 )
 from casegrid.errors import CasegridError, Conflict, FileRefused, InvalidInput, NotFound
-from cases import attachments, filters, queries, queues, replies, search, users, workflow
+from cases import attachments, filters, queries, queues, reference, replies, search, users, workflow
 from cases.calendar_horizon import current_horizon
-from cases.calendar_store import load_calendar
 from cases.deadlines import due_summary
 from cases.images import Prepared
 from cases.users import Session
@@ -120,6 +119,13 @@ def _nav(conn, session: Session, counts: bool) -> list:  # noqa: ANN001
     mine = queues.queues_for(session.principal)
     n = queues.queue_counts(conn, session.principal) if counts else {}
     return [(q, n.get(q.name)) for q in mine]
+
+
+def _stamps(conn, session: Session) -> reference.Stamps:  # noqa: ANN001
+    """The reference data's version stamps, as read with the session (or now)."""
+    if session.beside is not None:
+        return reference.Stamps.from_row(session.beside)
+    return reference.read_stamps(conn)
 
 
 def _now(conn, session: Session | None = None) -> datetime:  # noqa: ANN001
@@ -254,7 +260,8 @@ def search_page(request: Request, conn: ConnDep, session: WebSession, q: str = "
 
 
 def _rows_with_time_left(conn, session: Session, rows: list[dict], lang: str) -> list[dict]:  # noqa: ANN001
-    calendar, now, t = load_calendar(conn), _now(conn, session), i18n.strings(lang)
+    calendar = reference.calendar(conn, _stamps(conn, session))
+    now, t = _now(conn, session), i18n.strings(lang)
     for r in rows:
         r["left"] = working_left(calendar, r["current_due_at"], now, t)
     return rows
@@ -271,20 +278,18 @@ def queue_page(request: Request, conn: ConnDep, session: WebSession, name: str,
             raise NotFound(f"no queue {name!r} for your role", field="name")
         narrow, chosen = _narrow(request.query_params)
         size = request.app.state.settings.queue_page_size
-        page = queues.queue_page(conn, queue, session.principal, narrow=narrow, limit=size,
-                                 after=after)
+        page, total = queues.queue_page_and_count(conn, queue, session.principal, narrow=narrow,
+                                                  limit=size, after=after)
     except CasegridError as exc:
         return _error_page(request, lang, session, exc, nav=_nav(conn, session, counts=False))
     nav = _nav(conn, session, counts=False)  # counted by /work/nav once the list is shown
     bulk = [a for a in queue.bulk if session.principal.role in workflow.allowed_roles(a)]
-    from geo.map_data import filter_options
-
     scope = None if session.principal.sees_all_communities else session.principal.communities
     here = str(request.url.path) + (f"?{request.url.query}" if request.url.query else "")
     return _html(request, "queue.html", lang, session, nav=nav, current_queue=name, queue=queue,
                  rows=_rows_with_time_left(conn, session, page.items, lang), next_cursor=page.next_cursor,
-                 after=after, total=queues.queue_count(conn, queue, session.principal),
-                 bulk=bulk, options=filter_options(conn, scope), channels=CHANNELS,
+                 after=after, total=total,
+                 bulk=bulk, options=reference.filter_options(conn, _stamps(conn, session), scope), channels=CHANNELS,
                  chosen={k: chosen.get(k, "") for k in NARROW}, narrow_params=chosen,
                  filtered=bool(chosen), here=here, flash=_flash(request, lang))
 
@@ -351,23 +356,24 @@ def _case_page(request: Request, conn, session: Session, case_id: int, lang: str
     who = session.principal
     t = i18n.strings(lang)
     now = _now(conn, session)
-    full = workflow.view(conn, case_id, who, now)  # 404 outside the person's communities
-    case = {**queries.get_case(conn, case_id, who), **{k: full[k] for k in (
-        "version", "status", "pending_extension", "dispatch_due_at", "handle_due_at",
-        "reply_due_at", "reject_reason", "due_provisional", "acknowledged_at")}}
+    stamps = _stamps(conn, session)
+    # One read of the whole row with its names (404 outside the person's communities).
+    case = queries.get_case(conn, case_id, who, whole=True)
+    case.pop("geom", None)  # the point is lon/lat
+    full = workflow.view_of(dict(case), who, now)
     events = case_page.labelled_events(workflow.case_events(conn, case_id), lang)
     allowed = workflow.actions_for(conn, case, who)
     settings = request.app.state.settings
     scope = None if who.sees_all_communities else who.communities
     duplicates = []
     if case["lon"] is not None:
-        radius, days = map_data.duplicate_rule(conn, case["category_code"],
-                                               settings.duplicate_radius_m,
-                                               settings.duplicate_window_days)
+        radius, days = reference.duplicate_rule(conn, stamps, case["category_code"],
+                                                settings.duplicate_radius_m,
+                                                settings.duplicate_window_days)
         duplicates = [d for d in map_data.nearby_cases(conn, case_id, radius, days, scope, limit=10)
                       if d["status"] not in ("closed", "rejected")]
     codes = [c for c in [case["community_code"], *[a.get("code") for a in case["route_alternates"] or []]] if c]
-    geoms = {g["code"]: g for g in map_data.community_geometries(conn, codes)}
+    geoms = {g["code"]: g for g in reference.community_geometries(conn, stamps, codes)}
     queue = queues.QUEUES.get(queue_name or "")
     narrow_params = {k: params.get(k) for k in NARROW if params.get(k)}
     move_action = next((a for a in ("reroute", "redispatch") if a in allowed), None)
@@ -381,7 +387,7 @@ def _case_page(request: Request, conn, session: Session, case_id: int, lang: str
                                app_path(request, ""))
     return _html(
         request, "case.html", lang, session, status=status, case=case,
-        left=working_left(load_calendar(conn), case["current_due_at"], now, t)
+        left=working_left(reference.calendar(conn, stamps), case["current_due_at"], now, t)
         if case["current_due_at"] and case["closed_at"] is None else None,
         dues=due_summary(case, now), events=events,
         deadline_label=case_page.deadline_label(full["dues"], lang),
@@ -390,7 +396,7 @@ def _case_page(request: Request, conn, session: Session, case_id: int, lang: str
                        key=lambda f: {"primary": 0, "plain": 1, "danger": 2}.get(f.tone, 1)),
         form_state=form_state, conflict=conflict, opened_at=now.isoformat(),
         # the communities to choose from, only when a form of this page offers the choice
-        communities=map_data.community_choices(conn) if any(
+        communities=reference.community_choices(conn, stamps) if any(
             fld.kind == "community" for a in allowed for fld in forms.form_for(a).fields) else [],
         duplicates=duplicates, can_merge="reject" in allowed, can_move=move_action is not None,
         move_action=move_action, routing_text=case_page.routing_text(case, t, lang),
