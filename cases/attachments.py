@@ -254,14 +254,18 @@ FROM attachment a JOIN "case" c ON c.id = a.case_id
 """
 
 
-def list_for_case(conn: Connection, case_id: int, actor: Principal, settings: Settings) -> list[dict]:
+def list_for_case(conn: Connection, case_id: int, actor: Principal, settings: Settings, *,
+                  case_seen: bool = False) -> list[dict]:
     """The files of a case the actor may see, oldest first, each with its URLs; staff also
     get where and when the original was taken and how far that is from the case's point.
+    ``case_seen``: the caller has read the case in this transaction and checked that the
+    actor may see it (the case page), so it is not read again.
 
     The EXIF position is WGS-84 (GPS); the case's point is stored in WGS-84 too, converted
     from the GCJ-02 or BD-09 the reporter's app sent (``geo.coords`` at intake), so the two
     compare directly; the distance is measured in the project's metric CRS."""
-    load_case(conn, case_id, actor)
+    if not case_seen:
+        load_case(conn, case_id, actor)
     rows = conn.execute(text(_LIST_SQL + " WHERE a.case_id = :id ORDER BY a.id"),
                         {"id": case_id}).mappings()
     return [describe(dict(r), actor) for r in rows if _may_see_stage(r["stage"], actor, settings)]

@@ -40,7 +40,8 @@ def page_context(conn: Connection, case: dict, events: Sequence[dict], who: Prin
     context: ``evidence`` (the groups of :func:`group`), ``photo_links`` (photo URLs sent
     at intake or with an action, before files were stored), ``can_add_photos``,
     ``photo_limits`` and ``photos_added`` (how many files the last upload added)."""
-    files = attachments.list_for_case(conn, case["id"], who, settings)
+    # The case page has read the case and checked who may see it.
+    files = attachments.list_for_case(conn, case["id"], who, settings, case_seen=True)
     links = list(case.get("photo_urls") or [])
     for e in events:
         links += [p for p in (e.get("data") or {}).get("photo_urls") or [] if p not in links]

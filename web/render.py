@@ -20,8 +20,11 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATIC = Path(__file__).resolve().parent / "static"
 ASSETS = "/static/vendor"
 
+# auto_reload off: each template is compiled once per process and not checked against its
+# file at every use (a page's includes are looked up per row); a changed template is seen
+# after a restart.
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
-                   trim_blocks=True, lstrip_blocks=True)
+                   trim_blocks=True, lstrip_blocks=True, auto_reload=False)
 
 
 def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
