@@ -23,6 +23,7 @@ from casegrid.db import RawQuery, pipelined
 from casegrid.errors import InvalidInput, NotFound
 from cases.filters import CaseFilters, filter_sql
 from cases.tokens import Principal
+from cases.vocabulary import STATES
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
@@ -287,18 +288,49 @@ def _renamed(sql: str, params: dict, prefix: str) -> tuple[str, dict]:
 
 def count_each(conn: Connection, named: dict[str, CaseFilters], principal: Principal,
                within: CaseFilters | None = None) -> dict[str, int]:
-    """How many cases ``principal`` may see match each named filter set, in one pass over
-    the cases matching ``within`` (e.g. open cases only)."""
+    """How many cases ``principal`` may see match each named filter set, among the cases
+    matching ``within`` (e.g. open cases only), in one statement.
+
+    The cases are read one status at a time (every case has one of :data:`STATES`, the
+    schema's check), each filter set counted only in the statuses it names (or in all,
+    when it names none) with the rest of its own condition: the same counts as one pass
+    testing every set's whole condition on every case, with fewer tests. Above all, a range
+    of one status is read from an index led by the status (``case_open_work`` for open
+    cases) alone: the planner took a pass over every open case through the narrower
+    ``case_open_due``, visiting each case's row (bench/RESULTS.md, issue 21)."""
     if not named:
         return {}
-    where, params = where_sql(within or CaseFilters(), principal)
-    columns = []
-    for i, f in enumerate(named.values()):
-        # Each set's parameters get their own names: two sets may filter one field.
-        cond, p = _renamed(*filter_sql(f), f"n{i}_")
+    base = within or CaseFilters()
+    params: dict = {}
+    ranges = []
+    for si, status in enumerate(STATES):
+        if base.status is not None and status not in base.status:
+            continue
+        columns, any_here = [], False
+        for qi, f in enumerate(named.values()):
+            if f.status is not None and status not in f.status:
+                columns.append(f"0::bigint AS n{qi}")
+                continue
+            any_here = True
+            # Each set's parameters get their own names: two sets may filter one field.
+            cond, p = _renamed(*filter_sql(replace(f, status=None)), f"s{si}n{qi}_")
+            params.update(p)
+            columns.append(f"count(*) FILTER (WHERE {cond}) AS n{qi}")
+        if not any_here:
+            continue
+        # The status as a value the planner does not read (an init plan's): each range is
+        # costed as an average status's, and read from the status-led index. Written as a
+        # plain value, "closed" (most of a ledger, hardly ever an open case) was costed as
+        # most of the open cases, and read through case_open_due, visiting every open row.
+        where, p = _renamed(*where_sql(replace(base, status=None), principal, [
+            ("c.status = (SELECT CAST(:range_status AS text))", {"range_status": status})]),
+            f"s{si}_")
         params.update(p)
-        columns.append(f"count(*) FILTER (WHERE {cond}) AS n{i}")
-    row = conn.execute(text(f'SELECT {", ".join(columns)} FROM "case" c{where}'), params).one()
+        ranges.append(f'SELECT {", ".join(columns)} FROM "case" c{where}')
+    if not ranges:
+        return dict.fromkeys(named, 0)
+    sums = ", ".join(f"coalesce(sum(n{i}), 0)::bigint" for i in range(len(named)))
+    row = conn.execute(text(f"SELECT {sums} FROM ({' UNION ALL '.join(ranges)}) x"), params).one()
     return {name: row[i] for i, name in enumerate(named)}
 
 
