@@ -8,9 +8,9 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
-from cases import queues
+from cases import queries, queues
 from cases.filters import CaseFilters
-from tests.helpers.ledger import COMM_A, COMM_B, DISP, OFF_A, make_case, sh
+from tests.helpers.ledger import ADMIN, COMM_A, COMM_B, DISP, OFF_A, OFF_B, SUP, make_case, sh
 
 
 def _cases(conn) -> list[tuple[int, object, str]]:  # noqa: ANN001
@@ -71,3 +71,37 @@ def test_counts_match_the_lists(city_engine):
         queue = queues.get_queue("handling")
         assert queues.queue_count(conn, queue, OFF_A) == 1
         assert queues.queue_count(conn, queues.get_queue("dispatch"), OFF_A) == len(own)
+
+
+def test_counts_by_status_ranges_equal_each_queue_counted_alone(city_engine):
+    """queue_counts reads one status at a time and tests each queue only in its own
+    statuses: every queue's count must equal a direct count of its whole filter, for every
+    role, over cases in every status with every flag a queue reads, and a case whose status
+    says closed but whose closed_at is empty (still counted where its filter says so)."""
+    past, future = sh(2026, 9, 1, 9, 0), sh(2099, 1, 1, 9, 0)
+    shapes = [
+        ("registered", {"route_rule": "nearest"}), ("registered", {"route_rule": "unlocated"}),
+        ("reviewed", {"near_boundary": True}), ("returned", {}),
+        ("dispatched", {"pending_extension": '{"amount": 1}'}),
+        ("dispatched", {"acknowledged_at": past}), ("dispatched", {"escalated_at": past}),
+        ("handled", {}), ("verified", {}), ("rejected", {"replied_at": past}),
+        ("replied", {"replied_at": past, "follow_up_at": past - timedelta(days=1)}),
+        ("replied", {"replied_at": past, "follow_up_at": future, "follow_up_result": "satisfied"}),
+        ("closed", {"closed_at": past}),
+        ("closed", {}),  # overdue, closed_at left empty: open to the counts' filters
+    ]
+    with city_engine.begin() as conn:
+        for i, (status, more) in enumerate(shapes):
+            for community in (COMM_A, COMM_B, None):
+                case_id = make_case(conn, community, channel="patrol" if i % 5 == 4 else "app")
+                due = past if i % 2 else future
+                sets = ", ".join(f"{k} = :{k}" for k in more)
+                conn.execute(text(f'UPDATE "case" SET status = :s, current_due_at = :d'
+                                  f'{", " + sets if sets else ""} WHERE id = :i'),
+                             {"s": status, "d": due, "i": case_id, **more})
+        for who in (DISP, SUP, OFF_A, OFF_B, ADMIN):
+            counts = queues.queue_counts(conn, who)
+            direct = {q.name: queries.count_cases(conn, queues.queue_filters(q), who)
+                      for q in queues.queues_for(who)}
+            assert counts == direct, who.role
+            assert any(counts.values())
