@@ -43,6 +43,7 @@ BENCHES: dict[str, str] = {
     "maps": "bench.bench_maps",
     "ops": "bench.bench_ops",
     "evaluation": "bench.bench_evaluation",
+    "privacy_masking": "bench.bench_privacy_masking",
     "privacy": "bench.bench_privacy",
     "notify": "bench.bench_notify",
     "evidence": "bench.bench_evidence",

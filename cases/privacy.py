@@ -32,11 +32,20 @@ _D = "[0-9\uff10-\uff19]"
 _SEP = "[ \u3000\\-\uff0d()\uff08\uff09]"
 # A digit run of at least 10 digits (the shortest kind, a landline with its area code),
 # single separators allowed between digits, an X check digit at the end. Not preceded or
-# followed by a digit: a number inside a longer run is not the number.
-_RUN = re.compile(rf"(?<!{_D}){_D}(?:{_SEP}?{_D}){{9,}}(?:[Xx\uff38\uff58])?(?!{_D})")
+# followed by a digit: a number inside a longer run is not the number. The pattern starts
+# with the digit and looks behind it (not before it) for another: a pattern that starts
+# with a character class lets the regex engine skip ahead to the next digit instead of
+# trying the lookbehind at every position of the text.
+_RUN = re.compile(rf"{_D}(?<!{_D}{_D})(?:{_SEP}?{_D}){{9,}}(?:[Xx\uff38\uff58])?(?!{_D})")
 # What text must hold for mask_contacts to change it (a pre-filter for vectorised callers:
 # the bulk import tests a whole column with it, then masks the rows it matches).
 MAY_HOLD_CONTACTS = _RUN.pattern + "|[@\uff20]"
+# The cheap test before the scan: every number masked here has at least 10 digits (one
+# pass up to the tenth digit; possessive, so a text with fewer fails without backtracking).
+_TEN_DIGITS = re.compile(rf"(?:[^0-9\uff10-\uff19]*+{_D}){{10}}")
+# A run's separators, as _ASCII leaves them: deleted, the run is its digits (and X).
+_DROP_SEPS = str.maketrans("", "", " -()")
+_DIGIT_OR_X = frozenset("0123456789Xx")
 _GROUP_SEP = re.compile(rf"{_SEP}+")
 _EMAIL = re.compile(r"([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*([@\uff20][A-Za-z0-9\-]+"
                     r"(?:\.[A-Za-z0-9\-]+)+)")
@@ -85,22 +94,24 @@ def _keep(digits: str) -> tuple[int, int] | None:
 
 
 def _mask_span(text: str, keep: tuple[int, int]) -> str:
-    """``text`` with its digits starred but the first and last ``keep``, separators kept."""
-    total = sum(ch.isdigit() or ch in "Xx" for ch in text)
+    """``text`` (a run as :func:`_mask_run` reads it: ASCII digits, X, separators) with its
+    digits starred but the first and last ``keep``, separators kept."""
     head, tail = keep
-    out, seen = [], 0
-    for ch in text:
-        if ch.isdigit() or ch in "Xx":
-            seen += 1
-            out.append(ch if seen <= head or seen > total - tail else _STAR)
-        else:
-            out.append(ch)
-    return "".join(out)
+    if text.isalnum():  # digits only (and X): the common case, by slicing
+        n = len(text)
+        return text if n <= head + tail else text[:head] + _STAR * (n - head - tail) + text[n - tail:]
+    chars = list(text)
+    digits = [i for i, ch in enumerate(chars) if ch in _DIGIT_OR_X]
+    for i in digits[head:len(digits) - tail]:
+        chars[i] = _STAR
+    return "".join(chars)
 
 
 def _mask_run(match: re.Match) -> str:
-    run = match[0].translate(_ASCII).upper().replace("Ｘ", "X")
-    digits = "".join(ch for ch in run if ch.isdigit() or ch == "X")
+    run = match[0]
+    # Full-width digits and signs as ASCII, x as X (most runs are ASCII already).
+    run = run.upper() if run.isascii() else run.translate(_ASCII).upper().replace("Ｘ", "X")
+    digits = run if run.isalnum() else run.translate(_DROP_SEPS)
     keep = _keep(digits)
     if keep is not None:
         return _mask_span(run, keep)
@@ -148,7 +159,11 @@ def mask_contacts(text: str | None, public: frozenset[str] = frozenset()) -> str
     reply so the citizen can call back) is nobody's personal data and stays as written."""
     if not text:
         return text
-    # Fast paths: most text has no 10-digit run and no @ (the regex scan is the cost).
+    email = "@" in text or "\uff20" in text
+    # Most text holds neither a number (at least 10 digits) nor an @: one pass counting
+    # digits is cheaper than the scan for runs.
+    if not email and _TEN_DIGITS.match(text) is None:
+        return text
     if public:
         def sub(match: re.Match) -> str:
             digits = "".join(ch for ch in match[0].translate(_ASCII) if ch.isdigit())
@@ -156,7 +171,7 @@ def mask_contacts(text: str | None, public: frozenset[str] = frozenset()) -> str
         masked = _RUN.sub(sub, text)
     else:
         masked = _RUN.sub(_mask_run, text)
-    if "@" in masked or "\uff20" in masked:
+    if email:  # masking numbers adds no @
         masked = _EMAIL.sub(_mask_email, masked)
     return masked
 

@@ -3,9 +3,13 @@ the text as written (roles that may see the reporter only, each view in the hist
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 from sqlalchemy import text
 
+from cases import privacy
 from cases.privacy import mask_contacts, masked_and_original
 from tests.helpers.intake_api import interior_points
 
@@ -52,6 +56,56 @@ def test_mask_contacts(raw, expected):
     assert mask_contacts(raw) == (raw if expected is None else expected)
     masked, original = masked_and_original(raw)
     assert original == (None if expected is None else raw)
+
+
+# The scan before its speed-ups (issue 28's masking cost): the run pattern with its
+# lookbehind first, and the per-character starring. The fast forms must agree with them.
+_REFERENCE_RUN = re.compile(
+    rf"(?<!{privacy._D}){privacy._D}(?:{privacy._SEP}?{privacy._D}){{9,}}"
+    r"(?:[Xx\uff38\uff58])?(?!" + privacy._D + ")")
+
+
+def _reference_span(text: str, keep: tuple[int, int]) -> str:
+    total = sum(ch.isdigit() or ch in "Xx" for ch in text)
+    out, seen = [], 0
+    for ch in text:
+        if ch.isdigit() or ch in "Xx":
+            seen += 1
+            out.append(ch if seen <= keep[0] or seen > total - keep[1] else "*")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _random_texts(n: int, seed: int) -> list[str]:
+    """Texts dense in what the scan looks at: ASCII and full-width digits, every separator,
+    X check digits, @, letters and Chinese."""
+    rng = random.Random(seed)
+    alphabet = ("0123456789" * 4 + "０１２３４５６７８９" + " \u3000-－()（）" + "Xxｘ@＠."
+                + "ab号楼电话")
+    return [
+        "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) if i % 2 else
+        # a mobile, ID or landline, with separators dropped in
+        "电话" + "".join(c + (rng.choice(" -　") if rng.random() < 0.2 else "") for c in
+                       rng.choice(("13812345678", "370481199001011234", "06325512345",
+                                   "37048119900101123X"))) + rng.choice(("", "1", "号", "x"))
+        for i in range(n)]
+
+
+def test_fast_scan_agrees_with_the_reference():
+    texts = _random_texts(4000, 28)
+    for t in texts:
+        assert [m.span() for m in privacy._RUN.finditer(t)] == \
+            [m.span() for m in _REFERENCE_RUN.finditer(t)], t
+        for m in privacy._RUN.finditer(t):  # the runs as _mask_run reads them
+            run = m[0].translate(privacy._ASCII).upper().replace("Ｘ", "X")
+            for keep in ((3, 4), (4, 2), (0, 0), (5, 4), (4, 4)):
+                assert privacy._mask_span(run, keep) == _reference_span(run, keep), (run, keep)
+        # The pre-check (fewer than 10 digits and no @) never skips a text masking changes.
+        if len(re.findall(privacy._D, t)) < 10 and "@" not in t and "＠" not in t:
+            assert mask_contacts(t) == t
+            assert _REFERENCE_RUN.search(t) is None
+    assert sum(mask_contacts(t) != t for t in texts) > 1000  # the texts do hold numbers
 
 
 SAID = "我是3号楼的王先生，电话138 1234 5678，身份证370481199001011234，邮箱wang@example.cn"
