@@ -43,8 +43,6 @@ MAY_HOLD_CONTACTS = _RUN.pattern + "|[@\uff20]"
 # The cheap test before the scan: every number masked here has at least 10 digits (one
 # pass up to the tenth digit; possessive, so a text with fewer fails without backtracking).
 _TEN_DIGITS = re.compile(rf"(?:[^0-9\uff10-\uff19]*+{_D}){{10}}")
-# A run's separators, as _ASCII leaves them: deleted, the run is its digits (and X).
-_DROP_SEPS = str.maketrans("", "", " -()")
 _DIGIT_OR_X = frozenset("0123456789Xx")
 _GROUP_SEP = re.compile(rf"{_SEP}+")
 _EMAIL = re.compile(r"([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*([@\uff20][A-Za-z0-9\-]+"
@@ -93,6 +91,12 @@ def _keep(digits: str) -> tuple[int, int] | None:
     return None
 
 
+def _drop_seps(run: str) -> str:
+    """A run (after _ASCII) without its separators: its digits and X. Four replaces are
+    several times faster than a str.translate that deletes."""
+    return run.replace(" ", "").replace("-", "").replace("(", "").replace(")", "")
+
+
 def _mask_span(text: str, keep: tuple[int, int]) -> str:
     """``text`` (a run as :func:`_mask_run` reads it: ASCII digits, X, separators) with its
     digits starred but the first and last ``keep``, separators kept."""
@@ -111,7 +115,7 @@ def _mask_run(match: re.Match) -> str:
     run = match[0]
     # Full-width digits and signs as ASCII, x as X (most runs are ASCII already).
     run = run.upper() if run.isascii() else run.translate(_ASCII).upper().replace("Ｘ", "X")
-    digits = run if run.isalnum() else run.translate(_DROP_SEPS)
+    digits = run if run.isalnum() else _drop_seps(run)
     keep = _keep(digits)
     if keep is not None:
         return _mask_span(run, keep)
