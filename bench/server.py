@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -88,3 +89,17 @@ def server_ms(log_path: Path, request_prefix: str) -> dict[str, float]:
         if rid.startswith(request_prefix) and "duration_ms" in doc:
             found[rid] = float(doc["duration_ms"])
     return found
+
+
+def connections_per_process(port: int) -> list[int]:
+    """Established TCP connections to ``port`` on this machine per serving process, largest
+    first (``ss -tnp``; empty when ss is missing): how uvicorn's workers shared the clients."""
+    try:
+        out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+                             capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    counts: dict[str, int] = {}
+    for pid in re.findall(r"pid=(\d+)", out):
+        counts[pid] = counts.get(pid, 0) + 1
+    return sorted(counts.values(), reverse=True)

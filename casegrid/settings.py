@@ -257,6 +257,15 @@ class Settings(BaseSettings):
     # Cases per purge transaction: short transactions, so intake never waits long.
     privacy_purge_batch: int = Field(2000, ge=1, le=100_000)
 
+    # --- serving (issue 20 and 26): uvicorn's supervisor of `casegrid serve --workers N` ---
+    # Seconds uvicorn's supervisor waits for a worker to answer its health check, and for a
+    # worker started on SIGHUP to finish starting before it gives the restart up (its
+    # --timeout-worker-healthcheck). uvicorn's 5 s is shorter than a worker's start (importing
+    # the app and the geo stack, the lifespan) on a busy two-core machine, so SIGHUP restarts
+    # were abandoned and a busy worker could be killed as hung (bench/RESULTS.md, issue 20).
+    serve_worker_healthcheck_s: int = Field(60, ge=1, le=3600)
+    # --- end of serving ---
+
     # --- the city (issue 20): its clock and its metric CRS, so another city is a setting ---
     # IANA time zone of the city's clocks: deadlines, local dates and hours, times typed
     # without an offset, the database session. It must keep one UTC offset all year (no

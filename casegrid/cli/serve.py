@@ -37,7 +37,8 @@ def serve(
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
         uvicorn.run("api.main:app", host=host or s.host, port=port or s.port, workers=workers,
-                    log_level="info", log_config=log_config(s.log_format), **proxy_options(s))
+                    log_level="info", log_config=log_config(s.log_format),
+                    timeout_worker_healthcheck=s.serve_worker_healthcheck_s, **proxy_options(s))
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
