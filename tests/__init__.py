@@ -1,1 +1,1 @@
-"""casegrid test suite (a package, so tests can import shared helpers from tests.conftest)."""
+"""casegrid test suite (a package, so tests can import the shared helpers of tests/helpers/)."""

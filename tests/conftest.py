@@ -3,41 +3,24 @@
 One cluster is started per test session in a temporary directory (fsync off: it is thrown
 away). The schema is migrated once into a template database; each test that needs the
 database gets its own fresh copy (``CREATE DATABASE ... TEMPLATE``), so tests are isolated
-and never touch the demo database.
+and never touch the demo database. Helpers that test files import (a served app, paths,
+a fresh database outside a fixture) are in tests/helpers/, not here.
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
-import threading
-import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from casegrid.cluster import Cluster, free_port
 from casegrid.db import make_engine, migrate
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SHARED = PROJECT_ROOT.parent / "shared"
-REALDATA = SHARED / "realdata"
+from tests.helpers.databases import fresh_database
 
 # Fixtures shared by several test files (api, site, wb, conn, evaluation_ledger).
 pytest_plugins = ("tests.helpers.fixtures",)
-
-
-def require_realdata(*parts: str) -> Path:
-    """Path to a file in ../shared/realdata; skip locally when absent, fail in CI."""
-    path = REALDATA.joinpath(*parts)
-    if not path.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{path} is missing in CI; the real-data tests must run there")
-        pytest.skip(f"{path} not present (../shared is absent on this checkout)")
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -61,19 +44,10 @@ def template_db(pg_cluster: Cluster) -> str:
     return name
 
 
-def _fresh_database(cluster: Cluster, template: str) -> Iterator[str]:
-    name = f"cg_{uuid.uuid4().hex[:12]}"
-    cluster.create_database(name, template=template)
-    try:
-        yield cluster.url(name)
-    finally:
-        cluster.drop_database(name)
-
-
 @pytest.fixture
 def db_url(pg_cluster: Cluster, template_db: str) -> Iterator[str]:
     """URL of a fresh, migrated, empty database for one test."""
-    yield from _fresh_database(pg_cluster, template_db)
+    yield from fresh_database(pg_cluster, template_db)
 
 
 @pytest.fixture
@@ -105,7 +79,7 @@ def city_template(pg_cluster: Cluster, template_db: str) -> str:
 @pytest.fixture
 def city_db_url(pg_cluster: Cluster, city_template: str) -> Iterator[str]:
     """URL of a fresh database holding the sample city, for one test."""
-    yield from _fresh_database(pg_cluster, city_template)
+    yield from fresh_database(pg_cluster, city_template)
 
 
 @pytest.fixture
@@ -116,30 +90,6 @@ def city_engine(city_db_url: str):
         yield eng
     finally:
         eng.dispose()
-
-
-@contextmanager
-def running_server(app, **config) -> Iterator[str]:  # noqa: ANN001 - a FastAPI app
-    """Serve ``app`` with uvicorn on a free loopback port in a background thread (so
-    requests really overlap, unlike TestClient's); yields the base URL. ``config``: more
-    ``uvicorn.Config`` options (proxy headers, root_path, logging)."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, **{"host": "127.0.0.1", "port": port,
-                                                   "log_level": "warning", "lifespan": "on",
-                                                   **config}))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -33,9 +33,9 @@ from casegrid.settings import Settings
 from cases.intake import NewCase, create_case
 from cases.tokens import authenticate, create_token, revoke_token
 from cases.workflow import apply_action
-from tests.conftest import _fresh_database
 from tests.helpers.access_matrix import CALLERS, OPERATIONS, PATH_TO_STATE, Operation
 from tests.helpers.app_routes import walk_routes
+from tests.helpers.databases import fresh_database
 from tests.helpers.evidence_files import png
 from tests.helpers.intake_api import interior_points
 
@@ -81,7 +81,7 @@ class Matrix:
 
 @pytest.fixture(scope="module")
 def matrix(pg_cluster, city_template, tmp_path_factory) -> Iterator[Matrix]:
-    for url in _fresh_database(pg_cluster, city_template):
+    for url in fresh_database(pg_cluster, city_template):
         engine = make_engine(url)
         points = interior_points(engine)
         own, other = points[0], points[-1]

@@ -19,8 +19,8 @@ from api.app import create_app
 from casegrid.settings import Settings
 from cases import attachments
 from cases.tokens import create_token
-from tests.conftest import running_server
 from tests.helpers import evidence_files as files
+from tests.helpers.server import running_server
 from tests.helpers.workbench_helpers import COMM_A, COMM_B, PASSWORD, csrf_of, make_users
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"

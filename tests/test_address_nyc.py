@@ -11,7 +11,7 @@ import pandas as pd
 from casegrid.csv_text import TEXT
 from geo.address_file import locate_frame
 from geo.address_memory import learn_file
-from tests.conftest import require_realdata
+from tests.helpers.paths import require_realdata
 
 ADDRESS = ["Incident Address", "Borough"]
 MIN_AGREEMENT = 0.98

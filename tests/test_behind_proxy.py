@@ -28,7 +28,7 @@ from casegrid.cli.serve import proxy_options
 from casegrid.cluster import free_port
 from casegrid.settings import Settings
 from cases.tokens import create_token
-from tests.conftest import running_server
+from tests.helpers.server import running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "deploy" / "nginx" / "casegrid.conf"

@@ -18,7 +18,7 @@ from casegrid.errors import ImportFailed
 from casegrid.settings import get_settings
 from geo.boundary_import import import_boundaries, plan_import, read_boundaries
 from geo.topology import check_active
-from tests.conftest import PROJECT_ROOT, require_realdata
+from tests.helpers.paths import PROJECT_ROOT, require_realdata
 
 FIX = PROJECT_ROOT / "tests" / "fixtures"
 # The fixture squares are laid out in EPSG:4527 metres from this origin (see the README).

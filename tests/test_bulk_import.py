@@ -20,7 +20,7 @@ from sqlalchemy import text
 from casegrid.errors import ImportFailed, InvalidInput
 from cases.bulk_import import import_cases
 from cases.mappings import MAPPINGS_DIR, load_mapping, parse_mapping
-from tests.conftest import PROJECT_ROOT, require_realdata
+from tests.helpers.paths import PROJECT_ROOT, require_realdata
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bulk"
 CSV_FIXTURE = FIXTURES / "hotline12345_small.csv"

@@ -12,10 +12,10 @@ from cases import attachments
 from cases.images import Upload, prepare
 from cases.tokens import Principal
 from cases.users import create_user
-from tests.conftest import running_server
 from tests.helpers import evidence_files as files
 from tests.helpers.map_browser import open_page, screenshot, wait_loaded
 from tests.helpers.map_pages import seed_cases
+from tests.helpers.server import running_server
 
 pytestmark = pytest.mark.browser
 PASSWORD = "correct horse battery"

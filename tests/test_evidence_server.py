@@ -22,9 +22,9 @@ from bench.server import serve
 from casegrid.settings import Settings
 from cases import attachments
 from cases.tokens import create_token
-from tests.conftest import running_server
 from tests.helpers import evidence_files as files
 from tests.helpers.ledger import COMM_A, make_case
+from tests.helpers.server import running_server
 
 
 def _tokens(engine) -> dict[str, str]:

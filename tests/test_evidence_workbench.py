@@ -18,8 +18,8 @@ from sqlalchemy import text
 
 from api.app import create_app
 from casegrid.settings import Settings
-from tests.conftest import running_server
 from tests.helpers import evidence_files as files
+from tests.helpers.server import running_server
 from tests.helpers.workbench_browser import (
     DESK,
     PHONE,

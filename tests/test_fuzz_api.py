@@ -31,7 +31,7 @@ from casegrid.db import make_engine
 from casegrid.settings import Settings
 from cases.intake import NewCase, create_case
 from cases.tokens import authenticate, create_token
-from tests.conftest import _fresh_database
+from tests.helpers.databases import fresh_database
 from tests.helpers.intake_api import interior_points
 
 MAX_EXAMPLES = 30
@@ -70,7 +70,7 @@ def _seed_cases(engine: Engine, admin_secret: str) -> None:
 
 @pytest.fixture(scope="module")
 def fuzzed(pg_cluster, city_template, tmp_path_factory) -> Iterator[Fuzzed]:
-    for url in _fresh_database(pg_cluster, city_template):
+    for url in fresh_database(pg_cluster, city_template):
         engine = make_engine(url)
         try:
             officer_community = interior_points(engine)[0][0]

@@ -25,8 +25,8 @@ from casegrid.settings import Settings, get_settings
 from cases.intake import NewCase, create_case
 from cases.intake_batch import Accepted, register_batch
 from cases.tokens import Principal, create_token
-from tests.conftest import running_server
 from tests.helpers.intake_api import interior_points
+from tests.helpers.server import running_server
 
 
 def _raw(lon: float, lat: float, ticket: str | None, **kw) -> bytes:

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from casegrid.errors import ImportFailed
 from casegrid.settings import get_settings
 from geo.boundary_import import read_boundaries
-from tests.conftest import PROJECT_ROOT
+from tests.helpers.paths import PROJECT_ROOT
 
 FIX = PROJECT_ROOT / "tests" / "fixtures"
 KW = dict(level="community", code_field="code", name_field="name")

@@ -12,9 +12,9 @@ from sqlalchemy import text
 
 from api.app import create_app
 from casegrid.settings import Settings
-from tests.conftest import running_server
 from tests.helpers.map_browser import open_page, screenshot, wait_loaded
 from tests.helpers.map_pages import make_token, seed_cases
+from tests.helpers.server import running_server
 
 pytestmark = pytest.mark.browser
 

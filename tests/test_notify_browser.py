@@ -1,5 +1,5 @@
 """签收, 督办 and failed notifications on the workbench, in Chromium (Playwright, the
-fixtures of tests/conftest.py and tests/test_workbench_browser.py) against the served app:
+fixtures of tests/conftest.py and tests/helpers/fixtures.py) against the served app:
 
 * an officer on a phone finds 待签收 first on the home page with the dispatched cases,
   acknowledges one on its page, sees the list's count drop and 签收 with their name in the

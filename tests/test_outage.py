@@ -35,7 +35,7 @@ from sqlalchemy import text
 from casegrid.cluster import Cluster, free_port
 from casegrid.db import make_engine, migrate
 from cases.tokens import create_token
-from tests.conftest import PROJECT_ROOT
+from tests.helpers.paths import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -15,9 +15,9 @@ from api.app import create_app
 from casegrid.settings import Settings
 from cases.overview import overview
 from cases.stats import compute_stats
-from tests.conftest import running_server
 from tests.helpers.evaluation_ledger import SEPT
 from tests.helpers.ledger import COMM_A, COMM_B
+from tests.helpers.server import running_server
 from tests.helpers.workbench_helpers import PASSWORD, csrf_of, make_users
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"

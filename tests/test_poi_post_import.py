@@ -17,7 +17,7 @@ from geo.boundary_import import import_boundaries
 from geo.coords import wgs84_to_gcj02
 from geo.poi_import import import_pois, read_pois
 from geo.post_import import import_posts
-from tests.conftest import PROJECT_ROOT, require_realdata
+from tests.helpers.paths import PROJECT_ROOT, require_realdata
 
 FIX = PROJECT_ROOT / "tests" / "fixtures"
 SAMPLE = PROJECT_ROOT / "data" / "boundaries"

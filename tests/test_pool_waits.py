@@ -26,9 +26,9 @@ from api.deps import get_conn
 from api.routes.maps import page_principal
 from casegrid.settings import Settings
 from maps.assets import REQUIRED
-from tests.conftest import running_server
 from tests.helpers.app_routes import walk_routes
 from tests.helpers.map_pages import CITY_BBOX, make_token, seed_cases
+from tests.helpers.server import running_server
 
 AUTHENTICATION = {current_principal, page_principal}
 

@@ -32,7 +32,7 @@ from casegrid.errors import CoordinateError, ImportFailed, InvalidInput
 from geo.boundary_import import read_boundaries
 from geo.coords import from_wgs84, normalise_crs, to_wgs84
 from geo.routing import RULES, route
-from tests.conftest import _fresh_database
+from tests.helpers.databases import fresh_database
 from tests.helpers.intake_api import covering_communities
 
 GEOD = pyproj.Geod(ellps="WGS84")
@@ -91,7 +91,7 @@ def test_metric_crs_round_trips_inside_its_area_of_use(lon, lat):
 
 @pytest.fixture(scope="module")
 def city(pg_cluster, city_template) -> Iterator[Engine]:
-    for url in _fresh_database(pg_cluster, city_template):
+    for url in fresh_database(pg_cluster, city_template):
         engine = make_engine(url)
         try:
             yield engine

@@ -13,7 +13,7 @@ import pytest
 
 from geo.boundaries import store_generation
 from geo.route_file import distances_to_communities, route_file
-from tests.conftest import require_realdata
+from tests.helpers.paths import require_realdata
 
 BOROUGH = {"MANHATTAN": 1, "BRONX": 2, "BROOKLYN": 3, "QUEENS": 4, "STATEN ISLAND": 5}
 

@@ -21,7 +21,7 @@ import pytest
 import shapely
 from shapely.geometry import Point
 
-from tests.conftest import require_realdata
+from tests.helpers.paths import require_realdata
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "boundaries"

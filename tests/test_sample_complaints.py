@@ -15,7 +15,7 @@ from sqlalchemy import text
 from casegrid.demo.city import SAMPLE_DIR
 from casegrid.demo.complaints import generate, load_sample_complaints
 from geo.coords import METRIC_CRS
-from tests.conftest import PROJECT_ROOT
+from tests.helpers.paths import PROJECT_ROOT
 
 N = 20_000
 

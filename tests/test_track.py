@@ -12,8 +12,8 @@ from sqlalchemy import text
 
 from api.app import create_app
 from casegrid.settings import Settings
-from tests.conftest import running_server
 from tests.helpers.ledger import COMM_A, DISP, OFF_A, SUP, act, drive, make_case, sh
+from tests.helpers.server import running_server
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 

@@ -38,9 +38,8 @@ class Operation:
     url: str | None = None               # concrete URL; {case_id} is the fresh case
     state: str | None = None             # the fresh case's state (None: no case needed)
     body: dict | None = field(default=None, hash=False)
-    auth: str = "bearer"                 # bearer | api_key (Open311 form field) | none
-    upload: bool = False                 # send a photo as multipart (part "photo")
     auth: str = "bearer"                 # bearer | api_key (Open311 form field) | form | none
+    upload: bool = False                 # send a photo as multipart (part "photo")
 
     @property
     def name(self) -> str:

@@ -36,7 +36,7 @@ def site(city_engine, city_db_url) -> Iterator[dict]:
     token, engine."""
     from api.app import create_app
     from casegrid.settings import Settings
-    from tests.conftest import running_server
+    from tests.helpers.server import running_server
     from tests.helpers.workbench_helpers import intake_token, make_users
 
     names = make_users(city_engine)
