@@ -2,7 +2,8 @@
 
 A closed case's personal data is kept for ``CASEGRID_PRIVACY_RETENTION_DAYS`` after closing
 (default 3 years), then :func:`purge` removes it: the reporter's name, phone and e-mail
-(every column of :data:`REPORTER_COLUMNS` the ledger has), the texts as written of masked
+(every column of :data:`REPORTER_COLUMNS` the ledger has), the links to the citizen's own
+photos (:data:`REPORTER_LINKS`: reporter data, ``cases.queries.REPORTER_FIELDS``), the texts as written of masked
 descriptions, addresses and notes (``personal_text``: the masked text stays, as every role
 without the reporter's data already sees it). The case, its location, category, times,
 history and indicators stay, so statistics never change (the columns the statistics
@@ -30,6 +31,9 @@ from cases.calendar import CITY_TZ
 
 # Columns of "case" that hold the reporter's own data (the ones present are purged).
 REPORTER_COLUMNS = ("reporter_name", "reporter_phone", "reporter_email")
+# Array columns of "case" with the citizen's own links (a photo link on someone else's server
+# can name its sender, and the photo behind it keeps a position we cannot strip): emptied.
+REPORTER_LINKS = ("photo_urls",)
 # Staff-only facts of attachments (issue 22's table): the original's EXIF time and GPS
 # position, and the file name the sender gave it (phones name files after people).
 ATTACHMENT_FACTS = ("taken_at", "taken_geom", "original_name")
@@ -64,6 +68,11 @@ def reporter_columns(conn: Connection) -> list[str]:
     return _present(conn, "case", REPORTER_COLUMNS)
 
 
+def reporter_links(conn: Connection) -> list[str]:
+    """The :data:`REPORTER_LINKS` columns the ledger has."""
+    return _present(conn, "case", REPORTER_LINKS)
+
+
 def attachment_facts(conn: Connection) -> list[str]:
     """The :data:`ATTACHMENT_FACTS` columns of ``attachment``, once that table exists."""
     return _present(conn, "attachment", ATTACHMENT_FACTS)
@@ -84,15 +93,18 @@ def _eligible(cutoff_param: str = "cutoff") -> str:
     return f"c.closed_at < :{cutoff_param} AND c.purged_at IS NULL"
 
 
-def _counts(conn: Connection, cutoff, columns: list[str], facts: list[str]) -> PurgeReport:
-    counted = ", ".join(f"count(c.{col}) AS {col}" for col in columns)
+def _counts(conn: Connection, cutoff, columns: list[str], links: list[str],
+            facts: list[str]) -> PurgeReport:
+    counted = ", ".join([*(f"count(c.{col}) AS {col}" for col in columns),
+                         *(f"count(*) FILTER (WHERE cardinality(c.{col}) > 0) AS {col}"
+                           for col in links)])
     row = conn.execute(text(
         f'SELECT count(*) AS cases, {counted} FROM "case" c WHERE {_eligible()}'),
         {"cutoff": cutoff}).mappings().one()
     texts = conn.execute(text(
         f'SELECT p.field, count(*) FROM personal_text p JOIN "case" c ON c.id = p.case_id '
         f"WHERE {_eligible()} GROUP BY p.field ORDER BY p.field"), {"cutoff": cutoff}).all()
-    report = PurgeReport(cutoff, False, row["cases"], {col: row[col] for col in columns})
+    report = PurgeReport(cutoff, False, row["cases"], {col: row[col] for col in [*columns, *links]})
     report.fields.update({f"original {f}": n for f, n in texts})
     if facts:
         report.fields["attachment facts"] = conn.execute(text(
@@ -114,12 +126,13 @@ def purge(engine: Engine, older_than: timedelta | None = None, *, commit: bool =
         cutoff = conn.execute(text("SELECT now() - CAST(:age AS interval)"),
                               {"age": older_than}).scalar_one()
         columns = reporter_columns(conn)
+        links = reporter_links(conn)
         facts = attachment_facts(conn)
-        report = _counts(conn, cutoff, columns, facts)
+        report = _counts(conn, cutoff, columns, links, facts)
     if not commit:
         return report
     report.committed = True
-    sets = ", ".join(f"{col} = NULL" for col in columns)
+    sets = ", ".join([*(f"{col} = NULL" for col in columns), *(f"{col} = '{{}}'" for col in links)])
     attachments = "" if not facts else (
         ", files AS (UPDATE attachment a SET " + ", ".join(f"{f} = NULL" for f in facts)
         + " FROM batch WHERE a.case_id = batch.id)")
@@ -140,7 +153,7 @@ WITH batch AS MATERIALIZED (
     FROM purged
 )
 SELECT count(*), max(id) FROM purged""")
-    fields = json.dumps([*columns, "personal_text", *(f"attachment.{f}" for f in facts)])
+    fields = json.dumps([*columns, *links, "personal_text", *(f"attachment.{f}" for f in facts)])
     after = 0
     while True:
         with engine.begin() as conn:
@@ -194,12 +207,14 @@ def personal_data_report(conn: Connection, settings: Settings | None = None) -> 
     settings = settings or get_settings()
     age = {"age": timedelta(days=settings.privacy_retention_days)}
     out = []
-    for col in reporter_columns(conn):
+    held = [*((c, f"c.{c} IS NOT NULL") for c in reporter_columns(conn)),
+            *((c, f"cardinality(c.{c}) > 0") for c in reporter_links(conn))]
+    for col, holds in held:
         row = conn.execute(text(f"""
 SELECT count(*) AS cases, min(c.received_at) AS oldest,
        count(*) FILTER (WHERE c.closed_at IS NULL) AS open,
        count(*) FILTER (WHERE c.closed_at < now() - CAST(:age AS interval)) AS past_retention
-FROM "case" c WHERE c.{col} IS NOT NULL"""), age).mappings().one()
+FROM "case" c WHERE {holds}"""), age).mappings().one()
         out.append({"field": f"case.{col}", **row})
     rows = conn.execute(text("""
 SELECT 'personal_text.' || p.field AS field, count(DISTINCT p.case_id) AS cases,

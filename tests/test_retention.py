@@ -41,6 +41,10 @@ def ledger(city_engine):
         conn.execute(text(
             "UPDATE \"case\" SET reporter_name = '报告人#' || id || '#', "
             "reporter_phone = '1391' || lpad(id::text, 7, '0')"))
+        # The citizen's own photo links (reporter data: a link can name its sender).
+        conn.execute(text(
+            "UPDATE \"case\" SET photo_urls = ARRAY['https://img.example.cn/报告人#' || id || '#/1.jpg'] "
+            "WHERE id % 4 = 0"))
         conn.execute(text(
             "INSERT INTO personal_text (case_id, field, original) "
             "SELECT id, 'description', description || ' 回电1382' || lpad(id::text, 7, '0') "
@@ -75,10 +79,11 @@ def _stats(conn) -> dict:
 
 
 def _reporter_data(conn, ids: list[int]) -> list[str]:
-    """The reporter names, phones and texts as written of cases ``ids``, as stored now."""
+    """The reporter names, phones and photo links of cases ``ids``, as stored now."""
     rows = conn.execute(text(
-        'SELECT reporter_name, reporter_phone FROM "case" WHERE id = ANY(:i)'), {"i": ids}).all()
-    return [v for r in rows for v in r if v]
+        'SELECT reporter_name, reporter_phone, photo_urls FROM "case" WHERE id = ANY(:i)'),
+        {"i": ids}).all()
+    return [v for name, phone, links in rows for v in (name, phone, *links) if v]
 
 
 def _scan_every_text_column(conn, needles: list[str]) -> list[str]:
@@ -108,6 +113,7 @@ def test_dry_run_changes_nothing_and_counts(ledger):
     assert report.fields["reporter_name"] == report.fields["reporter_phone"] == report.cases
     assert 0 < report.fields["original description"] < report.cases
     assert 0 < report.fields["attachment facts"] < report.cases
+    assert 0 < report.fields["photo_urls"] < report.cases
     with engine.connect() as conn:
         assert _fingerprint(conn) == before
 
@@ -128,7 +134,10 @@ def test_purge_keeps_the_statistics_and_leaves_no_reporter_data(ledger):
             "SELECT '1382' || lpad(case_id::text, 7, '0') FROM personal_text "
             "WHERE case_id = ANY(:i)"), {"i": due}).scalars().all()
         report_before = {r["field"]: r for r in personal_data_report(conn)}
+        kept_before = _reporter_data(conn, kept)
     assert report_before["case.reporter_name"]["past_retention"] == 0  # 3 years: none yet
+    with_links = report_before["case.photo_urls"]["cases"]
+    assert 0 < with_links < report_before["case.reporter_name"]["cases"]
     dry = purge(engine, age)
 
     from casegrid.settings import Settings
@@ -156,10 +165,15 @@ def test_purge_keeps_the_statistics_and_leaves_no_reporter_data(ledger):
             "WHERE taken_at IS NOT NULL OR taken_geom IS NOT NULL OR original_name IS NOT NULL"),
             {"i": due}).one()
         assert facts[0] is False and facts[1] > 0  # purged cases' facts gone, others kept
-        # Cases closed more recently, and open ones, keep their reporter.
-        assert len(_reporter_data(conn, kept)) == 2 * len(kept)
+        # Cases closed more recently, and open ones, keep their reporter and links.
+        assert _reporter_data(conn, kept) == kept_before
+        assert len(kept_before) > 2 * len(kept)  # names, phones and some links
+        kept_links = conn.execute(text(
+            'SELECT count(*) FROM "case" WHERE id = ANY(:i) AND cardinality(photo_urls) > 0'),
+            {"i": kept}).scalar_one()
         report = {r["field"]: r for r in personal_data_report(conn)}
     assert report["case.reporter_name"]["cases"] == len(kept)
+    assert report["case.photo_urls"]["cases"] == kept_links < with_links
     assert purge(engine, age, commit=True).cases == 0  # nothing left to purge
 
 
