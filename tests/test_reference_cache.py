@@ -79,6 +79,7 @@ def test_filter_choices_follow_the_catalogue_and_the_boundaries(desk, city_engin
     before = desk.get("/work/queue/dispatch")
     assert before.status_code == 200
     assert "0508 商业噪音" in before.text
+    assert ">清除</a>" in before.text  # the filter form's clear link (was a dict method's repr)
     with city_engine.begin() as conn:
         conn.execute(text("UPDATE category SET name_zh = '夜间施工噪声(新)' WHERE code = '0508'"))
     after = desk.get("/work/queue/dispatch")

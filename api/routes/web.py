@@ -286,12 +286,17 @@ def queue_page(request: Request, conn: ConnDep, session: WebSession, name: str,
     bulk = [a for a in queue.bulk if session.principal.role in workflow.allowed_roles(a)]
     scope = None if session.principal.sees_all_communities else session.principal.communities
     here = str(request.url.path) + (f"?{request.url.query}" if request.url.query else "")
+    # Every row links to its case with the list's parameters: the query written once.
+    from web.render import page_url
+
+    probe = page_url("/work/cases/0", lang, queue=name, **chosen)
+    case_link = (root_of(request.scope) + "/work/cases/", probe[len("/work/cases/0"):])
     return _html(request, "queue.html", lang, session, nav=nav, current_queue=name, queue=queue,
                  rows=_rows_with_time_left(conn, session, page.items, lang), next_cursor=page.next_cursor,
                  after=after, total=total,
                  bulk=bulk, options=reference.filter_options(conn, _stamps(conn, session), scope), channels=CHANNELS,
                  chosen={k: chosen.get(k, "") for k in NARROW}, narrow_params=chosen,
-                 filtered=bool(chosen), here=here, flash=_flash(request, lang))
+                 filtered=bool(chosen), here=here, case_link=case_link, flash=_flash(request, lang))
 
 
 @router.post("/work/queue/{name}/bulk")
