@@ -6,7 +6,8 @@ A closed case's personal data is kept for ``CASEGRID_PRIVACY_RETENTION_DAYS`` af
 photos (:data:`REPORTER_LINKS`: reporter data, ``cases.queries.REPORTER_FIELDS``), the texts as written of masked
 descriptions, addresses and notes (``personal_text``: the masked text stays, as every role
 without the reporter's data already sees it). The case, its location, category, times,
-history and indicators stay, so statistics never change (the columns the statistics
+history and indicators stay, so statistics never change. The texts as written of an
+activity's title, place and note go the same period after the activity ended (the columns the statistics
 triggers read are not touched). Each purged case gets a ``privacy_purge`` history entry.
 
 Set-based and in short transactions: each batch of ``CASEGRID_PRIVACY_PURGE_BATCH`` cases
@@ -93,6 +94,23 @@ def _eligible(cutoff_param: str = "cutoff") -> str:
     return f"c.closed_at < :{cutoff_param} AND c.purged_at IS NULL"
 
 
+# An activity's texts as written are kept as long as a case's: the period runs from its end.
+_ACTIVITY_ELIGIBLE = "coalesce(a.ended_at, a.started_at) < :cutoff"
+_PURGE_ACTIVITIES = text(f"""
+WITH texts AS (
+    DELETE FROM personal_text p USING activity a
+    WHERE p.activity_id = a.id AND {_ACTIVITY_ELIGIBLE}
+    RETURNING p.activity_id, p.field
+), ev AS (
+    INSERT INTO activity_event (activity_id, actor, role, action, data)
+    SELECT activity_id, :actor, :role, '{PURGE_ACTION}',
+           jsonb_build_object('cutoff', CAST(:cutoff AS timestamptz),
+                              'fields', jsonb_agg(field ORDER BY field))
+    FROM texts GROUP BY activity_id
+)
+SELECT count(*) FROM texts""")
+
+
 def _counts(conn: Connection, cutoff, columns: list[str], links: list[str],
             facts: list[str]) -> PurgeReport:
     counted = ", ".join([*(f"count(c.{col}) AS {col}" for col in columns),
@@ -106,6 +124,9 @@ def _counts(conn: Connection, cutoff, columns: list[str], links: list[str],
         f"WHERE {_eligible()} GROUP BY p.field ORDER BY p.field"), {"cutoff": cutoff}).all()
     report = PurgeReport(cutoff, False, row["cases"], {col: row[col] for col in [*columns, *links]})
     report.fields.update({f"original {f}": n for f, n in texts})
+    report.fields["original activity texts"] = conn.execute(text(
+        f"SELECT count(*) FROM personal_text p JOIN activity a ON a.id = p.activity_id "
+        f"WHERE {_ACTIVITY_ELIGIBLE}"), {"cutoff": cutoff}).scalar_one()
     if facts:
         report.fields["attachment facts"] = conn.execute(text(
             f'SELECT count(*) FROM attachment a JOIN "case" c ON c.id = a.case_id WHERE {_eligible()} '
@@ -132,6 +153,9 @@ def purge(engine: Engine, older_than: timedelta | None = None, *, commit: bool =
     if not commit:
         return report
     report.committed = True
+    with engine.begin() as conn:
+        report.fields["original activity texts"] = conn.execute(_PURGE_ACTIVITIES, {
+            "cutoff": cutoff, "actor": PURGE_ACTOR[0], "role": PURGE_ACTOR[1]}).scalar_one()
     sets = ", ".join([*(f"{col} = NULL" for col in columns), *(f"{col} = '{{}}'" for col in links)])
     attachments = "" if not facts else (
         ", files AS (UPDATE attachment a SET " + ", ".join(f"{f} = NULL" for f in facts)
@@ -203,7 +227,9 @@ def nightly_purge(engine: Engine, settings: Settings | None = None,
 def personal_data_report(conn: Connection, settings: Settings | None = None) -> list[dict]:
     """What personal data the ledger holds, for the bureau's records: per field, how many
     cases hold it, how old the oldest is, and how many are past the retention period
-    (closed more than ``CASEGRID_PRIVACY_RETENTION_DAYS`` ago and not purged yet)."""
+    (closed more than ``CASEGRID_PRIVACY_RETENTION_DAYS`` ago and not purged yet). For an
+    activity's texts as written (``personal_text.activity_*``) the count is of activities,
+    and the period runs from the activity's end."""
     settings = settings or get_settings()
     age = {"age": timedelta(days=settings.privacy_retention_days)}
     out = []
@@ -223,6 +249,15 @@ SELECT 'personal_text.' || p.field AS field, count(DISTINCT p.case_id) AS cases,
        count(DISTINCT p.case_id) FILTER (WHERE c.closed_at < now() - CAST(:age AS interval))
            AS past_retention
 FROM personal_text p JOIN "case" c ON c.id = p.case_id GROUP BY p.field ORDER BY p.field"""),
+                        age).mappings().all()
+    out.extend(dict(r) for r in rows)
+    rows = conn.execute(text("""
+SELECT 'personal_text.activity_' || p.field AS field, count(DISTINCT p.activity_id) AS cases,
+       min(p.stored_at) AS oldest, 0 AS open,
+       count(DISTINCT p.activity_id) FILTER (
+           WHERE coalesce(a.ended_at, a.started_at) < now() - CAST(:age AS interval))
+           AS past_retention
+FROM personal_text p JOIN activity a ON a.id = p.activity_id GROUP BY p.field ORDER BY p.field"""),
                         age).mappings().all()
     out.extend(dict(r) for r in rows)
     for fact in attachment_facts(conn):

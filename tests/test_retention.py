@@ -202,3 +202,41 @@ def test_the_worker_purges_once_a_night_when_enabled(ledger):
     assert nightly_purge(engine, on, night + timedelta(hours=22)) is None
     again = nightly_purge(engine, on, night + timedelta(hours=23, minutes=30))
     assert again is not None and again.cases == 0
+
+
+def test_activity_texts_as_written_go_after_the_period(ledger):
+    """An activity's title and note as written (masked for everyone else) are kept the same
+    period after the activity ended, then purged with a history entry; newer ones stay."""
+    engine, age = ledger
+    with engine.begin() as conn:
+        ids = {}
+        for name, ended in (("old", "now() - CAST(:age AS interval) - interval '10 days'"),
+                            ("new", "now() - interval '1 day'")):
+            ids[name] = conn.execute(text(
+                "INSERT INTO activity (started_at, ended_at, kind, title, created_by) "
+                f"VALUES ({ended} - interval '2 hours', {ended}, 'community', "
+                "'联系人138****0001 宣传', 'test') RETURNING id"), {"age": age}).scalar_one()
+            conn.execute(text(
+                "INSERT INTO personal_text (activity_id, field, original) VALUES "
+                "(:a, 'title', :t), (:a, 'note', :n)"),
+                {"a": ids[name], "t": f"联系人1380099{ids[name]:04d} 宣传",
+                 "n": f"王先生 1380098{ids[name]:04d}"})
+        report = {r["field"]: r for r in personal_data_report(conn)}
+    assert report["personal_text.activity_title"]["cases"] == 2
+    assert purge(engine, age).fields["original activity texts"] == 2  # dry run: counted
+    done = purge(engine, age, commit=True)
+    assert done.fields["original activity texts"] == 2
+    with engine.connect() as conn:
+        left = conn.execute(text(
+            "SELECT activity_id, count(*) FROM personal_text WHERE activity_id IS NOT NULL "
+            "GROUP BY activity_id")).all()
+        assert left == [(ids["new"], 2)]
+        assert _scan_every_text_column(conn, [f"1380099{ids['old']:04d}",
+                                              f"1380098{ids['old']:04d}"]) == []
+        events = conn.execute(text(
+            "SELECT activity_id, data->'fields' FROM activity_event WHERE action = :a"),
+            {"a": PURGE_ACTION}).all()
+        assert events == [(ids["old"], ["note", "title"])]
+        report = {r["field"]: r for r in personal_data_report(conn)}
+    assert report["personal_text.activity_title"]["cases"] == 1
+    assert report["personal_text.activity_title"]["past_retention"] == 0
