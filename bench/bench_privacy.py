@@ -21,11 +21,10 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
-from bench.bench_intake import WORKERS, _wrk
-from bench.bench_privacy_masking import DESCRIPTION
+from bench.bench_intake import WORKERS
+from bench.bench_privacy_masking import intake_load
 from bench.harness import Context, Outcome, Row, Skip, log
 from bench.ledger import ensure_cases, fill_workflow
-from bench.points import generate_points
 from bench.server import serve
 
 # A server's start limit (bench.server.serve): two workers importing the app on a machine
@@ -79,20 +78,10 @@ def _serving(ctx: Context, log_name: str) -> Iterator[str]:
 
 def run(ctx: Context) -> Outcome:
     from cases.retention import purge
-    from cases.tokens import create_token
-
     if shutil.which("wrk") is None:
         raise Skip("wrk is not installed (apt-get install wrk; `make bench` installs it)")
     seconds = 4.0 if ctx.quick else 12.0
-    with ctx.engine.begin() as conn:
-        _, secret = create_token(conn, "intake", "bench privacy load generator")
-    lon, lat = generate_points(ctx.n(200_000, 20_000), seed=29)
-    points = ctx.workdir / "privacy_points.txt"
-    points.write_text("".join(f"{x:.7f} {y:.7f}\n" for x, y in zip(lon, lat, strict=True)))
-
-    def load(base: str, prefix: str, secs: float) -> dict:
-        return _wrk(base, secs, {"CG_TOKEN": secret, "CG_POINTS": str(points),
-                                 "CG_PREFIX": prefix, "CG_DESCRIPTION": DESCRIPTION})
+    load = intake_load(ctx)
 
     n = ctx.n(1_000_000, 20_000)
     closed = _closed_ledger(ctx, n)

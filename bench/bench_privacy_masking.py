@@ -23,6 +23,7 @@ from __future__ import annotations
 import shutil
 import statistics
 import time
+from collections.abc import Callable
 
 from sqlalchemy import text
 
@@ -121,8 +122,10 @@ def _listed(values: list[float], fmt: str = "{:,.0f}") -> str:
     return ", ".join(fmt.format(v) for v in values)
 
 
-def http_rates(ctx: Context, rounds: int, seconds: float) -> dict[str, list[float]]:
-    """Cases/s committed per round and mode, two servers driven by wrk alternately."""
+def intake_load(ctx: Context) -> Callable[[str, str, float], dict]:
+    """``load(base, prefix, seconds)``: wrk's intake against the server at ``base`` with an
+    intake token and the bench's points, every description :data:`DESCRIPTION` (the
+    privacy benchmarks' one load generator)."""
     from cases.tokens import create_token
 
     with ctx.engine.begin() as conn:
@@ -135,6 +138,12 @@ def http_rates(ctx: Context, rounds: int, seconds: float) -> dict[str, list[floa
         return _wrk(base, secs, {"CG_TOKEN": secret, "CG_POINTS": str(points),
                                  "CG_PREFIX": prefix, "CG_DESCRIPTION": DESCRIPTION})
 
+    return load
+
+
+def http_rates(ctx: Context, rounds: int, seconds: float) -> dict[str, list[float]]:
+    """Cases/s committed per round and mode, two servers driven by wrk alternately."""
+    load = intake_load(ctx)
     rates: dict[str, list[float]] = {"off": [], "on": []}
     with serve(ctx.url, workers=WORKERS, log_path=ctx.workdir / "serve_off.log",
                extra_env={"CASEGRID_PRIVACY_MASK_FREE_TEXT": "false"}, start_s=START_S) as off, \
