@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 import pydantic_core
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Transaction, create_engine, event
 
 from casegrid.settings import PROJECT_ROOT, Settings, get_settings
 
@@ -81,6 +81,22 @@ def single_read(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT")
         yield conn
+
+
+@contextmanager
+def commit_only_if(trans: Transaction, commit: bool) -> Iterator[None]:
+    """Run the block in ``trans`` (a transaction or a savepoint): rolled back on an error,
+    and after a dry run, so a dry run never writes, whatever the code under it does;
+    committed only when ``commit``. The one dry-run rule of the imports and their CLI."""
+    try:
+        yield
+    except BaseException:
+        trans.rollback()
+        raise
+    if commit:
+        trans.commit()
+    else:
+        trans.rollback()
 
 
 @lru_cache(maxsize=1)

@@ -16,6 +16,7 @@ from rich.table import Table
 from sqlalchemy import Connection
 
 from casegrid.cli._common import cli_errors, console, engine
+from casegrid.db import commit_only_if
 
 boundaries_app = typer.Typer(help="Import, check and activate boundary generations.", no_args_is_help=True)
 posts_app = typer.Typer(help="Import community posts (城市管理岗).", no_args_is_help=True)
@@ -30,17 +31,8 @@ JSON_HELP = "print the report as JSON"
 def _transaction(commit: bool) -> Iterator[Connection]:
     """A transaction that commits only when ``commit``; a dry run is rolled back so that it
     can never write, whatever the code under it does."""
-    with engine().connect() as conn:
-        trans = conn.begin()
-        try:
-            yield conn
-        except BaseException:
-            trans.rollback()
-            raise
-        if commit:
-            trans.commit()
-        else:
-            trans.rollback()
+    with engine().connect() as conn, commit_only_if(conn.begin(), commit):
+        yield conn
 
 
 def _run(step: str, commit: bool, fn: Callable[[Connection], Any], as_json: bool) -> None:

@@ -62,13 +62,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, Transaction, text
+from sqlalchemy import Connection, Engine, text
 
-from casegrid.db import json_param
+from casegrid.db import commit_only_if, json_param
 from casegrid.errors import ImportFailed
 from casegrid.settings import get_settings
 from cases.bulk_import import first_load, stage
@@ -125,27 +124,13 @@ def import_cases(
     args = (path, mapping, default_crs, report, rejects_path, progress, chunk_rows, backdate,
             actor, deadlines, rebuild_indexes)
     if isinstance(engine_or_conn, Engine):
-        with engine_or_conn.connect() as conn:
-            _commit_or_roll_back(conn.begin(), commit, lambda: _run(conn, *args))
+        with engine_or_conn.connect() as conn, commit_only_if(conn.begin(), commit):
+            _run(conn, *args)
     else:
-        _commit_or_roll_back(engine_or_conn.begin_nested(), commit,
-                             lambda: _run(engine_or_conn, *args))
+        with commit_only_if(engine_or_conn.begin_nested(), commit):
+            _run(engine_or_conn, *args)
     report.committed = commit
     return report
-
-
-def _commit_or_roll_back(trans: Transaction, commit: bool, work: Callable[[], None]) -> None:
-    """Do ``work`` in ``trans`` (a transaction or a savepoint): rolled back on an error, and
-    after a dry run, so a dry run never writes; committed only when ``commit``."""
-    try:
-        work()
-    except BaseException:
-        trans.rollback()
-        raise
-    if commit:
-        trans.commit()
-    else:
-        trans.rollback()
 
 
 def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, report: BulkReport,

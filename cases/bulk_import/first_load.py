@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, Row, text
 
+from cases.bulk_import import stage
 from cases.bulk_import.report import ProgressFn
 from cases.vocabulary import STATS_DAY_ZONE
 
@@ -102,7 +103,8 @@ LEFT JOIN community_post p ON p.community_code = c.code
 # CONFLICT (no other session can have stored a ticket meanwhile) and no RETURNING rows
 # carried through a join. The id sequence is named as the constant its bigserial column
 # gave it (0001), as cases.intake's INSERT names it: a pg_get_serial_sequence() call in the
-# statement would run once per row. Same columns and values as the row path's INSERT_SQL (cases.bulk_import.stage) (tests compare
+# statement would run once per row. The columns ({columns}) and the join ({routed}) are the
+# row path's own (cases.bulk_import.stage); the values match its INSERT_SQL (tests compare
 # the two paths).
 INSERT_LOCKED_SQL = """
 WITH src AS MATERIALIZED (
@@ -112,20 +114,10 @@ WITH src AS MATERIALIZED (
                  CASE WHEN :backdate THEN t.reported_at ELSE now() END AS received_at,
                  r.rule, r.distance_m, r.near_boundary, r.alternates, r.community_id,
                  c.code AS community_code, c.subdistrict_code, p.id AS post_id
-          FROM cg_new n
-          CROSS JOIN LATERAL (SELECT timestamptz 'epoch' + n.reported_us * interval '1 microsecond'
-                              AS reported_at) t
-          JOIN cg_routed r ON r.id = n.line
-          LEFT JOIN community c ON c.id = r.community_id
-          LEFT JOIN community_post p ON p.community_code = c.code
-          ORDER BY n.line) x
+          {routed}) x
 ),
 cases AS (
-    INSERT INTO "case" (id, case_no, channel, external_id, category_code, description, address,
-        reported_at, received_at, reporter_name, reporter_phone, photo_urls,
-        input_lon, input_lat, input_crs, geom, community_code, subdistrict_code, post_id,
-        generation_id, route_rule, route_distance_m, near_boundary, route_alternates, status,
-        review_due_at, reply_due_at, current_due_at, due_provisional)
+    INSERT INTO "case" (id, case_no, {columns})
     SELECT case_id, case_no_of(case_no_n), channel, external_id, category_code,
            COALESCE(description, ''), address, reported_at, received_at,
            reporter_name, reporter_phone,
@@ -211,7 +203,8 @@ def insert_locked_sql(own_stats: bool, more_cte: str = "") -> str:
     """INSERT_LOCKED_SQL with the statistics CTE when ``own_stats`` and ``more_cte`` (more
     rows written from ``src``, e.g. ``geo.address_bulk.AddressLocator.answers_cte``)."""
     return INSERT_LOCKED_SQL.format(stats=STATS_LOCKED_CTE if own_stats else "",
-                                    locate=more_cte)
+                                    locate=more_cte, columns=stage.CASE_COLUMNS,
+                                    routed=stage.ROUTED_NEW_ROWS)
 
 
 def insert_locked(conn: Connection, params: dict, more_cte: str = "") -> int:

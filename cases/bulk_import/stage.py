@@ -91,29 +91,35 @@ class Repeats:
             "n": list(self.dropped.values())}).scalar_one()
 
 
-INSERT_SQL = """
-WITH ins AS (
-    INSERT INTO "case" (channel, external_id, category_code, description, address,
+# The columns both insert paths write (this module's INSERT_SQL, and first_load's
+# INSERT_LOCKED_SQL after its id and case_no), and the staged rows joined with their routing,
+# community and post that both read, in file order: written once, so the paths cannot drift.
+CASE_COLUMNS = """channel, external_id, category_code, description, address,
         reported_at, received_at, reporter_name, reporter_phone, photo_urls,
         input_lon, input_lat, input_crs, geom, community_code, subdistrict_code, post_id,
         generation_id, route_rule, route_distance_m, near_boundary, route_alternates, status,
-        review_due_at, reply_due_at, current_due_at, due_provisional)
-    SELECT n.channel, n.external_id, n.category_code, COALESCE(n.description, ''), n.address,
-           t.reported_at, CASE WHEN :backdate THEN t.reported_at ELSE now() END,
-           n.reporter_name, n.reporter_phone,
-           COALESCE(regexp_split_to_array(NULLIF(btrim(n.photo_urls), ''), '[\\s;,]+'), '{}'),
-           n.input_lon, n.input_lat, n.input_crs, ST_SetSRID(ST_MakePoint(n.lon, n.lat), 4326),
-           c.code, c.subdistrict_code, p.id, :gen, r.rule, r.distance_m, r.near_boundary,
-           r.alternates, 'registered',
-           to_timestamp(n.review_s), to_timestamp(n.reply_s), to_timestamp(n.review_s),
-           COALESCE(n.due_prov, false)
-    FROM cg_new n
+        review_due_at, reply_due_at, current_due_at, due_provisional"""
+ROUTED_NEW_ROWS = """FROM cg_new n
     CROSS JOIN LATERAL (SELECT timestamptz 'epoch' + n.reported_us * interval '1 microsecond'
                         AS reported_at) t
     JOIN cg_routed r ON r.id = n.line
     LEFT JOIN community c ON c.id = r.community_id
     LEFT JOIN community_post p ON p.community_code = c.code
-    ORDER BY n.line
+    ORDER BY n.line"""
+
+INSERT_SQL = f"""
+WITH ins AS (
+    INSERT INTO "case" ({CASE_COLUMNS})
+    SELECT n.channel, n.external_id, n.category_code, COALESCE(n.description, ''), n.address,
+           t.reported_at, CASE WHEN :backdate THEN t.reported_at ELSE now() END,
+           n.reporter_name, n.reporter_phone,
+           COALESCE(regexp_split_to_array(NULLIF(btrim(n.photo_urls), ''), '[\\s;,]+'), '{{}}'),
+           n.input_lon, n.input_lat, n.input_crs, ST_SetSRID(ST_MakePoint(n.lon, n.lat), 4326),
+           c.code, c.subdistrict_code, p.id, :gen, r.rule, r.distance_m, r.near_boundary,
+           r.alternates, 'registered',
+           to_timestamp(n.review_s), to_timestamp(n.reply_s), to_timestamp(n.review_s),
+           COALESCE(n.due_prov, false)
+    {ROUTED_NEW_ROWS}
     ON CONFLICT (channel, external_id) WHERE external_id IS NOT NULL DO NOTHING
     RETURNING id, channel, external_id, reported_at, route_rule, community_code,
               subdistrict_code, post_id
