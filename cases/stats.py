@@ -212,6 +212,34 @@ def rates(row: dict) -> dict[str, float | None]:
             for name, (num, den) in RATES.items()}
 
 
+def _checked_period(conn: Connection, group_by: str, date_from: date, date_to: date,
+                    as_of: datetime | None) -> tuple[datetime, datetime, datetime]:
+    """The grouping checked, the period's bounds, and ``as_of`` (the database's now when
+    not given): what both ways of computing the statistics start from."""
+    if group_by not in GROUPS:
+        raise InvalidInput(f"group_by must be one of {', '.join(GROUPS)}, not {group_by!r}",
+                           field="group_by")
+    lo, hi = period_bounds(date_from, date_to)
+    if as_of is None:
+        as_of = conn.execute(text("SELECT now()")).scalar_one()
+    return lo, hi, as_of
+
+
+def _report(conn: Connection, group_by: str, date_from: date, date_to: date, as_of: datetime,
+            groups: list[dict], total: dict, communities: list[dict]) -> dict[str, Any]:
+    """The statistics as both ways return them: the groups named and sorted (no key last),
+    the totals, and the post ranking of ``communities``."""
+    names = _names(conn, group_by, [g["key"] for g in groups])
+    for g in groups:
+        g["name"] = names.get(g["key"])
+    groups.sort(key=lambda g: (g["key"] is None, g["key"] or ""))
+    return {
+        "group_by": group_by, "from": date_from.isoformat(), "to": date_to.isoformat(),
+        "as_of": as_of.isoformat(), "groups": groups, "total": total,
+        "ranking": _ranking(conn, communities),
+    }
+
+
 def compute_stats(
     conn: Connection, group_by: str, date_from: date, date_to: date,
     as_of: datetime | None = None,
@@ -219,12 +247,7 @@ def compute_stats(
     """Indicators of the cases received from ``date_from`` to ``date_to`` (both included),
     grouped by ``group_by`` (one of :data:`GROUPS`), plus totals and the post ranking.
     Reads ``case_stat`` plus the open cases (see module docstring)."""
-    if group_by not in GROUPS:
-        raise InvalidInput(f"group_by must be one of {', '.join(GROUPS)}, not {group_by!r}",
-                           field="group_by")
-    lo, hi = period_bounds(date_from, date_to)
-    if as_of is None:
-        as_of = conn.execute(text("SELECT now()")).scalar_one()
+    lo, hi, as_of = _checked_period(conn, group_by, date_from, date_to, as_of)
     d = {"d1": date_from, "d2": date_to}
     dim = "channel" if group_by == "month" else group_by
     key = "to_char(day, 'YYYY-MM')" if group_by == "month" else "key"
@@ -254,16 +277,8 @@ def compute_stats(
     communities = [{"key": None if k == "" else k,
                     **_combine(comm.get(k), live_comm.get(k), follow_comm.get(k))}
                    for k in set(comm) | set(live_comm)]
-    names = _names(conn, group_by, [g["key"] for g in groups])
-    for g in groups:
-        g["name"] = names.get(g["key"])
-    groups.sort(key=lambda g: (g["key"] is None, g["key"] or ""))
-    return {
-        "group_by": group_by, "from": date_from.isoformat(), "to": date_to.isoformat(),
-        "as_of": as_of.isoformat(), "groups": groups,
-        "total": _combine(total or None, live_total or None, follow_total),
-        "ranking": _ranking(conn, communities),
-    }
+    return _report(conn, group_by, date_from, date_to, as_of, groups,
+                   _combine(total or None, live_total or None, follow_total), communities)
 
 
 def _k(value: object) -> str:
@@ -342,12 +357,7 @@ def compute_stats_direct(
 ) -> dict[str, Any]:
     """The same indicators from one scan of ``"case"`` (exact percentile; slow at a million
     cases): the reference :func:`compute_stats` is checked against."""
-    if group_by not in GROUPS:
-        raise InvalidInput(f"group_by must be one of {', '.join(GROUPS)}, not {group_by!r}",
-                           field="group_by")
-    lo, hi = period_bounds(date_from, date_to)
-    if as_of is None:
-        as_of = conn.execute(text("SELECT now()")).scalar_one()
+    lo, hi, as_of = _checked_period(conn, group_by, date_from, date_to, as_of)
     rows = conn.execute(text(_STATS_SQL.replace("{key}", GROUPS[group_by])),
                         {"lo": lo, "hi": hi, "as_of": as_of}).mappings().all()
     groups, communities, total = [], [], None
@@ -359,17 +369,10 @@ def compute_stats_direct(
             communities.append({"key": r["community_code"], **item})
         else:
             total = item
-    names = _names(conn, group_by, [g["key"] for g in groups])
-    for g in groups:
-        g["name"] = names.get(g["key"])
-    groups.sort(key=lambda g: (g["key"] is None, g["key"] or ""))
-    return {
-        "group_by": group_by, "from": date_from.isoformat(), "to": date_to.isoformat(),
-        "as_of": as_of.isoformat(), "groups": groups,
-        "total": total or _finish({c: 0 for c in COUNTS} | {"avg_handle_hours": None,
-                                                             "p90_handle_hours": None}),
-        "ranking": _ranking(conn, communities),
-    }
+    return _report(conn, group_by, date_from, date_to, as_of, groups,
+                   total or _finish({c: 0 for c in COUNTS} | {"avg_handle_hours": None,
+                                                               "p90_handle_hours": None}),
+                   communities)
 
 
 def _finish(r: dict) -> dict:
