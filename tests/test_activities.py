@@ -15,8 +15,7 @@ from sqlalchemy import text
 from api.app import create_app
 from cases.activities import activity_counts
 from cases.activity_import import import_activities, load_mapping
-from cases.tokens import create_token
-from tests.helpers.ledger import COMM_A, COMM_B
+from tests.helpers.ledger import COMM_A, COMM_B, bearer, role_tokens
 
 MAPPING = load_mapping(__import__("cases").__path__[0] + "/activities_zh.toml")
 MAY = (date(2026, 5, 1), date(2026, 5, 31))
@@ -25,15 +24,13 @@ MAY = (date(2026, 5, 1), date(2026, 5, 31))
 @pytest.fixture
 def api(city_db_url, city_engine):
     with city_engine.begin() as conn:
-        tokens = {r: create_token(conn, r, f"t-{r}")[1] for r in ("dispatcher", "planner")}
-        tokens["officer_a"] = create_token(conn, "community_officer", "oa", [COMM_A])[1]
+        tokens = role_tokens(conn, ("dispatcher", "planner"))
     with TestClient(create_app(database_url=city_db_url)) as client:
         yield client, tokens
 
 
 def post(client, tokens, who, **body):
-    return client.post("/api/v1/activities", json=body,
-                       headers={"Authorization": f"Bearer {tokens[who]}"})
+    return client.post("/api/v1/activities", json=body, headers=bearer(tokens, who))
 
 
 GOOD = {"started_at": "2026-05-20T09:00:00+08:00", "kind": "进校园", "title": "垃圾分类进校园",

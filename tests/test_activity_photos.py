@@ -18,9 +18,11 @@ from sqlalchemy import text
 from api.app import create_app
 from casegrid.settings import Settings
 from cases import attachments
-from cases.tokens import create_token
 from tests.helpers import evidence_files as files
+from tests.helpers.ledger import bearer as h
+from tests.helpers.ledger import role_tokens
 from tests.helpers.server import running_server
+from tests.helpers.workbench_browser import PHONE, Person, no_sideways_scroll
 from tests.helpers.workbench_helpers import COMM_A, COMM_B, PASSWORD, csrf_of, make_users
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -36,17 +38,11 @@ def _settings(store: Path, url: str, **kw) -> Settings:
 def api(city_db_url, city_engine, tmp_path):
     store = tmp_path / "files"
     with city_engine.begin() as conn:
-        tokens = {r: create_token(conn, r, f"t-{r}")[1] for r in ("dispatcher", "planner")}
-        tokens["officer_a"] = create_token(conn, "community_officer", "oa", [COMM_A])[1]
-        tokens["officer_b"] = create_token(conn, "community_officer", "ob", [COMM_B])[1]
+        tokens = role_tokens(conn, ("dispatcher", "planner"))
     app = create_app(_settings(store, city_db_url, attachment_max_per_case=3),
                      database_url=city_db_url)
     with TestClient(app) as client:
         yield client, tokens, store, city_engine
-
-
-def h(tokens, who):
-    return {"Authorization": f"Bearer {tokens[who]}"}
 
 
 def counts(engine) -> tuple[int, int]:
@@ -211,17 +207,8 @@ def test_phone_records_with_a_photo_and_sees_its_thumbnail(browser, city_db_url,
     photo.write_bytes(files.jpeg(size=(1200, 900), seed=5))
     app = create_app(_settings(tmp_path / "files", city_db_url), database_url=city_db_url)
     with running_server(app) as base:
-        ctx = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN",
-                                  is_mobile=True, has_touch=True, device_scale_factor=2)
-        page = ctx.new_page()
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(f"{base}/login?next=/work/activities")
-        page.fill("input[name=username]", "off")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(re.compile(r".*/work/activities"))
+        off = Person(browser, base, "off", PHONE, landing="/work/activities")
+        page = off.page
         page.fill("#started_at", "2026-05-20T09:00")
         page.select_option("#kind", "school")
         page.fill("#title", "垃圾分类进校园")
@@ -235,9 +222,8 @@ def test_phone_records_with_a_photo_and_sees_its_thumbnail(browser, city_db_url,
         page.wait_for_function(
             "[...document.querySelectorAll('.act-photos img')].every(i => i.complete)")
         assert page.evaluate("document.querySelector('.act-photos img').naturalWidth") > 0
-        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 0, f"{overflow} px of sideways scrolling at 390 px"
+        no_sideways_scroll(page)
         DOCS.mkdir(exist_ok=True)
         page.screenshot(path=str(DOCS / "workbench-activities-photos-phone.png"), full_page=True)
-        assert not errors, errors
-        ctx.close()
+        off.check()
+        off.close()

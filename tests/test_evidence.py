@@ -20,10 +20,10 @@ from casegrid.settings import Settings
 from cases import attachments
 from cases.calendar import CITY_TZ
 from cases.ledger import LedgerQuery, export
-from cases.tokens import create_token
 from geo.coords import wgs84_to_gcj02
 from tests.helpers import evidence_files as files
-from tests.helpers.ledger import ADMIN, COMM_A, COMM_B, make_case
+from tests.helpers.ledger import ADMIN, COMM_A, make_case, role_tokens
+from tests.helpers.ledger import bearer as h
 
 M_PER_DEG_LAT = 111_195.0
 
@@ -37,17 +37,10 @@ def ev(city_db_url, city_engine, tmp_path):
     store = tmp_path / "files"
     app = create_app(_settings(store), database_url=city_db_url)
     with city_engine.begin() as conn:
-        tokens = {role: create_token(conn, role, f"t-{role}")[1]
-                  for role in ("admin", "dispatcher", "supervisor", "planner", "intake")}
-        tokens["officer_a"] = create_token(conn, "community_officer", "oa", [COMM_A])[1]
-        tokens["officer_b"] = create_token(conn, "community_officer", "ob", [COMM_B])[1]
+        tokens = role_tokens(conn)
         case_id = make_case(conn, COMM_A)
     with TestClient(app) as client:
         yield client, tokens, case_id, store, city_engine
-
-
-def h(tokens, who):
-    return {"Authorization": f"Bearer {tokens[who]}"}
 
 
 def stored_files(store: Path) -> list[str]:

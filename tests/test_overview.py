@@ -18,6 +18,7 @@ from cases.stats import compute_stats
 from tests.helpers.evaluation_ledger import SEPT
 from tests.helpers.ledger import COMM_A, COMM_B
 from tests.helpers.server import running_server
+from tests.helpers.workbench_browser import DESK, PHONE, Person, no_sideways_scroll
 from tests.helpers.workbench_helpers import PASSWORD, csrf_of, make_users
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -82,24 +83,16 @@ def test_in_chromium_no_console_error_and_one_a4_page(browser, evaluation_ledger
     app = create_app(settings=Settings(tiles="none", database_url=city_db_url),
                      database_url=city_db_url)
     with running_server(app) as base:
-        ctx = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
-        page = ctx.new_page()
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(f"{base}/login?next=/work/overview%3Fmonth%3D2026-09")
-        page.fill("input[name=username]", "sup")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(re.compile(r".*/work/overview\?month=2026-09"))
+        sup = Person(browser, base, "sup", DESK, landing="/work/overview?month=2026-09")
+        page = sup.page
         assert page.locator(".ov-kpi").count() >= 4
         DOCS.mkdir(exist_ok=True)
         page.screenshot(path=str(DOCS / "workbench-overview.png"), full_page=True)
         pdf = page.pdf(format="A4", print_background=True)
-        assert not errors, errors
+        sup.check()
         pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
         assert pages == 1, f"the printed overview takes {pages} A4 pages"
-        ctx.close()
+        sup.close()
 
 
 def test_activities_page_records_and_lists(evaluation_ledger, city_db_url):
@@ -130,23 +123,14 @@ def test_activities_page_on_an_officers_phone(browser, evaluation_ledger, city_d
     app = create_app(settings=Settings(tiles="none", database_url=city_db_url),
                      database_url=city_db_url)
     with running_server(app) as base:
-        ctx = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN",
-                                  is_mobile=True, has_touch=True, device_scale_factor=2)
-        page = ctx.new_page()
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.goto(f"{base}/login?next=/work/activities")
-        page.fill("input[name=username]", "off")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(re.compile(r".*/work/activities"))
-        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 0, f"{overflow} px of sideways scrolling at 390 px"
+        off = Person(browser, base, "off", PHONE, landing="/work/activities")
+        page = off.page
+        no_sideways_scroll(page)
         heights = page.evaluate(
             "[...document.querySelectorAll('form input:not([type=hidden]), form select, "
             "form button')].filter(e => e.offsetParent).map(e => e.getBoundingClientRect().height)")
         assert heights and min(heights) >= 40, heights
         DOCS.mkdir(exist_ok=True)
         page.screenshot(path=str(DOCS / "workbench-activities-phone.png"), full_page=True)
-        assert not errors, errors
-        ctx.close()
+        off.check()
+        off.close()

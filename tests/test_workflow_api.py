@@ -14,24 +14,18 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from cases.tokens import create_token
-from tests.helpers.ledger import COMM_A, COMM_B, make_case, sh
+from tests.helpers.ledger import COMM_A, make_case, role_tokens, sh
+from tests.helpers.ledger import bearer as h
 
 
 @pytest.fixture
 def api(city_db_url, city_engine):
     app = create_app(database_url=city_db_url)
     with city_engine.begin() as conn:
-        tokens = {role: create_token(conn, role, f"t-{role}")[1]
-                  for role in ("admin", "dispatcher", "supervisor", "planner", "intake")}
-        tokens["officer_a"] = create_token(conn, "community_officer", "oa", [COMM_A])[1]
-        tokens["officer_b"] = create_token(conn, "community_officer", "ob", [COMM_B])[1]
+        tokens = role_tokens(conn)
         case_id = make_case(conn, COMM_A)
     with TestClient(app) as client:
         yield client, tokens, case_id
-
-
-def h(tokens, who):
-    return {"Authorization": f"Bearer {tokens[who]}"}
 
 
 def test_actions_history_and_409(api):

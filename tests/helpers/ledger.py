@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from cases.calendar import CITY_TZ
 from cases.deadlines import initial_deadlines_many
-from cases.tokens import Principal
+from cases.tokens import Principal, create_token
 from cases.workflow import apply_action
 
 # Two sample-city communities in different subdistricts (荆河 001 and 龙泉 002).
@@ -93,3 +93,17 @@ def dispatched_case(engine, at=None, category="0102") -> int:
         apply_action(conn, cid, "accept", {}, SUP, at=at + timedelta(minutes=10))
         apply_action(conn, cid, "dispatch", {}, DISP, at=at + timedelta(minutes=20))
     return cid
+
+
+def role_tokens(conn, roles=("admin", "dispatcher", "supervisor", "planner", "intake")) -> dict[str, str]:
+    """A bearer token per role of ``roles`` (named ``t-ROLE``), and one per community
+    officer: ``officer_a`` of COMM_A, ``officer_b`` of COMM_B."""
+    tokens = {role: create_token(conn, role, f"t-{role}")[1] for role in roles}
+    tokens["officer_a"] = create_token(conn, "community_officer", "oa", [COMM_A])[1]
+    tokens["officer_b"] = create_token(conn, "community_officer", "ob", [COMM_B])[1]
+    return tokens
+
+
+def bearer(tokens: dict[str, str], who: str) -> dict[str, str]:
+    """The Authorization header of ``who``'s token."""
+    return {"Authorization": f"Bearer {tokens[who]}"}

@@ -9,9 +9,10 @@ The served app these run against is the ``site`` fixture of ``tests.helpers.fixt
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 from tests.helpers.workbench_helpers import PASSWORD, case_body, point_in
 
@@ -36,7 +37,10 @@ def submit(site, code: str, n: int) -> int:
 class Person:
     """One signed-in browser context, watching for console errors and outside requests."""
 
-    def __init__(self, browser, base: str, username: str, options: dict):
+    def __init__(self, browser, base: str, username: str, options: dict,
+                 landing: str | None = None):
+        """Signed in through the login form; with ``landing`` (a path and query), through
+        ``/login?next=landing``, waiting until the page has landed there."""
         self.ctx = browser.new_context(**options)
         self.page = self.ctx.new_page()
         self.base = base
@@ -45,18 +49,20 @@ class Person:
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("request", self._request)
-        self.sign_in(username)
+        self.sign_in(username, landing=landing)
 
     def _request(self, r) -> None:  # noqa: ANN001
         u = urlparse(r.url)
         if u.scheme in ("http", "https") and u.hostname not in ("127.0.0.1", "localhost"):
             self.outside.append(r.url)
 
-    def sign_in(self, username: str, password: str = PASSWORD) -> None:
-        self.page.goto(f"{self.base}/login")
+    def sign_in(self, username: str, password: str = PASSWORD, landing: str | None = None) -> None:
+        self.page.goto(f"{self.base}/login" + (f"?next={quote(landing, safe='/')}" if landing else ""))
         self.page.fill("#username", username)
         self.page.fill("#password", password)
         self.page.click("button[type=submit]")
+        if landing:
+            self.page.wait_for_url(re.compile(".*" + re.escape(landing) + "$"))
 
     def open(self, path: str):  # noqa: ANN201
         return self.page.goto(self.base + path)
