@@ -58,6 +58,14 @@ def _answer(fmt: str, kind: str, work: Callable[[], Any], status: int = 200) -> 
         return _error(fmt, open311.from_domain(exc))
 
 
+def _read(fmt: str, kind: str, engine: Engine, read: Callable[[Connection], Any]) -> Response:
+    """:func:`_answer` for a read: ``read`` runs on one pooled connection of ``engine``."""
+    def work() -> Any:
+        with engine.connect() as conn:
+            return read(conn)
+    return _answer(fmt, kind, work)
+
+
 @router.get("/discovery.{fmt}")
 def get_discovery(fmt: str, request: Request) -> Response:
     """Where the endpoints are and which formats they speak."""
@@ -67,19 +75,14 @@ def get_discovery(fmt: str, request: Request) -> Response:
 @router.get("/services.{fmt}")
 def get_services(fmt: str, engine: EngineDep) -> Response:
     """The service list: one service per active category (service_code = category code)."""
-    def work():
-        with engine.connect() as conn:
-            return open311.services(conn)
-    return _answer(fmt, "services", work)
+    return _read(fmt, "services", engine, open311.services)
 
 
 @router.get("/services/{service_code}.{fmt}")
 def get_service_definition(service_code: str, fmt: str, engine: EngineDep) -> Response:
     """Attribute definitions of one service (``crs`` and ``time_of_day``, both optional)."""
-    def work():
-        with engine.connect() as conn:
-            return open311.service_definition(conn, service_code)
-    return _answer(fmt, "definition", work)
+    return _read(fmt, "definition", engine,
+                 lambda conn: open311.service_definition(conn, service_code))
 
 
 @router.post("/requests.{fmt}")
@@ -158,27 +161,19 @@ def get_requests(fmt: str, request: Request, engine: EngineDep) -> Response:
     q = request.query_params
     params = {k: q.get(k) for k in ("service_request_id", "service_code", "start_date",
                                     "end_date", "status")}
-
-    def work():
-        with engine.connect() as conn:
-            return open311.find_requests(conn, params, media_base=_media_base(request))
-    return _answer(fmt, "requests", work)
+    return _read(fmt, "requests", engine,
+                 lambda conn: open311.find_requests(conn, params, media_base=_media_base(request)))
 
 
 @router.get("/requests/{service_request_id}.{fmt}")
 def get_request(service_request_id: str, fmt: str, request: Request,
                 engine: EngineDep) -> Response:
     """One service request (a one-element list, as the spec has it)."""
-    def work():
-        with engine.connect() as conn:
-            return open311.get_request(conn, service_request_id, media_base=_media_base(request))
-    return _answer(fmt, "requests", work)
+    return _read(fmt, "requests", engine, lambda conn: open311.get_request(
+        conn, service_request_id, media_base=_media_base(request)))
 
 
 @router.get("/tokens/{token}.{fmt}")
 def get_token(token: str, fmt: str, engine: EngineDep) -> Response:
     """The service_request_id a submission token became."""
-    def work():
-        with engine.connect() as conn:
-            return open311.get_token(conn, token)
-    return _answer(fmt, "requests", work)
+    return _read(fmt, "requests", engine, lambda conn: open311.get_token(conn, token))
