@@ -19,6 +19,7 @@ from sqlalchemy import Connection, text
 
 from casegrid.errors import NotFound
 from cases import publication
+from cases.vocabulary import is_open
 
 STATUS_LABELS: dict[str, tuple[str, str]] = {
     "registered": ("已受理,待审核", "received, awaiting review"),
@@ -88,7 +89,6 @@ def track_view(conn: Connection, case_no: str) -> dict | None:
         steps.append({"action": r["action"], "at": r["at"], "label_zh": zh, "label_en": en,
                       "detail_zh": detail_zh, "detail_en": detail_en})
     zh, en = STATUS_LABELS.get(case["status"], (case["status"], case["status"]))
-    open_ = case["closed_at"] is None and case["status"] != "rejected"
     post = conn.execute(text(
         'SELECT p.name, p.phone, p.address, p.hours FROM "case" c JOIN community_post p '
         "ON p.id = c.post_id WHERE c.case_no = :no"), {"no": case_no}).mappings().first()
@@ -96,7 +96,7 @@ def track_view(conn: Connection, case_no: str) -> dict | None:
         "case_no": case["case_no"], "status": case["status"], "status_zh": zh, "status_en": en,
         "category_zh": case["name_zh"], "category_en": case["name_en"],
         "community": case["community_name"], "reported_at": case["reported_at"],
-        "updated_at": case["updated_at"], "due_at": case["current_due_at"] if open_ else None,
+        "updated_at": case["updated_at"], "due_at": case["current_due_at"] if is_open(case["status"], case["closed_at"]) else None,
         "description": case["description"], "reply_text": case["reply_text"],
         "post": dict(post) if post else None, "steps": steps,
         # a category kept from the public: the page tells the reporter so

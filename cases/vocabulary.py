@@ -29,6 +29,22 @@ STATE_GROUPS: dict[str, tuple[str, ...]] = {
 }
 MAP_STATES: tuple[str, ...] = (*STATE_GROUPS, "overdue")
 
+# What staff read for each channel and status, (Chinese, English): the workbench's pages, the
+# dispatch map and the ledger's status column, so a new channel or status brings its words
+# here with it. (The citizen's tracking page words a status for its reporter, cases.track.)
+CHANNEL_LABELS: dict[str, tuple[str, str]] = {
+    "hotline_12345": ("12345热线", "12345 hotline"), "platform": ("智慧城管平台", "Smart platform"),
+    "patrol": ("巡查上报", "Patrol"), "app": ("手机应用", "App"), "open311": ("Open311", "Open311"),
+    "walk_in": ("来访", "Walk-in"),
+}
+STATE_LABELS: dict[str, tuple[str, str]] = {
+    "registered": ("已受理", "Registered"), "reviewed": ("已立案", "Accepted"),
+    "rejected": ("不予立案", "Rejected"), "dispatched": ("已派遣", "Dispatched"),
+    "returned": ("已退单", "Returned"), "handled": ("已处置", "Handled"),
+    "verified": ("已核查", "Verified"), "replied": ("已回复", "Replied"),
+    "closed": ("已结案", "Closed"),
+}
+
 # The zone of the day the statistics (case_stat) count a case on: its received_at there.
 # The statistics triggers of migrations 0003, 0013 and 0022 spell it in their SQL, so the
 # statements that add to case_stat beside them (cases.workflow's acknowledgements, the bulk
@@ -52,6 +68,11 @@ def open_sql(alias: str = "c") -> str:
     """Not closed: the predicate of the partial index ``case_open_geom_gist``."""
     p = _p(alias)
     return f"{p}closed_at IS NULL AND {p}status NOT IN ({_quoted(CLOSED_STATES)})"
+
+
+def is_open(status: str, closed_at: object) -> bool:
+    """:func:`open_sql` for a case already read (its ``status`` and ``closed_at``)."""
+    return closed_at is None and status not in CLOSED_STATES
 
 
 def closed_sql(alias: str = "c") -> str:

@@ -46,11 +46,9 @@ from cases.calendar import WorkCalendar, require_aware
 from cases.privacy import MAY_HOLD_CONTACTS, public_digits
 from cases.queries import REPORTER_FIELDS
 from cases.tokens import Principal
-from cases.vocabulary import STATES, STATS_DAY_ZONE
+from cases.vocabulary import CLOSED_STATES, STATE_LABELS, STATES, STATS_DAY_ZONE
 
-STATE_ZH = {"registered": "已受理", "reviewed": "已立案", "rejected": "不予立案",
-            "dispatched": "已派遣", "returned": "已退单", "handled": "已处置", "verified": "已核查",
-            "replied": "已回复", "closed": "已结案"}
+STATE_ZH = {state: zh for state, (zh, _en) in STATE_LABELS.items()}
 REJECT_REASONS = ("invalid", "out_of_scope", "duplicate")
 REPLY_CHANNELS = ("phone", "sms", "app", "wechat", "letter", "in_person", "hotline_12345")
 SATISFACTION = ("satisfied", "basically_satisfied", "dissatisfied", "unknown")
@@ -435,7 +433,7 @@ def _reject(ctx: ActionContext) -> _Step:
         if main_id == ctx.case["id"]:
             raise InvalidInput("a case cannot be merged into itself", field="main_case_id")
         main = load_case(ctx.conn, main_id, ctx.actor)
-        if main["merged_into"] is not None or main["status"] in ("rejected", "closed"):
+        if main["merged_into"] is not None or main["status"] in CLOSED_STATES:
             raise InvalidInput(f"case {main_id} is {main['status']}"
                                f"{' (merged)' if main['merged_into'] else ''}: merge into an "
                                "open main case", field="main_case_id")

@@ -18,17 +18,11 @@ import folium
 
 from cases.calendar import CITY_TZ
 from cases.filters import CaseFilters, window_days
-from cases.vocabulary import CHANNELS
+from cases.vocabulary import CHANNEL_LABELS, CHANNELS
 from maps.assets import markercluster_links
 from maps.base import PageScript, add_communities, add_posts, add_subdistricts, new_map
 from maps.display import Display
 from maps.i18n import category_name, strings
-
-CHANNEL_NAMES = {
-    "hotline_12345": ("12345热线", "12345 hotline"), "platform": ("智慧城管平台", "Smart platform"),
-    "patrol": ("巡查上报", "Patrol"), "app": ("手机应用", "App"), "open311": ("Open311", "Open311"),
-    "walk_in": ("来访", "Walk-in"),
-}
 
 
 def fmt_time(value: datetime | None) -> str:
@@ -72,7 +66,7 @@ def _options(data: dict, lang: str) -> dict:
         "communities": [[c["code"], c["name"]] for c in opts["communities"]],
         "community_parent": {c["code"]: c["subdistrict_code"] for c in opts["communities"]},
         "categories": [[c["code"], f'{c["code"]} {category_name(c, lang)}'] for c in opts["categories"]],
-        "channels": [[ch, CHANNEL_NAMES[ch][k]] for ch in CHANNELS],
+        "channels": [[ch, CHANNEL_LABELS[ch][k]] for ch in CHANNELS],
     }
 
 

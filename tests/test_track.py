@@ -12,6 +12,9 @@ from sqlalchemy import text
 
 from api.app import create_app
 from casegrid.settings import Settings
+from cases import track
+from cases.vocabulary import CHANNEL_LABELS, CHANNELS, STATE_LABELS, STATES
+from cases.workflow import REJECT_REASONS
 from tests.helpers.ledger import COMM_A, DISP, OFF_A, SUP, act, drive, make_case, sh
 from tests.helpers.server import running_server
 
@@ -206,3 +209,11 @@ def test_track_page_on_a_phone(browser, city_engine, city_db_url):
             assert all(u.startswith(base) for u in urls), urls
         finally:
             ctx.close()
+
+
+def test_the_words_cover_the_vocabulary():
+    """Every status, channel and reject reason of the ledger has its words, for staff
+    (cases.vocabulary) and for the reporter (cases.track), and no word names another."""
+    assert set(STATE_LABELS) == set(track.STATUS_LABELS) == set(STATES)
+    assert set(CHANNEL_LABELS) == set(CHANNELS)
+    assert set(track.REJECT_LABELS) == set(REJECT_REASONS)

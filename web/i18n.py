@@ -201,20 +201,6 @@ _T: dict[str, tuple[str, str]] = {
     "place_no_suggestion": ("无候选位置", "No suggestion"),
 }
 
-STATES: dict[str, tuple[str, str]] = {
-    "registered": ("已受理", "Registered"), "reviewed": ("已立案", "Accepted"),
-    "rejected": ("不予立案", "Rejected"), "dispatched": ("已派遣", "Dispatched"),
-    "returned": ("已退单", "Returned"), "handled": ("已处置", "Handled"),
-    "verified": ("已核查", "Verified"), "replied": ("已回复", "Replied"),
-    "closed": ("已结案", "Closed"),
-}
-
-CHANNELS: dict[str, tuple[str, str]] = {
-    "hotline_12345": ("12345热线", "12345 hotline"), "platform": ("智慧城管平台", "Platform"),
-    "patrol": ("巡查发现", "Patrol"), "app": ("手机应用", "App"), "open311": ("Open311", "Open311"),
-    "walk_in": ("来访", "Walk-in"),
-}
-
 # The deadline of the step a case waits on (cases.deadlines.STEPS), in the case page's head.
 STEP_DEADLINES: dict[str, tuple[str, str]] = {
     "review": ("审核时限", "Review due"), "dispatch": ("派遣时限", "Dispatch due"),

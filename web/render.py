@@ -14,6 +14,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from cases.calendar import CITY_TZ, WorkCalendar
+from cases.vocabulary import CHANNEL_LABELS, STATE_LABELS
 from web import forms, i18n
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -83,8 +84,8 @@ def render(template: str, lang: str, root: str = "", **context) -> str:
     return _env.get_template(template).render(
         lang=lang, t=t, assets=root + ASSETS, forms=forms, root=root,
         url=lambda path, **params: root + page_url(path, lang, **params),
-        state=lambda s: i18n.pick(i18n.STATES, s, lang),
-        channel=lambda c: i18n.pick(i18n.CHANNELS, c, lang),
+        state=lambda s: i18n.pick(STATE_LABELS, s, lang),
+        channel=lambda c: i18n.pick(CHANNEL_LABELS, c, lang),
         role=lambda r: t.get(f"role_{r}", r),
         why=lambda item: i18n.address_why(item, lang),
         **context)

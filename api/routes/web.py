@@ -41,7 +41,7 @@ from cases.calendar_horizon import current_horizon
 from cases.deadlines import due_summary
 from cases.images import Prepared
 from cases.users import Session
-from cases.vocabulary import CHANNELS
+from cases.vocabulary import CHANNELS, CLOSED_STATES
 from web import case_page, evidence, forms, i18n, placement
 from web.render import render, working_left
 
@@ -376,7 +376,7 @@ def _case_page(request: Request, conn, session: Session, case_id: int, lang: str
                                                 settings.duplicate_radius_m,
                                                 settings.duplicate_window_days)
         duplicates = [d for d in map_data.nearby_cases(conn, case_id, radius, days, scope, limit=10)
-                      if d["status"] not in ("closed", "rejected")]
+                      if d["status"] not in CLOSED_STATES]
     codes = [c for c in [case["community_code"], *[a.get("code") for a in case["route_alternates"] or []]] if c]
     geoms = {g["code"]: g for g in reference.community_geometries(conn, stamps, codes)}
     queue = queues.QUEUES.get(queue_name or "")
