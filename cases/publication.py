@@ -40,6 +40,7 @@ from casegrid.errors import InvalidInput, NotFound
 from casegrid.settings import Settings, get_settings
 from cases.filters import CaseFilters, filter_sql
 from cases.vocabulary import settled_sql
+from geo.boundaries import boundary_name_join
 from geo.coords import grid_centre_sql
 
 # A case the public may see at all.
@@ -92,10 +93,7 @@ JOIN category cat ON cat.code = c.category_code
 LEFT JOIN community_post p ON p.id = c.post_id
 LEFT JOIN "case" m ON m.id = c.merged_into
 LEFT JOIN community cm ON cm.generation_id = c.generation_id AND cm.code = c.community_code
-LEFT JOIN LATERAL (
-    SELECT s.name FROM subdistrict s JOIN boundary_generation g ON g.id = s.generation_id
-    WHERE s.code = c.subdistrict_code ORDER BY g.active DESC, g.id DESC LIMIT 1
-) sd ON true
+{boundary_name_join("subdistrict", "c.subdistrict_code", "sd")}
 CROSS JOIN LATERAL (
     SELECT CASE WHEN c.geom IS NOT NULL AND :grid
                 THEN {grid_centre_sql("c.geom", "cell_m")} END AS g

@@ -24,6 +24,7 @@ from casegrid.errors import InvalidInput, NotFound
 from cases.filters import CaseFilters, filter_sql
 from cases.tokens import Principal
 from cases.vocabulary import STATES
+from geo.boundaries import boundary_name_join
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
@@ -37,7 +38,7 @@ REPORTER_FIELDS = ("reporter_name", "reporter_phone", "photo_urls")
 
 # {source} is the "case" table, or a CTE with the same columns (intake's INSERT ... RETURNING *,
 # so a new case comes back with its names in the same round trip).
-CASE_SELECT_TEMPLATE = """
+CASE_SELECT_TEMPLATE = f"""
 SELECT c.id, c.case_no, c.status, c.version, c.category_code,
        cat.name_zh AS category_name_zh, cat.name_en AS category_name_en,
        c.channel, c.external_id, c.description, c.address,
@@ -52,15 +53,11 @@ SELECT c.id, c.case_no, c.status, c.version, c.category_code,
        c.merged_into, c.current_due_at, c.due_provisional,
        c.reviewed_at, c.dispatched_at, c.handled_at, c.verified_at, c.replied_at, c.closed_at,
        c.rework_count, c.extension_count, c.created_at, c.updated_at
-FROM {source} c
+FROM {{source}} c
 JOIN category cat ON cat.code = c.category_code
 LEFT JOIN community cm ON cm.generation_id = c.generation_id AND cm.code = c.community_code
 LEFT JOIN community_post p ON p.id = c.post_id
-LEFT JOIN LATERAL (
-    -- subdistricts are their own generations: prefer the active one's name
-    SELECT s.name FROM subdistrict s JOIN boundary_generation g ON g.id = s.generation_id
-    WHERE s.code = c.subdistrict_code ORDER BY g.active DESC, g.id DESC LIMIT 1
-) sd ON true
+{boundary_name_join("subdistrict", "c.subdistrict_code", "sd")}
 """
 CASE_SELECT = CASE_SELECT_TEMPLATE.replace("{source}", '"case"')
 # Every column of the row as well (what cases.workflow.view_of reads: due times, pending
@@ -336,7 +333,7 @@ def count_each(conn: Connection, named: dict[str, CaseFilters], principal: Princ
 
 # --- reference data the API serves beside cases --------------------------------------------
 
-COMMUNITIES_SQL = """
+COMMUNITIES_SQL = f"""
 SELECT c.code, c.name, c.subdistrict_code, sd.name AS subdistrict_name, c.area_m2,
        c.generation_id, ST_AsGeoJSON(c.geom, 7) AS geometry,
        p.id AS post_id, p.name AS post_name, p.contact_name AS post_contact_name,
@@ -345,10 +342,7 @@ SELECT c.code, c.name, c.subdistrict_code, sd.name AS subdistrict_name, c.area_m
 FROM community c
 JOIN boundary_generation g ON g.id = c.generation_id AND g.active AND g.level = 'community'
 LEFT JOIN community_post p ON p.community_code = c.code
-LEFT JOIN LATERAL (
-    SELECT s.name FROM subdistrict s JOIN boundary_generation sg ON sg.id = s.generation_id
-    WHERE s.code = c.subdistrict_code ORDER BY sg.active DESC, sg.id DESC LIMIT 1
-) sd ON true
+{boundary_name_join("subdistrict", "c.subdistrict_code", "sd")}
 ORDER BY c.code
 """
 

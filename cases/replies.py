@@ -17,6 +17,7 @@ from sqlalchemy import Connection, text
 from casegrid.errors import InvalidInput, NotFound
 from cases.calendar import CITY_TZ
 from cases.tokens import Principal
+from geo.boundaries import boundary_name_join
 
 ANY = "*"
 FIELDS: dict[str, str] = {
@@ -97,15 +98,13 @@ def case_facts(conn: Connection, case_id: int, actor: Principal) -> dict[str, st
 
     case = load_case(conn, case_id, actor)
     row = conn.execute(text(
-        """SELECT cat.name_zh AS category, cm.name AS community, p.name AS post,
+        f"""SELECT cat.name_zh AS category, cm.name AS community, p.name AS post,
                   p.phone AS post_phone,
                   (SELECT note FROM case_event e WHERE e.case_id = :id AND e.action = 'handle'
                    ORDER BY e.at DESC, e.id DESC LIMIT 1) AS handle_note
            FROM category cat
            LEFT JOIN community_post p ON p.id = :post
-           LEFT JOIN LATERAL (SELECT c.name FROM community c JOIN boundary_generation g
-                              ON g.id = c.generation_id WHERE c.code = :comm
-                              ORDER BY g.active DESC, g.id DESC LIMIT 1) cm ON true
+           {boundary_name_join("community", ":comm", "cm")}
            WHERE cat.code = :cat"""),
         {"id": case_id, "post": case["post_id"], "comm": case["community_code"],
          "cat": case["category_code"]}).mappings().one()

@@ -34,6 +34,28 @@ class Generation:
     active: bool
 
 
+def _latest_name(level: str, code: str) -> str:
+    _check_level(level)
+    # Aliases of their own, so that ``code`` may name the outer query's tables.
+    return (f"SELECT bn.name FROM {level} bn JOIN boundary_generation bng "
+            f"ON bng.id = bn.generation_id WHERE bn.code = {code} "
+            "ORDER BY bng.active DESC, bng.id DESC LIMIT 1")
+
+
+def boundary_name_sql(level: str, code: str) -> str:
+    """SQL for the name of the ``level`` (subdistrict or community) whose code is the SQL
+    expression ``code``: the active generation's name, else the newest generation's that
+    has the code (a code the active generation dropped keeps its last name). The one
+    spelling of that rule, for a column: ``{boundary_name_sql(...)} AS subdistrict_name``."""
+    return f"({_latest_name(level, code)})"
+
+
+def boundary_name_join(level: str, code: str, alias: str) -> str:
+    """:func:`boundary_name_sql` as ``LEFT JOIN LATERAL (...) alias ON true``: the name is
+    ``alias.name``."""
+    return f"LEFT JOIN LATERAL ({_latest_name(level, code)}) {alias} ON true"
+
+
 def _check_level(level: str) -> None:
     if level not in LEVELS:
         raise InvalidInput(f"level must be one of {', '.join(LEVELS)}, not {level!r}", field="level")

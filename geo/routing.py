@@ -31,7 +31,7 @@ from sqlalchemy import Connection, text
 from casegrid.db import RawQuery, json_param
 from casegrid.errors import CasegridError, NotFound
 from casegrid.settings import get_settings
-from geo.boundaries import active_generation
+from geo.boundaries import active_generation, boundary_name_sql
 from geo.coords import check_point, normalise_crs, snap_tiny, to_wgs84
 
 RULES = ("inside", "on_boundary", "nearest", "outside")
@@ -190,10 +190,9 @@ def require_generation(conn: Connection, generation_id: int | None = None) -> in
     return gen
 
 
-COMMUNITY_DETAILS_SELECT = """
+COMMUNITY_DETAILS_SELECT = f"""
 SELECT c.id, c.code, c.name, c.subdistrict_code,
-       (SELECT s.name FROM subdistrict s JOIN boundary_generation g ON g.id = s.generation_id
-         WHERE s.code = c.subdistrict_code ORDER BY g.active DESC, g.id DESC LIMIT 1) AS subdistrict_name,
+       {boundary_name_sql("subdistrict", "c.subdistrict_code")} AS subdistrict_name,
        p.id AS post_id, p.name AS post_name, p.contact_name, p.phone, p.address, p.hours,
        ST_X(p.geom) AS post_lon, ST_Y(p.geom) AS post_lat
 FROM community c LEFT JOIN community_post p ON p.community_code = c.code

@@ -12,16 +12,14 @@ from __future__ import annotations
 from sqlalchemy import Connection, text
 
 from casegrid.errors import NotFound
+from geo.boundaries import boundary_name_join
 from notify.webhook import check_url
 
-_LIST_SQL = """
+_LIST_SQL = f"""
 SELECT p.id, p.community_code, cm.name AS community_name, p.name, p.contact_name, p.phone,
        p.webhook_url, p.updated_at
 FROM community_post p
-LEFT JOIN LATERAL (
-    SELECT c.name FROM community c JOIN boundary_generation g ON g.id = c.generation_id
-    WHERE c.code = p.community_code ORDER BY g.active DESC, g.id DESC LIMIT 1
-) cm ON true
+{boundary_name_join("community", "p.community_code", "cm")}
 ORDER BY p.community_code
 """
 
