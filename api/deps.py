@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import date
 from typing import Annotated
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Query, Request, Response
 from pydantic import BeforeValidator
 from sqlalchemy import Connection, Engine
 
@@ -55,6 +55,10 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 
 # An optional date query parameter (YYYY-MM-DD).
 DateQ = Annotated[date | None, BeforeValidator(not_a_timestamp)]
+# The period of a report or an export, both required: the cases received from ``from`` to
+# ``to``, both days included.
+PeriodFrom = Annotated[date, Query(alias="from", description="First day of receipt (YYYY-MM-DD).")]
+PeriodTo = Annotated[date, Query(alias="to", description="Last day of receipt, included.")]
 
 
 def calendar_today(request: Request) -> date:

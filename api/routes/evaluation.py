@@ -3,15 +3,14 @@ and ``GET|PUT /api/v1/evaluation/weights`` (the composite's weights; admins chan
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import require_roles
-from api.deps import ConnDep, ReadConnDep
+from api.deps import ConnDep, PeriodFrom, PeriodTo, ReadConnDep
 from cases import evaluation
 from cases.tokens import Principal
 
@@ -39,8 +38,8 @@ class WeightsIn(BaseModel):
 def get_evaluation(
     principal: Reader,
     conn: ReadConnDep,
-    date_from: Annotated[date, Query(alias="from", description="First day (YYYY-MM-DD).")],
-    date_to: Annotated[date, Query(alias="to", description="Last day, included.")],
+    date_from: PeriodFrom,
+    date_to: PeriodTo,
     level: Literal["post", "subdistrict"] = "post",
 ) -> Any:
     """Scores of the cases received from `from` to `to`, ranked, each explained (value,

@@ -26,15 +26,13 @@ from fastapi.responses import FileResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from api.auth import require_roles
-from api.deps import EngineDep
+from api.deps import EngineDep, PeriodFrom, PeriodTo
 from cases.ledger import EXPORT_ROLES, LedgerQuery, check_query, csv_chunks, write_xlsx
 from cases.tokens import Principal
 
 router = APIRouter(prefix="/api/v1/export", tags=["export"])
 
 Exporter = Annotated[Principal, Depends(require_roles(*EXPORT_ROLES))]
-From = Annotated[date, Query(alias="from", description="First day of receipt (YYYY-MM-DD).")]
-To = Annotated[date, Query(alias="to", description="Last day of receipt, included.")]
 Codes = Annotated[list[str], Query()]
 
 
@@ -51,8 +49,8 @@ def _name(q: LedgerQuery, ext: str) -> str:
 
 @router.get("/ledger.csv", response_class=StreamingResponse,
             responses={200: {"content": {"text/csv": {}}, "description": "The ledger (CSV)"}})
-def ledger_csv(request: Request, principal: Exporter, engine: EngineDep, date_from: From,
-               date_to: To, community: Codes = [],  # noqa: B006
+def ledger_csv(request: Request, principal: Exporter, engine: EngineDep, date_from: PeriodFrom,
+               date_to: PeriodTo, community: Codes = [],  # noqa: B006
                category: Codes = []) -> StreamingResponse:  # noqa: B006
     """The ledger as UTF-8 CSV (with a BOM for Excel), streamed."""
     q = _query(engine, principal, date_from, date_to, community, category)
@@ -77,8 +75,8 @@ def ledger_csv(request: Request, principal: Exporter, engine: EngineDep, date_fr
 @router.get("/ledger.xlsx", response_class=FileResponse, responses={200: {
     "content": {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}},
     "description": "The ledger (Excel workbook)"}})
-def ledger_xlsx(request: Request, principal: Exporter, engine: EngineDep, date_from: From,
-                date_to: To, community: Codes = [],  # noqa: B006
+def ledger_xlsx(request: Request, principal: Exporter, engine: EngineDep, date_from: PeriodFrom,
+                date_to: PeriodTo, community: Codes = [],  # noqa: B006
                 category: Codes = []) -> FileResponse:  # noqa: B006
     """The ledger as an Excel workbook (more than 1,048,575 rows continue on a second sheet)."""
     q = _query(engine, principal, date_from, date_to, community, category)

@@ -13,15 +13,14 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.auth import CurrentPrincipal, require_roles
-from api.deps import ConnDep, ReadConnDep
+from api.deps import ConnDep, PeriodFrom, PeriodTo, ReadConnDep
 from api.evidence_forms import action_with_photos
 from api.uploads import post_with_photos
 from casegrid import metrics
@@ -96,8 +95,8 @@ def get_stats(
     conn: ReadConnDep,
     # Required without a default: an ``= ...`` default reached the handler as Ellipsis
     # (a 500) when the parameter was missing.
-    date_from: Annotated[date, Query(alias="from", description="First day (YYYY-MM-DD).")],
-    date_to: Annotated[date, Query(alias="to", description="Last day, included.")],
+    date_from: PeriodFrom,
+    date_to: PeriodTo,
     group_by: Literal["community", "subdistrict", "category", "channel", "month"] = "community",
 ) -> Any:
     """Indicators of the cases received from `from` to `to` (both days included)."""
