@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from casegrid.cluster import Cluster, free_port
-from casegrid.db import make_engine, migrate
-from tests.helpers.databases import fresh_database
+from casegrid.db import migrate
+from tests.helpers.databases import engine_on, fresh_database
 
 # Fixtures shared by several test files (api, site, wb, conn, evaluation_ledger).
 pytest_plugins = ("tests.helpers.fixtures",)
@@ -53,11 +53,8 @@ def db_url(pg_cluster: Cluster, template_db: str) -> Iterator[str]:
 @pytest.fixture
 def engine(db_url: str):
     """An engine on the test's fresh database."""
-    eng = make_engine(db_url)
-    try:
+    with engine_on(db_url) as eng:
         yield eng
-    finally:
-        eng.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -67,12 +64,8 @@ def city_template(pg_cluster: Cluster, template_db: str) -> str:
 
     name = "cg_city_template"
     pg_cluster.create_database(name, template=template_db)
-    eng = make_engine(pg_cluster.url(name))
-    try:
-        with eng.begin() as conn:
-            load_sample_city(conn)
-    finally:
-        eng.dispose()
+    with engine_on(pg_cluster.url(name)) as eng, eng.begin() as conn:
+        load_sample_city(conn)
     return name
 
 
@@ -85,11 +78,8 @@ def city_db_url(pg_cluster: Cluster, city_template: str) -> Iterator[str]:
 @pytest.fixture
 def city_engine(city_db_url: str):
     """An engine on a fresh database holding the sample city."""
-    eng = make_engine(city_db_url)
-    try:
+    with engine_on(city_db_url) as eng:
         yield eng
-    finally:
-        eng.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from casegrid.worker import Worker
 from geo.address_learning import learn_new_cases
 from geo.address_match import match_address
 from geo.routing import M_PER_DEG
+from tests.helpers.cli import cli_database
 from tests.helpers.intake_api import body, interior_points
 
 ADDRESS = "银杏巷小卖部"  # no name the gazetteer knows: only the memory can place it
@@ -125,20 +126,11 @@ def test_the_worker_and_the_cli_use_the_same_learner(api, city_db_url, monkeypat
     assert memory(api) == [(code, 2)]
     report(api, 3, *_moved(lon, lat, -10), "13800000003")
     from casegrid.cli import app
-    from casegrid.db import get_engine
-    from casegrid.settings import get_settings
 
-    monkeypatch.setenv("DATABASE_URL", city_db_url)
-    get_settings.cache_clear()
-    get_engine.cache_clear()
-    try:
+    with cli_database(monkeypatch, city_db_url):
         out = CliRunner().invoke(app, ["gazetteer", "learn-ledger", "--commit"])
         assert out.exit_code == 0, out.output
         assert '"learned": 1' in out.output and memory(api) == [(code, 3)]
         rescan = CliRunner().invoke(app, ["gazetteer", "learn-ledger", "--rescan", "--commit"])
         assert rescan.exit_code == 0, rescan.output
         assert '"learned": 0' in rescan.output and memory(api) == [(code, 3)]
-    finally:
-        get_engine().dispose()
-        get_engine.cache_clear()
-        get_settings.cache_clear()

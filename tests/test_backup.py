@@ -30,6 +30,7 @@ from casegrid.backup import (
 from casegrid.cluster import Cluster, free_port
 from casegrid.errors import Conflict, InvalidInput
 from cases.calendar import CITY_TZ
+from tests.helpers.cli import cli_database
 
 UNTIL = datetime(2026, 11, 1, 12, 0, tzinfo=CITY_TZ)
 # Tables whose every row is compared by checksum, not only counted.
@@ -281,21 +282,12 @@ def test_the_commands_back_up_and_restore_with_the_attachment_store(worked_city,
     from typer.testing import CliRunner
 
     from casegrid.cli import app
-    from casegrid.db import get_engine
-    from casegrid.settings import get_settings
 
     url, store = worked_city
 
     def run(args, database, attachments):
-        monkeypatch.setenv("DATABASE_URL", database)
-        monkeypatch.setenv("CASEGRID_ATTACHMENT_DIR", str(attachments))
-        get_settings.cache_clear()
-        get_engine.cache_clear()
-        try:
+        with cli_database(monkeypatch, database, CASEGRID_ATTACHMENT_DIR=str(attachments)):
             return CliRunner().invoke(app, args)
-        finally:
-            get_settings.cache_clear()
-            get_engine.cache_clear()
 
     out = run(["backup", "--out", str(tmp_path / "b")], url, store)
     assert out.exit_code == 0, out.output

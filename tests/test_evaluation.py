@@ -15,6 +15,7 @@ from casegrid.errors import InvalidInput
 from cases.evaluation import LABELS_ZH, evaluate, load_weights, set_weights
 from cases.report import write_report
 from cases.tokens import create_token
+from tests.helpers.cli import cli_database
 from tests.helpers.evaluation_ledger import AS_OF, COMM_C, SEPT
 from tests.helpers.ledger import COMM_A, COMM_B
 
@@ -115,14 +116,9 @@ def test_api_cli_and_report_sheet(evaluation_ledger, city_db_url, tmp_path, monk
         r = client.put("/api/v1/evaluation/weights", json={"min_cases": 1},
                        headers={"Authorization": f"Bearer {admin}"})
         assert r.status_code == 200 and r.json()["min_cases"] == 1
-    monkeypatch.setenv("DATABASE_URL", city_db_url)
     from casegrid.cli import app
-    from casegrid.db import get_engine
-    from casegrid.settings import get_settings
 
-    get_settings.cache_clear()
-    get_engine.cache_clear()
-    try:
+    with cli_database(monkeypatch, city_db_url):
         runner = CliRunner()
         out = runner.invoke(app, ["evaluation", "weights", "set", "rework_rate", "--weight", "3"])
         assert out.exit_code == 0, out.output
@@ -130,10 +126,6 @@ def test_api_cli_and_report_sheet(evaluation_ledger, city_db_url, tmp_path, monk
         assert "rework_rate" in out.output and "weight      3" in out.output
         out = runner.invoke(app, ["evaluation", "weights", "set", "nonsense", "--weight", "1"])
         assert out.exit_code == 2 and "indicator" in out.output
-    finally:
-        get_engine().dispose()
-        get_engine.cache_clear()
-        get_settings.cache_clear()
     with evaluation_ledger.connect() as conn:
         write_report(conn, *SEPT, tmp_path / "r.xlsx")
     sheet = load_workbook(tmp_path / "r.xlsx")["考核"]

@@ -17,6 +17,7 @@ from cases import replies
 from cases.report import build_tables
 from cases.stats import GROUPS, compute_stats, compute_stats_direct
 from cases.tokens import create_token
+from tests.helpers.cli import cli_database
 from tests.helpers.ledger import (
     COMM_A,
     COMM_B,
@@ -282,14 +283,9 @@ def test_templates_api_and_cli(city_db_url, city_engine, monkeypatch):
                              headers=h["admin"]).status_code == 204
         assert client.delete(f"/api/v1/response-templates/{tid}",
                              headers=h["admin"]).status_code == 404
-    monkeypatch.setenv("DATABASE_URL", city_db_url)
     from casegrid.cli import app as cli
-    from casegrid.db import get_engine
-    from casegrid.settings import get_settings
 
-    get_settings.cache_clear()
-    get_engine.cache_clear()
-    try:
+    with cli_database(monkeypatch, city_db_url):
         runner = CliRunner()
         r = runner.invoke(cli, ["replies", "set", "--category", "*", "--title", "通用",
                                 "--body", "{case_no}已办结"])
@@ -299,9 +295,6 @@ def test_templates_api_and_cli(city_db_url, city_engine, monkeypatch):
         assert r.exit_code == 2 and "not a field" in r.output
         r = runner.invoke(cli, ["replies", "list"])
         assert r.exit_code == 0 and "通用" in r.output
-    finally:
-        get_settings.cache_clear()
-        get_engine.cache_clear()
 
 
 def test_open311_shows_the_reply_and_moves_with_public_steps(conn):

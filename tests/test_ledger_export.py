@@ -27,6 +27,7 @@ from cases.ledger import LedgerQuery, check_query, export, ledger_sql, write_xls
 from cases.mappings import load_mapping
 from cases.stats import period_bounds
 from cases.tokens import create_token
+from tests.helpers.cli import cli_database
 from tests.helpers.ledger import (
     ADMIN,
     COMM_A,
@@ -238,14 +239,9 @@ def test_export_api_cli_and_refusals(city_engine, city_db_url, tmp_path, monkeyp
         path.write_bytes(r.content)
         rows = list(load_workbook(path, read_only=True)["台账"].iter_rows(values_only=True))
         assert len(rows) == 3 and rows[0][0] == "案件编号"
-    monkeypatch.setenv("DATABASE_URL", city_db_url)
     from casegrid.cli import app as cli
-    from casegrid.db import get_engine
-    from casegrid.settings import get_settings
 
-    get_settings.cache_clear()
-    get_engine.cache_clear()
-    try:
+    with cli_database(monkeypatch, city_db_url):
         runner = CliRunner()
         out = tmp_path / "cli" / "ledger.xlsx"
         r = runner.invoke(cli, ["export", "ledger", "--from", "2026-09-01", "--to", "2026-09-30",
@@ -260,9 +256,6 @@ def test_export_api_cli_and_refusals(city_engine, city_db_url, tmp_path, monkeyp
         r = runner.invoke(cli, ["export", "ledger", "--from", "2026-9-1", "--to", "2026-09-30",
                                 "--out", str(out)])
         assert r.exit_code == 2 and "YYYY-MM-DD" in r.output
-    finally:
-        get_settings.cache_clear()
-        get_engine.cache_clear()
 
 
 def test_export_filters_combine(city_engine):
@@ -351,14 +344,9 @@ def test_hotline_round_trip(year, tmp_path, monkeypatch):
         assert result == ("合并办理" if case.merged_into else
                           "不予受理" if case.dispatched_at is None else "已办结")
     # the same through the CLI, to a file the hotline reads
-    monkeypatch.setenv("DATABASE_URL", year.url.render_as_string(hide_password=False))
     from casegrid.cli import app as cli
-    from casegrid.db import get_engine
-    from casegrid.settings import get_settings
 
-    get_settings.cache_clear()
-    get_engine.cache_clear()
-    try:
+    with cli_database(monkeypatch, year.url.render_as_string(hide_password=False)):
         out = tmp_path / "replies.csv"
         r = CliRunner().invoke(cli, ["export", "hotline-replies", "--from", "2025-11-01",
                                      "--to", "2026-11-30", "--mapping", "hotline12345_zh",
@@ -370,6 +358,3 @@ def test_hotline_round_trip(year, tmp_path, monkeypatch):
                                      "--to", "2026-11-30", "--mapping", "nyc311",
                                      "--out", str(out)])
         assert r.exit_code == 2 and "replies.columns table" in r.output
-    finally:
-        get_settings.cache_clear()
-        get_engine.cache_clear()

@@ -16,6 +16,7 @@ import casegrid.demo.history as sim
 from casegrid.demo.complaints import load_sample_complaints
 from cases.stats import GROUPS, compute_stats, compute_stats_direct
 from cases.workflow import RULES, allowed_roles, apply_action
+from tests.helpers.cli import cli_database
 from tests.helpers.ledger import UNTIL
 
 # The sample year is 2025-11-01..2026-10-31 (Beijing time).
@@ -307,14 +308,9 @@ def test_cli_sample_load_simulates_unless_told_not_to(city_db_url, city_engine, 
     from typer.testing import CliRunner
 
     from casegrid.cli import app
-    from casegrid.db import get_engine
-    from casegrid.settings import get_settings
 
     load_sample_complaints(city_engine, n=300)
-    monkeypatch.setenv("DATABASE_URL", city_db_url)
-    get_settings.cache_clear()
-    get_engine.cache_clear()
-    try:
+    with cli_database(monkeypatch, city_db_url):
         runner = CliRunner()
         r = runner.invoke(app, ["sample", "load", "--if-empty", "--no-simulate"])
         assert r.exit_code == 0, r.output
@@ -331,6 +327,3 @@ def test_cli_sample_load_simulates_unless_told_not_to(city_db_url, city_engine, 
         assert closed > 250
         r = runner.invoke(app, ["sample", "load", "--if-empty"])  # nothing left to do
         assert r.exit_code == 0 and "synthetic workflow history for" not in r.output
-    finally:
-        get_settings.cache_clear()
-        get_engine.cache_clear()

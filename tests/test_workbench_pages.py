@@ -12,6 +12,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from cases.users import SessionPolicy, session_for, sign_in
+from tests.helpers.cli import cli_database
 from tests.helpers.workbench_helpers import (
     COMM_A,
     PASSWORD,
@@ -277,13 +278,8 @@ def test_maps_take_the_session_and_link_to_the_case_page(wb):
 
 def test_user_cli(city_db_url, city_engine, monkeypatch):
     from casegrid.cli import app
-    from casegrid.db import get_engine
-    from casegrid.settings import get_settings
 
-    monkeypatch.setenv("DATABASE_URL", city_db_url)
-    get_settings.cache_clear()
-    get_engine.cache_clear()
-    try:
+    with cli_database(monkeypatch, city_db_url):
         runner = CliRunner()
         r = runner.invoke(app, ["user", "create", "wang", "--role", "community_officer", "--community",
                                 COMM_A, "--display-name", "王五", "--password-stdin"],
@@ -307,6 +303,3 @@ def test_user_cli(city_db_url, city_engine, monkeypatch):
             sign_in(conn, "wang", "another long secret", "t", SessionPolicy())
         r = runner.invoke(app, ["user", "disable", "wang"])
         assert r.exit_code == 0, r.output
-    finally:
-        get_settings.cache_clear()
-        get_engine.cache_clear()

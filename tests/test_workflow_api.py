@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from cases.tokens import create_token
+from tests.helpers.cli import cli_database
 from tests.helpers.ledger import COMM_A, make_case, role_tokens, sh
 from tests.helpers.ledger import bearer as h
 
@@ -118,13 +119,8 @@ def test_time_limits_get_put(api):
 
 def test_cli_case_commands_and_report(city_db_url, city_engine, tmp_path, monkeypatch):
     from casegrid.cli import app
-    from casegrid.db import get_engine
-    from casegrid.settings import get_settings
 
-    monkeypatch.setenv("DATABASE_URL", city_db_url)
-    get_settings.cache_clear()
-    get_engine.cache_clear()
-    try:
+    with cli_database(monkeypatch, city_db_url):
         with city_engine.begin() as conn:
             cid = make_case(conn, COMM_A, received_at=sh(2026, 9, 14, 9))
             officer = create_token(conn, "community_officer", "oa", [COMM_A])[1]
@@ -166,9 +162,6 @@ def test_cli_case_commands_and_report(city_db_url, city_engine, tmp_path, monkey
         assert "13800000000" not in everything and "张三" not in everything
         r = runner.invoke(app, ["report", "--from", "2026-9-1", "--to", "2026-09-30"])
         assert r.exit_code == 2 and "YYYY-MM-DD" in r.output
-    finally:
-        get_settings.cache_clear()
-        get_engine.cache_clear()
-        with city_engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+    with city_engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
     assert date(2026, 9, 1)

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine
 
 from casegrid.cluster import Cluster
+from casegrid.db import make_engine
 
 
 def fresh_database(cluster: Cluster, template: str) -> Iterator[str]:
@@ -18,3 +22,14 @@ def fresh_database(cluster: Cluster, template: str) -> Iterator[str]:
         yield cluster.url(name)
     finally:
         cluster.drop_database(name)
+
+
+@contextmanager
+def engine_on(url: str) -> Iterator[Engine]:
+    """casegrid's engine on ``url``, disposed (its connections closed) when the caller is
+    done, so that the database can be dropped."""
+    engine = make_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
