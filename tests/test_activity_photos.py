@@ -23,7 +23,7 @@ from tests.helpers.ledger import bearer as h
 from tests.helpers.ledger import role_tokens
 from tests.helpers.server import running_server
 from tests.helpers.workbench_browser import PHONE, Person, no_sideways_scroll
-from tests.helpers.workbench_helpers import COMM_A, COMM_B, PASSWORD, csrf_of, make_users
+from tests.helpers.workbench_helpers import COMM_A, COMM_B, csrf_of, make_users, signed_in
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 ACTIVITY = {"started_at": "2026-05-20T09:00:00+08:00", "kind": "进校园", "title": "垃圾分类进校园",
@@ -151,20 +151,12 @@ def test_added_later_with_caption_limit_roles_and_sweep(api):
     assert len(kept) - len(set(fs.names())) == 2  # only d.png's copy and thumbnail went
 
 
-def _login(client, username):
-    page = client.get("/login")
-    r = client.post("/login", data={"username": username, "password": PASSWORD,
-                                    "csrf_token": csrf_of(page.text), "next": "/work"},
-                    follow_redirects=False)
-    assert r.status_code == 303, r.text
-
-
 def test_workbench_form_takes_photos_and_the_list_shows_thumbnails(city_db_url, city_engine,
                                                                    tmp_path):
     make_users(city_engine)
     app = create_app(_settings(tmp_path / "files", city_db_url), database_url=city_db_url)
     with TestClient(app) as client:
-        _login(client, "off")
+        signed_in(client, "off")
         page = client.get("/work/activities?month=2026-05")
         assert 'enctype="multipart/form-data"' in page.text and 'name="photo"' in page.text
         form = {"csrf_token": csrf_of(page.text), "started_at": "2026-05-20T09:00",

@@ -19,7 +19,7 @@ from tests.helpers.evaluation_ledger import SEPT
 from tests.helpers.ledger import COMM_A, COMM_B
 from tests.helpers.server import running_server
 from tests.helpers.workbench_browser import DESK, PHONE, Person, no_sideways_scroll
-from tests.helpers.workbench_helpers import PASSWORD, csrf_of, make_users
+from tests.helpers.workbench_helpers import PASSWORD, csrf_of, make_users, signed_in
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -48,25 +48,20 @@ def _client(engine, url):
         from cases.users import create_user
 
         create_user(conn, "admin1", "admin", PASSWORD, display_name="局长")
-    return TestClient(create_app(settings=Settings(tiles="none", database_url=url),
-                                 database_url=url))
+    return TestClient(_app(url))
 
 
-def _login(client, username):
-    page = client.get("/login")
-    r = client.post("/login", data={"username": username, "password": PASSWORD,
-                                    "csrf_token": csrf_of(page.text), "next": "/work"},
-                    follow_redirects=False)
-    assert r.status_code == 303, r.text
+def _app(url):
+    """The app on ``url``, with no map tiles (the pages are checked offline)."""
+    return create_app(settings=Settings(tiles="none", database_url=url), database_url=url)
 
 
 def test_who_may_see_it(evaluation_ledger, city_db_url):
     with _client(evaluation_ledger, city_db_url) as client:
-        _login(client, "plan")
+        signed_in(client, "plan")
         assert client.get("/work/overview?month=2026-09").status_code == 403
-    with TestClient(create_app(settings=Settings(tiles="none", database_url=city_db_url),
-                               database_url=city_db_url)) as client:
-        _login(client, "sup")
+    with TestClient(_app(city_db_url)) as client:
+        signed_in(client, "sup")
         r = client.get("/work/overview?month=2026-09")
         assert r.status_code == 200
         assert "月度概览" in r.text and "2026-09" in r.text
@@ -80,9 +75,7 @@ def test_who_may_see_it(evaluation_ledger, city_db_url):
 @pytest.mark.browser
 def test_in_chromium_no_console_error_and_one_a4_page(browser, evaluation_ledger, city_db_url):
     make_users(evaluation_ledger)
-    app = create_app(settings=Settings(tiles="none", database_url=city_db_url),
-                     database_url=city_db_url)
-    with running_server(app) as base:
+    with running_server(_app(city_db_url)) as base:
         sup = Person(browser, base, "sup", DESK, landing="/work/overview?month=2026-09")
         page = sup.page
         assert page.locator(".ov-kpi").count() >= 4
@@ -97,7 +90,7 @@ def test_in_chromium_no_console_error_and_one_a4_page(browser, evaluation_ledger
 
 def test_activities_page_records_and_lists(evaluation_ledger, city_db_url):
     with _client(evaluation_ledger, city_db_url) as client:
-        _login(client, "off")  # the officer of COMM_A
+        signed_in(client, "off")  # the officer of COMM_A
         page = client.get("/work/activities?month=2026-05")
         assert page.status_code == 200 and "登记活动" in page.text
         assert COMM_B not in page.text  # only their own community is offered
@@ -120,9 +113,7 @@ def test_activities_page_records_and_lists(evaluation_ledger, city_db_url):
 def test_activities_page_on_an_officers_phone(browser, evaluation_ledger, city_db_url):
     """390 px: no sideways scrolling, the form's inputs at least 40 px tall."""
     make_users(evaluation_ledger)
-    app = create_app(settings=Settings(tiles="none", database_url=city_db_url),
-                     database_url=city_db_url)
-    with running_server(app) as base:
+    with running_server(_app(city_db_url)) as base:
         off = Person(browser, base, "off", PHONE, landing="/work/activities")
         page = off.page
         no_sideways_scroll(page)

@@ -27,13 +27,13 @@ from tests.helpers.workbench_browser import (
 )
 from tests.helpers.workbench_helpers import (
     COMM_A,
-    PASSWORD,
     VERSION,
     case_body,
     csrf_of,
     intake_token,
     make_users,
     point_in,
+    signed_in,
     status_of,
 )
 
@@ -76,14 +76,6 @@ def wb(city_engine, city_db_url):
         yield client
 
 
-def _login(client, username: str) -> None:
-    page = client.get("/login")
-    r = client.post("/login", data={"username": username, "password": PASSWORD,
-                                    "csrf_token": csrf_of(page.text), "next": "/work"},
-                    follow_redirects=False)
-    assert r.status_code == 303
-
-
 def _post(client, case_id: int, action: str, **fields: str):
     page = client.get(f"/work/cases/{case_id}")
     return client.post(f"/work/cases/{case_id}/actions/{action}", follow_redirects=False, data={
@@ -94,7 +86,7 @@ def _post(client, case_id: int, action: str, **fields: str):
 def test_forms_by_role_and_the_follow_up_list(wb, city_engine):
     cid = wb.case_id
     # the reply form offers the category's templates and those for every category, filled in
-    _login(wb, "disp")
+    signed_in(wb, "disp")
     page = wb.get(f"/work/cases/{cid}").text
     assert 'id="reply-template"' in page and 'data-fills="reply-text"' in page
     with city_engine.connect() as conn:
@@ -123,13 +115,13 @@ def test_forms_by_role_and_the_follow_up_list(wb, city_engine):
     assert re.search(r'class="what">回访</span> <span class="detail">不满意 · 短信</span>', page)
     # a community officer sees neither form, nor the list
     wb.cookies.clear()
-    _login(wb, "off")
+    signed_in(wb, "off")
     page = wb.get(f"/work/cases/{cid}").text
     assert "actions/follow_up" not in page and "actions/reopen" not in page
     assert wb.get("/work/queue/follow_up").status_code == 404
     # the supervisor reopens: back to dispatched, in the handling list again
     wb.cookies.clear()
-    _login(wb, "sup")
+    signed_in(wb, "sup")
     page = wb.get(f"/work/cases/{cid}").text
     assert "actions/reopen" in page and "actions/follow_up" in page
     bad = _post(wb, cid, "reopen", reason="dissatisfied")

@@ -68,6 +68,12 @@ def login(client, username: str, password: str = PASSWORD, next_url: str = "/wor
                        follow_redirects=False)
 
 
+def signed_in(client, username: str, password: str = PASSWORD) -> None:
+    """:func:`login`, checked: the person is signed in (303 to the page asked for)."""
+    r = login(client, username, password)
+    assert r.status_code == 303, r.text
+
+
 def status_of(engine, case_id: int) -> str:
     """The case's state as the ledger holds it."""
     with engine.connect() as conn:
