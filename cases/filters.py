@@ -29,6 +29,7 @@ from cases.vocabulary import (
     STATE_GROUPS,
     STATES,
     UNROUTED_RULES,
+    has_complainant_sql,
     open_sql,
     overdue_sql,
     settled_sql,
@@ -311,7 +312,7 @@ def _follow_up_due(f: CaseFilters):
     # (未能联系). After a reopen the new answer needs a new call: hence follow_up_at.
     if not f.follow_up_due:
         return None
-    return ("c.replied_at IS NOT NULL AND c.channel <> 'patrol' AND (c.follow_up_at IS NULL "
+    return (f"c.replied_at IS NOT NULL AND {has_complainant_sql('c')} AND (c.follow_up_at IS NULL "
             "OR c.follow_up_at < c.replied_at OR c.follow_up_result = 'unreachable')"), {}
 
 

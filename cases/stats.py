@@ -74,6 +74,7 @@ from sqlalchemy import Connection, text
 from casegrid.errors import InvalidInput
 from cases.calendar import CITY_TZ
 from cases.filters import day_window
+from cases.vocabulary import has_complainant_sql
 
 GROUPS: dict[str, str] = {
     "community": "community_code",
@@ -119,6 +120,8 @@ LABELS_ZH: dict[str, str] = {
 }
 
 _DUE_CLOSE = "dispatched_at IS NOT NULL AND (closed_at IS NOT NULL OR handle_due_at <= :as_of)"
+# Cases with someone to answer (no inspector's own find): the reply and follow-up rates' base.
+_COMPLAINANT = has_complainant_sql("")
 _STATS_SQL = f"""
 WITH cohort AS (
     SELECT {{key}} AS key, community_code, channel, reviewed_at, dispatched_at, handled_at,
@@ -141,20 +144,20 @@ SELECT GROUPING(key) AS g_key, GROUPING(community_code) AS g_comm, key, communit
            AS handled_on_time,
        count(*) FILTER (WHERE {_DUE_CLOSE} AND rework_count > 0) AS reworked,
        count(*) FILTER (WHERE {_DUE_CLOSE} AND extension_count > 0) AS extended,
-       count(*) FILTER (WHERE channel <> 'patrol'
+       count(*) FILTER (WHERE {_COMPLAINANT}
                           AND (replied_at IS NOT NULL OR reply_due_at <= :as_of)) AS due_reply,
-       count(*) FILTER (WHERE channel <> 'patrol' AND replied_at IS NOT NULL) AS replied,
-       count(*) FILTER (WHERE channel <> 'patrol' AND replied_at <= reply_due_at)
+       count(*) FILTER (WHERE {_COMPLAINANT} AND replied_at IS NOT NULL) AS replied,
+       count(*) FILTER (WHERE {_COMPLAINANT} AND replied_at <= reply_due_at)
            AS replied_on_time,
        count(*) FILTER (WHERE dispatched_at IS NOT NULL AND acknowledged_on_time)
            AS acknowledged_on_time,
-       count(*) FILTER (WHERE channel <> 'patrol' AND (replied_at IS NOT NULL
+       count(*) FILTER (WHERE {_COMPLAINANT} AND (replied_at IS NOT NULL
                                                        OR reopen_count > 0)) AS due_follow_up,
-       count(*) FILTER (WHERE channel <> 'patrol' AND follow_up_result
+       count(*) FILTER (WHERE {_COMPLAINANT} AND follow_up_result
                           IN ('satisfied', 'basically_satisfied', 'dissatisfied')) AS followed_up,
-       count(*) FILTER (WHERE channel <> 'patrol' AND follow_up_result
+       count(*) FILTER (WHERE {_COMPLAINANT} AND follow_up_result
                           IN ('satisfied', 'basically_satisfied')) AS satisfied,
-       count(*) FILTER (WHERE channel <> 'patrol' AND reopen_count > 0) AS reopened,
+       count(*) FILTER (WHERE {_COMPLAINANT} AND reopen_count > 0) AS reopened,
        avg(handle_hours) AS avg_handle_hours,
        percentile_cont(0.9) WITHIN GROUP (ORDER BY handle_hours) AS p90_handle_hours
 FROM cohort
@@ -174,8 +177,8 @@ SELECT {key} AS key, {sums}, sum(hours_sum) AS hours_sum, sum(hours_n)::int AS h
 FROM case_stat WHERE dim = :dim AND day BETWEEN :d1 AND :d2 GROUP BY 1
 HAVING sum(accepted) > 0
 """
-_LIVE_SQL = """
-SELECT GROUPING({key}) AS g_key, GROUPING(community_code) AS g_comm, {key} AS key,
+_LIVE_SQL = f"""
+SELECT GROUPING({{key}}) AS g_key, GROUPING(community_code) AS g_comm, {{key}} AS key,
        community_code,
        count(*) FILTER (WHERE dispatched_at IS NOT NULL AND handle_due_at <= :as_of) AS due_open,
        count(*) FILTER (WHERE dispatched_at IS NOT NULL AND handle_due_at <= :as_of
@@ -184,11 +187,11 @@ SELECT GROUPING({key}) AS g_key, GROUPING(community_code) AS g_comm, {key} AS ke
                           AND extension_count > 0) AS extended_open,
        count(*) FILTER (WHERE dispatched_at IS NOT NULL AND handled_at IS NULL
                           AND handle_due_at <= :as_of) AS handle_open,
-       count(*) FILTER (WHERE channel <> 'patrol' AND replied_at IS NULL
+       count(*) FILTER (WHERE {_COMPLAINANT} AND replied_at IS NULL
                           AND reply_due_at <= :as_of) AS reply_open
 FROM "case"
 WHERE closed_at IS NULL AND received_at >= :lo AND received_at < :hi
-GROUP BY GROUPING SETS (({key}), (community_code), ())
+GROUP BY GROUPING SETS (({{key}}), (community_code), ())
 """
 _LIVE = ("due_open", "reworked_open", "extended_open", "handle_open", "reply_open")
 _FOLLOW = ("followed_up", "satisfied", "reopened", "reopened_unreplied")

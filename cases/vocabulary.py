@@ -52,6 +52,11 @@ STATE_LABELS: dict[str, tuple[str, str]] = {
 # zone needs a migration that redefines those triggers with it first.
 STATS_DAY_ZONE = "Asia/Shanghai"
 
+# The channel of the city's own inspectors' finds: nobody to answer or call back, so these
+# cases count in no reply or follow-up figure (cases.stats, the 待回访 list). The statistics
+# triggers of the migrations spell the same condition in their SQL; keep them in step.
+INSPECTION_CHANNEL = "patrol"
+
 # Route rules of cases no community took.
 UNROUTED_RULES: tuple[str, ...] = ("outside", "unlocated")
 
@@ -73,6 +78,11 @@ def open_sql(alias: str = "c") -> str:
 def is_open(status: str, closed_at: object) -> bool:
     """:func:`open_sql` for a case already read (its ``status`` and ``closed_at``)."""
     return closed_at is None and status not in CLOSED_STATES
+
+
+def has_complainant_sql(alias: str = "c") -> str:
+    """A complainant to answer and call back: any channel but :data:`INSPECTION_CHANNEL`."""
+    return f"{_p(alias)}channel <> '{INSPECTION_CHANNEL}'"
 
 
 def closed_sql(alias: str = "c") -> str:
