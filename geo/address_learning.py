@@ -40,8 +40,7 @@ from sqlalchemy import Connection, text
 from casegrid.settings import Settings, get_settings
 from geo.address_memory import COLUMNS as MEMORY_COLUMNS
 from geo.address_memory import MEASURED_CHANNELS, learn
-from geo.address_normalize import parse_address
-from geo.gazetteer import city_prefixes
+from geo.address_normalize import city_prefixes, parse_address
 from geo.routing import M_PER_DEG
 
 LEARNER = "ledger"

@@ -28,9 +28,8 @@ from dataclasses import asdict, dataclass, field
 from sqlalchemy import Connection
 
 from casegrid.settings import get_settings
-from geo.address_normalize import ParsedAddress, parse_address
+from geo.address_normalize import ParsedAddress, city_prefixes, parse_address
 from geo.address_why import explain, reason
-from geo.gazetteer import city_prefixes
 from geo.routing import M_PER_DEG
 
 ADDRESS_RULES = ("address_memory", "address_doorplate", "address_compound", "address_crossing",

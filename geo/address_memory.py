@@ -23,8 +23,7 @@ from sqlalchemy import Connection, text
 
 from casegrid.csv_text import copy_csv, text_to_float
 from casegrid.errors import ImportFailed
-from geo.address_normalize import parse_address
-from geo.gazetteer import city_prefixes
+from geo.address_normalize import city_prefixes, parse_address
 
 # Channels whose coordinates were measured where the problem is (a phone's GPS, an app,
 # a patrol handset), not typed in by someone who heard the address.

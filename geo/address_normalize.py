@@ -24,6 +24,14 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+from casegrid.settings import get_settings
+
+
+def city_prefixes() -> tuple[str, ...]:
+    """The city's own province/city/county prefixes, longest first (settings)."""
+    return tuple(sorted(get_settings().address_prefixes, key=len, reverse=True))
+
+
 # Traditional / variant characters that turn up in addresses typed on other input methods.
 _VARIANTS = str.maketrans({
     "號": "号", "國": "国", "區": "区", "樓": "楼", "單": "单", "東": "东", "與": "与", "橋": "桥",

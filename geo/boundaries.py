@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import geopandas as gpd
-import shapely
 from sqlalchemy import Connection, text
 
 from casegrid.db import RawQuery
 from casegrid.errors import InvalidInput, NotFound
 from casegrid.settings import get_settings
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 LEVELS = ("subdistrict", "community")
 
@@ -79,6 +81,10 @@ def store_generation(
     Runs inside the caller's transaction: either the whole generation is written or nothing.
     Communities are cut into ``ST_Subdivide`` pieces for fast, edge-safe ``ST_Covers``.
     """
+    # Imported on use: serving workers only read generations and stay without shapely
+    # (every full garbage collection walks a worker's whole heap; README, "Serving").
+    import shapely
+
     _check_level(level)
     if features.empty:
         raise InvalidInput("no features to store", field="features")
@@ -151,6 +157,8 @@ def store_generation(
 
 
 def _as_multi(geom):
+    import shapely  # on use, as in store_generation
+
     if geom.geom_type == "Polygon":
         return shapely.MultiPolygon([geom])
     if geom.geom_type == "MultiPolygon":

@@ -21,17 +21,20 @@ import math
 import re
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import geopandas as gpd
 import numpy as np
-import pandas as pd
-import pyproj
-import shapely
-from pyproj.exceptions import CRSError
 
 from casegrid.errors import CoordinateError, InvalidInput
 from casegrid.settings import get_settings
+
+if TYPE_CHECKING:
+    import pyproj
+
+# pyproj, pandas, geopandas and shapely are imported in the functions that need them, not
+# here: intake converts points in WGS-84, GCJ-02 or BD-09 with numpy alone, and a serving
+# worker should not carry the rest, since every full garbage collection walks its whole heap
+# (README, "Serving").
 
 FloatArray = np.ndarray
 LonLat = tuple[FloatArray, FloatArray]
@@ -47,8 +50,13 @@ BD09 = "bd09"
 # The code comes from the settings (CASEGRID_METRIC_SRID), so another city is a setting.
 METRIC_SRID = get_settings().metric_srid
 METRIC_CRS = f"EPSG:{METRIC_SRID}"
-# Its area of use as published by EPSG (lon min, lat min, lon max, lat max).
-_METRIC_CRS_BOUNDS = tuple(pyproj.CRS(METRIC_CRS).area_of_use.bounds)
+
+
+@lru_cache(maxsize=1)
+def _metric_crs_bounds() -> tuple[float, float, float, float]:
+    """The metric CRS's area of use as published by EPSG (lon min, lat min, lon max, lat max)."""
+    return tuple(_epsg_crs(METRIC_SRID).area_of_use.bounds)
+
 
 # --- GCJ-02 / BD-09 constants -------------------------------------------------------------
 # Source: the "eviltransform" reference implementation (github.com/googollee/eviltransform,
@@ -236,6 +244,8 @@ _ACCEPTED = (
 
 @lru_cache(maxsize=128)
 def _epsg_crs(code: int) -> pyproj.CRS:
+    import pyproj  # on use (see the imports)
+
     return pyproj.CRS.from_epsg(code)
 
 
@@ -257,6 +267,8 @@ def normalise_crs(value: str) -> str:
     if not match:
         raise InvalidInput(f"crs {text!r} is not recognised; accepted: {_ACCEPTED}", field="crs")
     code = int(match.group(1))
+    from pyproj.exceptions import CRSError  # on use (see the imports)
+
     try:
         crs = _epsg_crs(code)
     except CRSError:
@@ -280,6 +292,8 @@ def normalise_crs(value: str) -> str:
 def _transformer(src: str, dst: str) -> pyproj.Transformer:
     # always_xy: x = longitude/easting first, whatever axis order the EPSG definition says.
     # Sharing one cached Transformer across threads is safe since pyproj 3.1 (pyproj #782).
+    import pyproj  # on use (see the imports)
+
     return pyproj.Transformer.from_crs(src, dst, always_xy=True)
 
 
@@ -340,6 +354,9 @@ def transform_geometries_to_wgs84(geoms: Any, crs: str) -> Any:
     files are routinely labelled EPSG:4326. Z values are kept; None and empty geometries
     pass through.
     """
+    import geopandas as gpd  # on use (see the imports)
+    import shapely
+
     code = normalise_crs(crs)
     if isinstance(geoms, gpd.GeoSeries):
         if code in (WGS84, GCJ02, BD09):
@@ -387,7 +404,7 @@ def metric_crs_for(lon: float, lat: float) -> str:
     """The projected CRS to do metric work in around a point: :data:`METRIC_CRS` where it is
     defined (China between 115.5E and 118.5E, which covers Tengzhou), the UTM zone elsewhere."""
     lon, lat = check_point(lon, lat)
-    x0, y0, x1, y1 = _METRIC_CRS_BOUNDS
+    x0, y0, x1, y1 = _metric_crs_bounds()
     if x0 <= lon <= x1 and y0 <= lat <= y1:
         return METRIC_CRS
     return f"EPSG:{utm_epsg_for(lon, lat)}"
@@ -407,6 +424,8 @@ def _coerce(values: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     _NOT_A_NUMBER (anything pandas.to_numeric cannot parse; booleans are refused too, since
     True as a coordinate is always a bug upstream).
     """
+    import pandas as pd  # on use (see the imports)
+
     if isinstance(values, pd.Series | pd.Index):
         values = values.to_numpy()
     if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":

@@ -34,8 +34,7 @@ from sqlalchemy import Connection, text
 
 from casegrid.csv_text import copy_csv
 from casegrid.errors import ImportFailed, InvalidInput
-from casegrid.settings import get_settings
-from geo.address_normalize import name_key, without_generic
+from geo.address_normalize import city_prefixes, name_key, without_generic
 from geo.boundaries import active_generation
 from geo.boundary_import import ImportReport, as_code, require_fields
 
@@ -45,11 +44,6 @@ KINDS = ("subdistrict", "community", "post", "compound", "building", "road", "do
 # name, and their deletions would swell the table).
 _MAX_TYPO_LEN = 16
 _BATCH = 20_000
-
-
-def city_prefixes() -> tuple[str, ...]:
-    """The city's own province/city/county prefixes, longest first (settings)."""
-    return tuple(sorted(get_settings().address_prefixes, key=len, reverse=True))
 
 
 @lru_cache(maxsize=65536)

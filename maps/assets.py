@@ -17,17 +17,22 @@ from __future__ import annotations
 
 import re
 import shutil
+from importlib.util import find_spec
 from pathlib import Path
-
-import folium
-import folium.plugins
+from typing import TYPE_CHECKING
 
 from casegrid.errors import NotFound
+
+if TYPE_CHECKING:
+    import folium
+    import folium.plugins
 
 MAPS_DIR = Path(__file__).resolve().parent
 NODE_MODULES = MAPS_DIR / "vendor" / "node_modules"
 OWN_STATIC = MAPS_DIR / "static"
-FOLIUM_TEMPLATES = Path(folium.__file__).resolve().parent / "templates"
+# Found without importing folium: serving a file must not load the mapping stack into a
+# worker (every full garbage collection walks a worker's whole heap; README, "Serving").
+FOLIUM_TEMPLATES = Path(find_spec("folium").origin).resolve().parent / "templates"
 
 # package name in URLs -> directory it is served from (only files below it are served)
 PACKAGES: dict[str, Path] = {
@@ -125,6 +130,7 @@ def _js(base: str) -> list[tuple[str, str]]:
 def local_map_class(base: str) -> type[folium.Map]:
     """A ``folium.Map`` whose scripts and styles come from ``base`` (no Bootstrap or Font
     Awesome: the pages do not use them)."""
+    import folium  # on use, as FOLIUM_TEMPLATES: file serving stays without folium
 
     class LocalMap(folium.Map):
         default_js = _js(base)
@@ -138,6 +144,8 @@ def local_map_class(base: str) -> type[folium.Map]:
 
 def local_heatmap(base: str, *args, **kwargs) -> folium.plugins.HeatMap:
     """folium's HeatMap with its script served locally."""
+    import folium.plugins  # on use, as FOLIUM_TEMPLATES
+
     layer = folium.plugins.HeatMap(*args, **kwargs)
     layer.default_js = [("leaflet-heat.js", f"{base}/folium/leaflet_heat.min.js")]
     return layer
@@ -145,6 +153,8 @@ def local_heatmap(base: str, *args, **kwargs) -> folium.plugins.HeatMap:
 
 def local_heatmap_with_time(base: str, *args, **kwargs) -> folium.plugins.HeatMapWithTime:
     """folium's HeatMapWithTime with its scripts and CSS served locally."""
+    import folium.plugins  # on use, as FOLIUM_TEMPLATES
+
     layer = folium.plugins.HeatMapWithTime(*args, **kwargs)
     layer.default_js = [
         ("iso8601", f"{base}/iso8601/iso8601.js"),

@@ -1,5 +1,8 @@
 """``GET /maps/evaluation``: the posts' evaluation scores as a choropleth of the communities,
-with the ranking beside the map (supervisors, dispatchers, planners)."""
+with the ranking beside the map (supervisors, dispatchers, planners).
+
+The renderer (folium) is imported in the route, as in ``api/routes/maps.py``: serving
+workers that never draw the page stay without the mapping stack."""
 
 from __future__ import annotations
 
@@ -13,7 +16,6 @@ from api.deps import ReadConnDep
 from api.routes.maps import PagePrincipal, _display, allow
 from cases.evaluation import evaluate
 from geo.map_data import boundaries, city_bounds
-from maps.evaluation import render_evaluation
 from maps.i18n import check_lang
 
 router = APIRouter(tags=["maps"])
@@ -28,6 +30,8 @@ def evaluation_page(
     lang: str = "zh", tiles: str | None = None,
 ) -> Response:
     """Scores of the posts for the cases received in the period (default: last month)."""
+    from maps.evaluation import render_evaluation  # on use (module docstring)
+
     allow(principal, ROLES)
     lang = check_lang(lang)
     if date_from is None or date_to is None:

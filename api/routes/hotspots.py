@@ -1,5 +1,8 @@
 """``GET /api/v1/hotspots/pois``: complaints around schools, hospitals, markets and plazas,
-ranked, as JSON or CSV (the table on the hotspot page, for planners' own analysis)."""
+ranked, as JSON or CSV (the table on the hotspot page, for planners' own analysis).
+
+``geo.hotspots`` (scipy, scikit-learn through esda) is imported in the route, not here, as
+in ``api/routes/maps.py``: serving workers that never run it stay without that stack."""
 
 from __future__ import annotations
 
@@ -13,14 +16,6 @@ from fastapi.responses import Response
 from api.deps import DateQ, ReadConnDep
 from api.routes.maps import HOTSPOT_ROLES, PagePrincipal, _filters, allow, parse_rings
 from casegrid.errors import InvalidInput
-from geo.hotspots import (
-    POI_KINDS,
-    aggregate_grid,
-    for_statistics,
-    getis_ord,
-    poi_ring_stats,
-    rank_pois,
-)
 from maps.i18n import check_lang
 
 router = APIRouter(prefix="/api/v1/hotspots", tags=["hotspots"])
@@ -68,6 +63,15 @@ def hotspot_pois(
     """Each POI with cases within each ring (per category), the rate against the city-wide
     rate for the same area, and its Gi* hotspot level; ranked by ``sort`` (rate|count) in
     ``ring`` (default: the middle ring). ``format=csv`` for a spreadsheet."""
+    from geo.hotspots import (  # on use (module docstring)
+        POI_KINDS,
+        aggregate_grid,
+        for_statistics,
+        getis_ord,
+        poi_ring_stats,
+        rank_pois,
+    )
+
     allow(principal, HOTSPOT_ROLES)
     check_lang(lang)
     if format not in ("json", "csv"):

@@ -3,12 +3,18 @@
 Pages and their JSON take the signed-in person's workbench session (the cookie set by
 ``/login``), or a machine's token as ``Authorization: Bearer``. A page opened without
 either goes to /login and comes back after signing in; the JSON answers 401.
+
+The renderers (``maps.case``, ``maps.dispatch``, ``maps.hotspots``, ``maps.display``) and the
+hotspot analysis (``geo.hotspots``) are imported inside the routes that use them: they pull
+in folium, shapely, pandas, scipy and scikit-learn, and a serving worker that never draws a
+map should not carry them, since every full garbage collection walks the worker's whole heap
+(README, "Serving").
 """
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -25,13 +31,11 @@ from cases.filters import CaseFilters, day_window, parse_bbox
 from cases.tokens import Principal, authenticate
 from cases.users import session_for
 from geo import map_data
-from geo.hotspots import DEFAULT_RINGS_M, POI_KINDS, check_rings, hotspot_analysis
 from maps.assets import asset_bytes
-from maps.case import render_case
-from maps.dispatch import case_popup_data, render_dispatch, shift_cases_answer
-from maps.display import Display, display_from_settings
-from maps.hotspots import hotspot_query, render_hotspots
 from maps.i18n import check_lang
+
+if TYPE_CHECKING:
+    from maps.display import Display
 
 router = APIRouter(tags=["maps"])
 MAP_ROLES = ("dispatcher", "supervisor", "community_officer", "planner")
@@ -75,6 +79,8 @@ def scope_of(principal: Principal) -> tuple[str, ...] | None:
 
 
 def _display(request: Request, tiles: str | None) -> Display:
+    from maps.display import display_from_settings  # on use (module docstring)
+
     # A page may only turn tiles off; the tile source itself is the operator's setting.
     if tiles not in (None, "", "none"):
         raise InvalidInput("tiles may only be 'none' here; the tile source is a server setting", field="tiles")
@@ -116,6 +122,8 @@ def dispatch_page(
     lang: str = "zh", tiles: str | None = None,
 ) -> Response:
     """The dispatcher map (HTML). Filters as query parameters; cases load by viewport."""
+    from maps.dispatch import render_dispatch  # on use (module docstring)
+
     allow(principal, MAP_ROLES)
     scope = scope_of(principal)
     f = _filters(subdistrict, community, category, channel, state, date_from, date_to, scope)
@@ -133,6 +141,8 @@ def cases_in_view(
 ) -> dict:
     """Cases in a viewport ``bbox=west,south,east,north`` (in the map's datum): points when
     at most a few thousand match, else a count grid (``mode``: ``points`` | ``cells``)."""
+    from maps.dispatch import shift_cases_answer  # on use (module docstring)
+
     allow(principal, MAP_ROLES)
     check_lang(lang)
     box = parse_bbox(bbox)
@@ -148,6 +158,8 @@ def cases_in_view(
 def case_popup(request: Request, principal: PagePrincipal, conn: ConnDep, case_id: int,
                lang: str = "zh") -> dict:
     """What a case's popup shows (no reporter data)."""
+    from maps.dispatch import case_popup_data  # on use (module docstring)
+
     allow(principal, MAP_ROLES)
     row = map_data.case_summary(conn, case_id, scope_of(principal))
     data = case_popup_data(row, check_lang(lang), _record_url(request, case_id),
@@ -163,6 +175,8 @@ def case_popup(request: Request, principal: PagePrincipal, conn: ConnDep, case_i
 def case_page(request: Request, principal: PagePrincipal, conn: ConnDep, case_id: int,
               lang: str = "zh", tiles: str | None = None) -> Response:
     """One case on a map: its community, alternates, post and nearby possible duplicates."""
+    from maps.case import render_case  # on use (module docstring)
+
     allow(principal, MAP_ROLES)
     scope = scope_of(principal)
     settings = request.app.state.settings
@@ -182,6 +196,8 @@ def case_page(request: Request, principal: PagePrincipal, conn: ConnDep, case_id
 
 def parse_rings(rings: str | None) -> tuple[float, ...]:
     """``"200,500,1000"`` → (200.0, 500.0, 1000.0); defaults when empty."""
+    from geo.hotspots import DEFAULT_RINGS_M, check_rings  # on use (module docstring)
+
     if not rings:
         return DEFAULT_RINGS_M
     try:
@@ -198,6 +214,9 @@ def hotspots_page(
     rings: str | None = None, lang: str = "zh", tiles: str | None = None,
 ) -> Response:
     """The planners' hotspot map (HTML), built from server-side aggregates only."""
+    from geo.hotspots import POI_KINDS, hotspot_analysis  # on use (module docstring)
+    from maps.hotspots import hotspot_query, render_hotspots
+
     allow(principal, HOTSPOT_ROLES)
     lang = check_lang(lang)
     rs = parse_rings(rings)
