@@ -15,7 +15,7 @@ import urllib.request
 
 from sqlalchemy import text
 
-from tests.helpers.workbench_browser import DESK, PHONE, Person, shot
+from tests.helpers.workbench_browser import DESK, PHONE, Person, no_sideways_scroll, shot
 from tests.helpers.workbench_helpers import COMM_B, point_in
 
 TWIN = "幸福小区5号楼门口"  # 幸福小区 is a compound in two communities of the sample city
@@ -135,8 +135,7 @@ def test_dispatcher_places_cases_and_the_memory_locates_the_next_call(browser, s
             phone.open(f"/work/cases/{again['id']}")
             assert phone.page.locator("li.suggestion").count() == 2
             phone.page.wait_for_selector("#place-map[data-outlines] path.outline")
-            width = phone.page.evaluate("document.documentElement.scrollWidth")
-            assert width <= 390, width
+            no_sideways_scroll(phone.page)
             shot(phone.page, "phone_case_place.png", full=True)
             phone.check()
         finally:

@@ -17,6 +17,7 @@ from cases.vocabulary import CHANNEL_LABELS, CHANNELS, STATE_LABELS, STATES
 from cases.workflow import REJECT_REASONS
 from tests.helpers.ledger import COMM_A, DISP, OFF_A, SUP, act, drive, make_case, sh
 from tests.helpers.server import running_server
+from tests.helpers.workbench_browser import PHONE, no_sideways_scroll
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -180,8 +181,7 @@ def test_track_throttle_per_number_and_per_address(city_engine, city_db_url):
 def test_track_page_on_a_phone(browser, city_engine, city_db_url):
     seed = _seed(city_engine)
     with running_server(_app(city_db_url)) as base:
-        ctx = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN",
-                                  device_scale_factor=2, is_mobile=True, has_touch=True)
+        ctx = browser.new_context(**PHONE)
         try:
             page = ctx.new_page()
             errors, urls = [], []
@@ -194,8 +194,7 @@ def test_track_page_on_a_phone(browser, city_engine, city_db_url):
             page.wait_for_selector("#steps li")
             assert page.inner_text("#status") == "已答复"
             assert "已责令停止夜间烧烤" in page.inner_text("#reply")
-            # nothing wider than the phone: no sideways scrolling
-            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            no_sideways_scroll(page)
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "track_390.png"), full_page=True)
             page.goto(f"{base}/track?lang=en")
