@@ -94,19 +94,21 @@ def fetch_candidates(conn: Connection, parsed: list[ParsedAddress]) -> Candidate
     keys = sorted({p.key for p in parsed if p.key})
     numbered = [(i, p) for i, p in enumerate(parsed) if p.street_key and p.number is not None]
     wanted = _wanted_keys(signatures)
-    gen_rows, memory_rows, neighbour_rows, name_rows = pipelined(conn, [
+    gen_rows, memory_rows, neighbour_rows, name_rows, typoed_rows = pipelined(conn, [
         (ACTIVE_GENERATION, {"l": "community"}),
         (_MEMORY, {"keys": key_list(keys)}),
         (_NEIGHBOURS, {"sk": [p.street_key for _, p in numbered],
                        "num": [p.number for _, p in numbered],
                        "idx": [i for i, _ in numbered], "gap": NEIGHBOUR_GAP}),
-        (_NAME_HITS, {"keys": key_list(wanted)}),
+        (_NAME_HITS, {"keys": "", "exact": key_list(wanted), "typo": ""}),
+        (_TYPOED, {"keys": key_list(wanted)}),
     ])
     gen = gen_rows[0].id if gen_rows else None
     names = _community_names(conn, gen)
     remembered = _memory_exact(memory_rows, parsed, options)
     _memory_neighbours(neighbour_rows, parsed, options, remembered)
-    requests = _gazetteer(conn, parsed, signatures, wanted, name_rows, options)
+    requests = _gazetteer(conn, parsed, signatures, wanted, name_rows, options,
+                          {r.key for r in typoed_rows})
     if requests:
         _geometry(conn, requests, options, gen)
     _memory_similar(conn, parsed, options)
@@ -275,21 +277,31 @@ def _place_keys(core: str) -> tuple[tuple[str, float], ...]:
     return tuple(out)
 
 
+# The hits of the keys :keys, the exact hits of :exact, the typo hits of :typo. The keys
+# asked for a name (each shorter ending of what was said) are typo keys of many other
+# names in a large gazetteer, and a lookup reads a word's typo hits only when the word has
+# no exact hit (_lookup): so the exact hits come first, the typo hits that can be read
+# after (_gazetteer).
 _NAME_HITS = RawQuery(f"""
 SELECT n.name_key, n.exact, e.id, e.kind, e.name, e.house_from, e.house_to,
        CASE WHEN e.kind = 'subdistrict' THEN e.properties->>'code'
             ELSE e.community_code END AS code,
        ST_X(pt.g) AS lon, ST_Y(pt.g) AS lat
-FROM unnest({KEY_LIST}) AS q(key)
-JOIN gazetteer_name n ON n.name_key = q.key
+FROM (SELECT key, NULL::bool FROM unnest({KEY_LIST}) AS key
+      UNION ALL
+      SELECT key, true FROM unnest({KEY_LIST.replace(":keys", ":exact")}) AS key
+      UNION ALL
+      SELECT key, false FROM unnest({KEY_LIST.replace(":keys", ":typo")}) AS key
+     ) AS q(key, exact)
+JOIN gazetteer_name n ON n.name_key = q.key AND n.exact = COALESCE(q.exact, n.exact)
 JOIN gazetteer_entry e ON e.id = n.entry_id
 CROSS JOIN LATERAL (SELECT ST_PointOnSurface(e.geom) AS g) pt
 """)
-
-
-def _fetch_names(conn: Connection, keys: set[str], by_key: dict[str, list[_Hit]]) -> None:
-    if keys:
-        _add_hits(pipelined(conn, [(_NAME_HITS, {"keys": key_list(keys)})])[0], by_key)
+# Which of the keys have typo hits: whether a name found anything at all (_gazetteer).
+_TYPOED = RawQuery(f"""
+SELECT q.key FROM unnest({KEY_LIST}) AS q(key)
+WHERE EXISTS (SELECT 1 FROM gazetteer_name n WHERE n.name_key = q.key AND NOT n.exact)
+""")
 
 
 def _add_hits(rows: list, by_key: dict[str, list[_Hit]]) -> None:
@@ -324,31 +336,48 @@ def _wanted_keys(signatures: dict[tuple, list[int]]) -> set[str]:
     return wanted
 
 
-def _has_exact(token: str, by_key: dict[str, list[_Hit]]) -> bool:
+def _has_exact(token: str, by_key: dict[str, list[_Hit]],
+               kinds: tuple[str, ...] | None = None) -> bool:
     bare = without_generic(token)
-    return any(h.exact for k in (token, bare) if k for h in by_key.get(k, ()))
+    return any(h.exact and (kinds is None or h.kind in kinds)
+               for k in (token, bare) if k for h in by_key.get(k, ()))
 
 
 def _gazetteer(conn: Connection, parsed: list[ParsedAddress], signatures: dict[tuple, list[int]],
-               wanted: set[str], name_rows: list, options: list[list[Option]]) -> list[dict]:
-    """Options from names alone (``name_rows``: the hits of ``wanted``, the keys
-    :func:`_wanted_keys` gave for ``signatures``); returns
-    the geometry requests (crossings, numbers on roads, roads) for :func:`_geometry`. The
-    typo keys (deletions) are looked up only for the words that found nothing exactly,
-    in a second query."""
+               wanted: set[str], name_rows: list, options: list[list[Option]],
+               typoed: set[str]) -> list[dict]:
+    """Options from names alone (``name_rows``: the exact hits of ``wanted``, the keys
+    :func:`_wanted_keys` gave for ``signatures``; ``typoed``: those of them with typo
+    hits); returns the geometry requests (crossings, numbers on roads, roads) for
+    :func:`_geometry`. In a second query, the typo keys (deletions) of the words that
+    found nothing exactly, and the typo hits of ``wanted`` that a lookup may read."""
     if not signatures:
         return []
     by_key: dict[str, list[_Hit]] = defaultdict(list)
     _add_hits(name_rows, by_key)
-    typos: set[str] = set()
-    for core, road, _, cross, areas in signatures:
-        for token in (road, *(cross or ()), *areas):
-            if token and not _has_exact(token, by_key):
-                typos.update(deletions(token))
-        if core and not any(by_key.get(k) for k, _ in _place_keys(core)):
-            typos.add(core)
-            typos.update(deletions(core))
-    _fetch_names(conn, typos - wanted, by_key)
+    typos: set[str] = set()  # every hit
+    read: set[str] = set()  # the keys whose typo hits _lookup may read
+    for core, road, number, cross, areas in signatures:
+        door = f"{road}{number}号" if road and number is not None else None
+        for token, kinds in ((road, _ROAD_KINDS), (door, ("doorplate",)),
+                             *((t, _ROAD_KINDS) for t in cross or ()),
+                             *((t, ("subdistrict",)) for t in areas)):
+            if token and not _has_exact(token, by_key, kinds):
+                read.update((token, *deletions(token)))
+                if token != door and not _has_exact(token, by_key):
+                    typos.update(deletions(token))
+        place_keys = [k for k, _ in _place_keys(core)]
+        if core and not any(h.exact and h.kind in _PLACE_KINDS
+                            for k in place_keys for h in by_key.get(k, ())):
+            read.update((core, *deletions(core)))
+            if not any(by_key.get(k) or k in typoed for k in place_keys):
+                typos.add(core)
+                typos.update(deletions(core))
+    typos -= wanted
+    read &= wanted & typoed
+    if typos or read:
+        _add_hits(pipelined(conn, [(_NAME_HITS, {
+            "keys": key_list(typos), "exact": "", "typo": key_list(read)})])[0], by_key)
     requests: list[dict] = []
     for members in signatures.values():
         first = members[0]
