@@ -98,3 +98,13 @@ def used_between(before: dict[int, float], after: dict[int, float]) -> float:
     if REAPED in after:
         used -= sum(t for pid, t in before.items() if pid not in after)
     return used
+
+
+def run_seconds(pid: int) -> float | None:
+    """CPU seconds ``pid`` has run, to the nanosecond (``/proc/<pid>/schedstat``; the
+    ``stat`` fields count 10 ms ticks, too coarse for a round of a few hundred ms), or
+    None when the process is gone or the kernel keeps no schedstat."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
