@@ -34,6 +34,7 @@ from cases.vocabulary import (
     overdue_sql,
     settled_sql,
     state_group_sql,
+    unclosed_sql,
 )
 
 Box = tuple[float, float, float, float]
@@ -280,7 +281,7 @@ def _pending_extension(f: CaseFilters):
 def _open(f: CaseFilters):
     if f.open is None:
         return None
-    return ("c.closed_at IS NULL" if f.open else "c.closed_at IS NOT NULL"), {}
+    return (unclosed_sql("c") if f.open else f"NOT ({unclosed_sql('c')})"), {}
 
 
 @filter_clause

@@ -29,6 +29,7 @@ from casegrid.errors import InvalidInput
 from casegrid.heartbeat import record_heartbeat
 from casegrid.settings import Settings, get_settings
 from cases.calendar import CITY_TZ
+from cases.vocabulary import unclosed_sql
 
 # Columns of "case" that hold the reporter's own data (the ones present are purged).
 REPORTER_COLUMNS = ("reporter_name", "reporter_phone", "reporter_email")
@@ -238,14 +239,14 @@ def personal_data_report(conn: Connection, settings: Settings | None = None) -> 
     for col, holds in held:
         row = conn.execute(text(f"""
 SELECT count(*) AS cases, min(c.received_at) AS oldest,
-       count(*) FILTER (WHERE c.closed_at IS NULL) AS open,
+       count(*) FILTER (WHERE {unclosed_sql("c")}) AS open,
        count(*) FILTER (WHERE c.closed_at < now() - CAST(:age AS interval)) AS past_retention
 FROM "case" c WHERE {holds}"""), age).mappings().one()
         out.append({"field": f"case.{col}", **row})
-    rows = conn.execute(text("""
+    rows = conn.execute(text(f"""
 SELECT 'personal_text.' || p.field AS field, count(DISTINCT p.case_id) AS cases,
        min(p.stored_at) AS oldest,
-       count(DISTINCT p.case_id) FILTER (WHERE c.closed_at IS NULL) AS open,
+       count(DISTINCT p.case_id) FILTER (WHERE {unclosed_sql("c")}) AS open,
        count(DISTINCT p.case_id) FILTER (WHERE c.closed_at < now() - CAST(:age AS interval))
            AS past_retention
 FROM personal_text p JOIN "case" c ON c.id = p.case_id GROUP BY p.field ORDER BY p.field"""),
@@ -263,7 +264,7 @@ FROM personal_text p JOIN activity a ON a.id = p.activity_id GROUP BY p.field OR
     for fact in attachment_facts(conn):
         row = conn.execute(text(f"""
 SELECT count(DISTINCT a.case_id) AS cases, min(a.created_at) AS oldest,
-       count(DISTINCT a.case_id) FILTER (WHERE c.closed_at IS NULL) AS open,
+       count(DISTINCT a.case_id) FILTER (WHERE {unclosed_sql("c")}) AS open,
        count(DISTINCT a.case_id) FILTER (WHERE c.closed_at < now() - CAST(:age AS interval))
            AS past_retention
 FROM attachment a JOIN "case" c ON c.id = a.case_id WHERE a.{fact} IS NOT NULL"""),

@@ -74,7 +74,7 @@ from sqlalchemy import Connection, text
 from casegrid.errors import InvalidInput
 from cases.calendar import CITY_TZ
 from cases.filters import day_window
-from cases.vocabulary import has_complainant_sql
+from cases.vocabulary import has_complainant_sql, unclosed_sql
 
 GROUPS: dict[str, str] = {
     "community": "community_code",
@@ -122,6 +122,7 @@ LABELS_ZH: dict[str, str] = {
 _DUE_CLOSE = "dispatched_at IS NOT NULL AND (closed_at IS NOT NULL OR handle_due_at <= :as_of)"
 # Cases with someone to answer (no inspector's own find): the reply and follow-up rates' base.
 _COMPLAINANT = has_complainant_sql("")
+_UNCLOSED = unclosed_sql("")
 _STATS_SQL = f"""
 WITH cohort AS (
     SELECT {{key}} AS key, community_code, channel, reviewed_at, dispatched_at, handled_at,
@@ -190,7 +191,7 @@ SELECT GROUPING({{key}}) AS g_key, GROUPING(community_code) AS g_comm, {{key}} A
        count(*) FILTER (WHERE {_COMPLAINANT} AND replied_at IS NULL
                           AND reply_due_at <= :as_of) AS reply_open
 FROM "case"
-WHERE closed_at IS NULL AND received_at >= :lo AND received_at < :hi
+WHERE {_UNCLOSED} AND received_at >= :lo AND received_at < :hi
 GROUP BY GROUPING SETS (({{key}}), (community_code), ())
 """
 _LIVE = ("due_open", "reworked_open", "extended_open", "handle_open", "reply_open")

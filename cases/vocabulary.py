@@ -70,7 +70,8 @@ def _p(alias: str) -> str:
 
 
 def open_sql(alias: str = "c") -> str:
-    """Not closed: the predicate of the partial index ``case_open_geom_gist``."""
+    """Still being worked: neither closed nor rejected (the predicate of the partial index
+    ``case_open_geom_gist``). Narrower than :func:`unclosed_sql`."""
     p = _p(alias)
     return f"{p}closed_at IS NULL AND {p}status NOT IN ({_quoted(CLOSED_STATES)})"
 
@@ -78,6 +79,14 @@ def open_sql(alias: str = "c") -> str:
 def is_open(status: str, closed_at: object) -> bool:
     """:func:`open_sql` for a case already read (its ``status`` and ``closed_at``)."""
     return closed_at is None and status not in CLOSED_STATES
+
+
+def unclosed_sql(alias: str = "c") -> str:
+    """The loop not closed yet: no closing time. Besides the open cases this holds the
+    rejected ones, which still owe the complainant their reply (reply, then close, follow a
+    rejection). What the ``open`` list filter, the live indicators, overdue and retention
+    count; a case leaves it only when it is closed."""
+    return f"{_p(alias)}closed_at IS NULL"
 
 
 def has_complainant_sql(alias: str = "c") -> str:
@@ -99,10 +108,10 @@ def settled_sql(alias: str = "c") -> str:
 
 
 def overdue_sql(alias: str = "c") -> str:
-    """Still open and past the deadline of the step it waits for (the partial index
-    case_open_due serves it)."""
+    """Not closed (:func:`unclosed_sql`) and past the deadline of the step it waits for
+    (the partial index case_open_due serves it)."""
     p = _p(alias)
-    return f"({p}closed_at IS NULL AND {p}current_due_at < now())"
+    return f"({unclosed_sql(alias)} AND {p}current_due_at < now())"
 
 
 def state_group_sql(alias: str = "c") -> str:

@@ -87,6 +87,28 @@ def test_reject_invalid_then_reply_and_close(conn):
     assert act(conn, cid, "close", SUP)["status"] == "closed"
 
 
+def test_a_rejected_case_is_not_worked_but_stays_unclosed_until_its_reply(conn):
+    """Two meanings of "open", each written once (cases.vocabulary): the maps' open groups
+    (still worked) drop a rejected case at once; the ``open`` filter (the loop not closed)
+    keeps it until the complainant has had the reply and the case is closed."""
+    from cases.filters import OPEN_GROUPS, CaseFilters, filter_sql
+
+    def matches(filters, cid):
+        where, params = filter_sql(filters)
+        return conn.execute(text(f'SELECT id FROM "case" c WHERE id = :cid AND {where}'),
+                            {**params, "cid": cid}).first() is not None
+
+    worked, unclosed = CaseFilters(state=OPEN_GROUPS), CaseFilters(open=True)
+    cid = make_case(conn)
+    assert matches(worked, cid) and matches(unclosed, cid)
+    act(conn, cid, "reject", SUP, reason="out_of_scope", note="private property")
+    assert not matches(worked, cid) and matches(unclosed, cid)
+    act(conn, cid, "reply", DISP, channel="sms", text="not ours: call the property manager")
+    assert matches(unclosed, cid)
+    act(conn, cid, "close", SUP)
+    assert not matches(unclosed, cid) and matches(CaseFilters(open=False), cid)
+
+
 def test_duplicate_merges_and_main_reply_reaches_every_complainant(conn):
     main = make_case(conn)
     dup1, dup2 = make_case(conn), make_case(conn)
