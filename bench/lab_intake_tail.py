@@ -1,0 +1,208 @@
+"""Lab: intake's tail with two workers, this tree beside another, in alternating rounds.
+
+``python -m bench.lab_intake_tail --base /tmp/base-tree`` builds a throwaway cluster with the
+sample city and a ledger of ``--cases`` (``bench.ledger``), starts three servers as ``casegrid
+serve --workers 2`` does, and runs rounds of ``wrk -t1 -c32`` with ``bench/wrk_intake.lua``
+against each in turn:
+
+* ``base``: the tree at ``--base`` (a ``git worktree add`` of the commit to compare with),
+  imported first through ``PYTHONPATH``;
+* ``this``: this tree;
+* ``this+maps``: this tree after each worker served the hotspot page and a ledger export,
+  so it carries the analysis, mapping and export stacks those routes import on first use.
+
+Per round: cases stored per second, wrk's p50/p99, the split of the 32 connections between
+the workers (``ss``), the load average, and each worker's full garbage collections (count and
+longest). The collections are timed by a ``sitecustomize`` module that this script writes to
+its own temporary directory and puts on the servers' ``PYTHONPATH``: ``gc.callbacks`` in the
+lab only, never in the product. The machine may be shared: compare within a run, not across
+runs (see bench/RESULTS.md, issue 20).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from sqlalchemy import text
+
+from bench.bench_intake import _wrk
+from bench.harness import bench_settings, log, median, throwaway_database
+from bench.ledger import ensure_cases, fill_workflow
+from bench.points import generate_points
+from bench.server import connections_per_process, serve
+from casegrid.db import make_engine
+
+# Lab-only: logs each full (generation 2) collection of every process that imports it:
+# pid, time, wall ms, CPU ms of the collecting thread (what the collection itself cost, apart
+# from waiting for a core on a shared machine), modules loaded, and whether scikit-learn is.
+SITECUSTOMIZE = '''
+import gc, os, sys, time
+_path = os.environ.get("CG_LAB_GC_LOG")
+if _path:
+    _start = [0.0, 0.0]
+    def _full_collections(phase, info):
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            _start[:] = [time.perf_counter(), time.thread_time()]
+            return
+        ms = (time.perf_counter() - _start[0]) * 1000
+        cpu = (time.thread_time() - _start[1]) * 1000
+        with open(_path, "a") as f:
+            f.write(f"{os.getpid()} {time.time():.3f} {ms:.2f} {cpu:.2f} {len(sys.modules)} "
+                    f"{int('sklearn' in sys.modules)}\\n")
+    gc.callbacks.append(_full_collections)
+'''
+
+
+def _collections(path: Path, t0: float, t1: float) -> list[dict]:
+    """The full collections logged between t0 and t1."""
+    out = []
+    if not path.exists():
+        return out
+    for line in path.read_text().splitlines():
+        pid, at, ms, cpu, mods, sklearn = line.split()
+        if t0 <= float(at) <= t1:
+            out.append({"pid": int(pid), "ms": float(ms), "cpu_ms": float(cpu), "modules": int(mods),
+                        "sklearn": sklearn == "1"})
+    return out
+
+
+def _worker_of(port: int, client_port: int) -> int | None:
+    """The pid of the worker holding the server side of one loopback connection (ss)."""
+    out = subprocess.run(["ss", "-tnpH", "state", "established",
+                          f"( sport = :{port} and dport = :{client_port} )"],
+                         capture_output=True, text=True, timeout=10, check=False).stdout
+    found = re.search(r"pid=(\d+)", out)
+    return int(found.group(1)) if found else None
+
+
+def _load_heavy(base: str, secret: str, workers: int = 2) -> None:
+    """Each worker serves the hotspot page and a ledger export once: new connections until
+    every worker has held one (the kernel picks the worker; ``ss`` tells which)."""
+    port = int(base.rsplit(":", 1)[1])
+    headers = {"Authorization": f"Bearer {secret}"}
+    done: set[int] = set()
+    for _ in range(60):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        conn.connect()
+        pid = _worker_of(port, conn.sock.getsockname()[1])
+        if pid is not None and pid not in done:
+            for path in ("/maps/hotspots?lang=en&tiles=none",
+                         "/api/v1/export/ledger.xlsx?from=2026-01-01&to=2026-01-31"):
+                conn.request("GET", path, headers=headers)
+                answer = conn.getresponse()
+                answer.read()
+                if answer.status != 200:
+                    raise RuntimeError(f"{path}: HTTP {answer.status}")
+            done.add(pid)
+            log(f"lab: worker {pid} served the hotspot page and an export")
+        conn.close()
+        if len(done) == workers:
+            return
+    raise RuntimeError(f"only {len(done)} of {workers} workers got a heavy request")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", type=Path, required=True, help="the tree to compare with")
+    parser.add_argument("--cases", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--out", type=Path, default=None, help="also write the rounds as JSON")
+    args = parser.parse_args()
+
+    lab = Path(tempfile.mkdtemp(prefix="casegrid-lab-"))
+    (lab / "site").mkdir()
+    (lab / "site" / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    with throwaway_database(lab) as (_cluster, url):
+        engine = make_engine(url, bench_settings())
+        from casegrid.demo.city import load_sample_city
+        from cases.tokens import create_token
+
+        with engine.begin() as conn:
+            gen = load_sample_city(conn)["community_generation"]
+        ensure_cases(engine, args.cases, gen, log=log)
+        fill_workflow(engine, log=log)
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+            _, secret = create_token(conn, "intake", "lab load generator")
+            _, planner = create_token(conn, "planner", "lab heavy routes")
+        lon, lat = generate_points(200_000, seed=23)
+        points = lab / "points.txt"
+        points.write_text("".join(f"{x:.7f} {y:.7f}\n" for x, y in zip(lon, lat, strict=True)))
+
+        site = str(lab / "site")
+        variants = {"base": f"{args.base.resolve()}:{site}", "this": site, "this+maps": site}
+        rounds: list[dict] = []
+        with ExitStack() as stack:
+            bases = {}
+            for name, path in variants.items():
+                env = {"PYTHONPATH": path, "CG_LAB_GC_LOG": str(lab / f"{name}.gc")}
+                bases[name] = stack.enter_context(serve(url, workers=2, extra_env=env, start_s=300,
+                                                        log_path=lab / f"{name}.log"))
+                log(f"lab: {name} at {bases[name]}")
+            log("lab: this+maps serves the hotspot page and an export on fresh connections")
+            _load_heavy(bases["this+maps"], planner)
+            for name, base in bases.items():  # warm-up: connections, prepared statements
+                _wrk(base, 3, {"CG_TOKEN": secret, "CG_POINTS": str(points), "CG_PREFIX": f"warm-{name}"})
+            for k in range(args.rounds):
+                order = list(bases) if k % 2 == 0 else list(reversed(bases))
+                for name in order:
+                    base = bases[name]
+                    prefix = f"lab-{name}-{k}"
+                    split: list[int] = []
+                    # Late enough that wrk has read its points and opened its connections.
+                    look = threading.Timer(args.seconds / 2, lambda b=base, s=split: s.extend(
+                        connections_per_process(int(b.rsplit(":", 1)[1]))))
+                    t0 = time.time()
+                    look.start()
+                    r = _wrk(base, args.seconds, {"CG_TOKEN": secret, "CG_POINTS": str(points),
+                                                  "CG_PREFIX": prefix})
+                    look.join()
+                    t1 = time.time()
+                    with engine.connect() as conn:
+                        stored = conn.execute(text(
+                            "SELECT count(*) FROM \"case\" WHERE external_id LIKE :p"),
+                            {"p": f"{prefix}-%"}).scalar_one()
+                    gcs = _collections(lab / f"{name}.gc", t0, t1)
+                    row = {"variant": name, "round": k, "load1": round(os.getloadavg()[0], 1),
+                           "cases_s": round(stored / r["seconds"], 1), "p50_ms": r["p50_ms"],
+                           "p99_ms": r["p99_ms"], "errors": int(r["non2xx"] + r["timeouts"]),
+                           "split": split, "full_gc": gcs}
+                    rounds.append(row)
+                    log(f"lab: {json.dumps(row)}")
+        engine.dispose()
+    shutil.rmtree(lab, ignore_errors=True)
+    if args.out:
+        args.out.write_text(json.dumps(rounds, indent=1))
+    print("| variant | cases/s (rounds) | p99 ms (rounds) | connections per worker "
+          "| full collections: n, wall ms, CPU ms | load |")
+    print("|---|---|---|---|---|---|")
+    for name in variants:
+        rs = [r for r in rounds if r["variant"] == name]
+        gcs = [g["ms"] for r in rs for g in r["full_gc"]]
+        cpu = [g["cpu_ms"] for r in rs for g in r["full_gc"]]
+        print(f"| {name} | {median([r['cases_s'] for r in rs]):.0f} "
+              f"({', '.join(format(r['cases_s'], '.0f') for r in rs)}) | "
+              f"{median([r['p99_ms'] for r in rs]):.0f} "
+              f"({', '.join(format(r['p99_ms'], '.0f') for r in rs)}) | "
+              f"{', '.join('/'.join(map(str, r['split'])) for r in rs)} | "
+              f"{len(gcs)}, {min(gcs, default=0):.0f}-{max(gcs, default=0):.0f}, "
+              f"{min(cpu, default=0):.0f}-{max(cpu, default=0):.0f} | "
+              f"{min(r['load1'] for r in rs)}-{max(r['load1'] for r in rs)} |")
+
+
+if __name__ == "__main__":
+    main()
