@@ -100,7 +100,7 @@ def fetch_candidates(conn: Connection, parsed: list[ParsedAddress]) -> Candidate
         (_NEIGHBOURS, {"sk": [p.street_key for _, p in numbered],
                        "num": [p.number for _, p in numbered],
                        "idx": [i for i, _ in numbered], "gap": NEIGHBOUR_GAP}),
-        (_NAME_HITS, {"keys": "", "exact": key_list(wanted), "typo": ""}),
+        (_EXACT_HITS, {"keys": key_list(wanted)}),
         (_TYPOED, {"keys": key_list(wanted)}),
     ])
     gen = gen_rows[0].id if gen_rows else None
@@ -277,26 +277,26 @@ def _place_keys(core: str) -> tuple[tuple[str, float], ...]:
     return tuple(out)
 
 
-# The hits of the keys :keys, the exact hits of :exact, the typo hits of :typo. The keys
-# asked for a name (each shorter ending of what was said) are typo keys of many other
-# names in a large gazetteer, and a lookup reads a word's typo hits only when the word has
-# no exact hit (_lookup): so the exact hits come first, the typo hits that can be read
-# after (_gazetteer).
-_NAME_HITS = RawQuery(f"""
+def _name_query(only: str) -> RawQuery:
+    """The hits of the keys (``only``: a condition on the hit, e.g. its exactness)."""
+    return RawQuery(f"""
 SELECT n.name_key, n.exact, e.id, e.kind, e.name, e.house_from, e.house_to,
        CASE WHEN e.kind = 'subdistrict' THEN e.properties->>'code'
             ELSE e.community_code END AS code,
        ST_X(pt.g) AS lon, ST_Y(pt.g) AS lat
-FROM (SELECT key, NULL::bool FROM unnest({KEY_LIST}) AS key
-      UNION ALL
-      SELECT key, true FROM unnest({KEY_LIST.replace(":keys", ":exact")}) AS key
-      UNION ALL
-      SELECT key, false FROM unnest({KEY_LIST.replace(":keys", ":typo")}) AS key
-     ) AS q(key, exact)
-JOIN gazetteer_name n ON n.name_key = q.key AND n.exact = COALESCE(q.exact, n.exact)
+FROM unnest({KEY_LIST}) AS q(key)
+JOIN gazetteer_name n ON n.name_key = q.key {only}
 JOIN gazetteer_entry e ON e.id = n.entry_id
 CROSS JOIN LATERAL (SELECT ST_PointOnSurface(e.geom) AS g) pt
 """)
+
+
+# The keys asked for a name (each shorter ending of what was said) are typo keys of many
+# other names in a large gazetteer, and a lookup reads a word's typo hits only when the
+# word has no exact hit (_lookup): so the exact hits come first, and the typo hits that
+# can be read after (_gazetteer).
+_NAME_HITS, _EXACT_HITS, _TYPO_HITS = (
+    _name_query(only) for only in ("", "AND n.exact", "AND NOT n.exact"))
 # Which of the keys have typo hits: whether a name found anything at all (_gazetteer).
 _TYPOED = RawQuery(f"""
 SELECT q.key FROM unnest({KEY_LIST}) AS q(key)
@@ -375,9 +375,9 @@ def _gazetteer(conn: Connection, parsed: list[ParsedAddress], signatures: dict[t
                 typos.update(deletions(core))
     typos -= wanted
     read &= wanted & typoed
-    if typos or read:
-        _add_hits(pipelined(conn, [(_NAME_HITS, {
-            "keys": key_list(typos), "exact": "", "typo": key_list(read)})])[0], by_key)
+    for rows in pipelined(conn, [(query, {"keys": key_list(keys)}) for query, keys
+                                 in ((_NAME_HITS, typos), (_TYPO_HITS, read)) if keys]):
+        _add_hits(rows, by_key)
     requests: list[dict] = []
     for members in signatures.values():
         first = members[0]
