@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from sqlalchemy import Engine, text
@@ -30,6 +31,7 @@ from bench import pgstat
 from bench.cpu import cluster_cpu, cpu_seconds, session_pids, used_between
 from bench.harness import Context, Outcome, Row, Skip, log, percentile
 from bench.points import generate_points
+from bench.proxy import nginx_balancing, nginx_binary
 from bench.server import connections_per_process, serve
 from casegrid.settings import PROJECT_ROOT
 
@@ -37,6 +39,7 @@ CLIENTS = 32
 WORKERS = 2
 WRK_SCRIPT = Path(__file__).with_name("wrk_intake.lua")
 PREFIX = "bench-load"
+PROXY_PREFIX = "bench-proxy"
 _CATEGORIES = ("0599", "0599", "0599", "0504", "0102", "0101", "0301", "0508", "0505", "0103")
 _RESULT = re.compile(r"CGRESULT (.*)")
 
@@ -124,6 +127,38 @@ def _in_batches(ctx: Context, n: int, lon, lat, size: int = CLIENTS) -> float:  
     return n / (time.perf_counter() - t0)
 
 
+def _stored(engine: Engine, prefix: str) -> int:
+    """Cases the load generator's requests with ``prefix`` left routed and committed."""
+    with engine.connect() as conn:
+        return conn.execute(text(
+            "SELECT count(*) FROM \"case\" WHERE channel = 'platform' AND external_id LIKE :p"
+            " AND route_rule IS NOT NULL"), {"p": f"{prefix}-%"}).scalar_one()
+
+
+def _behind_proxy(ctx: Context, secret: str, points_file: Path, seconds: float) -> dict:
+    """The same load through nginx over ``WORKERS`` one-worker ``casegrid serve`` instances
+    (``least_conn``, kept-alive upstream connections: README's "Serving"), so each request
+    goes to the least busy worker instead of the one the kernel gave its connection to."""
+    env = {"CG_TOKEN": secret, "CG_POINTS": str(points_file)}
+    with ExitStack() as stack:
+        ports = [int(stack.enter_context(serve(ctx.url, workers=1)).rsplit(":", 1)[1])
+                 for _ in range(WORKERS)]
+        base = stack.enter_context(nginx_balancing(ports, ctx.workdir / "nginx"))
+        log(f"intake: behind nginx ({WORKERS} one-worker instances, least_conn); warming up")
+        _wrk(base, 2, {**env, "CG_PREFIX": f"{PROXY_PREFIX}-warm"})
+        log(f"intake: POST /api/v1/cases through nginx, {CLIENTS} clients (wrk), {seconds:.0f} s")
+        split: list[int] = []
+        look = threading.Timer(2.0, lambda: split.extend(
+            n for p in ports for n in connections_per_process(p)))
+        look.start()
+        r = _wrk(base, seconds, {**env, "CG_PREFIX": PROXY_PREFIX})
+        look.join()
+    stored = _stored(ctx.engine, PROXY_PREFIX)
+    errors = int(r["non2xx"] + r["timeouts"] + r["connect"] + r["read"] + r["write"])
+    return {"rate": stored / r["seconds"], "stored": stored, "seconds": r["seconds"],
+            "p50": r["p50_ms"], "p99": r["p99_ms"], "errors": errors, "split": split}
+
+
 def run(ctx: Context) -> Outcome:
     """Health first, then intake, on one server; then the in-process cost per case."""
     from cases.tokens import create_token
@@ -169,10 +204,16 @@ def run(ctx: Context) -> Outcome:
         app_cpu = used_between(app0, cpu_seconds(app_pids | session_pids(server["session"])))
         db_cpu = used_between(db0, cluster_cpu(ctx.cluster.pgdata))
         statements = pgstat.top(ctx.engine) if tracked else []
-    with ctx.engine.connect() as conn:
-        stored = conn.execute(text(
-            "SELECT count(*) FROM \"case\" WHERE channel = 'platform' AND external_id LIKE :p"
-            " AND route_rule IS NOT NULL"), {"p": f"{PREFIX}-%"}).scalar_one()
+    stored = _stored(ctx.engine, PREFIX)
+    proxied = None
+    if nginx_binary() is not None:
+        # Its own points, so that its duplicate searches meet no more cases than the first run's.
+        plon, plat = generate_points(ctx.n(200_000, 20_000), seed=29)
+        proxy_points = ctx.workdir / "intake_points_proxy.txt"
+        proxy_points.write_text("".join(f"{x:.7f} {y:.7f}\n" for x, y in zip(plon, plat, strict=True)))
+        proxied = _behind_proxy(ctx, secret, proxy_points, seconds)
+        log(f"intake behind nginx: {proxied['stored']:,} cases stored, {proxied['errors']} errors, "
+            f"p99 {proxied['p99']:.0f} ms")
     h_rate = h["requests"] / h["seconds"]
     rate = stored / r["seconds"]
     # CPU per POST (every one stored a case or was a resend), server and database apart.
@@ -205,6 +246,16 @@ def run(ctx: Context) -> Outcome:
             "< 100 ms", p99 < 100,
             note=f"{opened} database connections opened during the /health run; "
                  f"connections per worker during intake {'/'.join(map(str, split)) or 'n/a'}"),
+        *([Row("intake", f"cases routed + committed per s behind nginx ({CLIENTS} clients, "
+               f"{WORKERS} one-worker instances, least_conn: README's deployment)",
+               proxied["rate"], "/s", f"the same through uvicorn's --workers {WORKERS} directly",
+               rate, "≥ 600 cases/s", proxied["rate"] >= 600,
+               note=f"{proxied['stored']:,} stored in {proxied['seconds']:.0f} s, "
+                    f"{proxied['errors']} errors; upstream connections per instance "
+                    f"{'/'.join(map(str, proxied['split'])) or 'n/a'}"),
+           Row("intake", "POST /api/v1/cases p99 behind nginx", proxied["p99"], "ms",
+               f"the same through uvicorn's --workers {WORKERS} directly", p99, "< 100 ms",
+               proxied["p99"] < 100, note=f"p50 {proxied['p50']:.1f} ms")] if proxied else []),
         Row("intake", f"register_cases in-process, batches of {CLIENTS} (no HTTP)", batch_rate,
             "/s", "create_case one at a time, per s", 1000 / d50, "report",
             note=f"{n_batch} cases"),
