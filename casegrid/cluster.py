@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import random
 import re
 import shutil
 import socket
@@ -49,8 +50,35 @@ def find_pg_bindir() -> Path:
     )
 
 
+# Where free_port looks, below the kernel's ephemeral range (read at each call).
+_LOWEST_PORT = 20000
+
+
+def _ephemeral_low() -> int:
+    """The first port the kernel hands to outgoing connections (Linux's default 32768)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """Ask the kernel for a free TCP port on loopback."""
+    """A free TCP port on loopback, chosen below the kernel's ephemeral range: a server
+    stopped and started again on the same port (a database restart) must not find it taken
+    meanwhile by some program's outgoing connection, which an ephemeral port can be
+    (seen in CI: a test's restarted cluster lost its port while benchmarks ran beside it).
+    Falls back to the kernel's choice when that range is too small or full."""
+    low = _ephemeral_low()
+    if low - _LOWEST_PORT >= 1000:
+        pick = random.SystemRandom()
+        for _ in range(100):
+            port = pick.randrange(_LOWEST_PORT, low)
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
