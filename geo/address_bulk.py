@@ -74,26 +74,7 @@ class AddressLocator:
         new = [a for a in todo if a not in self.seen]
         if new:
             with _no_cycle_collection():
-                matches = match_addresses(self.conn, new)
-            self.seen.update(new)
-            frame = pd.DataFrame({
-                "address": new,
-                "lon": [m.lon if m.located else None for m in matches],
-                "lat": [m.lat if m.located else None for m in matches],
-                "rule": [m.rule for m in matches],
-                "confidence": [round(m.confidence, 3) for m in matches],
-                "normalized": [m.normalized for m in matches],
-                "why": [m.why for m in matches],
-                "reasons": [json.dumps(m.reasons, ensure_ascii=False) for m in matches],
-                "suggestions": [json.dumps([s.to_dict() for s in m.suggestions],
-                                           ensure_ascii=False) if m.suggestions else "[]"
-                                for m in matches],
-            })
-            raw = self.conn.connection.driver_connection
-            with raw.cursor() as cur, cur.copy(
-                    f"COPY cg_addr ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT csv)") as cp:
-                cp.write(copy_csv(frame, _COLUMNS))
-            self.conn.execute(text("ANALYZE cg_addr"))
+                self._match(new)
         located = self.conn.execute(text(f"""
             UPDATE {self.table} s SET lon = a.lon, lat = a.lat
             FROM cg_addr a
@@ -102,6 +83,31 @@ class AddressLocator:
         self.rows += located
         return located
 
+    def _match(self, new: list[str]) -> None:
+        """Match ``new`` (addresses not seen before) and copy their answers into cg_addr
+        (with the cycle collector paused by the caller: the answers' frame allocates as
+        much as the matching). cg_addr is analysed once, by :meth:`finish`: the staged
+        rows' UPDATE probes its key whatever its statistics say."""
+        matches = match_addresses(self.conn, new)
+        self.seen.update(new)
+        frame = pd.DataFrame({
+            "address": new,
+            "lon": [m.lon if m.located else None for m in matches],
+            "lat": [m.lat if m.located else None for m in matches],
+            "rule": [m.rule for m in matches],
+            "confidence": [round(m.confidence, 3) for m in matches],
+            "normalized": [m.normalized for m in matches],
+            "why": [m.why for m in matches],
+            "reasons": [json.dumps(m.reasons, ensure_ascii=False) for m in matches],
+            "suggestions": [json.dumps([s.to_dict() for s in m.suggestions],
+                                       ensure_ascii=False) if m.suggestions else "[]"
+                            for m in matches],
+        })
+        raw = self.conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy(
+                f"COPY cg_addr ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT csv)") as cp:
+            cp.write(copy_csv(frame, _COLUMNS))
+
     def finish(self, table: str = "cg_new") -> None:
         """The address rule of each located row, a routing row for each unlocated one
         (before ``geo.route_cells.finish``)."""
@@ -109,6 +115,7 @@ class AddressLocator:
         # the planner takes "no coordinates" for a rare row and probes indexes row by row
         # here and in store_answers (seconds per 100,000 rows) instead of hashing.
         self.conn.execute(text(f"ANALYZE {table} (input_lon, lon, address)"))
+        self.conn.execute(text("ANALYZE cg_addr"))
         self.conn.execute(text(f"""
             UPDATE cg_routed r SET rule = a.rule
             FROM {table} s JOIN cg_addr a ON a.address = s.address

@@ -59,8 +59,10 @@ KEY_LIST = "string_to_array(CAST(:keys AS text), E'\\x1f')"
 
 
 def key_list(keys) -> str:  # noqa: ANN001 - any iterable of str
-    """``keys`` as one parameter for :data:`KEY_LIST`."""
-    return "\x1f".join(sorted(keys))
+    """``keys`` as one parameter for :data:`KEY_LIST`, in no particular order: each key's
+    hits are grouped by key (not read in the order of the keys), and sorting the hundreds
+    of thousands of keys of a bulk import's chunk cost a tenth of its matching time."""
+    return "\x1f".join(keys)
 
 
 @dataclass
@@ -91,17 +93,18 @@ def fetch_candidates(conn: Connection, parsed: list[ParsedAddress]) -> Candidate
     trigram suggestions follow only when the first answers leave them needed."""
     options: list[list[Option]] = [[] for _ in parsed]
     signatures = _signatures(parsed)
-    keys = sorted({p.key for p in parsed if p.key})
+    keys = {p.key for p in parsed if p.key}
     numbered = [(i, p) for i, p in enumerate(parsed) if p.street_key and p.number is not None]
     wanted = _wanted_keys(signatures)
+    asked = key_list(wanted)
     gen_rows, memory_rows, neighbour_rows, name_rows, typoed_rows = pipelined(conn, [
         (ACTIVE_GENERATION, {"l": "community"}),
         (_MEMORY, {"keys": key_list(keys)}),
         (_NEIGHBOURS, {"sk": [p.street_key for _, p in numbered],
                        "num": [p.number for _, p in numbered],
                        "idx": [i for i, _ in numbered], "gap": NEIGHBOUR_GAP}),
-        (_EXACT_HITS, {"keys": key_list(wanted)}),
-        (_TYPOED, {"keys": key_list(wanted)}),
+        (_EXACT_HITS, {"keys": asked}),
+        (_TYPOED, {"keys": asked}),
     ])
     gen = gen_rows[0].id if gen_rows else None
     names = _community_names(conn, gen)
