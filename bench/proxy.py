@@ -32,14 +32,12 @@ def nginx_binary() -> str | None:
     return "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
 
 
-def balancing_config(upstream_ports: list[int], port: int, folder: Path) -> str:
-    """The nginx configuration: one listening port on loopback, ``least_conn`` over the
-    instances, ``keepalive`` to them (HTTP/1.1, Connection cleared), no access log (casegrid
-    logs every request itself)."""
-    servers = "\n".join(f"        server 127.0.0.1:{p};" for p in upstream_ports)
+def nginx_conf(folder: Path, http_body: str, worker_connections: int = 512) -> str:
+    """nginx's main configuration for a run from ``folder`` (its pid, error log and temporary
+    files there), in the foreground, with ``http_body`` inside the ``http`` block."""
     temp_paths = "\n".join(f"    {kind}_temp_path {folder}/{kind};" for kind in
                            ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    # As root, nginx's workers would switch to "nobody", who cannot use the work folder.
+    # As root, nginx's workers would switch to "nobody", who cannot use the folder.
     user = "user root;" if os.geteuid() == 0 else ""
     return f"""
 {user}
@@ -47,10 +45,20 @@ daemon off;
 worker_processes 1;
 pid {folder}/nginx.pid;
 error_log {folder}/error.log;
-events {{ worker_connections 512; }}
+events {{ worker_connections {worker_connections}; }}
 http {{
-    access_log off;
 {temp_paths}
+{http_body}
+}}
+"""
+
+
+def balancing_config(upstream_ports: list[int], port: int, folder: Path) -> str:
+    """The nginx configuration: one listening port on loopback, ``least_conn`` over the
+    instances, ``keepalive`` to them (HTTP/1.1, Connection cleared), no access log (casegrid
+    logs every request itself)."""
+    servers = "\n".join(f"        server 127.0.0.1:{p};" for p in upstream_ports)
+    return nginx_conf(folder, f"""    access_log off;
     upstream casegrid_app {{
         least_conn;
 {servers}
@@ -64,9 +72,7 @@ http {{
             proxy_set_header Connection "";
             proxy_set_header Host $host;
         }}
-    }}
-}}
-"""
+    }}""")
 
 
 @contextmanager

@@ -24,6 +24,7 @@ import pytest
 from sqlalchemy import text
 
 from api.app import create_app
+from bench.proxy import nginx_conf
 from casegrid.cli.serve import proxy_options
 from casegrid.cluster import free_port
 from casegrid.settings import Settings
@@ -70,22 +71,9 @@ def nginx_in_front(app_port: int, tmp: Path) -> Iterator[tuple[str, str]]:
     tls_port, http_port = free_port(), free_port()
     (tmp / "site.conf").write_text(render_site(app_port, tls_port, http_port, cert, key),
                                    encoding="utf-8")
-    temp_paths = "\n".join(f"    {kind}_temp_path {tmp}/{kind};" for kind in
-                           ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    user = "user root;" if hasattr(__import__("os"), "geteuid") and __import__("os").geteuid() == 0 else ""
-    (tmp / "nginx.conf").write_text(f"""
-{user}
-daemon off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log {tmp}/access.log;
-{temp_paths}
-    include {tmp}/site.conf;
-}}
-""", encoding="utf-8")
+    (tmp / "nginx.conf").write_text(nginx_conf(
+        tmp, f"    access_log {tmp}/access.log;\n    include {tmp}/site.conf;",
+        worker_connections=64), encoding="utf-8")
     args = [nginx, "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(tmp / "nginx.conf")]
     check = subprocess.run([*args, "-t"], capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, check.stderr
