@@ -15,23 +15,28 @@ phone photo is decoded and encoded again): callers run it off the event loop.
   sees carries no GPS position, device or time. A thumbnail is made for lists and popups.
 * The original's EXIF GPS position (WGS-84, as GPS receivers report it) and time are kept
   as staff-only facts on the attachment row.
+
+Pillow and pillow-heif are imported by the first image (:func:`_pillow`), not with this
+module: every serving worker imports it through the upload routes, and what a worker's
+imports leave on its heap is walked by each full garbage collection, during which the
+worker answers no request (bench/RESULTS.md, issue 20; tests/test_serving_imports.py).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import re
 from dataclasses import dataclass
 from datetime import datetime
-
-import pillow_heif
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from typing import TYPE_CHECKING
 
 from casegrid.errors import FileRefused, FileTooLarge, UnsupportedFile
 from cases.calendar import CITY_TZ
 
-pillow_heif.register_heif_opener()
+if TYPE_CHECKING:
+    from PIL import Image
 
 # Content signatures -> (kind, Pillow format to open with). ISO-BMFF brands of HEIF images.
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
@@ -123,6 +128,14 @@ def sniff(data: bytes) -> str | None:
 _PILLOW_FORMAT = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "heif": "HEIF"}
 
 
+@functools.cache
+def _pillow() -> None:
+    """Import Pillow with pillow-heif's opener registered, once, on the first image."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+
+
 def prepare(upload: Upload, limits: Limits) -> Prepared:
     """Check one uploaded file and prepare its stored copy (see the module docstring);
     :class:`FileRefused` (or its 413/415 subclasses) naming the file otherwise."""
@@ -157,6 +170,9 @@ def _prepare_pdf(upload: Upload, original_sha: str, name: str | None) -> Prepare
 
 def _prepare_image(upload: Upload, kind: str, limits: Limits, original_sha: str,
                    name: str | None) -> Prepared:
+    _pillow()
+    from PIL import Image, UnidentifiedImageError
+
     # Pillow's own guard: above this it warns, above twice this it refuses in open().
     Image.MAX_IMAGE_PIXELS = limits.max_pixels
     damaged = FileRefused(f"{upload.label} could not be read as a {kind.upper()} image (damaged "
@@ -207,6 +223,8 @@ def _encode_shared(img: Image.Image, kind: str) -> tuple[bytes, str]:
 
 def _upright(img: Image.Image) -> Image.Image:
     """The image turned as its EXIF orientation says (the tag goes with the metadata)."""
+    from PIL import ExifTags, ImageOps
+
     try:
         orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
     except Exception:  # noqa: BLE001 - unreadable EXIF: show it as stored
@@ -216,6 +234,8 @@ def _upright(img: Image.Image) -> Image.Image:
 
 
 def _thumbnail(img: Image.Image, px: int) -> bytes:
+    from PIL import Image
+
     w, h = img.size
     scale = min(px / w, px / h, 1.0)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -232,6 +252,8 @@ def _thumbnail(img: Image.Image, px: int) -> bytes:
 def exif_facts(img: Image.Image) -> tuple[datetime | None, float | None, float | None]:
     """The original's EXIF time taken and GPS position (longitude, latitude; WGS-84), each
     None when absent or unreadable."""
+    from PIL import ExifTags
+
     try:
         exif = img.getexif()
     except Exception:  # noqa: BLE001 - a broken EXIF block only means no facts
@@ -259,6 +281,8 @@ def _degrees(dms: object, ref: object, negative: str) -> float | None:
 
 
 def _taken_at(exif: Image.Exif) -> datetime | None:
+    from PIL import ExifTags
+
     try:
         sub = exif.get_ifd(ExifTags.IFD.Exif)
         raw = sub.get(ExifTags.Base.DateTimeOriginal) or exif.get(ExifTags.Base.DateTime)
