@@ -7,13 +7,16 @@ works offline. Chinese first, English with ``lang=en``; laid out for a 390 px ph
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from pathlib import Path
-
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from typing import TYPE_CHECKING
 
 from cases.calendar import CITY_TZ
 from maps.i18n import LANGS
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 _T: dict[str, tuple[str, str]] = {
     "title": ("案件查询", "Track your case"),
@@ -51,15 +54,21 @@ _T: dict[str, tuple[str, str]] = {
                 "This page shows the progress only, never anyone's personal details."),
 }
 
-_ENV = Environment(loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"),
-                   autoescape=select_autoescape(["html"]))
-
 
 def _when(value: datetime | None) -> str:
     return value.astimezone(CITY_TZ).strftime("%Y-%m-%d %H:%M") if value else ""
 
 
-_ENV.filters["when"] = _when
+@functools.cache
+def _env() -> Environment:
+    """The page's Jinja2 environment, made by the first page of the process: Jinja2 stays
+    off the serving workers' heap until a page is asked for (web/render.py says why)."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    env = Environment(loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+                      autoescape=select_autoescape(["html"]))
+    env.filters["when"] = _when
+    return env
 
 
 def strings(lang: str) -> dict[str, str]:
@@ -73,6 +82,6 @@ def render_track(lang: str, *, case: dict | None = None, message: str | None = N
     """The page: the form (with ``message`` if any: a key of the strings), or one case."""
     t = strings(lang)
     text = t[message].format(minutes=minutes) if message else None
-    return _ENV.get_template("track.html").render(
+    return _env().get_template("track.html").render(
         t=t, lang=lang, other=("en" if lang == "zh" else "zh"), case=case, message=text,
         number=number)

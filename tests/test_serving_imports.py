@@ -9,10 +9,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Loaded on first use by the routes that need them (maps, hotspots, exports, imports, photos), never
-# by importing the app.
+# Loaded on first use by the routes that need them (maps, hotspots, exports, imports, photos,
+# pages), never by importing the app.
 HEAVY = ("sklearn", "esda", "libpysal", "scipy", "folium", "branca", "geopandas", "pandas",
-         "shapely", "pyproj", "pyarrow", "openpyxl", "matplotlib", "PIL", "pillow_heif")
+         "shapely", "pyproj", "pyarrow", "openpyxl", "matplotlib", "PIL", "pillow_heif", "jinja2")
 
 
 def test_the_app_imports_without_the_heavy_stacks():

@@ -1,31 +1,35 @@
 """Rendering the workbench pages: one Jinja2 environment, autoescaped, with the filters the
 templates share (local times, working time left). Only rendering: data comes in from the
 route handlers, which get it from ``cases/`` and ``geo/``.
+
+Jinja2 is imported by the first page (:func:`_env`), not with this module: every serving
+worker imports it through the page routes, and what a worker's imports leave on its heap is
+walked by each full garbage collection, during which the worker answers no request
+(bench/RESULTS.md, issue 20; tests/test_serving_imports.py). Intake renders no page.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from cases.calendar import CITY_TZ, WorkCalendar
 from cases.vocabulary import CHANNEL_LABELS, STATE_LABELS
 from web import forms, i18n
 
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATIC = Path(__file__).resolve().parent / "static"
 ASSETS = "/static/vendor"
 
-# auto_reload off: each template is compiled once per process and not checked against its
-# file at every use (a page's includes are looked up per row); a changed template is seen
-# after a restart.
-_env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
-                   trim_blocks=True, lstrip_blocks=True, auto_reload=False)
 
 
 def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -39,8 +43,19 @@ def tojson_script(value: object) -> Markup:
     return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 
-_env.filters["local"] = local_time
-_env.filters["tojson_script"] = tojson_script
+@functools.cache
+def _env() -> Environment:
+    """The pages' one Jinja2 environment, made by the first page of the process."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    # auto_reload off: each template is compiled once per process and not checked against
+    # its file at every use (a page's includes are looked up per row); a changed template is
+    # seen after a restart.
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
+                      trim_blocks=True, lstrip_blocks=True, auto_reload=False)
+    env.filters["local"] = local_time
+    env.filters["tojson_script"] = tojson_script
+    return env
 
 
 def working_left(calendar: WorkCalendar, due: datetime | None, now: datetime,
@@ -81,7 +96,7 @@ def render(template: str, lang: str, root: str = "", **context) -> str:
     """Render ``template`` with the language's words and the shared helpers. ``root``: the
     proxy's path prefix, put before every link, form and asset of the page."""
     t = i18n.strings(lang)
-    return _env.get_template(template).render(
+    return _env().get_template(template).render(
         lang=lang, t=t, assets=root + ASSETS, forms=forms, root=root,
         url=lambda path, **params: root + page_url(path, lang, **params),
         state=lambda s: i18n.pick(STATE_LABELS, s, lang),
