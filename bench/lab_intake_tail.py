@@ -11,9 +11,10 @@ against each in turn:
 * ``this+maps``: this tree after each worker served the hotspot page and a ledger export,
   so it carries the analysis, mapping and export stacks those routes import on first use.
 
-Per round: cases stored per second, wrk's p50/p99, the split of the 32 connections between
-the workers (``ss``), the load average, and each worker's full garbage collections (count and
-longest). The collections are timed by a ``sitecustomize`` module that this script writes to
+Per round: cases stored per second, wrk's p50/p99, the server's own p99 (from its request
+log), the split of the 32 connections between the workers (``ss``), the load average, and
+each worker's full garbage collections (count, durations, objects left). ``--no-maps``
+leaves the third server out. The collections are timed by a ``sitecustomize`` module that this script writes to
 its own temporary directory and puts on the servers' ``PYTHONPATH``: ``gc.callbacks`` in the
 lab only, never in the product. The machine may be shared: compare within a run, not across
 runs (see bench/RESULTS.md, issue 20).
@@ -45,7 +46,8 @@ from casegrid.db import make_engine
 
 # Lab-only: logs each full (generation 2) collection of every process that imports it:
 # pid, time, wall ms, CPU ms of the collecting thread (what the collection itself cost, apart
-# from waiting for a core on a shared machine), modules loaded, and whether scikit-learn is.
+# from waiting for a core on a shared machine), modules loaded, whether scikit-learn is, and
+# the objects the collection left (counted after the timing, so not part of it).
 SITECUSTOMIZE = '''
 import gc, os, sys, time
 _path = os.environ.get("CG_LAB_GC_LOG")
@@ -61,7 +63,7 @@ if _path:
         cpu = (time.thread_time() - _start[1]) * 1000
         with open(_path, "a") as f:
             f.write(f"{os.getpid()} {time.time():.3f} {ms:.2f} {cpu:.2f} {len(sys.modules)} "
-                    f"{int('sklearn' in sys.modules)}\\n")
+                    f"{int('sklearn' in sys.modules)} {len(gc.get_objects(2))}\\n")
     gc.callbacks.append(_full_collections)
 '''
 
@@ -72,11 +74,29 @@ def _collections(path: Path, t0: float, t1: float) -> list[dict]:
     if not path.exists():
         return out
     for line in path.read_text().splitlines():
-        pid, at, ms, cpu, mods, sklearn = line.split()
+        pid, at, ms, cpu, mods, sklearn, objects = line.split()
         if t0 <= float(at) <= t1:
             out.append({"pid": int(pid), "ms": float(ms), "cpu_ms": float(cpu), "modules": int(mods),
-                        "sklearn": sklearn == "1"})
+                        "sklearn": sklearn == "1", "objects": int(objects)})
     return out
+
+
+_REQUEST_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO casegrid\.request: "
+                           r"POST /api/v1/cases 201 ([\d.]+)ms$")
+
+
+def _server_p99(path: Path, t0: float, t1: float) -> float | None:
+    """p99 of the server's own ``duration_ms`` for the intake requests its (text) log
+    stamped between t0 and t1: the time inside the worker, without the client's side."""
+    ms = []
+    for line in path.read_text(errors="replace").splitlines():
+        found = _REQUEST_LINE.match(line)
+        if found:
+            at = time.mktime(time.strptime(found.group(1)[:19], "%Y-%m-%d %H:%M:%S"))
+            if t0 <= at + int(found.group(1)[20:]) / 1000 <= t1:
+                ms.append(float(found.group(2)))
+    ms.sort()
+    return ms[min(len(ms) - 1, int(len(ms) * 0.99))] if ms else None
 
 
 def _worker_of(port: int, client_port: int) -> int | None:
@@ -121,6 +141,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--out", type=Path, default=None, help="also write the rounds as JSON")
+    parser.add_argument("--no-maps", action="store_true", help="leave the this+maps server out")
     args = parser.parse_args()
 
     lab = Path(tempfile.mkdtemp(prefix="casegrid-lab-"))
@@ -145,6 +166,8 @@ def main() -> None:
 
         site = str(lab / "site")
         variants = {"base": f"{args.base.resolve()}:{site}", "this": site, "this+maps": site}
+        if args.no_maps:
+            del variants["this+maps"]
         rounds: list[dict] = []
         with ExitStack() as stack:
             bases = {}
@@ -153,8 +176,9 @@ def main() -> None:
                 bases[name] = stack.enter_context(serve(url, workers=2, extra_env=env, start_s=300,
                                                         log_path=lab / f"{name}.log"))
                 log(f"lab: {name} at {bases[name]}")
-            log("lab: this+maps serves the hotspot page and an export on fresh connections")
-            _load_heavy(bases["this+maps"], planner)
+            if "this+maps" in bases:
+                log("lab: this+maps serves the hotspot page and an export on fresh connections")
+                _load_heavy(bases["this+maps"], planner)
             for name, base in bases.items():  # warm-up: connections, prepared statements
                 _wrk(base, 3, {"CG_TOKEN": secret, "CG_POINTS": str(points), "CG_PREFIX": f"warm-{name}"})
             for k in range(args.rounds):
@@ -179,7 +203,8 @@ def main() -> None:
                     gcs = _collections(lab / f"{name}.gc", t0, t1)
                     row = {"variant": name, "round": k, "load1": round(os.getloadavg()[0], 1),
                            "cases_s": round(stored / r["seconds"], 1), "p50_ms": r["p50_ms"],
-                           "p99_ms": r["p99_ms"], "errors": int(r["non2xx"] + r["timeouts"]),
+                           "p99_ms": r["p99_ms"], "server_p99_ms": _server_p99(lab / f"{name}.log", t0, t1),
+                           "errors": int(r["non2xx"] + r["timeouts"]),
                            "split": split, "full_gc": gcs}
                     rounds.append(row)
                     log(f"lab: {json.dumps(row)}")
@@ -187,20 +212,24 @@ def main() -> None:
     shutil.rmtree(lab, ignore_errors=True)
     if args.out:
         args.out.write_text(json.dumps(rounds, indent=1))
-    print("| variant | cases/s (rounds) | p99 ms (rounds) | connections per worker "
-          "| full collections: n, wall ms, CPU ms | load |")
-    print("|---|---|---|---|---|---|")
+    print("| variant | cases/s (rounds) | p99 ms (rounds) | server p99 ms (rounds) | connections "
+          "per worker | full collections: n, wall ms, CPU ms, objects left | load |")
+    print("|---|---|---|---|---|---|---|")
     for name in variants:
         rs = [r for r in rounds if r["variant"] == name]
         gcs = [g["ms"] for r in rs for g in r["full_gc"]]
         cpu = [g["cpu_ms"] for r in rs for g in r["full_gc"]]
+        objects = [g["objects"] for r in rs for g in r["full_gc"]]
+        server = [r["server_p99_ms"] for r in rs if r["server_p99_ms"] is not None]
         print(f"| {name} | {median([r['cases_s'] for r in rs]):.0f} "
               f"({', '.join(format(r['cases_s'], '.0f') for r in rs)}) | "
               f"{median([r['p99_ms'] for r in rs]):.0f} "
               f"({', '.join(format(r['p99_ms'], '.0f') for r in rs)}) | "
+              f"{median(server):.0f} ({', '.join(format(v, '.0f') for v in server)}) | "
               f"{', '.join('/'.join(map(str, r['split'])) for r in rs)} | "
               f"{len(gcs)}, {min(gcs, default=0):.0f}-{max(gcs, default=0):.0f}, "
-              f"{min(cpu, default=0):.0f}-{max(cpu, default=0):.0f} | "
+              f"{min(cpu, default=0):.0f}-{max(cpu, default=0):.0f}, "
+              f"{min(objects, default=0):,}-{max(objects, default=0):,} | "
               f"{min(r['load1'] for r in rs)}-{max(r['load1'] for r in rs)} |")
 
 
