@@ -384,9 +384,11 @@ def _gazetteer(conn: Connection, parsed: list[ParsedAddress], signatures: dict[t
     requests: list[dict] = []
     for members in signatures.values():
         first = members[0]
-        start = len(requests)
+        start, own = len(requests), len(options[first])
         _options_for(first, parsed[first], by_key, options[first], requests)
-        shared = list(options[first])
+        # The names' options only: the memory's options of the first member (found above
+        # by its whole text) are its own, not its signature's.
+        shared = options[first][own:]
         for i in members[1:]:
             options[i].extend(shared)
         for r in requests[start:]:

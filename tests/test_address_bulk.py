@@ -154,3 +154,20 @@ def test_bulk_answers_are_match_address_answers(city_engine, tmp_path, rebuild) 
     # The sample is varied: every kind of answer is compared.
     # (A road alone is in several communities here: suggestions, among the compared.)
     assert {"address_compound", "address_crossing", "address_doorplate", "address_memory", "address_community", "suggestions", "none"} - rules == set()
+
+
+def test_answers_do_not_depend_on_the_batch(city_engine) -> None:
+    """An address gets the same answer whatever is matched with it, in whatever order (a
+    bulk import matches each chunk's new addresses together): addresses that share a
+    signature (one place said with another building or phrase) share the names' options,
+    not the memory's answer for the first of them ("荆河名苑", taught in another community,
+    must not turn "滕州市荆河名苑2号楼东侧" ambiguous)."""
+    from geo.address_match import match_address, match_addresses
+
+    features = json.loads(GAZETTEER_FILE.read_text(encoding="utf-8"))["features"]
+    with city_engine.begin() as conn:
+        addresses = list(dict.fromkeys(_varied_sample(conn, features)))
+        alone = {a: match_address(conn, a).to_dict() for a in addresses}
+        for batch in (addresses, addresses[::-1]):
+            for a, m in zip(batch, match_addresses(conn, batch), strict=True):
+                assert m.to_dict() == alone[a], a
