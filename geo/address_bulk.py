@@ -1,16 +1,17 @@
-"""Address-only rows of a bulk import, located set-based.
+"""Address-only rows of a bulk import, located set-based, before they are staged.
 
-The import stages a row without coordinates but with an address with NULL ``lon``/``lat``
-(and NULL ``input_lon``). After each chunk is copied, :func:`locate_lines` takes the
-chunk's distinct addresses (one query), matches those not seen in an earlier chunk
-(``geo.address_match``: a few queries for all of them), copies the answers into
-``cg_addr`` and writes the located points into the staging rows with one join; the
-import's routing then routes them like any other point. Before the routing table gets its
-key, :func:`finish` gives each address-only row its rule (the address rule where its point
-routed into a community) and each unlocated one a routing row with its suggestions as
-alternates; the matcher's answer per case (``case_locate``) is written by the exclusive
-path's INSERT itself (:meth:`AddressLocator.answers_cte`), or after the row path's insert
-(:meth:`AddressLocator.store_answers`). No statement runs per row or per address.
+The import's reader hands over each chunk's rows without coordinates but with an address
+(:meth:`AddressLocator.place`): their distinct addresses not seen in an earlier chunk are
+matched (``geo.address_match``: a few queries for all of them), their answers copied into
+``cg_addr``, and each row gets its address's point and rule, from the answers kept in
+Python (a point and a rule per address, in arrays). The rows are then staged with them
+and routed like rows with coordinates; the routing gives a located row its address rule
+where its point lies in a community (``geo.route_cells``). Nothing rewrites a staged row.
+Before the routing table gets its key, :func:`finish` gives each unlocated row a routing
+row with its suggestions as alternates; the matcher's answer per case (``case_locate``) is
+written by the exclusive path's INSERT itself (:meth:`AddressLocator.answers_cte`), or
+after the row path's insert (:meth:`AddressLocator.store_answers`). No statement runs per
+row or per address.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, text
 
@@ -49,47 +51,48 @@ def _no_cycle_collection() -> Iterator[None]:
 class AddressLocator:
     """The address work of one import transaction (module docstring)."""
 
-    def __init__(self, conn: Connection, table: str = "cg_stage") -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.table = table
-        # The addresses matched so far: their answers are in cg_addr, not kept in Python
-        # (a million-row import has hundreds of thousands, each answer a few objects that
-        # every collection of the cycle collector would walk, the reader thread's included).
-        self.seen: set[str] = set()
-        self.rows = 0
+        # Each address matched so far -> its place in the point arrays (NaN and None where
+        # it was not located). Its whole answer is in cg_addr: a million-row import has
+        # hundreds of thousands, each answer a few objects that every collection of the
+        # cycle collector would walk, the reader thread's included; a dict of texts to ints
+        # and numpy arrays it does not walk.
+        self.known: dict[str, int] = {}
+        self.lon = np.empty(0)
+        self.lat = np.empty(0)
+        self.rule = np.empty(0, dtype=object)
         conn.execute(text(
             "DROP TABLE IF EXISTS cg_addr; CREATE TEMP TABLE cg_addr (address text PRIMARY KEY,"
             " lon float8, lat float8, rule text, confidence float8, normalized text, why text,"
             " reasons jsonb, suggestions jsonb) ON COMMIT DROP"))
 
-    def locate_lines(self, first: int, last: int) -> int:
-        """Locate the address-only rows with lines ``first`` to ``last``; how many."""
-        span = {"first": first, "last": last}
-        todo = self.conn.execute(text(
-            f"SELECT DISTINCT address FROM {self.table} WHERE line BETWEEN :first AND :last"
-            " AND input_lon IS NULL AND lon IS NULL AND address IS NOT NULL"), span
-        ).scalars().all()
-        if not todo:
-            return 0
-        new = [a for a in todo if a not in self.seen]
+    def place(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """``rows`` (address-only rows of a chunk) with ``lon``, ``lat`` and
+        ``address_rule`` set where the matcher locates their address (left missing where
+        it does not)."""
+        codes, distinct = pd.factorize(rows["address"])
+        at = np.fromiter((self.known.get(a, -1) for a in distinct), dtype=np.int64,
+                         count=len(distinct))
+        new = distinct[at < 0].tolist()
         if new:
             with _no_cycle_collection():
                 self._match(new)
-        located = self.conn.execute(text(f"""
-            UPDATE {self.table} s SET lon = a.lon, lat = a.lat
-            FROM cg_addr a
-            WHERE s.line BETWEEN :first AND :last AND s.input_lon IS NULL AND s.lon IS NULL
-              AND a.address = s.address AND a.lon IS NOT NULL"""), span).rowcount
-        self.rows += located
-        return located
+            at[at < 0] = np.arange(len(self.known) - len(new), len(self.known))
+        # A row without an address (code -1) gets no point: the position past the arrays.
+        where = np.append(at, len(self.known))[codes]
+        return rows.assign(lon=np.append(self.lon, np.nan)[where],
+                           lat=np.append(self.lat, np.nan)[where],
+                           address_rule=np.append(self.rule, None)[where])
 
     def _match(self, new: list[str]) -> None:
-        """Match ``new`` (addresses not seen before) and copy their answers into cg_addr
-        (with the cycle collector paused by the caller: the answers' frame allocates as
-        much as the matching). cg_addr is analysed once, by :meth:`finish`: the staged
-        rows' UPDATE probes its key whatever its statistics say."""
+        """Match ``new`` (addresses not seen before), keep their points and rules, and
+        copy their answers into cg_addr (with the cycle collector paused by the caller:
+        the answers' frame allocates as much as the matching). cg_addr is analysed once,
+        by :meth:`finish`."""
         matches = match_addresses(self.conn, new)
-        self.seen.update(new)
+        self.known.update(zip(new, range(len(self.known), len(self.known) + len(new)),
+                              strict=True))
         frame = pd.DataFrame({
             "address": new,
             "lon": [m.lon if m.located else None for m in matches],
@@ -103,24 +106,23 @@ class AddressLocator:
                                        ensure_ascii=False) if m.suggestions else "[]"
                             for m in matches],
         })
+        self.lon = np.append(self.lon, frame["lon"].to_numpy(dtype=float, na_value=np.nan))
+        self.lat = np.append(self.lat, frame["lat"].to_numpy(dtype=float, na_value=np.nan))
+        self.rule = np.append(self.rule, np.array(
+            [m.rule if m.located else None for m in matches], dtype=object))
         raw = self.conn.connection.driver_connection
         with raw.cursor() as cur, cur.copy(
                 f"COPY cg_addr ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT csv)") as cp:
             cp.write(copy_csv(frame, _COLUMNS))
 
     def finish(self, table: str = "cg_new") -> None:
-        """The address rule of each located row, a routing row for each unlocated one
+        """A routing row for each unlocated row, with its suggestions as alternates
         (before ``geo.route_cells.finish``)."""
         # The import analyses the columns it deduplicates by; without statistics on these
         # the planner takes "no coordinates" for a rare row and probes indexes row by row
-        # here and in store_answers (seconds per 100,000 rows) instead of hashing.
+        # here and in the answers' INSERT (seconds per 100,000 rows) instead of hashing.
         self.conn.execute(text(f"ANALYZE {table} (input_lon, lon, address)"))
         self.conn.execute(text("ANALYZE cg_addr"))
-        self.conn.execute(text(f"""
-            UPDATE cg_routed r SET rule = a.rule
-            FROM {table} s JOIN cg_addr a ON a.address = s.address
-            WHERE r.id = s.line AND s.input_lon IS NULL AND a.lon IS NOT NULL
-              AND r.community_id IS NOT NULL"""))
         self.conn.execute(text(f"""
             INSERT INTO cg_routed (id, rule, distance_m, community_id, alternates, near_boundary)
             SELECT s.line, 'unlocated', NULL, NULL, COALESCE(a.suggestions, '[]'), false
@@ -130,7 +132,7 @@ class AddressLocator:
     def store_answers(self, table: str = "cg_new") -> None:
         """The matcher's answer for each address-only case the import stored (the row
         path; the exclusive path writes them in its INSERT: :meth:`answers_cte`)."""
-        if self.seen:
+        if self.known:
             self.conn.execute(text(_ANSWERS_SQL.format(
                 case_id="c.id", rows=f"{table} s JOIN \"case\" c ON c.channel = s.channel"
                                      " AND c.external_id = s.external_id")
@@ -140,7 +142,7 @@ class AddressLocator:
         """:meth:`store_answers` as a clause of the exclusive path's one INSERT
         (``cases.bulk_import.first_load.INSERT_LOCKED_SQL``, whose ``src`` holds each new
         row with its ``case_id``); empty when the import had no address-only row."""
-        if not self.seen:
+        if not self.known:
             return ""
         return f""",
 located AS (

@@ -41,12 +41,15 @@ DROP TABLE IF EXISTS cg_cells, cg_chunk, cg_easy, cg_routed;
 CREATE TEMP TABLE cg_cells (i int, j int, cid int, pieces geometry, far boolean,
                              PRIMARY KEY (i, j))
     ON COMMIT DROP;
-CREATE TEMP TABLE cg_chunk (line bigint, lon double precision, lat double precision)
+CREATE TEMP TABLE cg_chunk (line bigint, lon double precision, lat double precision,
+                            rule text)
     ON COMMIT DROP;
-CREATE TEMP TABLE cg_easy (id bigint, cid int) ON COMMIT DROP
+CREATE TEMP TABLE cg_easy (id bigint, cid int, rule text) ON COMMIT DROP
 """
 # Rows without a point (an address the matcher could not place) are not routed here.
-_CHUNK_SQL = ("INSERT INTO cg_chunk SELECT line, lon, lat FROM {table}"
+# A row's own rule (the bulk import's address rule: the point is where the address is,
+# not where a device was) replaces the geometric one where the point lies in a community.
+_CHUNK_SQL = ("INSERT INTO cg_chunk SELECT line, lon, lat, {rule} FROM {table}"
               " WHERE line BETWEEN :first AND :last AND lon IS NOT NULL")
 _ENVELOPE = ("ST_MakeEnvelope(c.i * {s} - {eps}, c.j * {s} - {eps},"
              " (c.i + 1) * {s} + {eps}, (c.j + 1) * {s} + {eps}, 4326)")
@@ -74,7 +77,7 @@ GROUP BY c.i, c.j
 _EASY_SQL = """
 WITH easy AS (
     INSERT INTO cg_easy
-    SELECT n.line AS id, k.cid
+    SELECT n.line AS id, k.cid, n.rule
     FROM cg_chunk n
     JOIN cg_cells k ON k.i = floor(n.lon / {s})::int AND k.j = floor(n.lat / {s})::int
     WHERE k.far
@@ -86,13 +89,16 @@ SELECT count(*) FROM easy
 _HARD_POINTS = ("SELECT n.line AS id, ST_SetSRID(ST_MakePoint(n.lon, n.lat), 4326) AS geom"
                 " FROM cg_chunk n WHERE NOT EXISTS (SELECT 1 FROM cg_easy e WHERE e.id = n.line)")
 _ROUTED_SELECT = f"""
-SELECT id, CASE WHEN cid IS NULL THEN CAST('outside' AS text) ELSE 'inside' END AS rule,
+SELECT id, CASE WHEN cid IS NULL THEN CAST('outside' AS text) ELSE COALESCE(rule, 'inside')
+            END AS rule,
        CASE WHEN cid IS NULL THEN NULL ELSE CAST(0 AS float8) END AS distance_m,
        cid AS community_id, CAST('[]' AS jsonb) AS alternates, false AS near_boundary
 FROM cg_easy
 UNION ALL
-SELECT id, rule, distance_m, community_id, alternates, near_boundary
-FROM ({route_sql(_HARD_POINTS)}) hard
+SELECT h.id, CASE WHEN h.community_id IS NULL THEN h.rule ELSE COALESCE(n.rule, h.rule) END,
+       h.distance_m, h.community_id, h.alternates, h.near_boundary
+FROM ({route_sql(_HARD_POINTS)}) h
+JOIN cg_chunk n ON n.line = h.id
 """
 
 
@@ -105,14 +111,16 @@ def begin(conn: Connection, params: dict) -> None:
                       " WITH NO DATA"), params)
 
 
-def route_lines(conn: Connection, params: dict, table: str, first: int, last: int) -> int:
+def route_lines(conn: Connection, params: dict, table: str, first: int, last: int,
+                rule: str | None = None) -> int:
     """Route the rows of ``table`` (line, lon, lat) with lines ``first`` to ``last`` into
     cg_routed (id = line, rule, distance_m, community_id, alternates, near_boundary),
     exactly as ``route_sql`` would (see the comment above ROUTE_CELL_DEG); returns how many
-    went by their cell. After :func:`begin`."""
+    went by their cell. ``rule`` names a column of ``table`` whose value, where not NULL,
+    is the rule of a row routed into a community (see _CHUNK_SQL). After :func:`begin`."""
     span = {**params, "first": first, "last": last}
     conn.execute(text("TRUNCATE cg_chunk, cg_easy"))
-    conn.execute(text(_CHUNK_SQL.format(table=table)), span)
+    conn.execute(text(_CHUNK_SQL.format(table=table, rule=rule or "CAST(NULL AS text)")), span)
     conn.execute(text("ANALYZE cg_chunk"))
     conn.execute(text(_CELLS_SQL), span)
     # The plans join cells by (i, j) and filter on cid; statistics of the collected

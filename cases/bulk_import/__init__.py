@@ -11,7 +11,9 @@ this module runs them in order (:func:`import_cases`). The pipeline, all in ONE 
    coordinates checked and converted to WGS-84; bad rows go to the reject CSV with their line
    number (header = line 1) and reason; the good rows get their review and reply due times
    (:mod:`cases.deadlines_vec`, vectorised);
-3. ``COPY`` the good rows of each chunk into a temporary staging table (psycopg 3) and
+3. locate the chunk's address-only rows (``geo.address_bulk``: their point and address
+   rule, or none), ``COPY`` the good rows of each chunk into a temporary staging table
+   (psycopg 3), points included, and
    route that chunk's rows (by their line range) at once, appending to the routed table:
    points whose surroundings hold one community only, or none within the gap tolerance
    (binned into small cells, each cell probed once per import: ``geo.route_cells``) by a
@@ -165,13 +167,16 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
                      rejects, due, now_s, repeats, originals)
     try:
         with closing(read_ahead(staged)) as chunks:
-            for data, first, last, events in chunks:
-                if data:
+            for placed, unplaced, first, last, events in chunks:
+                if placed or unplaced is not None:
                     # Each chunk is routed as soon as it is staged, while the worker
                     # validates the next: the database and Python work at the same time.
-                    stage.copy_chunk(conn, data)
-                    addresses.locate_lines(first, last)
-                    route_cells.route_lines(conn, route_params, "cg_stage", first, last)
+                    # Address-only rows are staged with their points: routed like any
+                    # other, with their address rule where they lie in a community.
+                    stage.copy_chunk(conn, placed, None if unplaced is None
+                                     else addresses.place(unplaced))
+                    route_cells.route_lines(conn, route_params, "cg_stage", first, last,
+                                            rule="address_rule")
                 for event in events if progress else ():
                     progress(*event)
     finally:

@@ -137,9 +137,14 @@ def check_columns(columns: list[str], mapping: Mapping, report: BulkReport) -> N
         report.warnings.append(f"column {where} is not in the file: treated as blank")
 
 
-def chunk_csv(good: pd.DataFrame, due: InitialDue | None, now_s: int | None) -> bytes:
+def chunk_csv(good: pd.DataFrame, due: InitialDue | None, now_s: int | None
+              ) -> tuple[bytes, pd.DataFrame | None]:
     """A validated chunk with its due times (from the reported time when ``now_s`` is None,
-    else from ``now_s``) as the CSV COPY reads (an unquoted empty field = NULL)."""
+    else from ``now_s``), split in two: the rows with a point as the CSV COPY reads (an
+    unquoted empty field = NULL), and the rows without one (address only), still a frame
+    (None when there are none): their points come from the address matcher, which needs the
+    database, so the main thread writes their CSV (``cases.bulk_import.stage.copy_chunk``)
+    once it has put them in. The staged rows are then final: nothing rewrites them."""
     good = good.reset_index(drop=True)
     if due is None:
         good["review_s"] = good["reply_s"] = good["due_prov"] = None
@@ -148,7 +153,11 @@ def chunk_csv(good: pd.DataFrame, due: InitialDue | None, now_s: int | None) -> 
                  else np.full(len(good), now_s, dtype=np.int64))
         good["review_s"], good["reply_s"], good["due_prov"] = due.compute(
             start, good["category_code"].to_numpy(), good["channel"].to_numpy())
-    return copy_csv(good, COPY_COLUMNS)
+    good["address_rule"] = None
+    unplaced = good["lon"].isna().to_numpy()
+    if not unplaced.any():
+        return copy_csv(good, COPY_COLUMNS), None
+    return copy_csv(good[~unplaced], COPY_COLUMNS), good[unplaced]
 
 
 _T = TypeVar("_T")
@@ -249,10 +258,10 @@ def prepared_chunks(path: Path, mapping: Mapping, catalogue: set[str], default_c
             chunk_rows: int, report: BulkReport, reasons: Counter[str], rejects: RejectFile,
             due: InitialDue | None, now_s: int | None, repeats: Repeats,
             originals: list[dict] | None = None
-            ) -> Iterator[tuple[bytes, int, int, list[tuple]]]:
+            ) -> Iterator[tuple[bytes, pd.DataFrame | None, int, int, list[tuple]]]:
     """Read, validate and date the file chunk by chunk (no database): per chunk the CSV
-    of its good rows for COPY (b'' when none), its first and last line, and the
-    progress events it caused.
+    of its good rows with a point for COPY (b'' when none), its good rows without one
+    (:func:`chunk_csv`), its first and last line, and the progress events it caused.
     Counts into ``report`` and ``reasons``, rejected rows into ``rejects``, later lines of
     a ticket into ``repeats`` (they are not staged). With ``originals``, free text is masked
     and the texts as written collected there (:func:`mask_free_text`)."""
@@ -276,6 +285,6 @@ def prepared_chunks(path: Path, mapping: Mapping, catalogue: set[str], default_c
         if originals is not None and not good.empty:
             good = mask_free_text(good, originals)
         events.append(("validate+copy", report.read, None))
-        yield (chunk_csv(good, due, now_s) if not good.empty else b""), first, next_line - 1, \
-            events.copy()
+        placed, unplaced = chunk_csv(good, due, now_s) if not good.empty else (b"", None)
+        yield placed, unplaced, first, next_line - 1, events.copy()
         events.clear()

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, text
 
+from casegrid.csv_text import copy_csv
 from cases.mappings.apply import STAGE_COLUMNS
 
 STAGE_DDL = """
@@ -20,7 +21,9 @@ CREATE TEMP TABLE cg_stage (
     category_code text NOT NULL, description text, address text, reported_us bigint NOT NULL,
     reporter_name text, reporter_phone text, photo_urls text,
     input_lon double precision, input_lat double precision, input_crs text,
-    lon double precision, lat double precision,  -- NULL: address only (geo.address_bulk)
+    -- address only (input_lon NULL): the matcher's point and rule (geo.address_bulk),
+    -- NULL where it found none
+    lon double precision, lat double precision, address_rule text,
     review_s bigint, reply_s bigint, due_prov boolean
 ) ON COMMIT DROP
 """
@@ -137,17 +140,22 @@ RETURNING case_id
 """
 
 
-# The staging table's columns in COPY order: the validated row and its due times.
-COPY_COLUMNS = (*STAGE_COLUMNS, "review_s", "reply_s", "due_prov")
+# The staging table's columns in COPY order: the validated row, its due times and the
+# address rule of a located address-only row.
+COPY_COLUMNS = (*STAGE_COLUMNS, "review_s", "reply_s", "due_prov", "address_rule")
 
 
-def copy_chunk(conn: Connection, data: bytes) -> None:
-    """COPY one chunk's CSV (:func:`cases.bulk_import.read.chunk_csv`) into the staging table."""
+def copy_chunk(conn: Connection, placed: bytes, located: pd.DataFrame | None) -> None:
+    """COPY one chunk into the staging table: the CSV of its rows with a point
+    (:func:`cases.bulk_import.read.chunk_csv`) and its address-only rows with their points
+    and rules (``geo.address_bulk.AddressLocator.place``), if any."""
     raw = conn.connection.driver_connection
     with raw.cursor() as cur, cur.copy(
         f"COPY cg_stage ({', '.join(COPY_COLUMNS)}) FROM STDIN (FORMAT csv)"
     ) as copy:
-        copy.write(data)
+        copy.write(placed)
+        if located is not None:
+            copy.write(copy_csv(located, COPY_COLUMNS))
 
 
 # The texts as written of the cases this import inserted (created in this transaction).
