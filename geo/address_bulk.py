@@ -28,8 +28,9 @@ from sqlalchemy import Connection, text
 from casegrid.csv_text import copy_csv
 from geo.address_match import match_addresses
 
-_COLUMNS = ("address", "lon", "lat", "rule", "confidence", "normalized", "why", "reasons",
-            "suggestions")
+# The whole answer of each address matched, for case_locate and the unlocated rows'
+# suggestions (the points are staged with the rows: AddressLocator.place).
+_COLUMNS = ("address", "rule", "confidence", "normalized", "why", "reasons", "suggestions")
 
 
 @contextmanager
@@ -64,8 +65,8 @@ class AddressLocator:
         self.rule = np.empty(0, dtype=object)
         conn.execute(text(
             "DROP TABLE IF EXISTS cg_addr; CREATE TEMP TABLE cg_addr (address text PRIMARY KEY,"
-            " lon float8, lat float8, rule text, confidence float8, normalized text, why text,"
-            " reasons jsonb, suggestions jsonb) ON COMMIT DROP"))
+            " rule text, confidence float8, normalized text, why text, reasons jsonb,"
+            " suggestions jsonb) ON COMMIT DROP"))
 
     def place(self, rows: pd.DataFrame) -> pd.DataFrame:
         """``rows`` (address-only rows of a chunk) with ``lon``, ``lat`` and
@@ -95,8 +96,6 @@ class AddressLocator:
                               strict=True))
         frame = pd.DataFrame({
             "address": new,
-            "lon": [m.lon if m.located else None for m in matches],
-            "lat": [m.lat if m.located else None for m in matches],
             "rule": [m.rule for m in matches],
             "confidence": [round(m.confidence, 3) for m in matches],
             "normalized": [m.normalized for m in matches],
@@ -106,8 +105,10 @@ class AddressLocator:
                                        ensure_ascii=False) if m.suggestions else "[]"
                             for m in matches],
         })
-        self.lon = np.append(self.lon, frame["lon"].to_numpy(dtype=float, na_value=np.nan))
-        self.lat = np.append(self.lat, frame["lat"].to_numpy(dtype=float, na_value=np.nan))
+        self.lon = np.append(self.lon, np.array(
+            [m.lon if m.located else np.nan for m in matches], dtype=float))
+        self.lat = np.append(self.lat, np.array(
+            [m.lat if m.located else np.nan for m in matches], dtype=float))
         self.rule = np.append(self.rule, np.array(
             [m.rule if m.located else None for m in matches], dtype=object))
         raw = self.conn.connection.driver_connection

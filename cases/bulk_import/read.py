@@ -157,6 +157,8 @@ def chunk_csv(good: pd.DataFrame, due: InitialDue | None, now_s: int | None
     unplaced = good["lon"].isna().to_numpy()
     if not unplaced.any():
         return copy_csv(good, COPY_COLUMNS), None
+    if unplaced.all():  # a file of phone calls: no copy of the frame
+        return b"", good
     return copy_csv(good[~unplaced], COPY_COLUMNS), good[unplaced]
 
 
