@@ -149,13 +149,14 @@ def copy_chunk(conn: Connection, placed: bytes, located: pd.DataFrame | None) ->
     """COPY one chunk into the staging table: the CSV of its rows with a point
     (:func:`cases.bulk_import.read.chunk_csv`) and its address-only rows with their points
     and rules (``geo.address_bulk.AddressLocator.place``), if any."""
+    # Written before COPY starts, so that the statement's time is the server's.
+    more = copy_csv(located, COPY_COLUMNS) if located is not None else b""
     raw = conn.connection.driver_connection
     with raw.cursor() as cur, cur.copy(
         f"COPY cg_stage ({', '.join(COPY_COLUMNS)}) FROM STDIN (FORMAT csv)"
     ) as copy:
         copy.write(placed)
-        if located is not None:
-            copy.write(copy_csv(located, COPY_COLUMNS))
+        copy.write(more)
 
 
 # The texts as written of the cases this import inserted (created in this transaction).
