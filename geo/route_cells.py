@@ -98,7 +98,9 @@ UNION ALL
 SELECT h.id, CASE WHEN h.community_id IS NULL THEN h.rule ELSE COALESCE(n.rule, h.rule) END,
        h.distance_m, h.community_id, h.alternates, h.near_boundary
 FROM ({route_sql(_HARD_POINTS)}) h
-JOIN cg_chunk n ON n.line = h.id
+-- only the rows with a rule of their own: none in a file of coordinates, whose routing
+-- then pays nothing for the join (the chunk's statistics say so)
+LEFT JOIN (SELECT line, rule FROM cg_chunk WHERE rule IS NOT NULL) n ON n.line = h.id
 """
 
 
