@@ -171,3 +171,56 @@ def test_answers_do_not_depend_on_the_batch(city_engine) -> None:
         for batch in (addresses, addresses[::-1]):
             for a, m in zip(batch, match_addresses(conn, batch), strict=True):
                 assert m.to_dict() == alone[a], a
+
+
+def test_a_failure_in_the_matching_thread_leaves_nothing(city_engine, tmp_path,
+                                                          monkeypatch) -> None:
+    """An import given an engine matches in a thread of its own, on a connection of its
+    own; an error there is raised by the import, which then stored nothing, and that
+    connection is back in the pool."""
+    import threading
+
+    import geo.address_bulk as address_bulk
+
+    real, threads = address_bulk.match_addresses, []
+
+    def failing_second_time(conn, addresses):  # noqa: ANN001 - match_addresses' arguments
+        threads.append(threading.current_thread())
+        if len(threads) == 2:
+            raise RuntimeError("simulated matcher failure")
+        return real(conn, addresses)
+
+    monkeypatch.setattr(address_bulk, "match_addresses", failing_second_time)
+    src = tmp_path / "two_chunks.csv"
+    _write(src, [(f"F-{i}", f"荆河路{i}号", "", "") for i in range(1, 9)])
+    with pytest.raises(RuntimeError, match="simulated matcher failure"):
+        import_cases(city_engine, src, "hotline12345_zh", commit=True, chunk_rows=4)
+    assert len(threads) == 2 and threading.main_thread() not in threads
+    assert city_engine.pool.checkedout() == 0
+    with city_engine.connect() as conn:
+        assert conn.execute(text('SELECT count(*) FROM "case"')).scalar_one() == 0
+        assert conn.execute(text("SELECT count(*) FROM case_locate")).scalar_one() == 0
+        assert conn.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND state LIKE 'idle in transaction%'")).scalar_one() == 0
+
+
+def test_inside_a_callers_transaction_its_own_memory_is_used(city_engine, tmp_path) -> None:
+    """Given the caller's connection, the import matches on it: what the caller taught the
+    memory in its transaction, not committed yet, locates the rows (a connection of the
+    import's own would not see it)."""
+    from geo.address_memory import learn_placement
+
+    src = tmp_path / "taught.csv"
+    _write(src, [("M-1", "张记烧烤店", "", "")])
+    with city_engine.begin() as conn:
+        c = conn.execute(text(
+            "SELECT c.code, ST_X(ST_PointOnSurface(c.geom)) AS lon,"
+            " ST_Y(ST_PointOnSurface(c.geom)) AS lat FROM community c"
+            " JOIN boundary_generation g ON g.id = c.generation_id AND g.active"
+            " ORDER BY c.code LIMIT 1")).one()
+        learn_placement(conn, "张记烧烤店", c.lon, c.lat, c.code)
+        report = import_cases(conn, src, "hotline12345_zh", commit=True)
+        assert report.routed == {"address_memory": 1}
+        assert conn.execute(text(
+            "SELECT community_code FROM \"case\" WHERE external_id = 'M-1'")).scalar_one() == c.code

@@ -20,7 +20,11 @@ this module runs them in order (:func:`import_cases`). The pipeline, all in ONE 
    hash join, every other point with ONE routing join (``geo.routing.route_sql``); the
    same result as route_sql alone. Steps 1-2 run in a worker thread a chunk or two
    ahead, so Python validates the next chunks while the database stages and routes this
-   one (the worker never touches the database);
+   one (the worker never touches the database). When the import owns its transaction
+   (given an ``Engine``), the matching of step 3 runs in a second thread, a chunk ahead,
+   on a read-only connection of its own (``geo.address_bulk.matcher_connection``), so
+   Python matches the next chunk's addresses while the server stages and routes this
+   one; the answers are copied into the import's temporary tables by the main thread;
 4. drop the rows whose ``(channel, external_id)`` is already a case; their routing goes
    with them (routing a row that is then dropped costs a little, and only for a
    re-import); the report's ``routed`` counts the rows that remain. Repeats within the file
@@ -64,11 +68,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import ExitStack, closing
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
 
+from casegrid.csv_text import copy_csv
 from casegrid.db import commit_only_if, json_param
 from casegrid.errors import ImportFailed
 from casegrid.settings import get_settings
@@ -78,7 +84,7 @@ from cases.bulk_import.report import DEFAULT_CHUNK_ROWS, BulkReport, ProgressFn
 from cases.deadlines_vec import InitialDue
 from cases.mappings import CHANNELS, Mapping, load_mapping
 from geo import route_cells
-from geo.address_bulk import AddressLocator
+from geo.address_bulk import AddressLocator, matcher_connection
 from geo.coords import normalise_crs
 from geo.routing import require_generation
 
@@ -127,17 +133,38 @@ def import_cases(
             actor, deadlines, rebuild_indexes)
     if isinstance(engine_or_conn, Engine):
         with engine_or_conn.connect() as conn, commit_only_if(conn.begin(), commit):
-            _run(conn, *args)
+            _run(conn, True, *args)
     else:
         with commit_only_if(engine_or_conn.begin_nested(), commit):
-            _run(engine_or_conn, *args)
+            _run(engine_or_conn, False, *args)
     report.committed = commit
     return report
 
 
-def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, report: BulkReport,
-         rejects_path: str | Path | None, progress: ProgressFn | None, chunk_rows: int,
-         backdate: bool, actor: str, deadlines: bool, rebuild_indexes: bool | None) -> None:
+def _located(chunks: Iterator[tuple], addresses: AddressLocator, match_conn: Connection
+             ) -> Iterator[tuple[bytes, bytes, bytes, int, int, list[tuple]]]:
+    """The reader's chunks (:func:`cases.bulk_import.read.prepared_chunks`) with their
+    address-only rows located, the matcher reading on ``match_conn``: per chunk the CSV of
+    its rows with a point, the CSV of its address-only rows with theirs (b'' when none), the
+    CSV of the answers of its new addresses for ``cg_addr`` (b'' when none), its first and
+    last line and its progress events. Writes nothing to the database, so it can run in a
+    thread of its own; chunk after chunk in file order, whichever thread, so the answers
+    do not depend on timing."""
+    for placed, unplaced, first, last, events in chunks:
+        located, answers = b"", b""
+        if unplaced is not None:
+            rows, answers = addresses.locate(unplaced, match_conn)
+            located = copy_csv(rows, stage.COPY_COLUMNS)
+        yield placed, located, answers, first, last, events
+
+
+def _run(conn: Connection, own_transaction: bool, path: Path, mapping: Mapping,
+         default_crs: str, report: BulkReport, rejects_path: str | Path | None,
+         progress: ProgressFn | None, chunk_rows: int, backdate: bool, actor: str,
+         deadlines: bool, rebuild_indexes: bool | None) -> None:
+    """The import (module docstring) on ``conn``, inside the transaction or savepoint the
+    caller opened; ``own_transaction``: ``import_cases`` opened that transaction itself, so
+    nothing in it precedes the import (the matcher may then read on another connection)."""
     clock = time.perf_counter()
     gen = require_generation(conn)
     settings = get_settings()
@@ -166,15 +193,26 @@ def _run(conn: Connection, path: Path, mapping: Mapping, default_crs: str, repor
     staged = prepared_chunks(path, mapping, catalogue, default_crs, chunk_rows, report, reasons,
                      rejects, due, now_s, repeats, originals)
     try:
-        with closing(read_ahead(staged)) as chunks:
-            for placed, unplaced, first, last, events in chunks:
-                if placed or unplaced is not None:
-                    # Each chunk is routed as soon as it is staged, while the worker
-                    # validates the next: the database and Python work at the same time.
-                    # Address-only rows are staged with their points: routed like any
-                    # other, with their address rule where they lie in a community.
-                    stage.copy_chunk(conn, placed, None if unplaced is None
-                                     else addresses.place(unplaced))
+        # Unwound in reverse: the threads are joined (matching, then reading) before the
+        # matcher's connection goes back, and that before anything below locks a table.
+        with ExitStack() as stack:
+            # A caller's transaction may hold gazetteer or memory rows of its own: matched
+            # on its connection, in this thread.
+            match_conn = (stack.enter_context(matcher_connection(conn.engine))
+                          if own_transaction else conn)
+            chunks = stack.enter_context(closing(read_ahead(staged)))
+            chunks = stack.enter_context(closing(_located(chunks, addresses, match_conn)))
+            if match_conn is not conn:
+                # One chunk ahead is enough to overlap the matching with the server's work.
+                chunks = stack.enter_context(closing(read_ahead(chunks, depth=1)))
+            for placed, located, answers, first, last, events in chunks:
+                addresses.store(answers)
+                if placed or located:
+                    # Each chunk is routed as soon as it is staged, while the workers
+                    # validate and match the next: the database and Python work at the
+                    # same time. Address-only rows are staged with their points: routed
+                    # like any other, with their address rule where they lie in a community.
+                    stage.copy_chunk(conn, placed, located)
                     route_cells.route_lines(conn, route_params, "cg_stage", first, last,
                                             rule="address_rule")
                 for event in events if progress else ():

@@ -143,8 +143,9 @@ def chunk_csv(good: pd.DataFrame, due: InitialDue | None, now_s: int | None
     else from ``now_s``), split in two: the rows with a point as the CSV COPY reads (an
     unquoted empty field = NULL), and the rows without one (address only), still a frame
     (None when there are none): their points come from the address matcher, which needs the
-    database, so the main thread writes their CSV (``cases.bulk_import.stage.copy_chunk``)
-    once it has put them in. The staged rows are then final: nothing rewrites them."""
+    database, and their CSV is written once it has put them in
+    (``cases.bulk_import._located``). The staged rows are then final: nothing rewrites
+    them."""
     good = good.reset_index(drop=True)
     if due is None:
         good["review_s"] = good["reply_s"] = good["due_prov"] = None

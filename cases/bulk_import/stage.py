@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from casegrid.csv_text import copy_csv
 from cases.mappings.apply import STAGE_COLUMNS
 
 STAGE_DDL = """
@@ -145,18 +144,17 @@ RETURNING case_id
 COPY_COLUMNS = (*STAGE_COLUMNS, "review_s", "reply_s", "due_prov", "address_rule")
 
 
-def copy_chunk(conn: Connection, placed: bytes, located: pd.DataFrame | None) -> None:
+def copy_chunk(conn: Connection, placed: bytes, located: bytes = b"") -> None:
     """COPY one chunk into the staging table: the CSV of its rows with a point
-    (:func:`cases.bulk_import.read.chunk_csv`) and its address-only rows with their points
-    and rules (``geo.address_bulk.AddressLocator.place``), if any."""
-    # Written before COPY starts, so that the statement's time is the server's.
-    more = copy_csv(located, COPY_COLUMNS) if located is not None else b""
+    (:func:`cases.bulk_import.read.chunk_csv`) and the CSV of its address-only rows with
+    their points and rules (``geo.address_bulk.AddressLocator.locate``), if any. Both are
+    written before COPY starts, so that the statement's time is the server's."""
     raw = conn.connection.driver_connection
     with raw.cursor() as cur, cur.copy(
         f"COPY cg_stage ({', '.join(COPY_COLUMNS)}) FROM STDIN (FORMAT csv)"
     ) as copy:
         copy.write(placed)
-        copy.write(more)
+        copy.write(located)
 
 
 # The texts as written of the cases this import inserted (created in this transaction).
