@@ -49,6 +49,7 @@ from sqlalchemy import make_url, text
 from bench.bench_intake import _wrk
 from bench.bench_privacy_masking import DESCRIPTION
 from bench.harness import bench_settings, log, throwaway_database
+from bench.lab_intake_tail import keep_round
 from bench.ledger import ensure_cases
 from bench.points import generate_points
 from bench.server import connections_per_process, serve
@@ -248,8 +249,7 @@ def main() -> None:
                            "samples": counts["samples"],
                            "shares": {k2: round(v, 4) for k2, v in shares(counts).items()},
                            "window": window}
-                    rounds.append(row)
-                    log(f"lab: {json.dumps(row)}")
+                    keep_round(rounds, row)
         engine.dispose()
     shutil.rmtree(lab, ignore_errors=True)
     if args.out:

@@ -68,6 +68,12 @@ if _path:
 '''
 
 
+def keep_round(rounds: list[dict], row: dict) -> None:
+    """Keep a lab round's figures and log them as one JSON line (the lab's raw record)."""
+    rounds.append(row)
+    log(f"lab: {json.dumps(row)}")
+
+
 def _collections(path: Path, t0: float, t1: float) -> list[dict]:
     """The full collections logged between t0 and t1."""
     out = []
@@ -206,8 +212,7 @@ def main() -> None:
                            "p99_ms": r["p99_ms"], "server_p99_ms": _server_p99(lab / f"{name}.log", t0, t1),
                            "errors": int(r["non2xx"] + r["timeouts"]),
                            "split": split, "full_gc": gcs}
-                    rounds.append(row)
-                    log(f"lab: {json.dumps(row)}")
+                    keep_round(rounds, row)
         engine.dispose()
     shutil.rmtree(lab, ignore_errors=True)
     if args.out:
