@@ -1,22 +1,28 @@
-"""Lab: intake's tail with two workers, this tree beside another, in alternating rounds.
+"""Lab: intake's tail under stock serving, variants side by side in alternating rounds.
 
-``python -m bench.lab_intake_tail --base /tmp/base-tree`` builds a throwaway cluster with the
-sample city and a ledger of ``--cases`` (``bench.ledger``), starts three servers as ``casegrid
-serve --workers 2`` does, and runs rounds of ``wrk -t1 -c32`` with ``bench/wrk_intake.lua``
+``python -m bench.lab_intake_tail [--base /tmp/base-tree]`` builds a throwaway cluster with the
+sample city and a ledger of ``--cases`` (``bench.ledger``), starts one server per variant as
+``casegrid serve --workers N`` does, and runs rounds of ``wrk -t1 -c32`` with ``bench/wrk_intake.lua``
 against each in turn:
 
 * ``base``: the tree at ``--base`` (a ``git worktree add`` of the commit to compare with),
   imported first through ``PYTHONPATH``;
 * ``this``: this tree;
+* ``this-wN``: this tree with N workers (``--workers 2 3 4``: one server per count);
+* ``this-gc-off`` / ``this-gc-freeze`` (``--gc-modes``): this tree with the collector
+  disabled, or with what the app's imports left frozen (``gc.freeze()``) once it is built,
+  by the lab's ``sitecustomize`` only: how much of the tail is the collector's;
 * ``this+maps``: this tree after each worker served the hotspot page and a ledger export,
   so it carries the analysis, mapping and export stacks those routes import on first use.
 
 Per round: cases stored per second, wrk's p50/p99, the server's own p99 (from its request
 log), the split of the 32 connections between the workers (``ss``), the load average, and
 each worker's full garbage collections (count, durations, objects left). ``--no-maps``
-leaves the third server out. The collections are timed by a ``sitecustomize`` module that this script writes to
-its own temporary directory and puts on the servers' ``PYTHONPATH``: ``gc.callbacks`` in the
-lab only, never in the product. The machine may be shared: compare within a run, not across
+leaves the ``this+maps`` server out; ``--pause S`` idles S seconds before each round, so that
+every worker is back in its event loop when wrk opens its connections. The collections are
+timed by a ``sitecustomize`` module that this script writes to its own temporary directory
+and puts on the servers' ``PYTHONPATH``: ``gc.callbacks`` (and ``--gc-modes``) in the lab
+only, never in the product. The machine may be shared: compare within a run, not across
 runs (see bench/RESULTS.md, issue 20).
 """
 
@@ -65,6 +71,20 @@ if _path:
             f.write(f"{os.getpid()} {time.time():.3f} {ms:.2f} {cpu:.2f} {len(sys.modules)} "
                     f"{int('sklearn' in sys.modules)} {len(gc.get_objects(2))}\\n")
     gc.callbacks.append(_full_collections)
+# CG_LAB_GC_MODE: "off" disables the collector, "freeze" freezes what the app's imports left
+# once it is built; both only to measure how much of the tail is the collector's.
+_mode = os.environ.get("CG_LAB_GC_MODE")
+if _mode == "off":
+    gc.disable()
+elif _mode == "freeze":
+    import threading
+    def _freeze_when_built():
+        while getattr(sys.modules.get("api.main"), "app", None) is None:
+            time.sleep(0.2)
+        time.sleep(2)
+        gc.collect()
+        gc.freeze()
+    threading.Thread(target=_freeze_when_built, daemon=True).start()
 '''
 
 
@@ -142,12 +162,24 @@ def _load_heavy(base: str, secret: str, workers: int = 2) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", type=Path, required=True, help="the tree to compare with")
+    parser.add_argument("--base", type=Path, default=None,
+                        help="the tree to compare with (left out when not given)")
     parser.add_argument("--cases", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--out", type=Path, default=None, help="also write the rounds as JSON")
     parser.add_argument("--no-maps", action="store_true", help="leave the this+maps server out")
+    parser.add_argument("--workers", type=int, nargs="+", default=[2],
+                        help="serve this tree with each of these worker counts (one server each)")
+    parser.add_argument("--gc-modes", nargs="*", default=[], choices=["off", "freeze"],
+                        help="also serve this tree (2 workers) with the collector off or frozen "
+                             "after the imports (lab only: what the collector costs the tail)")
+    parser.add_argument("--venv", type=Path, action="append", default=[],
+                        help="also serve this tree (2 workers) from another virtualenv, another "
+                             "Python (it must have casegrid installed from this tree)")
+    parser.add_argument("--pause", type=float, default=0.0,
+                        help="seconds of idle before each round, so that every worker is back in "
+                             "its event loop when wrk opens its connections")
     args = parser.parse_args()
 
     lab = Path(tempfile.mkdtemp(prefix="casegrid-lab-"))
@@ -171,16 +203,26 @@ def main() -> None:
         points.write_text("".join(f"{x:.7f} {y:.7f}\n" for x, y in zip(lon, lat, strict=True)))
 
         site = str(lab / "site")
-        variants = {"base": f"{args.base.resolve()}:{site}", "this": site, "this+maps": site}
-        if args.no_maps:
-            del variants["this+maps"]
+        # name -> (PYTHONPATH, workers, casegrid script or None for this interpreter's)
+        variants: dict[str, tuple[str, int, Path | None]] = {}
+        if args.base is not None:
+            variants["base"] = (f"{args.base.resolve()}:{site}", 2, None)
+        for n in args.workers:
+            variants["this" if n == 2 else f"this-w{n}"] = (site, n, None)
+        for mode in args.gc_modes:
+            variants[f"this-gc-{mode}"] = (site, 2, None)
+        for venv in args.venv:
+            variants[f"this-{venv.name}"] = (site, 2, venv.resolve() / "bin" / "casegrid")
+        if not args.no_maps:
+            variants["this+maps"] = (site, 2, None)
         rounds: list[dict] = []
         with ExitStack() as stack:
             bases = {}
-            for name, path in variants.items():
-                env = {"PYTHONPATH": path, "CG_LAB_GC_LOG": str(lab / f"{name}.gc")}
-                bases[name] = stack.enter_context(serve(url, workers=2, extra_env=env, start_s=300,
-                                                        log_path=lab / f"{name}.log"))
+            for name, (path, workers, script) in variants.items():
+                env = {"PYTHONPATH": path, "CG_LAB_GC_LOG": str(lab / f"{name}.gc"),
+                       "CG_LAB_GC_MODE": name.removeprefix("this-gc-") if "-gc-" in name else ""}
+                bases[name] = stack.enter_context(serve(url, workers=workers, extra_env=env, start_s=300,
+                                                        log_path=lab / f"{name}.log", script=script))
                 log(f"lab: {name} at {bases[name]}")
             if "this+maps" in bases:
                 log("lab: this+maps serves the hotspot page and an export on fresh connections")
@@ -192,6 +234,7 @@ def main() -> None:
                 for name in order:
                     base = bases[name]
                     prefix = f"lab-{name}-{k}"
+                    time.sleep(args.pause)
                     split: list[int] = []
                     # Late enough that wrk has read its points and opened its connections.
                     look = threading.Timer(args.seconds / 2, lambda b=base, s=split: s.extend(

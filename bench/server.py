@@ -33,14 +33,16 @@ def _casegrid_command() -> list[str]:
 @contextmanager
 def serve(database_url: str, workers: int = 1, log_path: Path | None = None,
           extra_env: dict[str, str] | None = None, info: dict | None = None,
-          start_s: float = 60) -> Iterator[str]:
+          start_s: float = 60, script: Path | None = None) -> Iterator[str]:
     """Start the API, wait until ``/health`` answers, yield its base URL, stop it.
-    ``info`` (when given) gets ``session``: the server's session id, for CPU accounting."""
+    ``info`` (when given) gets ``session``: the server's session id, for CPU accounting.
+    ``script``: another virtualenv's ``casegrid`` script (a lab's other interpreter);
+    by default this interpreter's."""
     port = free_port()
     env = dict(os.environ, DATABASE_URL=database_url, **(extra_env or {}))
     out = log_path.open("w") if log_path else subprocess.DEVNULL
     proc = subprocess.Popen(
-        [*_casegrid_command(), "serve", "--host", "127.0.0.1", "--port", str(port),
+        [*([str(script)] if script else _casegrid_command()), "serve", "--host", "127.0.0.1", "--port", str(port),
          "--workers", str(workers)],
         env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"

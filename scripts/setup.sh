@@ -50,13 +50,35 @@ if [[ ! -f /usr/share/postgresql/$PGVER/extension/postgis.control ]]; then
   apt_install "postgresql-$PGVER-postgis-3"
 fi
 
-python3 - <<'PY' || die "casegrid needs Python 3.11 or newer (found $(python3 --version))"
-import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)
-PY
+# The newest CPython from 3.11 on that the machine has, for the virtualenv: CASEGRID_PYTHON if
+# set, else python3.13/3.12 on the PATH or installed by pyenv, else python3. Newer is chosen on
+# purpose: CPython 3.13 collects its young objects less often (its first threshold is 2,000
+# objects, 3.11's 700), so a serving worker under intake load runs a full collection several
+# times less often, and those pauses are intake's p99 (bench/RESULTS.md, issue 20).
+usable() { "$1" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; }
+pick_python() {
+  local c v
+  for c in ${CASEGRID_PYTHON:-} python3.13 python3.12; do
+    if usable "$c"; then command -v "$c"; return; fi
+  done
+  if command -v pyenv >/dev/null; then
+    for v in $(pyenv versions --bare 2>/dev/null | grep -E '^3\.1[23]\.[0-9]+$' | sort -V -r); do
+      c="$(pyenv root)/versions/$v/bin/python3"
+      if usable "$c"; then echo "$c"; return; fi
+    done
+  fi
+  echo python3
+}
+PYTHON=$(pick_python)
+usable "$PYTHON" || die "casegrid needs Python 3.11 or newer with venv (found $($PYTHON --version 2>&1))"
 
 if [[ ! -x .venv/bin/python ]]; then
-  say "creating virtualenv .venv"
-  python3 -m venv .venv
+  say "creating virtualenv .venv with $($PYTHON --version 2>&1) ($PYTHON)"
+  "$PYTHON" -m venv .venv
+else
+  ver() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])'; }
+  [[ "$(ver .venv/bin/python)" == "$(ver "$PYTHON")" ]] || say "note: .venv has Python \
+$(ver .venv/bin/python) and the machine Python $(ver "$PYTHON"): remove .venv to rebuild it with the newer"
 fi
 # The exact, hash-checked versions of requirements/*.lock (make lock writes them from
 # pyproject.toml), then the project itself without resolving anything: two machines a month
