@@ -61,9 +61,12 @@ pick_python() {
   for c in ${CASEGRID_PYTHON:-} python3.13 python3.12; do
     if usable "$c"; then command -v "$c"; return; fi
   done
-  if command -v pyenv >/dev/null; then
-    for v in $(pyenv versions --bare 2>/dev/null | grep -E '^3\.1[23]\.[0-9]+$' | sort -V -r); do
-      c="$(pyenv root)/versions/$v/bin/python3"
+  local pyenv
+  pyenv=$(command -v pyenv || true)  # a non-interactive shell may not have pyenv on its PATH
+  [[ -z "$pyenv" && -x "${PYENV_ROOT:-$HOME/.pyenv}/bin/pyenv" ]] && pyenv="${PYENV_ROOT:-$HOME/.pyenv}/bin/pyenv"
+  if [[ -n "$pyenv" ]]; then
+    for v in $("$pyenv" versions --bare 2>/dev/null | grep -E '^3\.1[23]\.[0-9]+$' | sort -V -r); do
+      c="$("$pyenv" root)/versions/$v/bin/python3"
       if usable "$c"; then echo "$c"; return; fi
     done
   fi
