@@ -50,30 +50,8 @@ if [[ ! -f /usr/share/postgresql/$PGVER/extension/postgis.control ]]; then
   apt_install "postgresql-$PGVER-postgis-3"
 fi
 
-# The newest CPython from 3.11 on that the machine has, for the virtualenv: CASEGRID_PYTHON if
-# set, else python3.13/3.12 on the PATH or installed by pyenv, else python3. Newer is chosen on
-# purpose: CPython 3.13 collects its young objects less often (its first threshold is 2,000
-# objects, 3.11's 700), so a serving worker under intake load runs a full collection several
-# times less often, and those pauses are intake's p99 (bench/RESULTS.md, issue 20).
-usable() { "$1" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; }
-pick_python() {
-  local c v
-  for c in ${CASEGRID_PYTHON:-} python3.13 python3.12; do
-    if usable "$c"; then command -v "$c"; return; fi
-  done
-  local pyenv
-  pyenv=$(command -v pyenv || true)  # a non-interactive shell may not have pyenv on its PATH
-  [[ -z "$pyenv" && -x "${PYENV_ROOT:-$HOME/.pyenv}/bin/pyenv" ]] && pyenv="${PYENV_ROOT:-$HOME/.pyenv}/bin/pyenv"
-  if [[ -n "$pyenv" ]]; then
-    for v in $("$pyenv" versions --bare 2>/dev/null | grep -E '^3\.1[23]\.[0-9]+$' | sort -V -r); do
-      c="$("$pyenv" root)/versions/$v/bin/python3"
-      if usable "$c"; then echo "$c"; return; fi
-    done
-  fi
-  echo python3
-}
-PYTHON=$(pick_python)
-usable "$PYTHON" || die "casegrid needs Python 3.11 or newer with venv (found $($PYTHON --version 2>&1))"
+# The newest CPython from 3.11 on that the machine has (scripts/pick_python.sh says why).
+PYTHON=$(scripts/pick_python.sh) || die "casegrid needs Python 3.11 or newer with venv (found $(python3 --version 2>&1))"
 
 if [[ ! -x .venv/bin/python ]]; then
   say "creating virtualenv .venv with $($PYTHON --version 2>&1) ($PYTHON)"
