@@ -224,3 +224,37 @@ def test_inside_a_callers_transaction_its_own_memory_is_used(city_engine, tmp_pa
         assert report.routed == {"address_memory": 1}
         assert conn.execute(text(
             "SELECT community_code FROM \"case\" WHERE external_id = 'M-1'")).scalar_one() == c.code
+
+
+def test_the_matchers_connection_is_opened_only_for_address_only_rows(city_engine,
+                                                                       tmp_path) -> None:
+    """An import that owns its transaction opens the matcher's own connection on the first
+    chunk with address-only rows: a file of coordinates takes one connection from the pool,
+    one with a single address-only row in its last chunk two."""
+    from sqlalchemy import event
+
+    checkouts: list[int] = []
+
+    def count(dbapi_conn, record, proxy) -> None:  # noqa: ANN001 - the pool event's arguments
+        checkouts.append(id(dbapi_conn))
+
+    placed = [(f"P-{i}", "滕州市荆河街道文昌社区文化广场", "117.165711", "35.081305")
+              for i in range(1, 9)]
+    coordinates, mixed = tmp_path / "coordinates.csv", tmp_path / "mixed.csv"
+    _write(coordinates, placed)
+    _write(mixed, [(f"X-{t}", a, lon, lat) for t, a, lon, lat in placed]
+           + [("X-last", "善国路与解放路交叉口往北50米", "", "")])
+    event.listen(city_engine, "checkout", count)
+    try:
+        report = import_cases(city_engine, coordinates, "hotline12345_zh", commit=True,
+                              chunk_rows=4)
+        alone = len(checkouts)
+        checkouts.clear()
+        report_mixed = import_cases(city_engine, mixed, "hotline12345_zh", commit=True,
+                                    chunk_rows=4)
+    finally:
+        event.remove(city_engine, "checkout", count)
+    assert report.inserted == 8 and report_mixed.routed["address_crossing"] == 1
+    assert alone == 1
+    assert len(checkouts) == 2
+    assert city_engine.pool.checkedout() == 0

@@ -22,7 +22,8 @@ this module runs them in order (:func:`import_cases`). The pipeline, all in ONE 
    ahead, so Python validates the next chunks while the database stages and routes this
    one (the worker never touches the database). When the import owns its transaction
    (given an ``Engine``), the matching of step 3 runs in a second thread, a chunk ahead,
-   on a read-only connection of its own (``geo.address_bulk.matcher_connection``), so
+   on a read-only connection of its own (``geo.address_bulk.matcher_connection``, opened
+   on the first chunk with address-only rows), so
    Python matches the next chunk's addresses while the server stages and routes this
    one; the answers are copied into the import's temporary tables by the main thread;
 4. drop the rows whose ``(channel, external_id)`` is already a case; their routing goes
@@ -68,7 +69,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing
 from pathlib import Path
 
@@ -141,10 +142,12 @@ def import_cases(
     return report
 
 
-def _located(chunks: Iterator[tuple], addresses: AddressLocator, match_conn: Connection
+def _located(chunks: Iterator[tuple], addresses: AddressLocator,
+             match_conn: Callable[[], Connection]
              ) -> Iterator[tuple[bytes, bytes, bytes, int, int, list[tuple]]]:
     """The reader's chunks (:func:`cases.bulk_import.read.prepared_chunks`) with their
-    address-only rows located, the matcher reading on ``match_conn``: per chunk the CSV of
+    address-only rows located, the matcher reading on the connection ``match_conn()``
+    returns (asked for on the first chunk with such rows only): per chunk the CSV of
     its rows with a point, the CSV of its address-only rows with theirs (b'' when none), the
     CSV of the answers of its new addresses for ``cg_addr`` (b'' when none), its first and
     last line and its progress events. Writes nothing to the database, so it can run in a
@@ -153,9 +156,24 @@ def _located(chunks: Iterator[tuple], addresses: AddressLocator, match_conn: Con
     for placed, unplaced, first, last, events in chunks:
         located, answers = b"", b""
         if unplaced is not None:
-            rows, answers = addresses.locate(unplaced, match_conn)
+            rows, answers = addresses.locate(unplaced, match_conn())
             located = copy_csv(rows, stage.COPY_COLUMNS)
         yield placed, located, answers, first, last, events
+
+
+class _OpenedOnFirstUse:
+    """The matcher's own connection (:func:`geo.address_bulk.matcher_connection`), opened on
+    the first call (by the matching thread) and kept open in ``stack``; the same connection
+    on every later call. One thread calls it."""
+
+    def __init__(self, stack: ExitStack, engine: Engine) -> None:
+        self._stack, self._engine = stack, engine
+        self._conn: Connection | None = None
+
+    def __call__(self) -> Connection:
+        if self._conn is None:
+            self._conn = self._stack.enter_context(matcher_connection(self._engine))
+        return self._conn
 
 
 def _run(conn: Connection, own_transaction: bool, path: Path, mapping: Mapping,
@@ -197,12 +215,16 @@ def _run(conn: Connection, own_transaction: bool, path: Path, mapping: Mapping,
         # matcher's connection goes back, and that before anything below locks a table.
         with ExitStack() as stack:
             # A caller's transaction may hold gazetteer or memory rows of its own: matched
-            # on its connection, in this thread.
-            match_conn = (stack.enter_context(matcher_connection(conn.engine))
-                          if own_transaction else conn)
+            # on its connection, in this thread. Otherwise on a connection of the matcher's
+            # own, opened by the matching thread on the first chunk with address-only rows
+            # (a file of coordinates needs none); entered first, so closed last, after the
+            # threads below are joined.
+            opened = stack.enter_context(ExitStack())
+            match_conn = (_OpenedOnFirstUse(opened, conn.engine) if own_transaction
+                          else lambda: conn)
             chunks = stack.enter_context(closing(read_ahead(staged)))
             chunks = stack.enter_context(closing(_located(chunks, addresses, match_conn)))
-            if match_conn is not conn:
+            if own_transaction:
                 # One chunk ahead is enough to overlap the matching with the server's work.
                 chunks = stack.enter_context(closing(read_ahead(chunks, depth=1)))
             for placed, located, answers, first, last, events in chunks:
