@@ -203,24 +203,25 @@ def main() -> None:
         points.write_text("".join(f"{x:.7f} {y:.7f}\n" for x, y in zip(lon, lat, strict=True)))
 
         site = str(lab / "site")
-        # name -> (PYTHONPATH, workers, casegrid script or None for this interpreter's)
-        variants: dict[str, tuple[str, int, Path | None]] = {}
+        # name -> (PYTHONPATH, workers, casegrid script or None for this interpreter's,
+        # CG_LAB_GC_MODE)
+        variants: dict[str, tuple[str, int, Path | None, str]] = {}
         if args.base is not None:
-            variants["base"] = (f"{args.base.resolve()}:{site}", 2, None)
+            variants["base"] = (f"{args.base.resolve()}:{site}", 2, None, "")
         for n in args.workers:
-            variants["this" if n == 2 else f"this-w{n}"] = (site, n, None)
+            variants["this" if n == 2 else f"this-w{n}"] = (site, n, None, "")
         for mode in args.gc_modes:
-            variants[f"this-gc-{mode}"] = (site, 2, None)
+            variants[f"this-gc-{mode}"] = (site, 2, None, mode)
         for venv in args.venv:
-            variants[f"this-{venv.name}"] = (site, 2, venv.resolve() / "bin" / "casegrid")
+            variants[f"this-{venv.name}"] = (site, 2, venv.resolve() / "bin" / "casegrid", "")
         if not args.no_maps:
-            variants["this+maps"] = (site, 2, None)
+            variants["this+maps"] = (site, 2, None, "")
         rounds: list[dict] = []
         with ExitStack() as stack:
             bases = {}
-            for name, (path, workers, script) in variants.items():
+            for name, (path, workers, script, gc_mode) in variants.items():
                 env = {"PYTHONPATH": path, "CG_LAB_GC_LOG": str(lab / f"{name}.gc"),
-                       "CG_LAB_GC_MODE": name.removeprefix("this-gc-") if "-gc-" in name else ""}
+                       "CG_LAB_GC_MODE": gc_mode}
                 bases[name] = stack.enter_context(serve(url, workers=workers, extra_env=env, start_s=300,
                                                         log_path=lab / f"{name}.log", script=script))
                 log(f"lab: {name} at {bases[name]}")

@@ -41,9 +41,9 @@ def serve(database_url: str, workers: int = 1, log_path: Path | None = None,
     port = free_port()
     env = dict(os.environ, DATABASE_URL=database_url, **(extra_env or {}))
     out = log_path.open("w") if log_path else subprocess.DEVNULL
+    command = [str(script)] if script else _casegrid_command()
     proc = subprocess.Popen(
-        [*([str(script)] if script else _casegrid_command()), "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers)],
+        [*command, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
         env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     if info is not None:

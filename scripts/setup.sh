@@ -50,7 +50,7 @@ if [[ ! -f /usr/share/postgresql/$PGVER/extension/postgis.control ]]; then
   apt_install "postgresql-$PGVER-postgis-3"
 fi
 
-# The newest CPython from 3.11 on that the machine has (scripts/pick_python.sh says why).
+# CPython 3.13 where the machine has it, else python3 (scripts/pick_python.sh says why).
 PYTHON=$(scripts/pick_python.sh) || die "casegrid needs Python 3.11 or newer with venv (found $(python3 --version 2>&1))"
 
 if [[ ! -x .venv/bin/python ]]; then
@@ -59,7 +59,7 @@ if [[ ! -x .venv/bin/python ]]; then
 else
   ver() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])'; }
   [[ "$(ver .venv/bin/python)" == "$(ver "$PYTHON")" ]] || say "note: .venv has Python \
-$(ver .venv/bin/python) and the machine Python $(ver "$PYTHON"): remove .venv to rebuild it with the newer"
+$(ver .venv/bin/python), scripts/pick_python.sh chooses $(ver "$PYTHON"): remove .venv to rebuild it"
 fi
 # The exact, hash-checked versions of requirements/*.lock (make lock writes them from
 # pyproject.toml), then the project itself without resolving anything: two machines a month

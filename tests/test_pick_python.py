@@ -41,34 +41,55 @@ def _pick(tmp_path: Path, bin_dir: Path, **env: str) -> subprocess.CompletedProc
                           capture_output=True, text=True, timeout=60)
 
 
-def test_the_newest_on_the_path_is_chosen_and_a_failing_shim_passed_over(tmp_path):
+def test_python3_13_on_the_path_is_chosen(tmp_path):
     bin_dir = tmp_path / "bin"
-    # What pyenv's shim does for a version that is installed but not selected.
-    _fake(bin_dir / "python3.13", 'echo "pyenv: python3.13: command not found" >&2; exit 127')
-    chosen = _link(bin_dir / "python3.12")
+    chosen = _link(bin_dir / "python3.13")
     run = _pick(tmp_path, bin_dir)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == str(chosen)
 
 
+def test_a_failing_shim_is_passed_over_and_3_12_not_preferred(tmp_path):
+    bin_dir = tmp_path / "bin"
+    # What pyenv's shim does for a version that is installed but not selected.
+    _fake(bin_dir / "python3.13", 'echo "pyenv: python3.13: command not found" >&2; exit 127')
+    # 3.12's collector starts its young collections as often as 3.11's: nothing gained.
+    _link(bin_dir / "python3.12")
+    run = _pick(tmp_path, bin_dir)
+    assert (run.returncode, run.stdout.strip()) == (0, "python3")
+
+
 def test_casegrid_python_wins(tmp_path):
     bin_dir = tmp_path / "bin"
-    _link(bin_dir / "python3.12")
+    _link(bin_dir / "python3.13")
     mine = _link(tmp_path / "elsewhere" / "python")
     run = _pick(tmp_path, bin_dir, CASEGRID_PYTHON=str(mine))
     assert run.stdout.strip() == str(mine)
 
 
-def test_pyenv_versions_are_found_without_pyenv_on_the_path(tmp_path):
-    root = tmp_path / "pyenv"
+def _fake_pyenv(root: Path, versions: list[str]) -> None:
+    listed = "\\n".join([*versions, "miniconda3-latest"])
     _fake(root / "bin" / "pyenv", f'''case "$1" in
-  versions) printf '3.11.7\\n3.12.1\\n3.13.0\\nminiconda3-latest\\n' ;;
+  versions) printf '{listed}\\n' ;;
   root) echo "{root}" ;;
 esac''')
-    for version in ("3.12.1", "3.13.0"):
+    for version in versions:
         _link(root / "versions" / version / "bin" / "python3")
+
+
+def test_pyenv_versions_are_found_without_pyenv_on_the_path(tmp_path):
+    root = tmp_path / "pyenv"
+    _fake_pyenv(root, ["3.11.7", "3.12.1", "3.13.0", "3.13.5"])
     run = _pick(tmp_path, tmp_path / "empty", PYENV_ROOT=str(root))
-    assert run.stdout.strip() == str(root / "versions" / "3.13.0" / "bin" / "python3")
+    assert run.stdout.strip() == str(root / "versions" / "3.13.5" / "bin" / "python3")
+
+
+def test_pyenv_without_3_13_leaves_python3(tmp_path):
+    # 3.12's collector starts its young collections as often as 3.11's: nothing gained.
+    root = tmp_path / "pyenv"
+    _fake_pyenv(root, ["3.11.7", "3.12.1"])
+    run = _pick(tmp_path, tmp_path / "empty", PYENV_ROOT=str(root))
+    assert run.stdout.strip() == "python3"
 
 
 def test_python3_when_nothing_newer_and_a_refusal_when_it_is_too_old(tmp_path):
